@@ -1,0 +1,222 @@
+//! The seam between the ledger's rules and where its objects live.
+//!
+//! The rules (`rules.rs`) read and write the ledger's state only through [`Store`], so that a
+//! disk-backed store can replace [`MemoryStore`] without touching them. Objects are addressed by
+//! dense indexes in creation order, which is also timestamp order: account `i` is the `i`-th
+//! account created, transfer `j` the `j`-th transfer. Every mutation has an inverse (`pop_*`,
+//! setting the old value back), which is how a failed linked chain is rolled back.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use crate::types::{Account, AccountBalance, Transfer};
+
+/// The position of an account in creation order.
+pub type AccountIndex = u32;
+/// The position of a transfer in creation order.
+pub type TransferIndex = u64;
+
+/// What became of a pending transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum PendingStatus {
+    Pending = 1,
+    Posted = 2,
+    Voided = 3,
+    Expired = 4,
+}
+
+impl PendingStatus {
+    pub fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(Self::Pending),
+            2 => Some(Self::Posted),
+            3 => Some(Self::Voided),
+            4 => Some(Self::Expired),
+            _ => None,
+        }
+    }
+}
+
+/// The state the ledger keeps, behind an interface a disk-backed store can implement.
+pub trait Store {
+    // Accounts, in creation order.
+    fn account_count(&self) -> AccountIndex;
+    fn account_index(&self, id: u128) -> Option<AccountIndex>;
+    fn account(&self, index: AccountIndex) -> &Account;
+    fn account_mut(&mut self, index: AccountIndex) -> &mut Account;
+    fn push_account(&mut self, account: Account) -> AccountIndex;
+    /// Removes the most recently created account (rollback).
+    fn pop_account(&mut self) -> Account;
+
+    // Transfers, in creation order, each also listed under its two accounts.
+    fn transfer_count(&self) -> TransferIndex;
+    fn transfer_index(&self, id: u128) -> Option<TransferIndex>;
+    fn transfer(&self, index: TransferIndex) -> &Transfer;
+    fn push_transfer(&mut self, transfer: Transfer, debit: AccountIndex, credit: AccountIndex) -> TransferIndex;
+    /// Removes the most recently created transfer (rollback).
+    fn pop_transfer(&mut self) -> Transfer;
+    /// The transfers that debit or credit an account, in creation order.
+    fn account_transfers(&self, account: AccountIndex) -> &[TransferIndex];
+
+    // Pending transfers: their status, and the order in which they expire.
+    fn pending_status(&self, transfer: TransferIndex) -> Option<PendingStatus>;
+    fn set_pending_status(&mut self, transfer: TransferIndex, status: Option<PendingStatus>);
+    fn insert_expiry(&mut self, expires_at: u64, transfer: TransferIndex);
+    fn remove_expiry(&mut self, expires_at: u64, transfer: TransferIndex);
+    /// The pending transfer that expires first, if it expires at or before `timestamp`.
+    fn first_expiry_at_or_before(&self, timestamp: u64) -> Option<(u64, TransferIndex)>;
+
+    // Balance history of accounts with `flags.history`.
+    fn push_balance(&mut self, account: AccountIndex, balance: AccountBalance);
+    fn pop_balance(&mut self, account: AccountIndex) -> AccountBalance;
+    fn balances(&self, account: AccountIndex) -> &[AccountBalance];
+
+    // Transfer ids that failed with a transient status and may never be used again.
+    fn is_failed_transfer_id(&self, id: u128) -> bool;
+    fn insert_failed_transfer_id(&mut self, id: u128);
+}
+
+/// Every object in memory: vectors in creation order plus hash indexes by id.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    accounts: Vec<Account>,
+    account_ids: HashMap<u128, AccountIndex>,
+    transfers: Vec<Transfer>,
+    transfer_ids: HashMap<u128, TransferIndex>,
+    account_transfers: Vec<Vec<TransferIndex>>,
+    pending: HashMap<TransferIndex, PendingStatus>,
+    expiries: BTreeSet<(u64, TransferIndex)>,
+    balances: HashMap<AccountIndex, Vec<AccountBalance>>,
+    failed_transfer_ids: HashSet<u128>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Store for MemoryStore {
+    fn account_count(&self) -> AccountIndex {
+        self.accounts.len() as AccountIndex
+    }
+
+    fn account_index(&self, id: u128) -> Option<AccountIndex> {
+        self.account_ids.get(&id).copied()
+    }
+
+    fn account(&self, index: AccountIndex) -> &Account {
+        &self.accounts[index as usize]
+    }
+
+    fn account_mut(&mut self, index: AccountIndex) -> &mut Account {
+        &mut self.accounts[index as usize]
+    }
+
+    fn push_account(&mut self, account: Account) -> AccountIndex {
+        let index = AccountIndex::try_from(self.accounts.len()).expect("accounts fit in a u32");
+        let previous = self.account_ids.insert(account.id, index);
+        assert!(previous.is_none(), "account {} created twice", account.id);
+        self.accounts.push(account);
+        self.account_transfers.push(Vec::new());
+        index
+    }
+
+    fn pop_account(&mut self) -> Account {
+        let account = self.accounts.pop().expect("an account to pop");
+        self.account_ids.remove(&account.id);
+        let transfers = self.account_transfers.pop().expect("an index per account");
+        assert!(transfers.is_empty(), "a popped account has no transfers");
+        account
+    }
+
+    fn transfer_count(&self) -> TransferIndex {
+        self.transfers.len() as TransferIndex
+    }
+
+    fn transfer_index(&self, id: u128) -> Option<TransferIndex> {
+        self.transfer_ids.get(&id).copied()
+    }
+
+    fn transfer(&self, index: TransferIndex) -> &Transfer {
+        &self.transfers[index as usize]
+    }
+
+    fn push_transfer(&mut self, transfer: Transfer, debit: AccountIndex, credit: AccountIndex) -> TransferIndex {
+        assert_ne!(debit, credit);
+        let index = self.transfers.len() as TransferIndex;
+        let previous = self.transfer_ids.insert(transfer.id, index);
+        assert!(previous.is_none(), "transfer {} created twice", transfer.id);
+        self.transfers.push(transfer);
+        self.account_transfers[debit as usize].push(index);
+        self.account_transfers[credit as usize].push(index);
+        index
+    }
+
+    fn pop_transfer(&mut self) -> Transfer {
+        let transfer = self.transfers.pop().expect("a transfer to pop");
+        let index = self.transfers.len() as TransferIndex;
+        self.transfer_ids.remove(&transfer.id);
+        for id in [transfer.debit_account_id, transfer.credit_account_id] {
+            let account = self.account_ids[&id];
+            let popped = self.account_transfers[account as usize].pop();
+            assert_eq!(popped, Some(index), "the popped transfer is its accounts' last");
+        }
+        transfer
+    }
+
+    fn account_transfers(&self, account: AccountIndex) -> &[TransferIndex] {
+        &self.account_transfers[account as usize]
+    }
+
+    fn pending_status(&self, transfer: TransferIndex) -> Option<PendingStatus> {
+        self.pending.get(&transfer).copied()
+    }
+
+    fn set_pending_status(&mut self, transfer: TransferIndex, status: Option<PendingStatus>) {
+        match status {
+            Some(status) => self.pending.insert(transfer, status),
+            None => self.pending.remove(&transfer),
+        };
+    }
+
+    fn insert_expiry(&mut self, expires_at: u64, transfer: TransferIndex) {
+        let inserted = self.expiries.insert((expires_at, transfer));
+        assert!(inserted, "expiry of transfer {transfer} inserted twice");
+    }
+
+    fn remove_expiry(&mut self, expires_at: u64, transfer: TransferIndex) {
+        let removed = self.expiries.remove(&(expires_at, transfer));
+        assert!(removed, "expiry of transfer {transfer} removed but not present");
+    }
+
+    fn first_expiry_at_or_before(&self, timestamp: u64) -> Option<(u64, TransferIndex)> {
+        self.expiries.first().copied().filter(|(expires_at, _)| *expires_at <= timestamp)
+    }
+
+    fn push_balance(&mut self, account: AccountIndex, balance: AccountBalance) {
+        self.balances.entry(account).or_default().push(balance);
+    }
+
+    fn pop_balance(&mut self, account: AccountIndex) -> AccountBalance {
+        let balances = self.balances.get_mut(&account).expect("a history to pop from");
+        let balance = balances.pop().expect("a balance to pop");
+        if balances.is_empty() {
+            self.balances.remove(&account);
+        }
+        balance
+    }
+
+    fn balances(&self, account: AccountIndex) -> &[AccountBalance] {
+        self.balances.get(&account).map_or(&[], Vec::as_slice)
+    }
+
+    fn is_failed_transfer_id(&self, id: u128) -> bool {
+        self.failed_transfer_ids.contains(&id)
+    }
+
+    fn insert_failed_transfer_id(&mut self, id: u128) {
+        let inserted = self.failed_transfer_ids.insert(id);
+        assert!(inserted, "transfer id {id} failed twice");
+    }
+}
