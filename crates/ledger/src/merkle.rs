@@ -54,10 +54,6 @@ impl MerkleTree {
         self.levels[0].len() as u64
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.levels[0].is_empty()
-    }
-
     /// Appends a leaf hash.
     pub fn push(&mut self, leaf: Hash) {
         self.dirty.push(self.len());

@@ -15,6 +15,14 @@ pub type AccountIndex = u32;
 /// The position of a transfer in creation order.
 pub type TransferIndex = u64;
 
+/// A balance-history entry and the transfer that produced it (created, posted, voided or, for an
+/// expiry, the pending transfer that expired).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BalanceEntry {
+    pub balance: AccountBalance,
+    pub transfer: TransferIndex,
+}
+
 /// What became of a pending transfer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -67,13 +75,15 @@ pub trait Store {
     fn first_expiry_at_or_before(&self, timestamp: u64) -> Option<(u64, TransferIndex)>;
 
     // Balance history of accounts with `flags.history`.
-    fn push_balance(&mut self, account: AccountIndex, balance: AccountBalance);
-    fn pop_balance(&mut self, account: AccountIndex) -> AccountBalance;
-    fn balances(&self, account: AccountIndex) -> &[AccountBalance];
+    fn push_balance(&mut self, account: AccountIndex, entry: BalanceEntry);
+    fn pop_balance(&mut self, account: AccountIndex) -> BalanceEntry;
+    fn balances(&self, account: AccountIndex) -> &[BalanceEntry];
 
     // Transfer ids that failed with a transient status and may never be used again.
     fn is_failed_transfer_id(&self, id: u128) -> bool;
     fn insert_failed_transfer_id(&mut self, id: u128);
+    /// The failed transfer ids in the order they failed.
+    fn failed_transfer_ids(&self) -> &[u128];
 }
 
 /// Every object in memory: vectors in creation order plus hash indexes by id.
@@ -86,8 +96,9 @@ pub struct MemoryStore {
     account_transfers: Vec<Vec<TransferIndex>>,
     pending: HashMap<TransferIndex, PendingStatus>,
     expiries: BTreeSet<(u64, TransferIndex)>,
-    balances: HashMap<AccountIndex, Vec<AccountBalance>>,
+    balances: HashMap<AccountIndex, Vec<BalanceEntry>>,
     failed_transfer_ids: HashSet<u128>,
+    failed_transfer_ids_in_order: Vec<u128>,
 }
 
 impl MemoryStore {
@@ -194,11 +205,11 @@ impl Store for MemoryStore {
         self.expiries.first().copied().filter(|(expires_at, _)| *expires_at <= timestamp)
     }
 
-    fn push_balance(&mut self, account: AccountIndex, balance: AccountBalance) {
-        self.balances.entry(account).or_default().push(balance);
+    fn push_balance(&mut self, account: AccountIndex, entry: BalanceEntry) {
+        self.balances.entry(account).or_default().push(entry);
     }
 
-    fn pop_balance(&mut self, account: AccountIndex) -> AccountBalance {
+    fn pop_balance(&mut self, account: AccountIndex) -> BalanceEntry {
         let balances = self.balances.get_mut(&account).expect("a history to pop from");
         let balance = balances.pop().expect("a balance to pop");
         if balances.is_empty() {
@@ -207,7 +218,7 @@ impl Store for MemoryStore {
         balance
     }
 
-    fn balances(&self, account: AccountIndex) -> &[AccountBalance] {
+    fn balances(&self, account: AccountIndex) -> &[BalanceEntry] {
         self.balances.get(&account).map_or(&[], Vec::as_slice)
     }
 
@@ -218,5 +229,10 @@ impl Store for MemoryStore {
     fn insert_failed_transfer_id(&mut self, id: u128) {
         let inserted = self.failed_transfer_ids.insert(id);
         assert!(inserted, "transfer id {id} failed twice");
+        self.failed_transfer_ids_in_order.push(id);
+    }
+
+    fn failed_transfer_ids(&self) -> &[u128] {
+        &self.failed_transfer_ids_in_order
     }
 }

@@ -1,0 +1,145 @@
+//! The state digest: maintained incrementally, equal to one computed from scratch, sensitive to
+//! every change, kept by snapshots, and able to prove single accounts and transfers.
+
+use tally_ledger::*;
+
+const SECOND: u64 = 1_000_000_000;
+
+fn account(id: u128, flags: AccountFlags) -> Account {
+    Account { id, ledger: 1, code: 1, flags, ..Account::default() }
+}
+
+fn transfer(id: u128, debit: u128, credit: u128, amount: u128, flags: TransferFlags) -> Transfer {
+    Transfer { id, debit_account_id: debit, credit_account_id: credit, amount, ledger: 1, code: 1, flags, ..Transfer::default() }
+}
+
+/// A small history that exercises every kind of state the digest covers.
+fn build() -> (Ledger, Vec<[u8; 32]>) {
+    let mut ledger = Ledger::new();
+    let mut digests = vec![ledger.digest()];
+    let results = ledger.create_accounts(
+        SECOND,
+        &[
+            account(1, AccountFlags::HISTORY),
+            account(2, AccountFlags::NONE),
+            account(3, AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS | AccountFlags::HISTORY),
+        ],
+    );
+    assert!(results.iter().all(|result| result.status == CreateAccountStatus::Created));
+    digests.push(ledger.digest());
+
+    let pending = Transfer { timeout: 1, ..transfer(12, 1, 2, 30, TransferFlags::PENDING) };
+    let results = ledger.create_transfers(
+        2 * SECOND,
+        &[
+            transfer(10, 1, 3, 100, TransferFlags::NONE),
+            transfer(11, 3, 2, 500, TransferFlags::NONE), // Exceeds credits: id 11 fails for good.
+            pending,
+            transfer(13, 1, 2, 40, TransferFlags::PENDING),
+            transfer(14, 2, 1, 5, TransferFlags::LINKED),
+            transfer(15, 2, 2, 5, TransferFlags::NONE), // Breaks the chain: 14 is rolled back.
+        ],
+    );
+    let statuses: Vec<_> = results.iter().map(|result| result.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            CreateTransferStatus::Created,
+            CreateTransferStatus::ExceedsCredits,
+            CreateTransferStatus::Created,
+            CreateTransferStatus::Created,
+            CreateTransferStatus::LinkedEventFailed,
+            CreateTransferStatus::AccountsMustBeDifferent,
+        ]
+    );
+    digests.push(ledger.digest());
+
+    // Posting 13 and letting 12 expire (its timeout passed by the next batch).
+    let post = Transfer { pending_id: 13, amount: AMOUNT_MAX, ..transfer(16, 0, 0, 0, TransferFlags::POST_PENDING_TRANSFER) };
+    let post = Transfer { ledger: 0, code: 0, ..post };
+    let results = ledger.create_transfers(4 * SECOND, &[post]);
+    assert_eq!(results[0].status, CreateTransferStatus::Created);
+    digests.push(ledger.digest());
+    (ledger, digests)
+}
+
+#[test]
+fn incremental_digest_equals_digest_from_scratch() {
+    let (ledger, digests) = build();
+    assert_eq!(ledger.digest(), ledger.digest_from_scratch());
+    let distinct: std::collections::HashSet<_> = digests.iter().collect();
+    assert_eq!(distinct.len(), digests.len(), "every batch changed the digest");
+    let account = ledger.lookup_accounts(&[1])[0];
+    assert_eq!((account.debits_pending, account.debits_posted), (0, 140), "12 expired, 13 posted");
+}
+
+#[test]
+fn equal_histories_give_equal_digests_and_different_ones_do_not() {
+    let (first, _) = build();
+    let (second, _) = build();
+    assert_eq!(first.digest(), second.digest());
+
+    let mut third = first.clone();
+    // A batch that only fails still moves the clock, which is state.
+    third.create_transfers(10 * SECOND, &[transfer(99, 1, 1, 1, TransferFlags::NONE)]);
+    assert_ne!(third.digest(), first.digest());
+    assert_eq!(third.digest(), third.digest_from_scratch());
+
+    let mut fourth = first.clone();
+    fourth.create_transfers(10 * SECOND, &[transfer(99, 1, 2, 1, TransferFlags::NONE)]);
+    assert_ne!(fourth.digest(), third.digest());
+}
+
+#[test]
+fn snapshot_restores_the_same_state() {
+    let (ledger, _) = build();
+    let snapshot = ledger.snapshot();
+    let mut restored = Ledger::restore(&snapshot).expect("a valid snapshot");
+    assert_eq!(restored.digest(), ledger.digest());
+    assert_eq!(restored.lookup_accounts(&[1, 2, 3]), ledger.lookup_accounts(&[1, 2, 3]));
+    let filter = AccountFilter { account_id: 1, limit: 100, flags: AccountFilterFlags::DEBITS | AccountFilterFlags::CREDITS, ..AccountFilter::default() };
+    assert_eq!(restored.get_account_balances(filter), ledger.get_account_balances(filter));
+    assert_eq!(restored.get_account_transfers(filter), ledger.get_account_transfers(filter));
+
+    // The restored ledger remembers the failed id and continues identically.
+    let mut original = ledger.clone();
+    let batch = [transfer(11, 1, 3, 1, TransferFlags::NONE), transfer(20, 1, 2, 1, TransferFlags::NONE)];
+    let expected = original.create_transfers(20 * SECOND, &batch);
+    assert_eq!(expected[0].status, CreateTransferStatus::IdAlreadyFailed);
+    assert_eq!(restored.create_transfers(20 * SECOND, &batch), expected);
+    assert_eq!(restored.digest(), original.digest());
+}
+
+#[test]
+fn restore_refuses_damaged_snapshots() {
+    let (ledger, _) = build();
+    let snapshot = ledger.snapshot();
+    assert_eq!(Ledger::restore(b"nonsense").unwrap_err(), RestoreError::BadMagic);
+    for length in [8, 12, 40, snapshot.len() / 2, snapshot.len() - 1] {
+        assert!(Ledger::restore(&snapshot[..length]).is_err(), "truncated to {length}");
+    }
+    for position in (8..snapshot.len()).step_by(7) {
+        let mut damaged = snapshot.clone();
+        damaged[position] ^= 0x40;
+        assert!(Ledger::restore(&damaged).is_err(), "byte {position} flipped");
+    }
+}
+
+#[test]
+fn proofs_verify_against_the_digest() {
+    let (ledger, _) = build();
+    let digest = ledger.digest();
+    for id in [1, 2, 3] {
+        let (account, proof) = ledger.prove_account(id).expect("the account exists");
+        assert!(proof.verify(&digest, &account));
+        let forged = Account { credits_posted: account.credits_posted + 1, ..account };
+        assert!(!proof.verify(&digest, &forged));
+    }
+    let (pending, proof) = ledger.prove_transfer(12).expect("the transfer exists");
+    assert_eq!(proof.pending_status, Some(PendingStatus::Expired));
+    assert!(proof.verify(&digest, &pending));
+    let claimed_pending = TransferProof { pending_status: Some(PendingStatus::Pending), ..proof.clone() };
+    assert!(!claimed_pending.verify(&digest, &pending), "a stale status does not verify");
+    assert!(!proof.verify(&[0; 32], &pending));
+    assert!(ledger.prove_transfer(11).is_none(), "a failed transfer does not exist");
+}
