@@ -1,51 +1,63 @@
-//! The state digest: four Merkle trees and the last timestamp, hashed into 32 bytes.
+//! The state digest: the accounts tree, the transfer log, the pending-status tree, two logs
+//! and the last timestamp, hashed into 32 bytes.
 //!
-//! - **accounts**: leaf `i` is account `i` (creation order), hashed with its current balances
-//!   and flags. Changes replace the leaf.
-//! - **transfers**: leaf `j` is transfer `j`, hashed under a key that names the state of its
-//!   pending phase (not pending, pending, posted, voided, expired). Transfers never change; a
-//!   pending transfer's leaf is replaced when it is posted, voided or expires.
-//! - **balances**: an append-only log of balance-history entries (accounts with
-//!   `flags.history`), each with its account id, ordered by (timestamp, account index, order
-//!   within the account).
-//! - **failed transfer ids**: an append-only log of ids refused with a transient status.
+//! - **accounts**: a Merkle tree (`merkle.rs`) whose leaf `i` is account `i` in creation order,
+//!   hashed with its current balances and flags. Changes replace the leaf.
+//! - **transfers**: BLAKE3 of every transfer's encoding in creation order (`transfer_log.rs`).
+//!   Transfers never change, so this is an append-only stream hashed with SIMD.
+//! - **pending**: a Merkle tree with one leaf per pending transfer (in creation order): its id
+//!   and the state of its pending phase (pending, posted, voided, expired).
+//! - **balances**: an append-only Merkle log of balance-history entries (accounts with
+//!   `flags.history`), ordered by (timestamp, account index, order within the account).
+//! - **failed transfer ids**: an append-only Merkle log of ids refused with a transient status.
 //!
-//! The digest hashes the four roots, their sizes and the last timestamp. Every piece of state
+//! The digest hashes the five roots, their sizes and the last timestamp. Every piece of state
 //! the ledger answers from is either in a leaf or derived from leaves (the expiry queue from the
-//! pending transfers, the indexes from the objects), so equal digests mean equal answers. A leaf
-//! and its RFC 6962 audit path prove one account's current state, or one transfer and the state
-//! of its pending phase, against the digest.
+//! pending transfers, the indexes from the objects), so equal digests mean equal answers. Proofs
+//! of one account (leaf + audit path) and of one transfer (BLAKE3 chunk + sibling chaining
+//! values) check against the digest through its parts.
 
-use crate::merkle::{Hash, MerkleTree, leaf};
 use crate::ledger::Changes;
-use crate::store::{AccountIndex, BalanceEntry, PendingStatus, Store, TransferIndex};
-use crate::types::{Account, AccountBalance, Transfer};
+use crate::merkle::{Hash, MerkleTree, leaf};
+use crate::store::{AccountIndex, BalanceEntry, PendingStatus, Store};
+use crate::transfer_log::{TransferLog, TransferLogProof};
+use crate::types::{Account, AccountBalance, TransferFlags};
 
-const ACCOUNT_KEY: &[u8; 32] = b"tally.ledger.v1.account.........";
-const TRANSFER_KEY: &[u8; 32] = b"tally.ledger.v1.transfer........";
-const TRANSFER_PENDING_KEY: &[u8; 32] = b"tally.ledger.v1.transfer.pending";
-const TRANSFER_POSTED_KEY: &[u8; 32] = b"tally.ledger.v1.transfer.posted.";
-const TRANSFER_VOIDED_KEY: &[u8; 32] = b"tally.ledger.v1.transfer.voided.";
-const TRANSFER_EXPIRED_KEY: &[u8; 32] = b"tally.ledger.v1.transfer.expired";
+const ACCOUNT_IDENTITY_KEY: &[u8; 32] = b"tally.ledger.v1.account-identity";
+const PENDING_KEY: &[u8; 32] = b"tally.ledger.v1.pending-status..";
 const BALANCE_KEY: &[u8; 32] = b"tally.ledger.v1.account-balance.";
 const FAILED_ID_KEY: &[u8; 32] = b"tally.ledger.v1.failed-transfer.";
 const DIGEST_KEY: &[u8; 32] = b"tally.ledger.v1.state-digest....";
 
-/// The leaf of an account.
-pub fn account_leaf(account: &Account) -> Hash {
-    leaf(ACCOUNT_KEY, &account.to_bytes())
+/// The hash of every field of an account but its four balances (id, user data, ledger, code,
+/// flags, timestamp): 64 bytes, one BLAKE3 compression. Only `flags` of these ever change.
+pub fn account_identity(account: &Account) -> Hash {
+    let bytes = account.to_bytes();
+    let mut block = [0u8; 64];
+    block[..16].copy_from_slice(&bytes[..16]);
+    block[16..].copy_from_slice(&bytes[80..]);
+    leaf(ACCOUNT_IDENTITY_KEY, &block)
 }
 
-/// The leaf of a transfer whose pending phase is in `status` (`None`: not a pending transfer).
-pub fn transfer_leaf(transfer: &Transfer, status: Option<PendingStatus>) -> Hash {
-    let key = match status {
-        None => TRANSFER_KEY,
-        Some(PendingStatus::Pending) => TRANSFER_PENDING_KEY,
-        Some(PendingStatus::Posted) => TRANSFER_POSTED_KEY,
-        Some(PendingStatus::Voided) => TRANSFER_VOIDED_KEY,
-        Some(PendingStatus::Expired) => TRANSFER_EXPIRED_KEY,
-    };
-    leaf(key, &transfer.to_bytes())
+/// The leaf of an account: its four balances (64 bytes, one compression) hashed with the
+/// account's identity hash as the BLAKE3 key. Transfers change only balances, so the identity is
+/// cached and an account touched by a batch costs one compression to rehash.
+pub fn account_leaf_with_identity(identity: &Hash, account: &Account) -> Hash {
+    let bytes = account.to_bytes();
+    leaf(identity, &bytes[16..80])
+}
+
+/// The leaf of an account.
+pub fn account_leaf(account: &Account) -> Hash {
+    account_leaf_with_identity(&account_identity(account), account)
+}
+
+/// The leaf of a pending transfer: its id and the state of its pending phase.
+pub fn pending_leaf(transfer_id: u128, status: PendingStatus) -> Hash {
+    let mut bytes = [0u8; 17];
+    bytes[..16].copy_from_slice(&transfer_id.to_le_bytes());
+    bytes[16] = status as u8;
+    leaf(PENDING_KEY, &bytes)
 }
 
 /// The leaf of a balance-history entry: the account id, the id of the transfer that produced
@@ -70,6 +82,8 @@ pub struct DigestParts {
     pub account_count: u64,
     pub transfers_root: Hash,
     pub transfer_count: u64,
+    pub pending_root: Hash,
+    pub pending_count: u64,
     pub balances_root: Hash,
     pub balance_count: u64,
     pub failed_transfer_ids_root: Hash,
@@ -84,6 +98,7 @@ impl DigestParts {
         for (root, count) in [
             (&self.accounts_root, self.account_count),
             (&self.transfers_root, self.transfer_count),
+            (&self.pending_root, self.pending_count),
             (&self.balances_root, self.balance_count),
             (&self.failed_transfer_ids_root, self.failed_transfer_id_count),
         ] {
@@ -95,28 +110,53 @@ impl DigestParts {
     }
 }
 
-/// The trees behind the digest, kept current batch by batch.
+/// The structures behind the digest, kept current batch by batch.
 #[derive(Debug, Clone)]
 pub struct Commitment {
     accounts: MerkleTree,
-    transfers: MerkleTree,
+    /// The identity hash of every account (see [`account_identity`]).
+    account_identities: Vec<Hash>,
+    transfers: TransferLog,
+    pending: MerkleTree,
     balances: MerkleTree,
     failed_transfer_ids: MerkleTree,
     timestamp_last: u64,
+    parts: DigestParts,
     digest: Hash,
+    /// Reused per batch: one bit per account, set for the accounts the batch changed.
+    accounts_changed: Vec<u64>,
+    /// Reused per batch: the batch's new transfers, encoded, for one BLAKE3 update.
+    encoded: Vec<u8>,
 }
 
 impl Commitment {
     pub fn new() -> Self {
         let mut commitment = Self {
             accounts: MerkleTree::new(),
-            transfers: MerkleTree::new(),
+            account_identities: Vec::new(),
+            transfers: TransferLog::new(),
+            pending: MerkleTree::new(),
             balances: MerkleTree::new(),
             failed_transfer_ids: MerkleTree::new(),
             timestamp_last: 0,
+            parts: DigestParts {
+                accounts_root: [0; 32],
+                account_count: 0,
+                transfers_root: [0; 32],
+                transfer_count: 0,
+                pending_root: [0; 32],
+                pending_count: 0,
+                balances_root: [0; 32],
+                balance_count: 0,
+                failed_transfer_ids_root: [0; 32],
+                failed_transfer_id_count: 0,
+                timestamp_last: 0,
+            },
             digest: [0; 32],
+            accounts_changed: Vec::new(),
+            encoded: Vec::new(),
         };
-        commitment.digest = commitment.parts().digest();
+        commitment.commit(0);
         commitment
     }
 
@@ -125,58 +165,94 @@ impl Commitment {
     }
 
     pub fn parts(&self) -> DigestParts {
-        DigestParts {
-            accounts_root: self.accounts.root(),
-            account_count: self.accounts.len(),
-            transfers_root: self.transfers.root(),
-            transfer_count: self.transfers.len(),
-            balances_root: self.balances.root(),
-            balance_count: self.balances.len(),
-            failed_transfer_ids_root: self.failed_transfer_ids.root(),
-            failed_transfer_id_count: self.failed_transfer_ids.len(),
-            timestamp_last: self.timestamp_last,
-        }
+        self.parts
     }
 
-    /// Folds one batch's changes in. Costs in proportion to the batch, not to the ledger.
-    pub fn apply<S: Store>(&mut self, store: &S, mut changes: Changes, timestamp_last: u64) {
-        changes.accounts.sort_unstable();
-        changes.accounts.dedup();
-        for index in changes.accounts {
-            if index >= store.account_count() {
-                continue; // Created and rolled back within the batch.
-            }
-            let hash = account_leaf(store.account(index));
-            if u64::from(index) < self.accounts.len() {
-                self.accounts.set(u64::from(index), hash);
-            } else {
-                assert_eq!(u64::from(index), self.accounts.len(), "new accounts are contiguous");
-                self.accounts.push(hash);
+    /// Folds one batch's changes in. Costs in proportion to the batch (and, for the accounts
+    /// tree, the logarithm of the number of accounts), not to the ledger's size.
+    pub fn apply<S: Store>(&mut self, store: &S, changes: &mut Changes, timestamp_last: u64) {
+        // Accounts: each changed account once, in index order, via a bitmap.
+        let account_count = u64::from(store.account_count());
+        self.account_identities.truncate(account_count as usize);
+        for index in changes.account_identities.drain(..) {
+            if let Some(identity) = self.account_identities.get_mut(index as usize) {
+                *identity = account_identity(store.account(index));
             }
         }
-        assert_eq!(self.accounts.len(), u64::from(store.account_count()));
+        let words = account_count.div_ceil(64) as usize;
+        if self.accounts_changed.len() < words {
+            self.accounts_changed.resize(words, 0);
+        }
+        let mut word_min = usize::MAX;
+        let mut word_max = 0;
+        for index in changes.accounts.drain(..) {
+            if u64::from(index) >= account_count {
+                continue; // Created and rolled back within the batch.
+            }
+            let word = (index / 64) as usize;
+            self.accounts_changed[word] |= 1 << (index % 64);
+            word_min = word_min.min(word);
+            word_max = word_max.max(word);
+        }
+        for word in word_min..=word_max.min(words.saturating_sub(1)) {
+            let mut bits = std::mem::take(&mut self.accounts_changed[word]);
+            while bits != 0 {
+                let index = word as u64 * 64 + u64::from(bits.trailing_zeros());
+                bits &= bits - 1;
+                let account = store.account(index as AccountIndex);
+                if index == self.account_identities.len() as u64 {
+                    self.account_identities.push(account_identity(account));
+                }
+                let hash = account_leaf_with_identity(&self.account_identities[index as usize], account);
+                if index < self.accounts.len() {
+                    self.accounts.set(index, hash);
+                } else {
+                    assert_eq!(index, self.accounts.len(), "new accounts are contiguous");
+                    self.accounts.push(hash);
+                }
+            }
+        }
+        assert_eq!(self.accounts.len(), account_count);
+        assert_eq!(self.account_identities.len() as u64, account_count);
 
-        changes.transfers.sort_unstable();
-        changes.transfers.dedup();
-        for index in changes.transfers {
+        // Transfers: the new ones, appended to the log in one update.
+        self.encoded.clear();
+        for index in self.transfers.len()..store.transfer_count() {
+            self.encoded.extend_from_slice(&store.transfer(index).to_bytes());
+        }
+        self.transfers.append(&self.encoded);
+        changes.transfers.clear();
+
+        // Pending transfers whose state changed (or that were created).
+        changes.pending.sort_unstable();
+        changes.pending.dedup();
+        let mut created: Vec<(u64, Hash)> = Vec::new();
+        for index in changes.pending.drain(..) {
             if index >= store.transfer_count() {
                 continue; // Created and rolled back within the batch.
             }
-            let hash = transfer_leaf(store.transfer(index), store.pending_status(index));
-            if index < self.transfers.len() {
-                self.transfers.set(index, hash);
+            let (Some(status), Some(slot)) = (store.pending_status(index), store.pending_slot(index)) else {
+                continue; // Its creation was rolled back.
+            };
+            let hash = pending_leaf(store.transfer(index).id, status);
+            if slot < self.pending.len() {
+                self.pending.set(slot, hash);
             } else {
-                assert_eq!(index, self.transfers.len(), "new transfers are contiguous");
-                self.transfers.push(hash);
+                created.push((slot, hash));
             }
         }
-        assert_eq!(self.transfers.len(), store.transfer_count());
+        created.sort_unstable_by_key(|(slot, _)| *slot);
+        for (slot, hash) in created {
+            assert_eq!(slot, self.pending.len(), "new pending transfers are contiguous");
+            self.pending.push(hash);
+        }
+        assert_eq!(self.pending.len(), store.pending_count());
 
         // Entries of one batch are appended in execution order, which is timestamp order; the
         // stable sort puts entries of equal timestamp in account order, as `rebuild` does.
         changes.balances.sort_by_key(|(account, entry)| (entry.balance.timestamp, *account));
-        for (account, entry) in &changes.balances {
-            self.balances.push(entry_leaf(store, *account, entry));
+        for (account, entry) in changes.balances.drain(..) {
+            self.balances.push(entry_leaf(store, account, &entry));
         }
 
         let known = self.failed_transfer_ids.len() as usize;
@@ -185,6 +261,7 @@ impl Commitment {
         for id in &failed[known..] {
             self.failed_transfer_ids.push(failed_id_leaf(*id));
         }
+        changes.failed_transfer_ids.clear();
 
         self.commit(timestamp_last);
     }
@@ -192,22 +269,46 @@ impl Commitment {
     fn commit(&mut self, timestamp_last: u64) {
         assert!(timestamp_last >= self.timestamp_last, "time never goes back");
         self.accounts.commit();
-        self.transfers.commit();
+        self.pending.commit();
         self.balances.commit();
         self.failed_transfer_ids.commit();
         self.timestamp_last = timestamp_last;
-        self.digest = self.parts().digest();
+        self.parts = DigestParts {
+            accounts_root: self.accounts.root(),
+            account_count: self.accounts.len(),
+            transfers_root: self.transfers.root(),
+            transfer_count: self.transfers.len(),
+            pending_root: self.pending.root(),
+            pending_count: self.pending.len(),
+            balances_root: self.balances.root(),
+            balance_count: self.balances.len(),
+            failed_transfer_ids_root: self.failed_transfer_ids.root(),
+            failed_transfer_id_count: self.failed_transfer_ids.len(),
+            timestamp_last,
+        };
+        self.digest = self.parts.digest();
     }
 
     /// The commitment of a store, computed from scratch (restore, and tests of `apply`).
     pub fn rebuild<S: Store>(store: &S, timestamp_last: u64) -> Self {
         let mut commitment = Self::new();
         for index in 0..store.account_count() {
-            commitment.accounts.push(account_leaf(store.account(index)));
+            let account = store.account(index);
+            let identity = account_identity(account);
+            commitment.accounts.push(account_leaf_with_identity(&identity, account));
+            commitment.account_identities.push(identity);
         }
+        let mut encoded = Vec::with_capacity(store.transfer_count() as usize * crate::constants::OBJECT_SIZE);
         for index in 0..store.transfer_count() {
-            commitment.transfers.push(transfer_leaf(store.transfer(index), store.pending_status(index)));
+            let transfer = store.transfer(index);
+            encoded.extend_from_slice(&transfer.to_bytes());
+            if transfer.flags.contains(TransferFlags::PENDING) {
+                let status = store.pending_status(index).expect("a pending transfer has a status");
+                assert_eq!(store.pending_slot(index), Some(commitment.pending.len()), "slots follow creation order");
+                commitment.pending.push(pending_leaf(transfer.id, status));
+            }
         }
+        commitment.transfers.append(&encoded);
         for (account, entry) in balances_in_order(store) {
             commitment.balances.push(entry_leaf(store, account, entry));
         }
@@ -218,15 +319,14 @@ impl Commitment {
         commitment
     }
 
-    /// The leaf and audit path of an account, for a proof against the digest.
-    pub fn account_proof(&self, index: AccountIndex) -> (Hash, Vec<Hash>) {
-        let index = u64::from(index);
-        (*self.accounts.leaf(index).expect("the account exists"), self.accounts.proof(index))
+    /// The audit path of an account in the accounts tree.
+    pub fn account_path(&self, index: AccountIndex) -> Vec<Hash> {
+        self.accounts.proof(u64::from(index))
     }
 
-    /// The leaf and audit path of a transfer, for a proof against the digest.
-    pub fn transfer_proof(&self, index: TransferIndex) -> (Hash, Vec<Hash>) {
-        (*self.transfers.leaf(index).expect("the transfer exists"), self.transfers.proof(index))
+    /// The audit path of a pending transfer in the pending tree.
+    pub fn pending_path(&self, slot: u64) -> Vec<Hash> {
+        self.pending.proof(slot)
     }
 }
 
@@ -255,17 +355,6 @@ pub struct AccountProof {
     pub parts: DigestParts,
 }
 
-/// A proof that a transfer, and the state of its pending phase, is part of the state a digest
-/// commits to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransferProof {
-    pub index: u64,
-    pub path: Vec<Hash>,
-    /// The state of the pending phase (`None` for a transfer without `flags.pending`).
-    pub pending_status: Option<PendingStatus>,
-    pub parts: DigestParts,
-}
-
 impl AccountProof {
     /// Whether `account` is in the state whose digest is `digest`.
     pub fn verify(&self, digest: &Hash, account: &Account) -> bool {
@@ -280,16 +369,35 @@ impl AccountProof {
     }
 }
 
+/// A proof that a transfer is part of the state a digest commits to and, for a pending
+/// transfer, of the current state of its pending phase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferProof {
+    pub log: TransferLogProof,
+    /// For a pending transfer: its status, slot and audit path in the pending tree.
+    pub pending: Option<(PendingStatus, u64, Vec<Hash>)>,
+    pub parts: DigestParts,
+}
+
 impl TransferProof {
-    /// Whether `transfer`, with `self.pending_status`, is in the state whose digest is `digest`.
-    pub fn verify(&self, digest: &Hash, transfer: &Transfer) -> bool {
-        self.parts.digest() == *digest
-            && crate::merkle::verify_proof(
-                &self.parts.transfers_root,
-                self.parts.transfer_count,
-                self.index,
-                &transfer_leaf(transfer, self.pending_status),
-                &self.path,
-            )
+    /// Whether `transfer` (and, if pending, the proof's status) is in the state whose digest is
+    /// `digest`.
+    pub fn verify(&self, digest: &Hash, transfer: &crate::types::Transfer) -> bool {
+        let in_log = self.parts.digest() == *digest
+            && self.log.count == self.parts.transfer_count
+            && self.log.transfer_bytes() == Some(&transfer.to_bytes()[..])
+            && self.log.verify(&self.parts.transfers_root);
+        let pending_ok = match (&self.pending, transfer.flags.contains(TransferFlags::PENDING)) {
+            (None, false) => true,
+            (Some((status, slot, path)), true) => crate::merkle::verify_proof(
+                &self.parts.pending_root,
+                self.parts.pending_count,
+                *slot,
+                &pending_leaf(transfer.id, *status),
+                path,
+            ),
+            _ => false,
+        };
+        in_log && pending_ok
     }
 }

@@ -10,8 +10,8 @@ use crate::constants::{BATCH_EVENTS_MAX, TIMESTAMP_MAX};
 use crate::merkle::Hash;
 use crate::store::{AccountIndex, BalanceEntry, MemoryStore, PendingStatus, Store, TransferIndex};
 use crate::types::{
-    Account, AccountFlags, CreateAccountResult, CreateAccountStatus,
-    CreateTransferResult, CreateTransferStatus, Transfer, TransferFlags,
+    Account, AccountFlags, CreateAccountResult, CreateAccountStatus, CreateTransferResult, CreateTransferStatus,
+    Transfer, TransferFlags,
 };
 
 /// Why a batch was refused as a whole.
@@ -42,8 +42,12 @@ pub(crate) enum Undo {
 pub(crate) struct Changes {
     /// Accounts created or changed (may repeat; may name rolled-back accounts).
     pub accounts: Vec<AccountIndex>,
-    /// Transfers created or whose pending status changed (may repeat or be rolled back).
+    /// Accounts whose flags changed (closed or reopened), so whose identity hash changed.
+    pub account_identities: Vec<AccountIndex>,
+    /// Transfers created (may be rolled back).
     pub transfers: Vec<TransferIndex>,
+    /// Pending transfers created or whose status changed (may repeat or be rolled back).
+    pub pending: Vec<TransferIndex>,
     /// Balance history entries appended, in order.
     pub balances: Vec<(AccountIndex, BalanceEntry)>,
     /// Transfer ids that failed transiently, in order.
@@ -109,13 +113,7 @@ impl<S: Store> Ledger<S> {
     pub fn with_store(store: S) -> Self {
         assert_eq!(store.account_count(), 0, "a new ledger starts from an empty store");
         assert_eq!(store.transfer_count(), 0, "a new ledger starts from an empty store");
-        Self {
-            store,
-            commitment: Commitment::new(),
-            timestamp_last: 0,
-            scope: None,
-            changes: Changes::default(),
-        }
+        Self { store, commitment: Commitment::new(), timestamp_last: 0, scope: None, changes: Changes::default() }
     }
 
     /// The timestamp of the last event applied (0 before the first batch). The next batch's
@@ -213,9 +211,15 @@ impl<S: Store> Ledger<S> {
     fn account_result_timestamp(&self, event_timestamp: u64, status: CreateAccountStatus, account: &Account) -> u64 {
         use CreateAccountStatus as S;
         match status {
-            S::Created | S::Exists | S::ExistsWithDifferentFlags | S::ExistsWithDifferentUserData128
-            | S::ExistsWithDifferentUserData64 | S::ExistsWithDifferentUserData32
-            | S::ExistsWithDifferentLedger | S::ExistsWithDifferentCode => {
+            S::Created if account.flags.contains(AccountFlags::IMPORTED) => account.timestamp,
+            S::Created => event_timestamp,
+            S::Exists
+            | S::ExistsWithDifferentFlags
+            | S::ExistsWithDifferentUserData128
+            | S::ExistsWithDifferentUserData64
+            | S::ExistsWithDifferentUserData32
+            | S::ExistsWithDifferentLedger
+            | S::ExistsWithDifferentCode => {
                 let index = self.store.account_index(account.id).expect("the account exists");
                 self.store.account(index).timestamp
             }
@@ -223,14 +227,28 @@ impl<S: Store> Ledger<S> {
         }
     }
 
-    fn transfer_result_timestamp(&self, event_timestamp: u64, status: CreateTransferStatus, transfer: &Transfer) -> u64 {
+    fn transfer_result_timestamp(
+        &self,
+        event_timestamp: u64,
+        status: CreateTransferStatus,
+        transfer: &Transfer,
+    ) -> u64 {
         use CreateTransferStatus as S;
         match status {
-            S::Created | S::Exists | S::ExistsWithDifferentFlags | S::ExistsWithDifferentPendingId
-            | S::ExistsWithDifferentTimeout | S::ExistsWithDifferentDebitAccountId
-            | S::ExistsWithDifferentCreditAccountId | S::ExistsWithDifferentAmount
-            | S::ExistsWithDifferentUserData128 | S::ExistsWithDifferentUserData64
-            | S::ExistsWithDifferentUserData32 | S::ExistsWithDifferentLedger | S::ExistsWithDifferentCode => {
+            S::Created if transfer.flags.contains(TransferFlags::IMPORTED) => transfer.timestamp,
+            S::Created => event_timestamp,
+            S::Exists
+            | S::ExistsWithDifferentFlags
+            | S::ExistsWithDifferentPendingId
+            | S::ExistsWithDifferentTimeout
+            | S::ExistsWithDifferentDebitAccountId
+            | S::ExistsWithDifferentCreditAccountId
+            | S::ExistsWithDifferentAmount
+            | S::ExistsWithDifferentUserData128
+            | S::ExistsWithDifferentUserData64
+            | S::ExistsWithDifferentUserData32
+            | S::ExistsWithDifferentLedger
+            | S::ExistsWithDifferentCode => {
                 let index = self.store.transfer_index(transfer.id).expect("the transfer exists");
                 self.store.transfer(index).timestamp
             }
@@ -305,7 +323,12 @@ impl<S: Store> Ledger<S> {
                 Undo::AccountCreated => {
                     self.store.pop_account();
                 }
-                Undo::AccountChanged { index, previous } => *self.store.account_mut(index) = previous,
+                Undo::AccountChanged { index, previous } => {
+                    if self.store.account(index).flags != previous.flags {
+                        self.changes.account_identities.push(index);
+                    }
+                    *self.store.account_mut(index) = previous;
+                }
                 Undo::TransferCreated => {
                     self.store.pop_transfer();
                 }
@@ -359,11 +382,20 @@ impl<S: Store> Ledger<S> {
         let previous = *account;
         update(account);
         debug_assert_eq!(account.id, previous.id);
+        let flags_changed = account.flags != previous.flags;
         self.record(Undo::AccountChanged { index, previous });
         self.changes.accounts.push(index);
+        if flags_changed {
+            self.changes.account_identities.push(index);
+        }
     }
 
-    pub(crate) fn insert_transfer(&mut self, transfer: Transfer, debit: AccountIndex, credit: AccountIndex) -> TransferIndex {
+    pub(crate) fn insert_transfer(
+        &mut self,
+        transfer: Transfer,
+        debit: AccountIndex,
+        credit: AccountIndex,
+    ) -> TransferIndex {
         debug_assert!(transfer.timestamp > self.transfer_timestamp_last());
         let index = self.store.push_transfer(transfer, debit, credit);
         self.record(Undo::TransferCreated);
@@ -375,7 +407,7 @@ impl<S: Store> Ledger<S> {
         let previous = self.store.pending_status(transfer);
         self.store.set_pending_status(transfer, Some(status));
         self.record(Undo::PendingStatusChanged { transfer, previous });
-        self.changes.transfers.push(transfer);
+        self.changes.pending.push(transfer);
     }
 
     pub(crate) fn insert_expiry(&mut self, expires_at: u64, transfer: TransferIndex) {
@@ -409,8 +441,7 @@ impl<S: Store> Ledger<S> {
 
     /// Folds the batch's changes into the digest.
     fn commit(&mut self) {
-        let changes = std::mem::take(&mut self.changes);
-        self.commitment.apply(&self.store, changes, self.timestamp_last);
+        self.commitment.apply(&self.store, &mut self.changes, self.timestamp_last);
     }
 
     /// The 32-byte digest of the whole ledger state: every account, every transfer with the
@@ -429,20 +460,26 @@ impl<S: Store> Ledger<S> {
     /// A proof, checkable against [`Ledger::digest`], of the account's current state.
     pub fn prove_account(&self, id: u128) -> Option<(Account, AccountProof)> {
         let index = self.store.account_index(id)?;
-        let (_, path) = self.commitment.account_proof(index);
+        let path = self.commitment.account_path(index);
         let proof = AccountProof { index: u64::from(index), path, parts: self.commitment.parts() };
         Some((*self.store.account(index), proof))
     }
 
     /// A proof, checkable against [`Ledger::digest`], that the transfer exists, and of the state
-    /// of its pending phase.
+    /// of its pending phase. Building it reads the whole transfer log (see `transfer_log.rs`).
     pub fn prove_transfer(&self, id: u128) -> Option<(Transfer, TransferProof)> {
         let index = self.store.transfer_index(id)?;
-        let (_, path) = self.commitment.transfer_proof(index);
+        let mut log = Vec::with_capacity(self.store.transfer_count() as usize * crate::constants::OBJECT_SIZE);
+        for position in 0..self.store.transfer_count() {
+            log.extend_from_slice(&self.store.transfer(position).to_bytes());
+        }
+        let pending = self.store.pending_slot(index).map(|slot| {
+            let status = self.store.pending_status(index).expect("a pending slot has a status");
+            (status, slot, self.commitment.pending_path(slot))
+        });
         let proof = TransferProof {
-            index,
-            path,
-            pending_status: self.store.pending_status(index),
+            log: crate::transfer_log::TransferLogProof::build(&log, index),
+            pending,
             parts: self.commitment.parts(),
         };
         Some((*self.store.transfer(index), proof))

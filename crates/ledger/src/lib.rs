@@ -34,17 +34,18 @@ mod query;
 mod rules;
 mod snapshot;
 mod store;
+mod transfer_log;
 mod types;
 
-pub use commitment::{AccountProof, DigestParts, TransferProof};
 pub use codec::{DecodeError, decode_accounts, decode_transfers, encode_accounts, encode_transfers};
+pub use commitment::{AccountProof, DigestParts, TransferProof};
 pub use constants::{AMOUNT_MAX, BATCH_EVENTS_MAX, QUERY_RESULTS_MAX};
 pub use ledger::{BatchError, Ledger};
 pub use merkle::{Hash, verify_proof};
 pub use snapshot::RestoreError;
 pub use store::{AccountIndex, BalanceEntry, MemoryStore, PendingStatus, Store, TransferIndex};
+pub use transfer_log::TransferLogProof;
 pub use types::{
-    Account, AccountBalance, AccountFilter, AccountFilterFlags, AccountFlags, CreateAccountResult,
-    CreateAccountStatus, CreateTransferResult, CreateTransferStatus, QueryFilter, QueryFilterFlags,
-    Transfer, TransferFlags,
+    Account, AccountBalance, AccountFilter, AccountFilterFlags, AccountFlags, CreateAccountResult, CreateAccountStatus,
+    CreateTransferResult, CreateTransferStatus, QueryFilter, QueryFilterFlags, Transfer, TransferFlags,
 };

@@ -22,12 +22,10 @@ const NODE_KEY: &[u8; 32] = b"tally.ledger.v1.merkle.node.....";
 /// The root of a tree without leaves.
 const EMPTY_KEY: &[u8; 32] = b"tally.ledger.v1.merkle.empty....";
 
-/// The hash of an interior node.
+/// The hash of an interior node: one BLAKE3 compression of the two children under the node
+/// key, with BLAKE3's parent-node flag (exactly BLAKE3's own parent chaining value).
 pub fn node(left: &Hash, right: &Hash) -> Hash {
-    let mut block = [0u8; 64];
-    block[..32].copy_from_slice(left);
-    block[32..].copy_from_slice(right);
-    *blake3::keyed_hash(NODE_KEY, &block).as_bytes()
+    blake3::hazmat::merge_subtrees_non_root(left, right, blake3::hazmat::Mode::KeyedHash(NODE_KEY))
 }
 
 /// The hash of a leaf under `key` (each tree has its own leaf key).
@@ -67,11 +65,6 @@ impl MerkleTree {
         self.dirty.push(index);
     }
 
-    /// The leaf hash at `index`.
-    pub fn leaf(&self, index: u64) -> Option<&Hash> {
-        self.levels[0].get(index as usize)
-    }
-
     /// Whether every leaf change has been folded into the nodes.
     pub fn is_committed(&self) -> bool {
         self.dirty.is_empty()
@@ -80,7 +73,9 @@ impl MerkleTree {
     /// Rehashes the paths from the dirty leaves upwards.
     pub fn commit(&mut self) {
         let mut dirty = std::mem::take(&mut self.dirty);
-        dirty.sort_unstable();
+        if !dirty.is_sorted() {
+            dirty.sort_unstable();
+        }
         dirty.dedup();
         let mut height = 0;
         while !dirty.is_empty() {
@@ -113,12 +108,7 @@ impl MerkleTree {
             self.levels.pop();
         }
         // Invariant: level k holds exactly floor(n / 2^k) nodes.
-        debug_assert!(
-            self.levels
-                .iter()
-                .enumerate()
-                .all(|(height, level)| level.len() as u64 == self.len() >> height)
-        );
+        debug_assert!(self.levels.iter().enumerate().all(|(height, level)| level.len() as u64 == self.len() >> height));
     }
 
     /// The root over all leaves. The tree must be committed.

@@ -145,7 +145,10 @@ fn matches_account_filter(filter: &AccountFilter, transfer: &Transfer) -> bool {
         && (filter.code == 0 || filter.code == transfer.code)
 }
 
-fn matches_query_filter(filter: &QueryFilter, (user_data_128, user_data_64, user_data_32, ledger, code): (u128, u64, u32, u32, u16)) -> bool {
+fn matches_query_filter(
+    filter: &QueryFilter,
+    (user_data_128, user_data_64, user_data_32, ledger, code): (u128, u64, u32, u32, u16),
+) -> bool {
     (filter.user_data_128 == 0 || filter.user_data_128 == user_data_128)
         && (filter.user_data_64 == 0 || filter.user_data_64 == user_data_64)
         && (filter.user_data_32 == 0 || filter.user_data_32 == user_data_32)

@@ -42,7 +42,8 @@ impl<S: Store> Ledger<S> {
         if let Some(index) = self.store.account_index(a.id) {
             return account_exists(a, self.store.account(index));
         }
-        if a.flags.contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS | AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS) {
+        if a.flags.contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS | AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS)
+        {
             return S::FlagsAreMutuallyExclusive;
         }
         if a.debits_pending != 0 {
@@ -74,7 +75,12 @@ impl<S: Store> Ledger<S> {
 
     /// Creates one transfer at `timestamp`, or says why not. A transient failure makes the id
     /// unusable from then on.
-    pub(crate) fn create_transfer(&mut self, timestamp: u64, batch_imported: bool, t: &Transfer) -> CreateTransferStatus {
+    pub(crate) fn create_transfer(
+        &mut self,
+        timestamp: u64,
+        batch_imported: bool,
+        t: &Transfer,
+    ) -> CreateTransferStatus {
         let status = self.create_transfer_checked(timestamp, batch_imported, t);
         if status.is_transient() {
             self.insert_failed_transfer_id(t.id);
@@ -265,7 +271,12 @@ impl<S: Store> Ledger<S> {
     }
 
     /// The checks only imported transfers get, after the accounts are known.
-    fn imported_transfer_checks(&self, t: &Transfer, debit: &Account, credit: &Account) -> Option<CreateTransferStatus> {
+    fn imported_transfer_checks(
+        &self,
+        t: &Transfer,
+        debit: &Account,
+        credit: &Account,
+    ) -> Option<CreateTransferStatus> {
         use CreateTransferStatus as S;
         if t.timestamp <= self.transfer_timestamp_last() || self.account_at(t.timestamp) {
             return Some(S::ImportedEventTimestampMustNotRegress);

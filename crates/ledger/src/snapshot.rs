@@ -58,9 +58,8 @@ impl Ledger<MemoryStore> {
     pub fn snapshot(&self) -> Vec<u8> {
         assert!(self.scope.is_none(), "snapshots are taken between batches");
         let store = &self.store;
-        let mut bytes = Vec::with_capacity(
-            64 + (store.account_count() as usize + store.transfer_count() as usize) * OBJECT_SIZE,
-        );
+        let mut bytes =
+            Vec::with_capacity(64 + (store.account_count() as usize + store.transfer_count() as usize) * OBJECT_SIZE);
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&VERSION.to_le_bytes());
         bytes.extend_from_slice(&self.timestamp_last.to_le_bytes());

@@ -6,7 +6,8 @@
 //! account created, transfer `j` the `j`-th transfer. Every mutation has an inverse (`pop_*`,
 //! setting the old value back), which is how a failed linked chain is rolled back.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
+use std::hash::{BuildHasher, Hasher};
 
 use crate::types::{Account, AccountBalance, Transfer};
 
@@ -68,6 +69,12 @@ pub trait Store {
 
     // Pending transfers: their status, and the order in which they expire.
     fn pending_status(&self, transfer: TransferIndex) -> Option<PendingStatus>;
+    /// The position of a pending transfer among all pending transfers, in creation order.
+    fn pending_slot(&self, transfer: TransferIndex) -> Option<u64>;
+    /// The number of pending transfers ever created.
+    fn pending_count(&self) -> u64;
+    /// Sets the status of a pending transfer; a new one takes the next slot, and `None` removes
+    /// the newest (rollback).
     fn set_pending_status(&mut self, transfer: TransferIndex, status: Option<PendingStatus>);
     fn insert_expiry(&mut self, expires_at: u64, transfer: TransferIndex);
     fn remove_expiry(&mut self, expires_at: u64, transfer: TransferIndex);
@@ -86,6 +93,69 @@ pub trait Store {
     fn failed_transfer_ids(&self) -> &[u128];
 }
 
+type HashMap<K, V> = std::collections::HashMap<K, V, IdHasherBuilder>;
+type HashSet<K> = std::collections::HashSet<K, IdHasherBuilder>;
+
+/// Builds [`IdHasher`]s with keys drawn once per map from the standard library's random source.
+#[derive(Debug, Clone, Copy)]
+pub struct IdHasherBuilder {
+    keys: [u64; 2],
+}
+
+impl Default for IdHasherBuilder {
+    fn default() -> Self {
+        let random = std::collections::hash_map::RandomState::new();
+        Self { keys: [random.hash_one(0x7a11u64), random.hash_one(0x1ed9e5u64) | 1] }
+    }
+}
+
+impl BuildHasher for IdHasherBuilder {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher { keys: self.keys, hash: 0 }
+    }
+}
+
+/// A hasher for ids and indexes: one widening multiply of the key-mixed halves. Clients choose
+/// ids, so the keys are random per map (never shared, never seen by clients) and crafted
+/// collisions cannot degrade the maps; the ledger never iterates a map, so the randomness never
+/// reaches an output.
+#[derive(Debug, Clone, Copy)]
+pub struct IdHasher {
+    keys: [u64; 2],
+    hash: u64,
+}
+
+fn folded_multiply(a: u64, b: u64) -> u64 {
+    let full = u128::from(a) * u128::from(b);
+    (full as u64) ^ ((full >> 64) as u64)
+}
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.write_u64(u64::from(*byte));
+        }
+    }
+
+    fn write_u128(&mut self, value: u128) {
+        let mixed = folded_multiply((value as u64) ^ self.keys[0], ((value >> 64) as u64) ^ self.keys[1]);
+        self.hash = folded_multiply(mixed ^ self.hash, self.keys[1]);
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.hash = folded_multiply(value ^ self.keys[0] ^ self.hash, self.keys[1]);
+    }
+
+    fn write_u32(&mut self, value: u32) {
+        self.write_u64(u64::from(value));
+    }
+
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
 /// Every object in memory: vectors in creation order plus hash indexes by id.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
@@ -94,7 +164,7 @@ pub struct MemoryStore {
     transfers: Vec<Transfer>,
     transfer_ids: HashMap<u128, TransferIndex>,
     account_transfers: Vec<Vec<TransferIndex>>,
-    pending: HashMap<TransferIndex, PendingStatus>,
+    pending: HashMap<TransferIndex, (PendingStatus, u64)>,
     expiries: BTreeSet<(u64, TransferIndex)>,
     balances: HashMap<AccountIndex, Vec<BalanceEntry>>,
     failed_transfer_ids: HashSet<u128>,
@@ -181,14 +251,31 @@ impl Store for MemoryStore {
     }
 
     fn pending_status(&self, transfer: TransferIndex) -> Option<PendingStatus> {
-        self.pending.get(&transfer).copied()
+        self.pending.get(&transfer).map(|(status, _)| *status)
+    }
+
+    fn pending_slot(&self, transfer: TransferIndex) -> Option<u64> {
+        self.pending.get(&transfer).map(|(_, slot)| *slot)
+    }
+
+    fn pending_count(&self) -> u64 {
+        self.pending.len() as u64
     }
 
     fn set_pending_status(&mut self, transfer: TransferIndex, status: Option<PendingStatus>) {
+        let count = self.pending.len() as u64;
         match status {
-            Some(status) => self.pending.insert(transfer, status),
-            None => self.pending.remove(&transfer),
-        };
+            Some(status) => {
+                self.pending.entry(transfer).and_modify(|(current, _)| *current = status).or_insert((status, count));
+            }
+            None => {
+                let removed = self.pending.remove(&transfer);
+                assert!(
+                    removed.is_some_and(|(_, slot)| slot + 1 == count),
+                    "only the newest pending transfer is removed"
+                );
+            }
+        }
     }
 
     fn insert_expiry(&mut self, expires_at: u64, transfer: TransferIndex) {

@@ -10,7 +10,16 @@ fn account(id: u128, flags: AccountFlags) -> Account {
 }
 
 fn transfer(id: u128, debit: u128, credit: u128, amount: u128, flags: TransferFlags) -> Transfer {
-    Transfer { id, debit_account_id: debit, credit_account_id: credit, amount, ledger: 1, code: 1, flags, ..Transfer::default() }
+    Transfer {
+        id,
+        debit_account_id: debit,
+        credit_account_id: credit,
+        amount,
+        ledger: 1,
+        code: 1,
+        flags,
+        ..Transfer::default()
+    }
 }
 
 /// A small history that exercises every kind of state the digest covers.
@@ -55,7 +64,8 @@ fn build() -> (Ledger, Vec<[u8; 32]>) {
     digests.push(ledger.digest());
 
     // Posting 13 and letting 12 expire (its timeout passed by the next batch).
-    let post = Transfer { pending_id: 13, amount: AMOUNT_MAX, ..transfer(16, 0, 0, 0, TransferFlags::POST_PENDING_TRANSFER) };
+    let post =
+        Transfer { pending_id: 13, amount: AMOUNT_MAX, ..transfer(16, 0, 0, 0, TransferFlags::POST_PENDING_TRANSFER) };
     let post = Transfer { ledger: 0, code: 0, ..post };
     let results = ledger.create_transfers(4 * SECOND, &[post]);
     assert_eq!(results[0].status, CreateTransferStatus::Created);
@@ -97,7 +107,12 @@ fn snapshot_restores_the_same_state() {
     let mut restored = Ledger::restore(&snapshot).expect("a valid snapshot");
     assert_eq!(restored.digest(), ledger.digest());
     assert_eq!(restored.lookup_accounts(&[1, 2, 3]), ledger.lookup_accounts(&[1, 2, 3]));
-    let filter = AccountFilter { account_id: 1, limit: 100, flags: AccountFilterFlags::DEBITS | AccountFilterFlags::CREDITS, ..AccountFilter::default() };
+    let filter = AccountFilter {
+        account_id: 1,
+        limit: 100,
+        flags: AccountFilterFlags::DEBITS | AccountFilterFlags::CREDITS,
+        ..AccountFilter::default()
+    };
     assert_eq!(restored.get_account_balances(filter), ledger.get_account_balances(filter));
     assert_eq!(restored.get_account_transfers(filter), ledger.get_account_transfers(filter));
 
@@ -136,10 +151,17 @@ fn proofs_verify_against_the_digest() {
         assert!(!proof.verify(&digest, &forged));
     }
     let (pending, proof) = ledger.prove_transfer(12).expect("the transfer exists");
-    assert_eq!(proof.pending_status, Some(PendingStatus::Expired));
+    let (status, slot, path) = proof.pending.clone().expect("12 is a pending transfer");
+    assert_eq!(status, PendingStatus::Expired);
     assert!(proof.verify(&digest, &pending));
-    let claimed_pending = TransferProof { pending_status: Some(PendingStatus::Pending), ..proof.clone() };
+    let claimed_pending = TransferProof { pending: Some((PendingStatus::Pending, slot, path)), ..proof.clone() };
     assert!(!claimed_pending.verify(&digest, &pending), "a stale status does not verify");
     assert!(!proof.verify(&[0; 32], &pending));
+    let forged = Transfer { amount: pending.amount + 1, ..pending };
+    assert!(!proof.verify(&digest, &forged));
+    for id in [10, 13, 16] {
+        let (transfer, proof) = ledger.prove_transfer(id).expect("the transfer exists");
+        assert!(proof.verify(&digest, &transfer), "transfer {id}");
+    }
     assert!(ledger.prove_transfer(11).is_none(), "a failed transfer does not exist");
 }

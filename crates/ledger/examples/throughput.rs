@@ -1,0 +1,60 @@
+//! A quick throughput probe without criterion, for profilers:
+//! `cargo run --release -p tally-ledger --example throughput -- <accounts> <batches>`.
+
+use std::time::Instant;
+
+use tally_ledger::*;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let accounts: u64 = args.next().map_or(10_000, |value| value.parse().expect("accounts"));
+    let batches: u64 = args.next().map_or(100, |value| value.parse().expect("batches"));
+    let mut ledger = Ledger::new();
+    let mut timestamp = 1;
+    for start in (1..=accounts).step_by(BATCH_EVENTS_MAX) {
+        let end = (start + BATCH_EVENTS_MAX as u64 - 1).min(accounts);
+        let batch: Vec<Account> =
+            (start..=end).map(|id| Account { id: id.into(), ledger: 1, code: 1, ..Account::default() }).collect();
+        ledger.create_accounts(timestamp, &batch);
+        timestamp += batch.len() as u64;
+    }
+    let mut state = 42u64;
+    let mut random = move |bound: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % bound
+    };
+    let mut id = 1u128;
+    let mut elapsed = std::time::Duration::ZERO;
+    for _ in 0..batches {
+        let batch: Vec<Transfer> = (0..BATCH_EVENTS_MAX)
+            .map(|_| {
+                let debit = 1 + random(accounts);
+                let credit = 1 + (debit + random(accounts - 1)) % accounts;
+                id += 1;
+                Transfer {
+                    id,
+                    debit_account_id: debit.into(),
+                    credit_account_id: credit.into(),
+                    amount: 1 + u128::from(random(1000)),
+                    ledger: 1,
+                    code: 1,
+                    ..Transfer::default()
+                }
+            })
+            .collect();
+        let start = Instant::now();
+        let results = ledger.create_transfers(timestamp, &batch);
+        std::hint::black_box(ledger.digest());
+        elapsed += start.elapsed();
+        timestamp += batch.len() as u64;
+        assert!(results.iter().all(|result| result.status == CreateTransferStatus::Created));
+    }
+    let transfers = batches * BATCH_EVENTS_MAX as u64;
+    println!(
+        "{transfers} transfers over {accounts} accounts in {:.3} s: {:.0} transfers/s",
+        elapsed.as_secs_f64(),
+        transfers as f64 / elapsed.as_secs_f64()
+    );
+}
