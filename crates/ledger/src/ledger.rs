@@ -172,18 +172,11 @@ impl<S: Store> Ledger<S> {
     ) -> Result<Vec<CreateAccountResult>, BatchError> {
         self.check_batch(timestamp, batch.len())?;
         let imported = batch.first().is_some_and(|account| account.flags.contains(AccountFlags::IMPORTED));
-        let statuses = self.execute(timestamp, batch, |ledger, event_timestamp, account| {
-            ledger.create_account(event_timestamp, imported, account)
+        let results = self.execute(timestamp, batch, |ledger, event_timestamp, account| {
+            let status = ledger.create_account(event_timestamp, imported, account);
+            (status, ledger.account_result_timestamp(event_timestamp, status, account))
         });
-        Ok(statuses
-            .into_iter()
-            .zip(batch)
-            .enumerate()
-            .map(|(index, (status, account))| CreateAccountResult {
-                timestamp: self.account_result_timestamp(timestamp + index as u64, status, account),
-                status,
-            })
-            .collect())
+        Ok(results.into_iter().map(|(status, timestamp)| CreateAccountResult { timestamp, status }).collect())
     }
 
     /// Creates transfers, or refuses the whole batch.
@@ -194,18 +187,11 @@ impl<S: Store> Ledger<S> {
     ) -> Result<Vec<CreateTransferResult>, BatchError> {
         self.check_batch(timestamp, batch.len())?;
         let imported = batch.first().is_some_and(|transfer| transfer.flags.contains(TransferFlags::IMPORTED));
-        let statuses = self.execute(timestamp, batch, |ledger, event_timestamp, transfer| {
-            ledger.create_transfer(event_timestamp, imported, transfer)
+        let results = self.execute(timestamp, batch, |ledger, event_timestamp, transfer| {
+            let status = ledger.create_transfer(event_timestamp, imported, transfer);
+            (status, ledger.transfer_result_timestamp(event_timestamp, status, transfer))
         });
-        Ok(statuses
-            .into_iter()
-            .zip(batch)
-            .enumerate()
-            .map(|(index, (status, transfer))| CreateTransferResult {
-                timestamp: self.transfer_result_timestamp(timestamp + index as u64, status, transfer),
-                status,
-            })
-            .collect())
+        Ok(results.into_iter().map(|(status, timestamp)| CreateTransferResult { timestamp, status }).collect())
     }
 
     fn account_result_timestamp(&self, event_timestamp: u64, status: CreateAccountStatus, account: &Account) -> u64 {
@@ -261,28 +247,30 @@ impl<S: Store> Ledger<S> {
         &mut self,
         timestamp: u64,
         batch: &[E],
-        mut apply: impl FnMut(&mut Self, u64, &E) -> E::Status,
-    ) -> Vec<E::Status> {
+        mut apply: impl FnMut(&mut Self, u64, &E) -> (E::Status, u64),
+    ) -> Vec<(E::Status, u64)> {
         assert!(self.scope.is_none() && self.changes.accounts.is_empty(), "batches do not nest");
         self.expire_pending_transfers(timestamp);
 
-        let mut statuses: Vec<E::Status> = Vec::with_capacity(batch.len());
+        // Each event's status and result timestamp (taken when the event is judged: a rollback
+        // may later remove the object an `Exists` refers to).
+        let mut results: Vec<(E::Status, u64)> = Vec::with_capacity(batch.len());
         let mut chain_start: Option<usize> = None;
         let mut chain_broken = false;
         for (index, event) in batch.iter().enumerate() {
             let event_timestamp = timestamp + index as u64;
-            let status = 'status: {
+            let (status, result_timestamp) = 'status: {
                 if event.linked() {
                     if chain_start.is_none() {
                         chain_start = Some(index);
                         self.scope = Some(Vec::new());
                     }
                     if index == batch.len() - 1 {
-                        break 'status E::LINKED_EVENT_CHAIN_OPEN;
+                        break 'status (E::LINKED_EVENT_CHAIN_OPEN, event_timestamp);
                     }
                 }
                 if chain_broken {
-                    break 'status E::LINKED_EVENT_FAILED;
+                    break 'status (E::LINKED_EVENT_FAILED, event_timestamp);
                 }
                 apply(self, event_timestamp, event)
             };
@@ -291,13 +279,13 @@ impl<S: Store> Ledger<S> {
                     if !chain_broken {
                         chain_broken = true;
                         self.rollback_scope();
-                        for earlier in &mut statuses[start..index] {
-                            *earlier = E::LINKED_EVENT_FAILED;
+                        for (offset, earlier) in results[start..index].iter_mut().enumerate() {
+                            *earlier = (E::LINKED_EVENT_FAILED, timestamp + (start + offset) as u64);
                         }
                     }
                 }
             }
-            statuses.push(status);
+            results.push((status, result_timestamp));
             if chain_start.is_some() && (!event.linked() || status == E::LINKED_EVENT_CHAIN_OPEN) {
                 if !chain_broken {
                     self.scope = None; // Persist the chain.
@@ -307,12 +295,12 @@ impl<S: Store> Ledger<S> {
             }
         }
         assert!(self.scope.is_none(), "every chain is closed at the end of a batch");
-        assert_eq!(statuses.len(), batch.len());
+        assert_eq!(results.len(), batch.len());
         if let Some(last) = batch.len().checked_sub(1) {
             self.timestamp_last = timestamp + last as u64;
         }
         self.commit();
-        statuses
+        results
     }
 
     /// Undoes every change of the open chain, newest first, and closes it.

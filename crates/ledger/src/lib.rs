@@ -28,6 +28,8 @@
 mod codec;
 mod commitment;
 pub mod constants;
+#[doc(hidden)]
+pub mod fuzzing;
 mod ledger;
 mod merkle;
 mod query;
