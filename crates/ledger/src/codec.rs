@@ -188,7 +188,7 @@ impl AccountBalance {
 
 /// Splits a batch into its 128-byte records, refusing partial records and long batches.
 fn records(bytes: &[u8]) -> Result<impl Iterator<Item = &[u8; OBJECT_SIZE]>, DecodeError> {
-    if bytes.len() % OBJECT_SIZE != 0 {
+    if !bytes.len().is_multiple_of(OBJECT_SIZE) {
         return Err(DecodeError::PartialEvent { bytes: bytes.len() });
     }
     let events = bytes.len() / OBJECT_SIZE;

@@ -26,7 +26,7 @@ pub fn apply_arbitrary_batches(data: &[u8]) -> (usize, usize) {
     let mut timestamp = 1u64;
     let mut rest = data;
     while let Some((&header, tail)) = rest.split_first() {
-        let events = usize::from(header & 0x0f).min(FUZZ_BATCH_EVENTS_MAX).max(1);
+        let events = usize::from(header & 0x0f).clamp(1, FUZZ_BATCH_EVENTS_MAX);
         let bytes = (events * OBJECT_SIZE).min(tail.len() / OBJECT_SIZE * OBJECT_SIZE);
         if bytes == 0 {
             break;

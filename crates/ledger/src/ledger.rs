@@ -274,15 +274,14 @@ impl<S: Store> Ledger<S> {
                 }
                 apply(self, event_timestamp, event)
             };
-            if status != E::CREATED {
-                if let Some(start) = chain_start {
-                    if !chain_broken {
-                        chain_broken = true;
-                        self.rollback_scope();
-                        for (offset, earlier) in results[start..index].iter_mut().enumerate() {
-                            *earlier = (E::LINKED_EVENT_FAILED, timestamp + (start + offset) as u64);
-                        }
-                    }
+            if status != E::CREATED
+                && let Some(start) = chain_start
+                && !chain_broken
+            {
+                chain_broken = true;
+                self.rollback_scope();
+                for (offset, earlier) in results[start..index].iter_mut().enumerate() {
+                    *earlier = (E::LINKED_EVENT_FAILED, timestamp + (start + offset) as u64);
                 }
             }
             results.push((status, result_timestamp));

@@ -174,10 +174,8 @@ impl<S: Store> Ledger<S> {
         if t.ledger != debit.ledger {
             return S::TransferMustHaveTheSameLedgerAsAccounts;
         }
-        if imported {
-            if let Some(status) = self.imported_transfer_checks(t, &debit, &credit) {
-                return status;
-            }
+        if imported && let Some(status) = self.imported_transfer_checks(t, &debit, &credit) {
+            return status;
         }
         if debit.flags.contains(AccountFlags::CLOSED) {
             return S::DebitAccountAlreadyClosed;
@@ -356,10 +354,10 @@ impl<S: Store> Ledger<S> {
         if expires_at.is_some_and(|expires_at| expires_at <= timestamp) {
             return S::PendingTransferExpired;
         }
-        if t.flags.contains(TransferFlags::IMPORTED) {
-            if let Some(status) = self.imported_transfer_checks(t, &debit, &credit) {
-                return status;
-            }
+        if t.flags.contains(TransferFlags::IMPORTED)
+            && let Some(status) = self.imported_transfer_checks(t, &debit, &credit)
+        {
+            return status;
         }
         if post {
             if debit.flags.contains(AccountFlags::CLOSED) && !p.flags.contains(TransferFlags::CLOSING_DEBIT) {
