@@ -114,7 +114,9 @@ impl<S: Store> Ledger<S> {
             return S::IdMustNotBeIntMax;
         }
         if let Some(index) = self.store.transfer_index(t.id) {
-            return transfer_exists(t, self.store.transfer(index));
+            let existing = self.store.transfer(index);
+            let pending = self.store.transfer_index(existing.pending_id).map(|index| self.store.transfer(index));
+            return transfer_exists(t, existing, pending.filter(|_| existing.pending_id != 0));
         }
         if self.store.is_failed_transfer_id(t.id) {
             return S::IdAlreadyFailed;
@@ -216,18 +218,12 @@ impl<S: Store> Ledger<S> {
         if timestamp + t.timeout_ns() > TIMESTAMP_MAX {
             return S::OverflowsTimeout;
         }
-        if t.flags.contains(TransferFlags::BALANCING_DEBIT) {
-            if debit.debits_pending + debit.debits_posted >= debit.credits_posted {
-                return S::ExceedsCredits;
-            }
-        } else if debit.debits_exceed_credits(amount) {
+        // A balancing transfer's amount is already clamped to what keeps the balance within
+        // limits (possibly zero, which is created: TigerBeetle 0.16); only the flags refuse.
+        if debit.debits_exceed_credits(amount) {
             return S::ExceedsCredits;
         }
-        if t.flags.contains(TransferFlags::BALANCING_CREDIT) {
-            if credit.credits_pending + credit.credits_posted >= credit.debits_posted {
-                return S::ExceedsDebits;
-            }
-        } else if credit.credits_exceed_debits(amount) {
+        if credit.credits_exceed_debits(amount) {
             return S::ExceedsDebits;
         }
 
@@ -359,11 +355,13 @@ impl<S: Store> Ledger<S> {
         {
             return status;
         }
+        // A closed account takes no transfer but the void of a pending one: a closing transfer
+        // is undone by voiding it (or by its expiry), and is never posted.
         if post {
-            if debit.flags.contains(AccountFlags::CLOSED) && !p.flags.contains(TransferFlags::CLOSING_DEBIT) {
+            if debit.flags.contains(AccountFlags::CLOSED) {
                 return S::DebitAccountAlreadyClosed;
             }
-            if credit.flags.contains(AccountFlags::CLOSED) && !p.flags.contains(TransferFlags::CLOSING_CREDIT) {
+            if credit.flags.contains(AccountFlags::CLOSED) {
                 return S::CreditAccountAlreadyClosed;
             }
         }
@@ -374,9 +372,10 @@ impl<S: Store> Ledger<S> {
             credit_account_id: p.credit_account_id,
             amount,
             pending_id: t.pending_id,
-            user_data_128: t.user_data_128,
-            user_data_64: t.user_data_64,
-            user_data_32: t.user_data_32,
+            // Zero user data is inherited from the pending transfer.
+            user_data_128: if t.user_data_128 == 0 { p.user_data_128 } else { t.user_data_128 },
+            user_data_64: if t.user_data_64 == 0 { p.user_data_64 } else { t.user_data_64 },
+            user_data_32: if t.user_data_32 == 0 { p.user_data_32 } else { t.user_data_32 },
             timeout: 0,
             ledger: p.ledger,
             code: p.code,
@@ -515,8 +514,10 @@ fn account_exists(a: &Account, e: &Account) -> CreateAccountStatus {
     }
 }
 
-/// How a transfer that already exists compares with the one in the request.
-fn transfer_exists(t: &Transfer, e: &Transfer) -> CreateTransferStatus {
+/// How a transfer that already exists compares with the one in the request. For a post or void,
+/// `pending` is the transfer it resolved: fields the request left zero (and an amount of "all of
+/// it") are compared as what they resolved to.
+fn transfer_exists(t: &Transfer, e: &Transfer, pending: Option<&Transfer>) -> CreateTransferStatus {
     use CreateTransferStatus as S;
     debug_assert_eq!(t.id, e.id);
     if t.flags != e.flags {
@@ -530,8 +531,8 @@ fn transfer_exists(t: &Transfer, e: &Transfer) -> CreateTransferStatus {
     }
     let post = t.flags.contains(TransferFlags::POST_PENDING_TRANSFER);
     let void = t.flags.contains(TransferFlags::VOID_PENDING_TRANSFER);
-    // A post or void may leave the accounts, ledger and code zero: they come from the pending
-    // transfer. Its amount may be "all of it" (AMOUNT_MAX to post, 0 to void).
+    // A post or void may leave the accounts, user data, ledger and code zero: they come from the
+    // pending transfer, so zero matches what is stored.
     let second_phase = post || void;
     let differs = |requested: u128, existing: u128| !(second_phase && requested == 0) && requested != existing;
     if differs(t.debit_account_id, e.debit_account_id) {
@@ -541,25 +542,22 @@ fn transfer_exists(t: &Transfer, e: &Transfer) -> CreateTransferStatus {
         return S::ExistsWithDifferentCreditAccountId;
     }
     let balancing = t.flags.intersects(TransferFlags::BALANCING_DEBIT | TransferFlags::BALANCING_CREDIT);
-    let amount_differs = if balancing {
-        t.amount < e.amount
-    } else if post {
-        t.amount != AMOUNT_MAX && t.amount != e.amount
-    } else if void {
-        t.amount != 0 && t.amount != e.amount
-    } else {
-        t.amount != e.amount
+    let pending_amount = pending.map(|pending| pending.amount);
+    let requested_amount = match (post, void, t.amount) {
+        (true, _, AMOUNT_MAX) | (_, true, 0) => pending_amount.unwrap_or(t.amount),
+        (_, _, amount) => amount,
     };
+    let amount_differs = if balancing { t.amount < e.amount } else { requested_amount != e.amount };
     if amount_differs {
         return S::ExistsWithDifferentAmount;
     }
-    if t.user_data_128 != e.user_data_128 {
+    if differs(t.user_data_128, e.user_data_128) {
         return S::ExistsWithDifferentUserData128;
     }
-    if t.user_data_64 != e.user_data_64 {
+    if differs(u128::from(t.user_data_64), u128::from(e.user_data_64)) {
         return S::ExistsWithDifferentUserData64;
     }
-    if t.user_data_32 != e.user_data_32 {
+    if differs(u128::from(t.user_data_32), u128::from(e.user_data_32)) {
         return S::ExistsWithDifferentUserData32;
     }
     if differs(u128::from(t.ledger), u128::from(e.ledger)) {

@@ -394,8 +394,9 @@ impl CreateTransferStatus {
         matches!(self, Self::Created | Self::Exists)
     }
 
-    /// Whether the outcome depended on the ledger's state at that moment (balances, which objects
-    /// exist, which accounts are closed), so that the same event could succeed later. The ledger
+    /// Whether the outcome depended on the ledger's state at that moment (balance limits, which
+    /// objects exist, which accounts are closed), so that the same event could succeed later
+    /// (TigerBeetle's list; overflows count as permanent). The ledger
     /// remembers an id that failed this way and answers `IdAlreadyFailed` when it comes back, so a
     /// retried request can never succeed after its first attempt was reported as failed.
     pub const fn is_transient(self) -> bool {
@@ -406,12 +407,6 @@ impl CreateTransferStatus {
                 | Self::PendingTransferNotFound
                 | Self::DebitAccountAlreadyClosed
                 | Self::CreditAccountAlreadyClosed
-                | Self::OverflowsDebitsPending
-                | Self::OverflowsCreditsPending
-                | Self::OverflowsDebitsPosted
-                | Self::OverflowsCreditsPosted
-                | Self::OverflowsDebits
-                | Self::OverflowsCredits
                 | Self::ExceedsCredits
                 | Self::ExceedsDebits
         )
