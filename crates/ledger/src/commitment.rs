@@ -8,7 +8,7 @@
 //! - **pending**: a Merkle tree with one leaf per pending transfer (in creation order): its id
 //!   and the state of its pending phase (pending, posted, voided, expired).
 //! - **balances**: an append-only Merkle log of balance-history entries (accounts with
-//!   `flags.history`), ordered by (timestamp, account index, order within the account).
+//!   `flags.history`), in the order they were made.
 //! - **failed transfer ids**: an append-only Merkle log of ids refused with a transient status.
 //!
 //! The digest hashes the five roots, their sizes and the last timestamp. Every piece of state
@@ -248,12 +248,12 @@ impl Commitment {
         }
         assert_eq!(self.pending.len(), store.pending_count());
 
-        // Entries of one batch are appended in execution order, which is timestamp order; the
-        // stable sort puts entries of equal timestamp in account order, as `rebuild` does.
-        changes.balances.sort_by_key(|(account, entry)| (entry.balance.timestamp, *account));
+        // History entries are appended in the order they were made (their sequence numbers).
         for (account, entry) in changes.balances.drain(..) {
+            assert_eq!(entry.sequence, self.balances.len(), "history entries are appended in order");
             self.balances.push(entry_leaf(store, account, &entry));
         }
+        assert_eq!(self.balances.len(), store.balance_count());
 
         let known = self.failed_transfer_ids.len() as usize;
         let failed = store.failed_transfer_ids();
@@ -334,16 +334,14 @@ fn entry_leaf<S: Store>(store: &S, account: AccountIndex, entry: &BalanceEntry) 
     balance_leaf(store.account(account).id, store.transfer(entry.transfer).id, &entry.balance)
 }
 
-/// Every balance-history entry, ordered by (timestamp, account index, order within account).
+/// Every balance-history entry of every account, in the order they were made.
 pub fn balances_in_order<S: Store>(store: &S) -> Vec<(AccountIndex, &BalanceEntry)> {
-    let mut entries: Vec<(u64, AccountIndex, usize, &BalanceEntry)> = Vec::new();
+    let mut entries: Vec<(AccountIndex, &BalanceEntry)> = Vec::new();
     for account in 0..store.account_count() {
-        for (position, entry) in store.balances(account).iter().enumerate() {
-            entries.push((entry.balance.timestamp, account, position, entry));
-        }
+        entries.extend(store.balances(account).iter().map(|entry| (account, entry)));
     }
-    entries.sort_unstable_by_key(|(timestamp, account, position, _)| (*timestamp, *account, *position));
-    entries.into_iter().map(|(_, account, _, balance)| (account, balance)).collect()
+    entries.sort_unstable_by_key(|(_, entry)| entry.sequence);
+    entries
 }
 
 /// A proof that an account, with its current balances, is part of the state a digest commits

@@ -34,7 +34,7 @@ pub(crate) enum Undo {
     PendingStatusChanged { transfer: TransferIndex, previous: Option<PendingStatus> },
     ExpiryInserted { expires_at: u64, transfer: TransferIndex },
     ExpiryRemoved { expires_at: u64, transfer: TransferIndex },
-    BalancePushed { account: AccountIndex },
+    BalanceInserted { account: AccountIndex, position: usize },
 }
 
 /// What the current batch changed, for the digest.
@@ -48,7 +48,7 @@ pub(crate) struct Changes {
     pub transfers: Vec<TransferIndex>,
     /// Pending transfers created or whose status changed (may repeat or be rolled back).
     pub pending: Vec<TransferIndex>,
-    /// Balance history entries appended, in order.
+    /// Balance history entries made, in order (of their sequence numbers).
     pub balances: Vec<(AccountIndex, BalanceEntry)>,
     /// Transfer ids that failed transiently, in order.
     pub failed_transfer_ids: Vec<u128>,
@@ -322,8 +322,8 @@ impl<S: Store> Ledger<S> {
                 Undo::PendingStatusChanged { transfer, previous } => self.store.set_pending_status(transfer, previous),
                 Undo::ExpiryInserted { expires_at, transfer } => self.store.remove_expiry(expires_at, transfer),
                 Undo::ExpiryRemoved { expires_at, transfer } => self.store.insert_expiry(expires_at, transfer),
-                Undo::BalancePushed { account } => {
-                    self.store.pop_balance(account);
+                Undo::BalanceInserted { account, position } => {
+                    self.store.remove_balance(account, position);
                     self.changes.balances.pop().expect("a balance change per balance pushed");
                 }
             }
@@ -413,9 +413,10 @@ impl<S: Store> Ledger<S> {
         if !account.flags.contains(AccountFlags::HISTORY) {
             return;
         }
-        let entry = BalanceEntry { balance: account.balance_at(timestamp), transfer };
-        self.store.push_balance(index, entry);
-        self.record(Undo::BalancePushed { account: index });
+        let entry =
+            BalanceEntry { balance: account.balance_at(timestamp), transfer, sequence: self.store.balance_count() };
+        let position = self.store.insert_balance(index, entry);
+        self.record(Undo::BalanceInserted { account: index, position });
         self.changes.balances.push((index, entry));
     }
 

@@ -304,9 +304,7 @@ impl<S: Store> Ledger<S> {
         if t.timeout != 0 {
             return S::TimeoutReservedForPendingTransfer;
         }
-        if t.flags.intersects(TransferFlags::CLOSING_DEBIT | TransferFlags::CLOSING_CREDIT) {
-            return S::ClosingTransferMustBePending;
-        }
+        debug_assert!(!t.flags.intersects(TransferFlags::CLOSING_DEBIT | TransferFlags::CLOSING_CREDIT));
         let Some(pending_index) = self.store.transfer_index(t.pending_id) else {
             return S::PendingTransferNotFound;
         };
@@ -482,15 +480,20 @@ pub(crate) fn partition_point(count: u64, before: impl Fn(u64) -> bool) -> u64 {
 }
 
 /// Flag combinations TigerBeetle refuses: at most one of pending, post and void, and no
-/// balancing with post or void.
+/// balancing or closing with post or void.
 fn flags_are_mutually_exclusive(flags: TransferFlags) -> bool {
     let phases = [TransferFlags::PENDING, TransferFlags::POST_PENDING_TRANSFER, TransferFlags::VOID_PENDING_TRANSFER]
         .into_iter()
         .filter(|flag| flags.contains(*flag))
         .count();
     let second_phase = flags.intersects(TransferFlags::POST_PENDING_TRANSFER | TransferFlags::VOID_PENDING_TRANSFER);
-    let balancing = flags.intersects(TransferFlags::BALANCING_DEBIT | TransferFlags::BALANCING_CREDIT);
-    phases > 1 || (second_phase && balancing)
+    let balancing_or_closing = flags.intersects(
+        TransferFlags::BALANCING_DEBIT
+            | TransferFlags::BALANCING_CREDIT
+            | TransferFlags::CLOSING_DEBIT
+            | TransferFlags::CLOSING_CREDIT,
+    );
+    phases > 1 || (second_phase && balancing_or_closing)
 }
 
 /// How an account that already exists compares with the one in the request.
@@ -531,39 +534,40 @@ fn transfer_exists(t: &Transfer, e: &Transfer, pending: Option<&Transfer>) -> Cr
     }
     let post = t.flags.contains(TransferFlags::POST_PENDING_TRANSFER);
     let void = t.flags.contains(TransferFlags::VOID_PENDING_TRANSFER);
-    // A post or void may leave the accounts, user data, ledger and code zero: they come from the
-    // pending transfer, so zero matches what is stored.
-    let second_phase = post || void;
-    let differs = |requested: u128, existing: u128| !(second_phase && requested == 0) && requested != existing;
-    if differs(t.debit_account_id, e.debit_account_id) {
+    // A post or void may leave the accounts, user data, ledger and code zero: they are taken
+    // from the pending transfer, so a zero compares as the pending transfer's value.
+    let inherit = |requested: u128, pending_value: fn(&Transfer) -> u128| match pending {
+        Some(pending) if (post || void) && requested == 0 => pending_value(pending),
+        _ => requested,
+    };
+    if inherit(t.debit_account_id, |p| p.debit_account_id) != e.debit_account_id {
         return S::ExistsWithDifferentDebitAccountId;
     }
-    if differs(t.credit_account_id, e.credit_account_id) {
+    if inherit(t.credit_account_id, |p| p.credit_account_id) != e.credit_account_id {
         return S::ExistsWithDifferentCreditAccountId;
     }
     let balancing = t.flags.intersects(TransferFlags::BALANCING_DEBIT | TransferFlags::BALANCING_CREDIT);
-    let pending_amount = pending.map(|pending| pending.amount);
-    let requested_amount = match (post, void, t.amount) {
-        (true, _, AMOUNT_MAX) | (_, true, 0) => pending_amount.unwrap_or(t.amount),
-        (_, _, amount) => amount,
+    let requested_amount = match (post, void, t.amount, pending) {
+        (true, _, AMOUNT_MAX, Some(pending)) | (_, true, 0, Some(pending)) => pending.amount,
+        (_, _, amount, _) => amount,
     };
     let amount_differs = if balancing { t.amount < e.amount } else { requested_amount != e.amount };
     if amount_differs {
         return S::ExistsWithDifferentAmount;
     }
-    if differs(t.user_data_128, e.user_data_128) {
+    if inherit(t.user_data_128, |p| p.user_data_128) != e.user_data_128 {
         return S::ExistsWithDifferentUserData128;
     }
-    if differs(u128::from(t.user_data_64), u128::from(e.user_data_64)) {
+    if inherit(u128::from(t.user_data_64), |p| u128::from(p.user_data_64)) != u128::from(e.user_data_64) {
         return S::ExistsWithDifferentUserData64;
     }
-    if differs(u128::from(t.user_data_32), u128::from(e.user_data_32)) {
+    if inherit(u128::from(t.user_data_32), |p| u128::from(p.user_data_32)) != u128::from(e.user_data_32) {
         return S::ExistsWithDifferentUserData32;
     }
-    if differs(u128::from(t.ledger), u128::from(e.ledger)) {
+    if inherit(u128::from(t.ledger), |p| u128::from(p.ledger)) != u128::from(e.ledger) {
         return S::ExistsWithDifferentLedger;
     }
-    if differs(u128::from(t.code), u128::from(e.code)) {
+    if inherit(u128::from(t.code), |p| u128::from(p.code)) != u128::from(e.code) {
         return S::ExistsWithDifferentCode;
     }
     S::Exists

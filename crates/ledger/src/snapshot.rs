@@ -10,7 +10,7 @@
 //!   3 voided, 4 expired)
 //! balance_count u64  | balance_count × (account index u32, transfer index u64,
 //!   debits_pending u128, debits_posted u128, credits_pending u128, credits_posted u128,
-//!   timestamp u64), grouped by account, each account's entries in order
+//!   timestamp u64), in the order the entries were made
 //! failed_count u64   | failed_count × transfer id u128, in the order they failed
 //! digest [32]        | the state digest of the ledger that wrote the snapshot
 //! checksum [32]      | BLAKE3 of every byte before it
@@ -80,12 +80,10 @@ impl Ledger<MemoryStore> {
         }
         let balances = balances_in_order(store);
         bytes.extend_from_slice(&(balances.len() as u64).to_le_bytes());
-        for account in 0..store.account_count() {
-            for entry in store.balances(account) {
-                bytes.extend_from_slice(&account.to_le_bytes());
-                bytes.extend_from_slice(&entry.transfer.to_le_bytes());
-                bytes.extend_from_slice(&entry.balance.to_bytes()[..72]);
-            }
+        for (account, entry) in balances {
+            bytes.extend_from_slice(&account.to_le_bytes());
+            bytes.extend_from_slice(&entry.transfer.to_le_bytes());
+            bytes.extend_from_slice(&entry.balance.to_bytes()[..72]);
         }
         let failed = store.failed_transfer_ids();
         bytes.extend_from_slice(&(failed.len() as u64).to_le_bytes());
@@ -182,8 +180,7 @@ impl Ledger<MemoryStore> {
         }
 
         let balance_count = reader.count("balances", BALANCE_RECORD_SIZE)?;
-        let mut last: Option<(AccountIndex, u64)> = None;
-        for _ in 0..balance_count {
+        for sequence in 0..balance_count {
             let account = AccountIndex::from_le_bytes(reader.take("balance account")?);
             let transfer = TransferIndex::from_le_bytes(reader.take("balance transfer")?);
             let mut record = [0u8; OBJECT_SIZE];
@@ -192,13 +189,7 @@ impl Ledger<MemoryStore> {
             if account >= store.account_count() || transfer >= store.transfer_count() {
                 return Err(inconsistent(format!("balance entry names account {account} / transfer {transfer}")));
             }
-            if last.is_some_and(|(last_account, last_timestamp)| {
-                account < last_account || (account == last_account && balance.timestamp < last_timestamp)
-            }) {
-                return Err(inconsistent("balance entries out of order".to_string()));
-            }
-            last = Some((account, balance.timestamp));
-            store.push_balance(account, BalanceEntry { balance, transfer });
+            store.insert_balance(account, BalanceEntry { balance, transfer, sequence });
         }
 
         let failed_count = reader.count("failed transfer ids", 16)?;

@@ -22,6 +22,8 @@ pub type TransferIndex = u64;
 pub struct BalanceEntry {
     pub balance: AccountBalance,
     pub transfer: TransferIndex,
+    /// The entry's position among all entries of all accounts, in the order they were made.
+    pub sequence: u64,
 }
 
 /// What became of a pending transfer.
@@ -82,9 +84,15 @@ pub trait Store {
     fn first_expiry_at_or_before(&self, timestamp: u64) -> Option<(u64, TransferIndex)>;
 
     // Balance history of accounts with `flags.history`.
-    fn push_balance(&mut self, account: AccountIndex, entry: BalanceEntry);
-    fn pop_balance(&mut self, account: AccountIndex) -> BalanceEntry;
+    /// Adds an entry to the account's history, after every entry with a timestamp not above its
+    /// own (imported transfers carry past timestamps), and returns its position there.
+    fn insert_balance(&mut self, account: AccountIndex, entry: BalanceEntry) -> usize;
+    /// Removes the entry at `position` of the account's history (rollback).
+    fn remove_balance(&mut self, account: AccountIndex, position: usize) -> BalanceEntry;
+    /// The account's history, in timestamp order.
     fn balances(&self, account: AccountIndex) -> &[BalanceEntry];
+    /// The number of history entries of all accounts.
+    fn balance_count(&self) -> u64;
 
     // Transfer ids that failed with a transient status and may never be used again.
     fn is_failed_transfer_id(&self, id: u128) -> bool;
@@ -167,6 +175,7 @@ pub struct MemoryStore {
     pending: HashMap<TransferIndex, (PendingStatus, u64)>,
     expiries: BTreeSet<(u64, TransferIndex)>,
     balances: HashMap<AccountIndex, Vec<BalanceEntry>>,
+    balance_count: u64,
     failed_transfer_ids: HashSet<u128>,
     failed_transfer_ids_in_order: Vec<u128>,
 }
@@ -292,17 +301,28 @@ impl Store for MemoryStore {
         self.expiries.first().copied().filter(|(expires_at, _)| *expires_at <= timestamp)
     }
 
-    fn push_balance(&mut self, account: AccountIndex, entry: BalanceEntry) {
-        self.balances.entry(account).or_default().push(entry);
+    fn insert_balance(&mut self, account: AccountIndex, entry: BalanceEntry) -> usize {
+        assert_eq!(entry.sequence, self.balance_count, "entries are numbered in order");
+        let balances = self.balances.entry(account).or_default();
+        let position = balances.partition_point(|other| other.balance.timestamp <= entry.balance.timestamp);
+        balances.insert(position, entry);
+        self.balance_count += 1;
+        position
     }
 
-    fn pop_balance(&mut self, account: AccountIndex) -> BalanceEntry {
-        let balances = self.balances.get_mut(&account).expect("a history to pop from");
-        let balance = balances.pop().expect("a balance to pop");
+    fn remove_balance(&mut self, account: AccountIndex, position: usize) -> BalanceEntry {
+        let balances = self.balances.get_mut(&account).expect("a history to remove from");
+        let entry = balances.remove(position);
+        assert_eq!(entry.sequence + 1, self.balance_count, "only the newest entry is removed");
         if balances.is_empty() {
             self.balances.remove(&account);
         }
-        balance
+        self.balance_count -= 1;
+        entry
+    }
+
+    fn balance_count(&self) -> u64 {
+        self.balance_count
     }
 
     fn balances(&self, account: AccountIndex) -> &[BalanceEntry] {
