@@ -51,10 +51,12 @@ struct Workload {
 }
 
 impl Workload {
-    fn new(accounts: u64) -> Self {
+    /// A ledger sized up front, as a validator is, for `accounts` and `transfers`.
+    fn new(accounts: u64, transfers: u64) -> Self {
+        let ledger = Ledger::with_capacity(accounts as u32, transfers);
         let mut workload = Self {
             generator: Generator { accounts, next_id: 1, random: Random(42) },
-            subject: Subject { ledger: Ledger::new(), timestamp: 1 },
+            subject: Subject { ledger, timestamp: 1 },
         };
         let mut id = 1;
         while id <= accounts {
@@ -121,9 +123,13 @@ fn resident_bytes() -> u64 {
         .map_or(0, |kilobytes| kilobytes * 1024)
 }
 
+/// Transfers the measurement adds on top of the preloaded ones (criterion's warm-up and samples
+/// at about a million transfers a second), for sizing the ledger up front.
+const MEASURED_TRANSFERS: u64 = 16_000_000;
+
 fn prepare(accounts: u64, transfers: u64) -> Workload {
     let before = resident_bytes();
-    let mut workload = Workload::new(accounts);
+    let mut workload = Workload::new(accounts, transfers + MEASURED_TRANSFERS);
     let with_accounts = resident_bytes();
     let mut loaded = 0;
     while loaded < transfers {

@@ -9,7 +9,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let accounts: u64 = args.next().map_or(10_000, |value| value.parse().expect("accounts"));
     let batches: u64 = args.next().map_or(100, |value| value.parse().expect("batches"));
-    let mut ledger = Ledger::new();
+    let mut ledger = Ledger::with_capacity(accounts as u32, batches * BATCH_EVENTS_MAX as u64);
     let mut timestamp = 1;
     for start in (1..=accounts).step_by(BATCH_EVENTS_MAX) {
         let end = (start + BATCH_EVENTS_MAX as u64 - 1).min(accounts);

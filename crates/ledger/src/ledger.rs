@@ -71,6 +71,12 @@ impl Ledger<MemoryStore> {
     pub fn new() -> Self {
         Self::with_store(MemoryStore::new())
     }
+
+    /// An empty ledger in memory with room for `accounts` and `transfers` allocated up front
+    /// (see [`MemoryStore::with_capacity`]).
+    pub fn with_capacity(accounts: u32, transfers: u64) -> Self {
+        Self::with_store(MemoryStore::with_capacity(accounts, transfers))
+    }
 }
 
 impl Default for Ledger<MemoryStore> {
@@ -366,11 +372,14 @@ impl<S: Store> Ledger<S> {
 
     pub(crate) fn update_account(&mut self, index: AccountIndex, update: impl FnOnce(&mut Account)) {
         let account = self.store.account_mut(index);
-        let previous = *account;
+        // The old value is kept only when a chain might have to restore it.
+        let previous = self.scope.is_some().then_some(*account);
+        let flags_before = account.flags;
         update(account);
-        debug_assert_eq!(account.id, previous.id);
-        let flags_changed = account.flags != previous.flags;
-        self.record(Undo::AccountChanged { index, previous });
+        let flags_changed = account.flags != flags_before;
+        if let Some(previous) = previous {
+            self.record(Undo::AccountChanged { index, previous });
+        }
         self.changes.accounts.push(index);
         if flags_changed {
             self.changes.account_identities.push(index);

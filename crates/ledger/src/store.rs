@@ -184,6 +184,22 @@ impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// A store with room for `accounts` accounts and `transfers` transfers allocated up front,
+    /// as a validator sized for its workload does (TigerBeetle allocates all memory at start):
+    /// no rehashing or reallocation while it fills.
+    pub fn with_capacity(accounts: u32, transfers: u64) -> Self {
+        let (accounts, transfers) = (accounts as usize, transfers as usize);
+        let builder = IdHasherBuilder::default();
+        Self {
+            accounts: Vec::with_capacity(accounts),
+            account_ids: HashMap::with_capacity_and_hasher(accounts, builder),
+            transfers: Vec::with_capacity(transfers),
+            transfer_ids: HashMap::with_capacity_and_hasher(transfers, IdHasherBuilder::default()),
+            account_transfers: Vec::with_capacity(accounts),
+            ..Self::default()
+        }
+    }
 }
 
 impl Store for MemoryStore {
