@@ -1,8 +1,8 @@
 //! The state digest: the accounts tree, the transfer log, the pending-status tree, two logs
 //! and the last timestamp, hashed into 32 bytes.
 //!
-//! - **accounts**: a Merkle tree (`merkle.rs`) whose leaf `i` is account `i` in creation order,
-//!   hashed with its current balances and flags. Changes replace the leaf.
+//! - **accounts**: one leaf per account in creation order, hashed with its current balances
+//!   and flags, in segments of 512 under a Merkle tree (`account_table.rs`).
 //! - **transfers**: BLAKE3 of every transfer's encoding in creation order (`transfer_log.rs`).
 //!   Transfers never change, so this is an append-only stream hashed with SIMD.
 //! - **pending**: a Merkle tree with one leaf per pending transfer (in creation order): its id
@@ -17,40 +17,17 @@
 //! of one account (leaf + audit path) and of one transfer (BLAKE3 chunk + sibling chaining
 //! values) check against the digest through its parts.
 
+use crate::account_table::{AccountTable, verify_account};
 use crate::ledger::Changes;
 use crate::merkle::{Hash, MerkleTree, leaf};
 use crate::store::{AccountIndex, BalanceEntry, PendingStatus, Store};
 use crate::transfer_log::{TransferLog, TransferLogProof};
 use crate::types::{Account, AccountBalance, TransferFlags};
 
-const ACCOUNT_IDENTITY_KEY: &[u8; 32] = b"tally.ledger.v1.account-identity";
 const PENDING_KEY: &[u8; 32] = b"tally.ledger.v1.pending-status..";
 const BALANCE_KEY: &[u8; 32] = b"tally.ledger.v1.account-balance.";
 const FAILED_ID_KEY: &[u8; 32] = b"tally.ledger.v1.failed-transfer.";
 const DIGEST_KEY: &[u8; 32] = b"tally.ledger.v1.state-digest....";
-
-/// The hash of every field of an account but its four balances (id, user data, ledger, code,
-/// flags, timestamp): 64 bytes, one BLAKE3 compression. Only `flags` of these ever change.
-pub fn account_identity(account: &Account) -> Hash {
-    let bytes = account.to_bytes();
-    let mut block = [0u8; 64];
-    block[..16].copy_from_slice(&bytes[..16]);
-    block[16..].copy_from_slice(&bytes[80..]);
-    leaf(ACCOUNT_IDENTITY_KEY, &block)
-}
-
-/// The leaf of an account: its four balances (64 bytes, one compression) hashed with the
-/// account's identity hash as the BLAKE3 key. Transfers change only balances, so the identity is
-/// cached and an account touched by a batch costs one compression to rehash.
-pub fn account_leaf_with_identity(identity: &Hash, account: &Account) -> Hash {
-    let bytes = account.to_bytes();
-    leaf(identity, &bytes[16..80])
-}
-
-/// The leaf of an account.
-pub fn account_leaf(account: &Account) -> Hash {
-    account_leaf_with_identity(&account_identity(account), account)
-}
 
 /// The leaf of a pending transfer: its id and the state of its pending phase.
 pub fn pending_leaf(transfer_id: u128, status: PendingStatus) -> Hash {
@@ -113,9 +90,7 @@ impl DigestParts {
 /// The structures behind the digest, kept current batch by batch.
 #[derive(Debug, Clone)]
 pub struct Commitment {
-    accounts: MerkleTree,
-    /// The identity hash of every account (see [`account_identity`]).
-    account_identities: Vec<Hash>,
+    accounts: AccountTable,
     transfers: TransferLog,
     pending: MerkleTree,
     balances: MerkleTree,
@@ -132,8 +107,7 @@ pub struct Commitment {
 impl Commitment {
     pub fn new() -> Self {
         let mut commitment = Self {
-            accounts: MerkleTree::new(),
-            account_identities: Vec::new(),
+            accounts: AccountTable::new(),
             transfers: TransferLog::new(),
             pending: MerkleTree::new(),
             balances: MerkleTree::new(),
@@ -173,10 +147,9 @@ impl Commitment {
     pub fn apply<S: Store>(&mut self, store: &S, changes: &mut Changes, timestamp_last: u64) {
         // Accounts: each changed account once, in index order, via a bitmap.
         let account_count = u64::from(store.account_count());
-        self.account_identities.truncate(account_count as usize);
         for index in changes.account_identities.drain(..) {
-            if let Some(identity) = self.account_identities.get_mut(index as usize) {
-                *identity = account_identity(store.account(index));
+            if u64::from(index) < self.accounts.len() {
+                self.accounts.refresh_identity(u64::from(index), store.account(index));
             }
         }
         let words = account_count.div_ceil(64) as usize;
@@ -199,21 +172,10 @@ impl Commitment {
             while bits != 0 {
                 let index = word as u64 * 64 + u64::from(bits.trailing_zeros());
                 bits &= bits - 1;
-                let account = store.account(index as AccountIndex);
-                if index == self.account_identities.len() as u64 {
-                    self.account_identities.push(account_identity(account));
-                }
-                let hash = account_leaf_with_identity(&self.account_identities[index as usize], account);
-                if index < self.accounts.len() {
-                    self.accounts.set(index, hash);
-                } else {
-                    assert_eq!(index, self.accounts.len(), "new accounts are contiguous");
-                    self.accounts.push(hash);
-                }
+                self.accounts.update(index, store.account(index as AccountIndex));
             }
         }
         assert_eq!(self.accounts.len(), account_count);
-        assert_eq!(self.account_identities.len() as u64, account_count);
 
         // Transfers: the new ones, appended to the log in one update.
         self.encoded.clear();
@@ -293,10 +255,7 @@ impl Commitment {
     pub fn rebuild<S: Store>(store: &S, timestamp_last: u64) -> Self {
         let mut commitment = Self::new();
         for index in 0..store.account_count() {
-            let account = store.account(index);
-            let identity = account_identity(account);
-            commitment.accounts.push(account_leaf_with_identity(&identity, account));
-            commitment.account_identities.push(identity);
+            commitment.accounts.update(u64::from(index), store.account(index));
         }
         let mut encoded = Vec::with_capacity(store.transfer_count() as usize * crate::constants::OBJECT_SIZE);
         for index in 0..store.transfer_count() {
@@ -319,8 +278,8 @@ impl Commitment {
         commitment
     }
 
-    /// The audit path of an account in the accounts tree.
-    pub fn account_path(&self, index: AccountIndex) -> Vec<Hash> {
+    /// The leaves of an account's segment and the segment's audit path.
+    pub fn account_path(&self, index: AccountIndex) -> (Vec<Hash>, Vec<Hash>) {
         self.accounts.proof(u64::from(index))
     }
 
@@ -345,10 +304,12 @@ pub fn balances_in_order<S: Store>(store: &S) -> Vec<(AccountIndex, &BalanceEntr
 }
 
 /// A proof that an account, with its current balances, is part of the state a digest commits
-/// to: the account's leaf position, the audit path in the accounts tree, and the digest's parts.
+/// to: the account's position, the leaves of its segment, the segment's audit path in the
+/// accounts tree, and the digest's parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountProof {
     pub index: u64,
+    pub segment: Vec<Hash>,
     pub path: Vec<Hash>,
     pub parts: DigestParts,
 }
@@ -357,11 +318,12 @@ impl AccountProof {
     /// Whether `account` is in the state whose digest is `digest`.
     pub fn verify(&self, digest: &Hash, account: &Account) -> bool {
         self.parts.digest() == *digest
-            && crate::merkle::verify_proof(
+            && verify_account(
                 &self.parts.accounts_root,
                 self.parts.account_count,
                 self.index,
-                &account_leaf(account),
+                account,
+                &self.segment,
                 &self.path,
             )
     }

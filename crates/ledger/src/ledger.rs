@@ -457,8 +457,8 @@ impl<S: Store> Ledger<S> {
     /// A proof, checkable against [`Ledger::digest`], of the account's current state.
     pub fn prove_account(&self, id: u128) -> Option<(Account, AccountProof)> {
         let index = self.store.account_index(id)?;
-        let path = self.commitment.account_path(index);
-        let proof = AccountProof { index: u64::from(index), path, parts: self.commitment.parts() };
+        let (segment, path) = self.commitment.account_path(index);
+        let proof = AccountProof { index: u64::from(index), segment, path, parts: self.commitment.parts() };
         Some((*self.store.account(index), proof))
     }
 

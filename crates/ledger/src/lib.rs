@@ -25,6 +25,7 @@
 //! The rules live in `rules.rs`, the queries in `query.rs`, the state digest in `commitment.rs`
 //! and the maps behind the small `store::Store` interface; `docs/LEDGER.md` explains the design.
 
+mod account_table;
 mod codec;
 mod commitment;
 pub mod constants;
