@@ -1,0 +1,440 @@
+//! Ledger objects as JSON, and back, with every input checked.
+//!
+//! - `u128` and `u64` fields travel as decimal strings (`"340282366920938463463374607431768211455"`),
+//!   because JSON numbers lose precision above 2^53 in most languages. They are plain ASCII
+//!   digits, without sign, spaces or leading zeros, and must fit the field.
+//! - `u32` and `u16` fields are JSON numbers.
+//! - Flags are lists of TigerBeetle's snake-case names (`["linked", "pending"]`).
+//! - Every field but `id` (and a filter's `account_id`) may be left out and is then zero, as in
+//!   TigerBeetle's clients; a field this version does not know is refused, so that a typo never
+//!   silently becomes a zero.
+
+use serde_json::{Map, Value, json};
+use tally_ledger::{
+    Account, AccountBalance, AccountFilter, AccountFilterFlags, AccountFlags, BATCH_EVENTS_MAX, CreateAccountResult,
+    CreateTransferResult, QueryFilter, QueryFilterFlags, Transfer, TransferFlags,
+};
+
+use crate::error::{ApiError, ErrorCode};
+
+/// The largest request body accepted: a full batch of transfers as JSON, with room to spare.
+pub const BODY_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+// A full batch of the longest transfers (every field at its widest) fits in a body.
+const _: () = assert!(BATCH_EVENTS_MAX * 900 < BODY_BYTES_MAX);
+
+/// Parses a request body, refusing oversized bodies before reading them.
+pub fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
+    if body.len() > BODY_BYTES_MAX {
+        return Err(ApiError::new(
+            ErrorCode::BodyTooLarge,
+            "",
+            format!("the body has {} bytes; the limit is {BODY_BYTES_MAX}", body.len()),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|error| ApiError::new(ErrorCode::MalformedJson, "", error.to_string()))
+}
+
+/// The fields of one JSON object, checked against the names a kind of object has.
+struct Object<'a> {
+    map: &'a Map<String, Value>,
+    path: &'a str,
+}
+
+impl<'a> Object<'a> {
+    fn new(value: &'a Value, path: &'a str, known: &[&str]) -> Result<Self, ApiError> {
+        let map = value
+            .as_object()
+            .ok_or_else(|| ApiError::new(ErrorCode::InvalidType, path, format!("{} must be an object", name(path))))?;
+        if let Some(unknown) = map.keys().find(|key| !known.contains(&key.as_str())) {
+            let field = join(path, unknown);
+            return Err(ApiError::new(
+                ErrorCode::UnknownField,
+                field.clone(),
+                format!("unknown field {field}; the fields are {}", known.join(", ")),
+            ));
+        }
+        Ok(Self { map, path })
+    }
+
+    fn field(&self, name: &str) -> (Option<&'a Value>, String) {
+        (self.map.get(name), join(self.path, name))
+    }
+
+    fn required(&self, name: &str) -> Result<(), ApiError> {
+        if self.map.contains_key(name) {
+            Ok(())
+        } else {
+            let field = join(self.path, name);
+            Err(ApiError::new(ErrorCode::MissingField, field.clone(), format!("{field} is required")))
+        }
+    }
+
+    fn u128(&self, name: &str) -> Result<u128, ApiError> {
+        match self.field(name) {
+            (None, _) => Ok(0),
+            (Some(value), field) => decimal(value, &field, u128::MAX),
+        }
+    }
+
+    fn u64(&self, name: &str) -> Result<u64, ApiError> {
+        match self.field(name) {
+            (None, _) => Ok(0),
+            (Some(value), field) => decimal(value, &field, u128::from(u64::MAX)).map(|value| value as u64),
+        }
+    }
+
+    fn number(&self, name: &str, max: u64) -> Result<u64, ApiError> {
+        match self.field(name) {
+            (None, _) => Ok(0),
+            (Some(value), field) => {
+                let Some(number) = value.as_number() else {
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidType,
+                        field.clone(),
+                        format!("{field} must be a number"),
+                    ));
+                };
+                match number.as_u64() {
+                    Some(number) if number <= max => Ok(number),
+                    _ => Err(ApiError::new(
+                        ErrorCode::InvalidNumber,
+                        field.clone(),
+                        format!("{field} must be an integer from 0 to {max}, got {number}"),
+                    )),
+                }
+            }
+        }
+    }
+
+    fn u32(&self, name: &str) -> Result<u32, ApiError> {
+        self.number(name, u64::from(u32::MAX)).map(|value| value as u32)
+    }
+
+    fn u16(&self, name: &str) -> Result<u16, ApiError> {
+        self.number(name, u64::from(u16::MAX)).map(|value| value as u16)
+    }
+
+    /// A list of flag names, each looked up with `from_name`.
+    fn flags<F: Copy + std::ops::BitOr<Output = F>>(
+        &self,
+        name: &str,
+        none: F,
+        from_name: fn(&str) -> Option<F>,
+        known: impl Fn() -> Vec<&'static str>,
+    ) -> Result<F, ApiError> {
+        let (value, field) = self.field(name);
+        let Some(value) = value else {
+            return Ok(none);
+        };
+        let list = value.as_array().ok_or_else(|| {
+            ApiError::new(ErrorCode::InvalidType, field.clone(), format!("{field} must be a list of flag names"))
+        })?;
+        let mut flags = none;
+        for (index, item) in list.iter().enumerate() {
+            let item_field = format!("{field}[{index}]");
+            let text = item.as_str().ok_or_else(|| {
+                ApiError::new(ErrorCode::InvalidType, item_field.clone(), format!("{item_field} must be a flag name"))
+            })?;
+            let flag = from_name(text).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::UnknownFlag,
+                    item_field.clone(),
+                    format!("unknown flag {text:?} in {item_field}; the flags are {}", known().join(", ")),
+                )
+            })?;
+            flags = flags | flag;
+        }
+        Ok(flags)
+    }
+}
+
+fn join(path: &str, name: &str) -> String {
+    if path.is_empty() { name.to_string() } else { format!("{path}.{name}") }
+}
+
+fn name(path: &str) -> &str {
+    if path.is_empty() { "the body" } else { path }
+}
+
+/// A decimal string with a value of at most `max`.
+fn decimal(value: &Value, field: &str, max: u128) -> Result<u128, ApiError> {
+    let Some(text) = value.as_str() else {
+        return Err(ApiError::new(
+            ErrorCode::InvalidType,
+            field,
+            format!("{field} must be a decimal string such as \"42\" (large integers do not survive JSON numbers)"),
+        ));
+    };
+    let invalid = |why: &str| ApiError::new(ErrorCode::InvalidNumber, field, format!("{field} {why}, got {text:?}"));
+    if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Err(invalid("must contain only the digits 0-9"));
+    }
+    if text.len() > 1 && text.starts_with('0') {
+        return Err(invalid("must not have leading zeros"));
+    }
+    match text.parse::<u128>() {
+        Ok(number) if number <= max => Ok(number),
+        _ => Err(invalid(&format!("must be at most {max}"))),
+    }
+}
+
+const ACCOUNT_FIELDS: &[&str] = &[
+    "id",
+    "debits_pending",
+    "debits_posted",
+    "credits_pending",
+    "credits_posted",
+    "user_data_128",
+    "user_data_64",
+    "user_data_32",
+    "reserved",
+    "ledger",
+    "code",
+    "flags",
+    "timestamp",
+];
+
+const TRANSFER_FIELDS: &[&str] = &[
+    "id",
+    "debit_account_id",
+    "credit_account_id",
+    "amount",
+    "pending_id",
+    "user_data_128",
+    "user_data_64",
+    "user_data_32",
+    "timeout",
+    "ledger",
+    "code",
+    "flags",
+    "timestamp",
+];
+
+fn account_flag_names() -> Vec<&'static str> {
+    AccountFlags::NAMED.iter().map(|(_, name)| *name).collect()
+}
+
+fn transfer_flag_names() -> Vec<&'static str> {
+    TransferFlags::NAMED.iter().map(|(_, name)| *name).collect()
+}
+
+/// An account from JSON; `path` names it in errors (`accounts[0]`).
+pub fn account_from_json(value: &Value, path: &str) -> Result<Account, ApiError> {
+    let object = Object::new(value, path, ACCOUNT_FIELDS)?;
+    object.required("id")?;
+    Ok(Account {
+        id: object.u128("id")?,
+        debits_pending: object.u128("debits_pending")?,
+        debits_posted: object.u128("debits_posted")?,
+        credits_pending: object.u128("credits_pending")?,
+        credits_posted: object.u128("credits_posted")?,
+        user_data_128: object.u128("user_data_128")?,
+        user_data_64: object.u64("user_data_64")?,
+        user_data_32: object.u32("user_data_32")?,
+        reserved: object.u32("reserved")?,
+        ledger: object.u32("ledger")?,
+        code: object.u16("code")?,
+        flags: object.flags("flags", AccountFlags::NONE, AccountFlags::from_name, account_flag_names)?,
+        timestamp: object.u64("timestamp")?,
+    })
+}
+
+/// A transfer from JSON; `path` names it in errors (`transfers[0]`).
+pub fn transfer_from_json(value: &Value, path: &str) -> Result<Transfer, ApiError> {
+    let object = Object::new(value, path, TRANSFER_FIELDS)?;
+    object.required("id")?;
+    Ok(Transfer {
+        id: object.u128("id")?,
+        debit_account_id: object.u128("debit_account_id")?,
+        credit_account_id: object.u128("credit_account_id")?,
+        amount: object.u128("amount")?,
+        pending_id: object.u128("pending_id")?,
+        user_data_128: object.u128("user_data_128")?,
+        user_data_64: object.u64("user_data_64")?,
+        user_data_32: object.u32("user_data_32")?,
+        timeout: object.u32("timeout")?,
+        ledger: object.u32("ledger")?,
+        code: object.u16("code")?,
+        flags: object.flags("flags", TransferFlags::NONE, TransferFlags::from_name, transfer_flag_names)?,
+        timestamp: object.u64("timestamp")?,
+    })
+}
+
+/// A JSON list of at most `BATCH_EVENTS_MAX` items, each decoded by `item`.
+fn batch_from_json<T>(
+    value: &Value,
+    path: &str,
+    item: impl Fn(&Value, &str) -> Result<T, ApiError>,
+) -> Result<Vec<T>, ApiError> {
+    let list = value
+        .as_array()
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidType, path, format!("{} must be a list", name(path))))?;
+    if list.len() > BATCH_EVENTS_MAX {
+        return Err(ApiError::new(
+            ErrorCode::BatchTooLong,
+            path,
+            format!("{} has {} items; a batch holds at most {BATCH_EVENTS_MAX}", name(path), list.len()),
+        ));
+    }
+    list.iter().enumerate().map(|(index, value)| item(value, &format!("{path}[{index}]"))).collect()
+}
+
+/// A batch of accounts from a JSON list.
+pub fn accounts_from_json(value: &Value, path: &str) -> Result<Vec<Account>, ApiError> {
+    batch_from_json(value, path, account_from_json)
+}
+
+/// A batch of transfers from a JSON list.
+pub fn transfers_from_json(value: &Value, path: &str) -> Result<Vec<Transfer>, ApiError> {
+    batch_from_json(value, path, transfer_from_json)
+}
+
+/// A list of ids (decimal strings) for a lookup.
+pub fn ids_from_json(value: &Value, path: &str) -> Result<Vec<u128>, ApiError> {
+    batch_from_json(value, path, |value, field| decimal(value, field, u128::MAX))
+}
+
+/// An `AccountFilter` from JSON.
+pub fn account_filter_from_json(value: &Value, path: &str) -> Result<AccountFilter, ApiError> {
+    let object = Object::new(
+        value,
+        path,
+        &[
+            "account_id",
+            "user_data_128",
+            "user_data_64",
+            "user_data_32",
+            "code",
+            "timestamp_min",
+            "timestamp_max",
+            "limit",
+            "flags",
+        ],
+    )?;
+    object.required("account_id")?;
+    Ok(AccountFilter {
+        account_id: object.u128("account_id")?,
+        user_data_128: object.u128("user_data_128")?,
+        user_data_64: object.u64("user_data_64")?,
+        user_data_32: object.u32("user_data_32")?,
+        code: object.u16("code")?,
+        timestamp_min: object.u64("timestamp_min")?,
+        timestamp_max: object.u64("timestamp_max")?,
+        limit: object.u32("limit")?,
+        flags: object.flags("flags", AccountFilterFlags::NONE, AccountFilterFlags::from_name, || {
+            AccountFilterFlags::NAMED.iter().map(|(_, name)| *name).collect()
+        })?,
+    })
+}
+
+/// A `QueryFilter` from JSON.
+pub fn query_filter_from_json(value: &Value, path: &str) -> Result<QueryFilter, ApiError> {
+    let object = Object::new(
+        value,
+        path,
+        &[
+            "user_data_128",
+            "user_data_64",
+            "user_data_32",
+            "ledger",
+            "code",
+            "timestamp_min",
+            "timestamp_max",
+            "limit",
+            "flags",
+        ],
+    )?;
+    Ok(QueryFilter {
+        user_data_128: object.u128("user_data_128")?,
+        user_data_64: object.u64("user_data_64")?,
+        user_data_32: object.u32("user_data_32")?,
+        ledger: object.u32("ledger")?,
+        code: object.u16("code")?,
+        timestamp_min: object.u64("timestamp_min")?,
+        timestamp_max: object.u64("timestamp_max")?,
+        limit: object.u32("limit")?,
+        flags: object.flags("flags", QueryFilterFlags::NONE, QueryFilterFlags::from_name, || {
+            QueryFilterFlags::NAMED.iter().map(|(_, name)| *name).collect()
+        })?,
+    })
+}
+
+fn names<'a>(names: impl Iterator<Item = &'a str>) -> Value {
+    Value::Array(names.map(|name| Value::String(name.to_string())).collect())
+}
+
+/// An account as JSON (every field, flags by name).
+pub fn account_to_json(account: &Account) -> Value {
+    json!({
+        "id": account.id.to_string(),
+        "debits_pending": account.debits_pending.to_string(),
+        "debits_posted": account.debits_posted.to_string(),
+        "credits_pending": account.credits_pending.to_string(),
+        "credits_posted": account.credits_posted.to_string(),
+        "user_data_128": account.user_data_128.to_string(),
+        "user_data_64": account.user_data_64.to_string(),
+        "user_data_32": account.user_data_32,
+        "reserved": account.reserved,
+        "ledger": account.ledger,
+        "code": account.code,
+        "flags": names(account.flags.names()),
+        "timestamp": account.timestamp.to_string(),
+    })
+}
+
+/// A transfer as JSON (every field, flags by name).
+pub fn transfer_to_json(transfer: &Transfer) -> Value {
+    json!({
+        "id": transfer.id.to_string(),
+        "debit_account_id": transfer.debit_account_id.to_string(),
+        "credit_account_id": transfer.credit_account_id.to_string(),
+        "amount": transfer.amount.to_string(),
+        "pending_id": transfer.pending_id.to_string(),
+        "user_data_128": transfer.user_data_128.to_string(),
+        "user_data_64": transfer.user_data_64.to_string(),
+        "user_data_32": transfer.user_data_32,
+        "timeout": transfer.timeout,
+        "ledger": transfer.ledger,
+        "code": transfer.code,
+        "flags": names(transfer.flags.names()),
+        "timestamp": transfer.timestamp.to_string(),
+    })
+}
+
+/// A balance-history entry as JSON.
+pub fn account_balance_to_json(balance: &AccountBalance) -> Value {
+    json!({
+        "debits_pending": balance.debits_pending.to_string(),
+        "debits_posted": balance.debits_posted.to_string(),
+        "credits_pending": balance.credits_pending.to_string(),
+        "credits_posted": balance.credits_posted.to_string(),
+        "timestamp": balance.timestamp.to_string(),
+    })
+}
+
+/// The results of `create_accounts`, one per event: `{"index", "status", "timestamp"}`.
+pub fn create_account_results_to_json(results: &[CreateAccountResult]) -> Value {
+    Value::Array(
+        results
+            .iter()
+            .enumerate()
+            .map(|(index, result)| {
+                json!({ "index": index, "status": result.status.name(), "timestamp": result.timestamp.to_string() })
+            })
+            .collect(),
+    )
+}
+
+/// The results of `create_transfers`, one per event: `{"index", "status", "timestamp"}`.
+pub fn create_transfer_results_to_json(results: &[CreateTransferResult]) -> Value {
+    Value::Array(
+        results
+            .iter()
+            .enumerate()
+            .map(|(index, result)| {
+                json!({ "index": index, "status": result.status.name(), "timestamp": result.timestamp.to_string() })
+            })
+            .collect(),
+    )
+}
