@@ -413,28 +413,24 @@ pub fn account_balance_to_json(balance: &AccountBalance) -> Value {
     })
 }
 
-/// The results of `create_accounts`, one per event: `{"index", "status", "timestamp"}`.
-pub fn create_account_results_to_json(results: &[CreateAccountResult]) -> Value {
+/// Per-event results as JSON: `{"index", "status", "timestamp"}` for each event, in order.
+fn results_to_json(results: impl Iterator<Item = (&'static str, u64)>) -> Value {
     Value::Array(
         results
-            .iter()
             .enumerate()
-            .map(|(index, result)| {
-                json!({ "index": index, "status": result.status.name(), "timestamp": result.timestamp.to_string() })
+            .map(|(index, (status, timestamp))| {
+                json!({ "index": index, "status": status, "timestamp": timestamp.to_string() })
             })
             .collect(),
     )
 }
 
-/// The results of `create_transfers`, one per event: `{"index", "status", "timestamp"}`.
+/// The results of `create_accounts`, one per event.
+pub fn create_account_results_to_json(results: &[CreateAccountResult]) -> Value {
+    results_to_json(results.iter().map(|result| (result.status.name(), result.timestamp)))
+}
+
+/// The results of `create_transfers`, one per event.
 pub fn create_transfer_results_to_json(results: &[CreateTransferResult]) -> Value {
-    Value::Array(
-        results
-            .iter()
-            .enumerate()
-            .map(|(index, result)| {
-                json!({ "index": index, "status": result.status.name(), "timestamp": result.timestamp.to_string() })
-            })
-            .collect(),
-    )
+    results_to_json(results.iter().map(|result| (result.status.name(), result.timestamp)))
 }
