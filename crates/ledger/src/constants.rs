@@ -4,6 +4,10 @@
 /// whole (TigerBeetle's limit for a 1 MiB message of 128-byte events).
 pub const BATCH_EVENTS_MAX: usize = 8_190;
 
+/// The most pending transfers one batch expires before its events (the rest wait for the next
+/// batches), so that a batch's cost stays bounded however many deadlines fall together.
+pub const EXPIRIES_PER_BATCH_MAX: usize = BATCH_EVENTS_MAX;
+
 /// The most objects one query or lookup answers with.
 pub const QUERY_RESULTS_MAX: usize = BATCH_EVENTS_MAX;
 

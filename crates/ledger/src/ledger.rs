@@ -6,7 +6,7 @@
 //! records how to undo each change, so that a failing event rolls the whole chain back.
 
 use crate::commitment::{AccountProof, Commitment, DigestParts, TransferProof};
-use crate::constants::{BATCH_EVENTS_MAX, TIMESTAMP_MAX};
+use crate::constants::{BATCH_EVENTS_MAX, EXPIRIES_PER_BATCH_MAX, TIMESTAMP_MAX};
 use crate::merkle::Hash;
 use crate::store::{AccountIndex, BalanceEntry, MemoryStore, PendingStatus, Store, TransferIndex};
 use crate::types::{
@@ -34,7 +34,7 @@ pub(crate) enum Undo {
     PendingStatusChanged { transfer: TransferIndex, previous: Option<PendingStatus> },
     ExpiryInserted { expires_at: u64, transfer: TransferIndex },
     ExpiryRemoved { expires_at: u64, transfer: TransferIndex },
-    BalanceInserted { account: AccountIndex, position: usize },
+    BalancePushed { account: AccountIndex },
 }
 
 /// What the current batch changed, for the digest.
@@ -59,7 +59,7 @@ pub(crate) struct Changes {
 pub struct Ledger<S: Store = MemoryStore> {
     pub(crate) store: S,
     pub(crate) commitment: Commitment,
-    /// The timestamp of the last event of the last batch (0 before the first batch).
+    /// The last timestamp the ledger gave to an event or an expiry (0 before the first).
     pub(crate) timestamp_last: u64,
     /// The undo log of the open linked chain, if one is open.
     pub(crate) scope: Option<Vec<Undo>>,
@@ -122,8 +122,8 @@ impl<S: Store> Ledger<S> {
         Self { store, commitment: Commitment::new(), timestamp_last: 0, scope: None, changes: Changes::default() }
     }
 
-    /// The timestamp of the last event applied (0 before the first batch). The next batch's
-    /// timestamp must be greater.
+    /// The last timestamp given to an event or an expiry (0 before the first batch). The next
+    /// batch's timestamp must be greater.
     pub fn timestamp_last(&self) -> u64 {
         self.timestamp_last
     }
@@ -328,8 +328,8 @@ impl<S: Store> Ledger<S> {
                 Undo::PendingStatusChanged { transfer, previous } => self.store.set_pending_status(transfer, previous),
                 Undo::ExpiryInserted { expires_at, transfer } => self.store.remove_expiry(expires_at, transfer),
                 Undo::ExpiryRemoved { expires_at, transfer } => self.store.insert_expiry(expires_at, transfer),
-                Undo::BalanceInserted { account, position } => {
-                    self.store.remove_balance(account, position);
+                Undo::BalancePushed { account } => {
+                    self.store.pop_balance(account);
                     self.changes.balances.pop().expect("a balance change per balance pushed");
                 }
             }
@@ -424,8 +424,8 @@ impl<S: Store> Ledger<S> {
         }
         let entry =
             BalanceEntry { balance: account.balance_at(timestamp), transfer, sequence: self.store.balance_count() };
-        let position = self.store.insert_balance(index, entry);
-        self.record(Undo::BalanceInserted { account: index, position });
+        self.store.push_balance(index, entry);
+        self.record(Undo::BalancePushed { account: index });
         self.changes.balances.push((index, entry));
     }
 
@@ -482,11 +482,25 @@ impl<S: Store> Ledger<S> {
         Some((*self.store.transfer(index), proof))
     }
 
-    /// Releases every pending transfer whose timeout has passed at `timestamp`, oldest expiry
-    /// first.
+    /// Releases the pending transfers whose deadline has come by the batch at `timestamp`,
+    /// earliest deadline first. Each expiry takes a timestamp of its own, between the previous
+    /// batch's last event and `timestamp`: its deadline, or the first free timestamp after it (the
+    /// last one before the batch for a deadline at the batch itself). Balance history therefore
+    /// stays in order with unique timestamps. A batch expires at most `EXPIRIES_PER_BATCH_MAX`,
+    /// and only as many as there are free timestamps before it; the rest expire with the next
+    /// batches, and until then a post or void of them is refused as expired all the same, because
+    /// the rules compare the deadline with the event's own timestamp.
     fn expire_pending_transfers(&mut self, timestamp: u64) {
-        while let Some((expires_at, transfer_index)) = self.store.first_expiry_at_or_before(timestamp) {
-            self.expire(expires_at, transfer_index, timestamp);
+        for _ in 0..EXPIRIES_PER_BATCH_MAX {
+            let Some((expires_at, transfer_index)) = self.store.first_expiry_at_or_before(timestamp) else {
+                break;
+            };
+            let expiry_timestamp = (self.timestamp_last + 1).max(expires_at.min(timestamp - 1));
+            if expiry_timestamp >= timestamp {
+                break;
+            }
+            self.expire(expires_at, transfer_index, expiry_timestamp);
+            self.timestamp_last = expiry_timestamp;
         }
     }
 

@@ -272,7 +272,11 @@ impl<S: Store> Ledger<S> {
         credit: &Account,
     ) -> Option<CreateTransferStatus> {
         use CreateTransferStatus as S;
-        if t.timestamp <= self.transfer_timestamp_last() || self.account_at(t.timestamp) {
+        if t.timestamp <= self.transfer_timestamp_last()
+            || self.account_at(t.timestamp)
+            || self.history_at_or_after(debit, t.timestamp)
+            || self.history_at_or_after(credit, t.timestamp)
+        {
             return Some(S::ImportedEventTimestampMustNotRegress);
         }
         if debit.timestamp >= t.timestamp {
@@ -414,12 +418,12 @@ impl<S: Store> Ledger<S> {
     }
 
     /// Expires a pending transfer whose timeout passed: its amount stops being pending, and the
-    /// accounts it was closing reopen. `timestamp` is the batch timestamp that noticed it.
+    /// accounts it was closing reopen. `timestamp` is the expiry's own timestamp.
     pub(crate) fn expire(&mut self, expires_at: u64, index: TransferIndex, timestamp: u64) {
         let p = *self.store.transfer(index);
         assert_eq!(self.store.pending_status(index), Some(PendingStatus::Pending), "only pending transfers expire");
         assert_eq!(p.timestamp + p.timeout_ns(), expires_at);
-        assert!(expires_at <= timestamp);
+        assert!(expires_at <= timestamp + 1, "an expiry is recorded at most just before its deadline");
         let debit_index = self.store.account_index(p.debit_account_id).expect("a pending transfer's accounts exist");
         let credit_index = self.store.account_index(p.credit_account_id).expect("a pending transfer's accounts exist");
         self.remove_expiry(expires_at, index);
@@ -438,6 +442,14 @@ impl<S: Store> Ledger<S> {
         });
         self.record_balance(debit_index, index, timestamp);
         self.record_balance(credit_index, index, timestamp);
+    }
+
+    /// Whether the account keeps a balance history with an entry at or after `timestamp` (an
+    /// expiry, which is not a transfer, may have taken a later timestamp than the last transfer):
+    /// an imported transfer may not be placed before history it would append to.
+    fn history_at_or_after(&self, account: &Account, timestamp: u64) -> bool {
+        let index = self.store.account_index(account.id).expect("the account exists");
+        self.store.balances(index).last().is_some_and(|last| last.balance.timestamp >= timestamp)
     }
 
     /// Whether a transfer has exactly this timestamp (transfers are in timestamp order).

@@ -24,10 +24,10 @@
 use std::collections::HashSet;
 
 use crate::commitment::{Commitment, balances_in_order};
-use crate::constants::OBJECT_SIZE;
+use crate::constants::{OBJECT_SIZE, TIMESTAMP_MAX};
 use crate::ledger::{Changes, Ledger};
 use crate::store::{AccountIndex, BalanceEntry, MemoryStore, PendingStatus, Store, TransferIndex};
-use crate::types::{Account, AccountBalance, Transfer, TransferFlags};
+use crate::types::{Account, AccountBalance, AccountFlags, Transfer, TransferFlags};
 
 const MAGIC: &[u8; 8] = b"TALLYLDG";
 const VERSION: u32 = 1;
@@ -116,6 +116,9 @@ impl Ledger<MemoryStore> {
         }
         reader.bytes = body;
         let timestamp_last = u64::from_le_bytes(reader.take("timestamp")?);
+        if timestamp_last > TIMESTAMP_MAX {
+            return Err(inconsistent(format!("last timestamp {timestamp_last} is out of range")));
+        }
         let mut store = MemoryStore::new();
 
         let account_count = reader.count("accounts", OBJECT_SIZE)?;
@@ -128,9 +131,13 @@ impl Ledger<MemoryStore> {
                 return Err(inconsistent(format!("account id {} is reserved or repeated", account.id)));
             }
             let previous = store.account_count().checked_sub(1).map(|last| store.account(last).timestamp);
-            if account.timestamp == 0 || previous.is_some_and(|previous| account.timestamp <= previous) {
+            if account.timestamp == 0
+                || account.timestamp > timestamp_last
+                || previous.is_some_and(|previous| account.timestamp <= previous)
+            {
                 return Err(inconsistent(format!("account {} is out of timestamp order", account.id)));
             }
+            check_account(&account)?;
             store.push_account(account);
         }
 
@@ -142,8 +149,14 @@ impl Ledger<MemoryStore> {
                 return Err(inconsistent(format!("transfer id {} is reserved or repeated", transfer.id)));
             }
             let previous = store.transfer_count().checked_sub(1).map(|last| store.transfer(last).timestamp);
-            if transfer.timestamp == 0 || previous.is_some_and(|previous| transfer.timestamp <= previous) {
+            if transfer.timestamp == 0
+                || transfer.timestamp > timestamp_last
+                || previous.is_some_and(|previous| transfer.timestamp <= previous)
+            {
                 return Err(inconsistent(format!("transfer {} is out of timestamp order", transfer.id)));
+            }
+            if transfer.flags.has_reserved_bits() {
+                return Err(inconsistent(format!("transfer {} has reserved flags", transfer.id)));
             }
             let (Some(debit), Some(credit)) =
                 (store.account_index(transfer.debit_account_id), store.account_index(transfer.credit_account_id))
@@ -189,7 +202,14 @@ impl Ledger<MemoryStore> {
             if account >= store.account_count() || transfer >= store.transfer_count() {
                 return Err(inconsistent(format!("balance entry names account {account} / transfer {transfer}")));
             }
-            store.insert_balance(account, BalanceEntry { balance, transfer, sequence });
+            if !store.account(account).flags.contains(AccountFlags::HISTORY) {
+                return Err(inconsistent(format!("balance entry for account {account} without history")));
+            }
+            let previous = store.balances(account).last().map(|last| last.balance.timestamp);
+            if previous.is_some_and(|previous| previous >= balance.timestamp) || balance.timestamp > timestamp_last {
+                return Err(inconsistent(format!("balance entries of account {account} out of order")));
+            }
+            store.push_balance(account, BalanceEntry { balance, transfer, sequence });
         }
 
         let failed_count = reader.count("failed transfer ids", 16)?;
@@ -205,11 +225,6 @@ impl Ledger<MemoryStore> {
         if reader.offset != body.len() {
             return Err(RestoreError::TrailingBytes(body.len() - reader.offset));
         }
-        if timestamp_last < store.account_count().checked_sub(1).map_or(0, |last| store.account(last).timestamp)
-            || timestamp_last < store.transfer_count().checked_sub(1).map_or(0, |last| store.transfer(last).timestamp)
-        {
-            return Err(inconsistent("objects are newer than the last timestamp".to_string()));
-        }
 
         let commitment = Commitment::rebuild(&store, timestamp_last);
         if commitment.digest() != written {
@@ -217,6 +232,31 @@ impl Ledger<MemoryStore> {
         }
         Ok(Ledger { store, commitment, timestamp_last, scope: None, changes: Changes::default() })
     }
+}
+
+/// The invariants the rules keep for every account, which a snapshot must not break: fields the
+/// rules refuse to create, balance sums that fit, and balance limits that hold.
+fn check_account(account: &Account) -> Result<(), RestoreError> {
+    let broken = |what: &str| Err(inconsistent(format!("account {} {what}", account.id)));
+    let limits = AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS | AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS;
+    if account.flags.has_reserved_bits() || account.flags.contains(limits) || account.reserved != 0 {
+        return broken("has reserved or exclusive flags, or a reserved field");
+    }
+    if account.ledger == 0 || account.code == 0 {
+        return broken("has a zero ledger or code");
+    }
+    let (Some(debits), Some(credits)) = (
+        account.debits_pending.checked_add(account.debits_posted),
+        account.credits_pending.checked_add(account.credits_posted),
+    ) else {
+        return broken("has balances that overflow");
+    };
+    if (account.flags.contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS) && debits > account.credits_posted)
+        || (account.flags.contains(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS) && credits > account.debits_posted)
+    {
+        return broken("breaks its balance limit");
+    }
+    Ok(())
 }
 
 /// Adds a transfer's effect to the balances its accounts must have.

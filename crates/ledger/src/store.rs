@@ -84,12 +84,11 @@ pub trait Store {
     fn first_expiry_at_or_before(&self, timestamp: u64) -> Option<(u64, TransferIndex)>;
 
     // Balance history of accounts with `flags.history`.
-    /// Adds an entry to the account's history, after every entry with a timestamp not above its
-    /// own (imported transfers carry past timestamps), and returns its position there.
-    fn insert_balance(&mut self, account: AccountIndex, entry: BalanceEntry) -> usize;
-    /// Removes the entry at `position` of the account's history (rollback).
-    fn remove_balance(&mut self, account: AccountIndex, position: usize) -> BalanceEntry;
-    /// The account's history, in timestamp order.
+    /// Appends an entry to the account's history; its timestamp is above every earlier one.
+    fn push_balance(&mut self, account: AccountIndex, entry: BalanceEntry);
+    /// Removes the account's newest entry, which is the newest of all accounts (rollback).
+    fn pop_balance(&mut self, account: AccountIndex) -> BalanceEntry;
+    /// The account's history, in timestamp order (strictly increasing).
     fn balances(&self, account: AccountIndex) -> &[BalanceEntry];
     /// The number of history entries of all accounts.
     fn balance_count(&self) -> u64;
@@ -317,18 +316,20 @@ impl Store for MemoryStore {
         self.expiries.first().copied().filter(|(expires_at, _)| *expires_at <= timestamp)
     }
 
-    fn insert_balance(&mut self, account: AccountIndex, entry: BalanceEntry) -> usize {
+    fn push_balance(&mut self, account: AccountIndex, entry: BalanceEntry) {
         assert_eq!(entry.sequence, self.balance_count, "entries are numbered in order");
         let balances = self.balances.entry(account).or_default();
-        let position = balances.partition_point(|other| other.balance.timestamp <= entry.balance.timestamp);
-        balances.insert(position, entry);
+        assert!(
+            balances.last().is_none_or(|last| last.balance.timestamp < entry.balance.timestamp),
+            "an account's history is in timestamp order"
+        );
+        balances.push(entry);
         self.balance_count += 1;
-        position
     }
 
-    fn remove_balance(&mut self, account: AccountIndex, position: usize) -> BalanceEntry {
-        let balances = self.balances.get_mut(&account).expect("a history to remove from");
-        let entry = balances.remove(position);
+    fn pop_balance(&mut self, account: AccountIndex) -> BalanceEntry {
+        let balances = self.balances.get_mut(&account).expect("a history to pop from");
+        let entry = balances.pop().expect("an entry to pop");
         assert_eq!(entry.sequence + 1, self.balance_count, "only the newest entry is removed");
         if balances.is_empty() {
             self.balances.remove(&account);

@@ -96,9 +96,9 @@ impl TransferLogProof {
         Self { index, count, chunk: log[chunk_start as usize..chunk_end as usize].to_vec(), siblings }
     }
 
-    /// The encoded transfer this proof is about.
+    /// The encoded transfer this proof is about (`None` for a proof that cannot be one).
     pub fn transfer_bytes(&self) -> Option<&[u8]> {
-        let offset = (self.index * OBJECT_SIZE as u64 % CHUNK_LEN) as usize;
+        let offset = (self.index.checked_mul(OBJECT_SIZE as u64)? % CHUNK_LEN) as usize;
         self.chunk.get(offset..offset + OBJECT_SIZE)
     }
 
@@ -106,11 +106,15 @@ impl TransferLogProof {
     /// its own (the last sibling may stand for more or fewer transfers): take the count from an
     /// authenticated source, as [`crate::TransferProof`] does from the digest's parts.
     pub fn verify(&self, root: &Hash) -> bool {
-        if self.index >= self.count || self.transfer_bytes().is_none() {
+        // A proof comes from a server that may lie: check before any arithmetic can overflow.
+        let (Some(total), Some(target)) =
+            (self.count.checked_mul(OBJECT_SIZE as u64), self.index.checked_mul(OBJECT_SIZE as u64))
+        else {
+            return false;
+        };
+        if self.index >= self.count || self.transfer_bytes().is_none() || self.siblings.len() > 64 {
             return false;
         }
-        let total = self.count * OBJECT_SIZE as u64;
-        let target = self.index * OBJECT_SIZE as u64;
         // Replay the walk from the root to learn each split and which side the target is on.
         let mut sides = Vec::new(); // true: the target is in the left subtree.
         let (mut start, mut len) = (0u64, total);

@@ -3,6 +3,11 @@
 //! bug is fixed. The comment above each test says what is wrong and where.
 //!
 //! Run: `CARGO_TARGET_DIR=/work/target-review cargo test -p tally-ledger --test review`
+//!
+//! Status (2026-11-29 10:15 UTC): all 12 tests fail on 80bb209 (the commit reviewed). On HEAD
+//! 598998b, commit 9033f0d fixed the history order (sequence numbers), the retried post/void
+//! comparison and the closing flags, so the 4 history tests and the 2 semantics tests pass and are
+//! kept as regression tests; the other 6 still fail.
 
 use tally_ledger::*;
 
@@ -47,8 +52,9 @@ fn all_created_transfers(results: &[CreateTransferResult]) {
 // order"). `get_account_balances` binary-searches a list that is no longer sorted.
 // ---------------------------------------------------------------------------------------------
 
-/// (a) An empty batch expires a pending transfer at T = 10 s; the next batch is accepted at
-/// 3,000 ns (< 10 s), and the incremental digest no longer equals the from-scratch digest.
+/// (a) An empty batch at T = 10 s expires a pending transfer (at its deadline, 1 s after it was
+/// created). The expiry took a timestamp, so a later batch at 3,000 ns, before it, is refused as
+/// a whole; the incremental digest still equals the from-scratch digest.
 #[test]
 fn review_empty_batch_expiry_then_earlier_batch_breaks_digest() {
     let mut ledger = Ledger::new();
@@ -56,20 +62,18 @@ fn review_empty_batch_expiry_then_earlier_batch_breaks_digest() {
         &ledger.create_accounts(1_000, &[account(1, AccountFlags::HISTORY), account(2, AccountFlags::NONE)]),
     );
     all_created_transfers(&ledger.create_transfers(2_000, &[pending(10, 1, 2, 5, 1)]));
-    // Empty batch: the expiry pass runs at 10 s, but timestamp_last stays at 2,000.
     assert!(ledger.create_transfers(10 * SECOND_NS, &[]).is_empty());
-    assert_eq!(ledger.lookup_accounts(&[1])[0].debits_pending, 0, "expired at 10 s");
-    // Accepted although it is "before" the expiry that already happened.
-    all_created_transfers(&ledger.create_transfers(3_000, &[transfer(11, 1, 2, 1)]));
-    assert_eq!(
-        ledger.digest(),
-        ledger.digest_from_scratch(),
-        "incremental digest differs from the digest rebuilt from the same state"
-    );
+    assert_eq!(ledger.lookup_accounts(&[1])[0].debits_pending, 0, "expired by 10 s");
+    assert_eq!(ledger.timestamp_last(), SECOND_NS + 2_000, "the expiry is recorded at its deadline");
+    assert!(matches!(
+        ledger.try_create_transfers(3_000, &[transfer(11, 1, 2, 1)]),
+        Err(BatchError::TimestampRegressed { timestamp: 3_000, .. })
+    ));
+    all_created_transfers(&ledger.create_transfers(SECOND_NS + 3_000, &[transfer(11, 1, 2, 1)]));
+    assert_eq!(ledger.digest(), ledger.digest_from_scratch(), "incremental digest drifted");
 }
 
-/// (a') Same root cause, observable without the digest: the snapshot of a ledger that only ever
-/// received valid batches is refused by `Ledger::restore`.
+/// (a') The snapshot of a ledger that went through an empty batch with an expiry restores.
 #[test]
 fn review_empty_batch_expiry_makes_snapshot_unrestorable() {
     let mut ledger = Ledger::new();
@@ -78,9 +82,10 @@ fn review_empty_batch_expiry_makes_snapshot_unrestorable() {
     );
     all_created_transfers(&ledger.create_transfers(2_000, &[pending(10, 1, 2, 5, 1)]));
     ledger.create_transfers(10 * SECOND_NS, &[]);
-    all_created_transfers(&ledger.create_transfers(3_000, &[transfer(11, 1, 2, 1)]));
+    all_created_transfers(&ledger.create_transfers(11 * SECOND_NS, &[transfer(11, 1, 2, 1)]));
     let restored = Ledger::restore(&ledger.snapshot());
     assert!(restored.is_ok(), "snapshot of a valid ledger refused: {:?}", restored.err());
+    assert_eq!(restored.unwrap().digest(), ledger.digest());
 }
 
 /// (b) No empty batch needed: an account batch at 10 s expires a pending transfer (history entry
@@ -188,7 +193,7 @@ fn restore_forged(mut forged: Forged) -> Result<Ledger, RestoreError> {
 /// `debits_must_not_exceed_credits` with debits 100 > credits 0 (consistent with its one
 /// transfer, so it passes the balance check). Any later transfer that touches account 1 as the
 /// *credit* account passes the rules (only the debit side of account 1's flag is checked for its
-/// debits) and then hits `assert_balance_limits` (rules.rs:263): the replica panics on a valid
+/// debits) and then hits `assert_balance_limits` (rules.rs:458): the replica panics on a valid
 /// batch. Fix: `restore` must check every invariant the rules assert (limits, flag exclusivity,
 /// reserved fields/flags, ledger/code nonzero, `closed` only with a pending closing transfer,
 /// pending+posted sums not overflowing, timestamps <= TIMESTAMP_MAX, posts/voids naming a pending
@@ -244,7 +249,7 @@ fn review_restore_accepts_overflowing_debits_then_panics() {
     }
 }
 
-/// snapshot.rs:170 computes `transfer.timestamp + transfer.timeout_ns()` unchecked for a pending
+/// snapshot.rs:168 computes `transfer.timestamp + transfer.timeout_ns()` unchecked for a pending
 /// transfer, before the digest is even checked: a snapshot with a pending transfer at
 /// timestamp u64::MAX - 5 and a 1 s timeout makes `restore` itself panic (debug) instead of
 /// returning `RestoreError` (and in release, inserts a wrapped expiry). Transfer and

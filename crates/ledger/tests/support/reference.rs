@@ -36,9 +36,8 @@ pub struct Model {
     pub pending: BTreeMap<u128, PendingState>,
     /// Transfer ids that failed with a transient status: they can never be used again.
     pub failed_transfer_ids: BTreeSet<u128>,
-    /// Balance history of accounts with `flags.history`, in timestamp order (an entry goes after
-    /// every entry whose timestamp is not above its own: imported transfers carry past
-    /// timestamps, expiries the batch timestamp).
+    /// Balance history of accounts with `flags.history`, in timestamp order (strictly
+    /// increasing: expiries take timestamps of their own, imported transfers must come after).
     pub history: BTreeMap<u128, Vec<AccountBalance>>,
     /// The timestamp of the previous batch's last event.
     pub timestamp_last: u64,
@@ -136,7 +135,9 @@ impl Model {
     }
 
     /// Every pending transfer whose expiry is at or before `timestamp` expires, in order of
-    /// expiry (then creation).
+    /// expiry (then creation), each at its own timestamp: its deadline, or the first free
+    /// timestamp after the previous one, and always before `timestamp`; at most a batch's worth,
+    /// and only as many as fit before `timestamp` (the rest wait for the next batch).
     fn expire_pending_transfers(&mut self, timestamp: u64) {
         let mut expiring: Vec<(u64, u64, u128)> = self
             .pending
@@ -148,7 +149,12 @@ impl Model {
             })
             .collect();
         expiring.sort_unstable();
-        for (_, _, id) in expiring {
+        for (expires_at, _, id) in expiring.into_iter().take(tally_ledger::BATCH_EVENTS_MAX) {
+            let expiry_timestamp = (self.timestamp_last + 1).max(expires_at.min(timestamp - 1));
+            if expiry_timestamp >= timestamp {
+                break;
+            }
+            self.timestamp_last = expiry_timestamp;
             let p = self.transfers[&id];
             self.pending.insert(id, PendingState::Expired);
             let dr = self.accounts.get_mut(&p.debit_account_id).unwrap();
@@ -161,10 +167,8 @@ impl Model {
             if p.flags.contains(TransferFlags::CLOSING_CREDIT) {
                 cr.flags.set(AccountFlags::CLOSED, false);
             }
-            // CHOICE: an expiry's history entry carries the batch timestamp that noticed it
-            // (TigerBeetle expires in a separate `pulse` operation with its own timestamp).
-            self.record_history(p.debit_account_id, timestamp);
-            self.record_history(p.credit_account_id, timestamp);
+            self.record_history(p.debit_account_id, expiry_timestamp);
+            self.record_history(p.credit_account_id, expiry_timestamp);
         }
     }
 
@@ -424,7 +428,7 @@ impl Model {
             return S::TransferMustHaveTheSameLedgerAsAccounts;
         }
         if imported {
-            if self.imported_transfer_regresses(timestamp) {
+            if self.imported_transfer_regresses(timestamp, t.debit_account_id, t.credit_account_id) {
                 return S::ImportedEventTimestampMustNotRegress;
             }
             if timestamp <= dr.timestamp {
@@ -519,9 +523,20 @@ impl Model {
     }
 
     /// An imported transfer's timestamp must come after every transfer and equal no account's.
-    fn imported_transfer_regresses(&self, timestamp: u64) -> bool {
+    /// An imported transfer must come after every transfer, at no account's timestamp, and after
+    /// the balance history of its accounts (expiries take timestamps of their own).
+    fn imported_transfer_regresses(&self, timestamp: u64, debit: u128, credit: u128) -> bool {
         let last_transfer = self.transfers.values().map(|e| e.timestamp).max().unwrap_or(0);
-        timestamp <= last_transfer || self.accounts.values().any(|a| a.timestamp == timestamp)
+        let history_after = |account: u128| {
+            self.history
+                .get(&account)
+                .and_then(|entries| entries.last())
+                .is_some_and(|last| last.timestamp >= timestamp)
+        };
+        timestamp <= last_transfer
+            || self.accounts.values().any(|a| a.timestamp == timestamp)
+            || history_after(debit)
+            || history_after(credit)
     }
 
     fn post_or_void(&mut self, timestamp: u64, imported: bool, t: &Transfer) -> TransferStatus {
@@ -594,7 +609,7 @@ impl Model {
             return S::PendingTransferExpired;
         }
         if imported {
-            if self.imported_transfer_regresses(timestamp) {
+            if self.imported_transfer_regresses(timestamp, p.debit_account_id, p.credit_account_id) {
                 return S::ImportedEventTimestampMustNotRegress;
             }
             if timestamp <= self.accounts[&p.debit_account_id].timestamp {
@@ -740,17 +755,14 @@ impl Model {
         let account = self.accounts[&account_id];
         if account.flags.contains(AccountFlags::HISTORY) {
             let history = self.history.entry(account_id).or_default();
-            let position = history.partition_point(|entry| entry.timestamp <= timestamp);
-            history.insert(
-                position,
-                AccountBalance {
-                    debits_pending: account.debits_pending,
-                    debits_posted: account.debits_posted,
-                    credits_pending: account.credits_pending,
-                    credits_posted: account.credits_posted,
-                    timestamp,
-                },
-            );
+            assert!(history.last().is_none_or(|last| last.timestamp < timestamp), "history in order");
+            history.push(AccountBalance {
+                debits_pending: account.debits_pending,
+                debits_posted: account.debits_posted,
+                credits_pending: account.credits_pending,
+                credits_posted: account.credits_posted,
+                timestamp,
+            });
         }
     }
 
