@@ -1,0 +1,148 @@
+//! Messages into the application actor, and the mailbox that Simplex (and clients) hold.
+//!
+//! The mailbox implements Commonware's consensus traits: `Automaton` (propose and verify
+//! payloads, which are block digests), `CertifiableAutomaton` (the default: certify every
+//! notarized block we verified), `Relay` (broadcast a block's contents) and `Reporter`
+//! (finalizations drive execution).
+
+use crate::application::state::{FinalizedEntry, Status};
+use crate::block::BlockDigest;
+use crate::consensus::{Activity, ConsensusContext, Plan};
+use crate::error::ChainError;
+use crate::execution::RequestOutcome;
+use crate::keys::ValidatorKey;
+use crate::request::{Request, RequestKey};
+use commonware_consensus::{Automaton, CertifiableAutomaton, Relay, Reporter};
+use commonware_utils::channel::{fallible::FallibleExt as _, mpsc, oneshot};
+
+/// A request to the application actor.
+pub enum Message {
+    Propose { context: ConsensusContext, response: oneshot::Sender<BlockDigest> },
+    Verify { context: ConsensusContext, block: BlockDigest, response: oneshot::Sender<bool> },
+    Broadcast { block: BlockDigest, plan: Plan },
+    Finalized { block: BlockDigest },
+    Submit { request: Request, response: oneshot::Sender<Result<(), ChainError>> },
+    Status { response: oneshot::Sender<Status> },
+    History { response: oneshot::Sender<Vec<FinalizedEntry>> },
+    Outcome { key: RequestKey, response: oneshot::Sender<Option<RequestOutcome>> },
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Propose { context, .. } => write!(f, "Propose({context:?})"),
+            Self::Verify { context, block, .. } => write!(f, "Verify({context:?}, {block})"),
+            Self::Broadcast { block, .. } => write!(f, "Broadcast({block})"),
+            Self::Finalized { block } => write!(f, "Finalized({block})"),
+            Self::Submit { request, .. } => write!(f, "Submit({})", request.id()),
+            Self::Status { .. } => write!(f, "Status"),
+            Self::History { .. } => write!(f, "History"),
+            Self::Outcome { key, .. } => write!(f, "Outcome({})", key.id),
+        }
+    }
+}
+
+/// The handle to a validator's application actor: Simplex's side is unbounded (Simplex bounds
+/// its own requests), the clients' side is bounded.
+#[derive(Debug, Clone)]
+pub struct Mailbox {
+    sender: mpsc::UnboundedSender<Message>,
+    clients: mpsc::Sender<Message>,
+}
+
+impl Mailbox {
+    pub(crate) fn new(sender: mpsc::UnboundedSender<Message>, clients: mpsc::Sender<Message>) -> Self {
+        Self { sender, clients }
+    }
+
+    /// Queues a client message, or `false` if the queue is full or the actor stopped.
+    fn send_client(&self, message: Message) -> bool {
+        self.clients.try_send(message).is_ok()
+    }
+
+    /// Submits a client request. `Err(Busy)` asks the client to retry later (the mempool or the
+    /// queue in front of it is full, or the validator stopped).
+    pub async fn submit(&self, request: Request) -> Result<(), ChainError> {
+        let (response, receiver) = oneshot::channel();
+        if !self.send_client(Message::Submit { request, response }) {
+            return Err(ChainError::Busy);
+        }
+        receiver.await.unwrap_or(Err(ChainError::Busy))
+    }
+
+    /// The validator's progress, or `None` if it stopped or is too busy to answer.
+    pub async fn status(&self) -> Option<Status> {
+        let (response, receiver) = oneshot::channel();
+        if !self.send_client(Message::Status { response }) {
+            return None;
+        }
+        receiver.await.ok()
+    }
+
+    /// The finalized chain by height: each block and the ledger digest after it.
+    pub async fn history(&self) -> Option<Vec<FinalizedEntry>> {
+        let (response, receiver) = oneshot::channel();
+        if !self.send_client(Message::History { response }) {
+            return None;
+        }
+        receiver.await.ok()
+    }
+
+    /// What happened to a finalized request, if it is finalized.
+    pub async fn outcome(&self, key: RequestKey) -> Option<RequestOutcome> {
+        let (response, receiver) = oneshot::channel();
+        if !self.send_client(Message::Outcome { key, response }) {
+            return None;
+        }
+        receiver.await.ok().flatten()
+    }
+}
+
+impl Automaton for Mailbox {
+    type Context = ConsensusContext;
+    type Digest = BlockDigest;
+
+    async fn propose(&mut self, context: Self::Context) -> oneshot::Receiver<Self::Digest> {
+        let (response, receiver) = oneshot::channel();
+        self.sender.send_lossy(Message::Propose { context, response });
+        receiver
+    }
+
+    async fn verify(&mut self, context: Self::Context, payload: Self::Digest) -> oneshot::Receiver<bool> {
+        let (response, receiver) = oneshot::channel();
+        self.sender.send_lossy(Message::Verify { context, block: payload, response });
+        receiver
+    }
+}
+
+impl CertifiableAutomaton for Mailbox {}
+
+impl Relay for Mailbox {
+    type Digest = BlockDigest;
+    type PublicKey = ValidatorKey;
+    type Plan = Plan;
+
+    fn broadcast(&mut self, payload: Self::Digest, plan: Self::Plan) -> commonware_actor::Feedback {
+        if self.sender.send_lossy(Message::Broadcast { block: payload, plan }) {
+            commonware_actor::Feedback::Ok
+        } else {
+            commonware_actor::Feedback::Closed
+        }
+    }
+}
+
+impl Reporter for Mailbox {
+    type Activity = Activity;
+
+    fn report(&mut self, activity: Self::Activity) -> commonware_actor::Feedback {
+        let Activity::Finalization(finalization) = activity else {
+            return commonware_actor::Feedback::Ok;
+        };
+        let block = finalization.proposal.payload;
+        if self.sender.send_lossy(Message::Finalized { block }) {
+            commonware_actor::Feedback::Ok
+        } else {
+            commonware_actor::Feedback::Closed
+        }
+    }
+}

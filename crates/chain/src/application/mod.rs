@@ -1,0 +1,14 @@
+//! The Simplex application: proposes blocks from the mempool, verifies peers' blocks, relays
+//! block contents, and executes finalized blocks in order. `state.rs` decides, `actor.rs` moves
+//! messages, `ingress.rs` defines them.
+
+pub mod actor;
+pub mod fault;
+pub mod ingress;
+pub mod log;
+pub mod state;
+
+pub use actor::{Actor, ActorConfig, Links};
+pub use fault::Fault;
+pub use ingress::Mailbox;
+pub use state::{ApplicationState, FinalizedEntry, Status};

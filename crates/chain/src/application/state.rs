@@ -1,0 +1,592 @@
+//! The application's synchronous core: every decision the Simplex application makes, with no
+//! IO, no clock and no channels. The actor feeds it inputs (a block from a peer, a proposal or
+//! verification request, a finalization, the time) and does what it answers.
+//!
+//! Blocks above the finalized height are executed speculatively as soon as they are verified,
+//! on a copy of their parent's state, because a block commits to the ledger digest after its
+//! parent and its parent is usually not finalized yet when the block is proposed. Finalizing a
+//! block adopts its speculative state and drops the states of competing branches.
+
+use crate::application::fault::{Fault, corrupt};
+use crate::block::{Block, BlockDigest, StateDigest};
+use crate::constants::{
+    BLOCK_HEADER_SIZE, BLOCK_REQUESTS_MAX, BLOCK_SIZE_MAX, BLOCK_TIMESTAMP_DRIFT_NS_MAX, PENDING_BLOCKS_MAX,
+};
+use crate::error::ChainError;
+use crate::execution::{ChainState, RequestOutcome};
+use crate::genesis::Genesis;
+use crate::mempool::Mempool;
+use crate::request::{Request, RequestKey};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The answer to "what is the state after this block?".
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    Ready(Arc<ChainState>),
+    /// A block on the way back to a known state has not arrived yet.
+    Missing(BlockDigest),
+    /// The block's timestamp is ahead of the local clock by more than the allowed drift: judge
+    /// it again later (a clock difference is temporary, so it is not a verdict).
+    Later,
+    Invalid(ChainError),
+}
+
+/// How far a finalization got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finalized {
+    /// Executed up to and including the block.
+    Done { height: u64 },
+    /// Waiting for this block to arrive.
+    Missing(BlockDigest),
+}
+
+/// A finalized block's place in the history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FinalizedEntry {
+    pub block: BlockDigest,
+    /// The ledger digest after executing the block.
+    pub state_digest: StateDigest,
+}
+
+/// A summary of a validator's progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub finalized_height: u64,
+    pub finalized_block: BlockDigest,
+    pub ledger_digest: StateDigest,
+    pub mempool_requests: usize,
+    /// Requests finalized so far.
+    pub requests_finalized: usize,
+    /// Blocks this validator refused to vote for because they broke a rule.
+    pub blocks_refused: u64,
+}
+
+/// A speculatively executed block.
+#[derive(Debug, Clone)]
+struct Executed {
+    state: Arc<ChainState>,
+    outcomes: Arc<Vec<(RequestKey, RequestOutcome)>>,
+}
+
+/// The application's state. See the module documentation.
+#[derive(Debug)]
+pub struct ApplicationState {
+    genesis: Genesis,
+    /// Every block of the finalized chain plus the pending blocks above it.
+    blocks: HashMap<BlockDigest, Block>,
+    /// The finalized chain by height (index 0 is genesis).
+    history: Vec<FinalizedEntry>,
+    finalized: Arc<ChainState>,
+    /// States after pending blocks that passed every check.
+    executed: HashMap<BlockDigest, Executed>,
+    /// Pending blocks that broke a rule, and the rule.
+    invalid: HashMap<BlockDigest, ChainError>,
+    mempool: Mempool,
+    /// Outcomes of finalized requests. Unbounded for now, like `ChainState::included`.
+    outcomes: HashMap<RequestKey, RequestOutcome>,
+    blocks_refused: u64,
+}
+
+impl ApplicationState {
+    pub fn new(genesis: Genesis) -> Self {
+        let block = genesis.block();
+        let finalized = Arc::new(ChainState::genesis(&block));
+        let history = vec![FinalizedEntry { block: block.digest(), state_digest: finalized.ledger_digest() }];
+        let mut blocks = HashMap::new();
+        blocks.insert(block.digest(), block);
+        Self {
+            genesis,
+            blocks,
+            history,
+            finalized,
+            executed: HashMap::new(),
+            invalid: HashMap::new(),
+            mempool: Mempool::new(),
+            outcomes: HashMap::new(),
+            blocks_refused: 0,
+        }
+    }
+
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    pub fn genesis_digest(&self) -> BlockDigest {
+        self.history[0].block
+    }
+
+    pub fn block(&self, digest: &BlockDigest) -> Option<&Block> {
+        self.blocks.get(digest)
+    }
+
+    pub fn finalized_height(&self) -> u64 {
+        self.finalized.height()
+    }
+
+    /// The finalized chain, by height.
+    pub fn history(&self) -> &[FinalizedEntry] {
+        &self.history
+    }
+
+    pub fn outcome(&self, key: &RequestKey) -> Option<&RequestOutcome> {
+        self.outcomes.get(key)
+    }
+
+    pub fn status(&self) -> Status {
+        Status {
+            finalized_height: self.finalized.height(),
+            finalized_block: self.finalized.block(),
+            ledger_digest: self.finalized.ledger_digest(),
+            mempool_requests: self.mempool.len(),
+            requests_finalized: self.outcomes.len(),
+            blocks_refused: self.blocks_refused,
+        }
+    }
+
+    fn pending_blocks(&self) -> usize {
+        self.blocks.len() - self.history.len()
+    }
+
+    /// Accepts a client request (from the client or a peer's gossip): the client must be
+    /// listed, the signature valid, and the request not already finalized or held.
+    pub fn submit(&mut self, request: Request) -> Result<(), ChainError> {
+        if !self.genesis.allows_client(request.client()) {
+            return Err(ChainError::UnknownClient);
+        }
+        request.verify_signature(self.genesis.chain_id())?;
+        if self.finalized.includes(&request.key()) {
+            return Err(ChainError::DuplicateRequest { id: request.id() });
+        }
+        self.mempool.insert(request)
+    }
+
+    /// The oldest held requests, to gossip again (a lost gossip message must not leave a
+    /// request stranded at one validator).
+    pub fn oldest_requests(&self, count_max: usize) -> Vec<Request> {
+        self.mempool.select(|key| self.finalized.includes(key), count_max, usize::MAX)
+    }
+
+    /// Stores a block received from a peer (or built here). Its digest is computed from its
+    /// contents, never taken from the sender.
+    pub fn insert_block(&mut self, block: Block) -> Result<BlockDigest, ChainError> {
+        let digest = block.digest();
+        if self.blocks.contains_key(&digest) {
+            return Ok(digest);
+        }
+        if block.height <= self.finalized.height() {
+            // Too old to matter: at or below the finalized height, and not the finalized block.
+            return Err(ChainError::ConflictsWithFinalized { height: self.finalized.height() });
+        }
+        if self.pending_blocks() >= PENDING_BLOCKS_MAX {
+            return Err(ChainError::TooManyPendingBlocks);
+        }
+        self.blocks.insert(digest, block);
+        Ok(digest)
+    }
+
+    /// The state after `digest`, executing (and checking) any pending blocks on the way from
+    /// the nearest known state.
+    pub fn state_after(&mut self, digest: BlockDigest) -> Lookup {
+        let mut path = Vec::new();
+        let mut cursor = digest;
+        let mut base = loop {
+            if cursor == self.finalized.block() {
+                break self.finalized.clone();
+            }
+            if let Some(executed) = self.executed.get(&cursor) {
+                break executed.state.clone();
+            }
+            if let Some(error) = self.invalid.get(&cursor) {
+                return Lookup::Invalid(error.clone());
+            }
+            let Some(block) = self.blocks.get(&cursor) else {
+                return Lookup::Missing(cursor);
+            };
+            if block.height <= self.finalized.height() {
+                // The walk passed the finalized height without meeting the finalized block.
+                return Lookup::Invalid(ChainError::ConflictsWithFinalized { height: self.finalized.height() });
+            }
+            path.push(cursor);
+            cursor = block.parent;
+        };
+        for digest in path.into_iter().rev() {
+            let block = &self.blocks[&digest];
+            if let Err(error) = base.check_child(&self.genesis, block) {
+                self.invalid.insert(digest, error.clone());
+                return Lookup::Invalid(error);
+            }
+            let (state, outcomes) = base.execute(block);
+            let state = Arc::new(state);
+            self.executed.insert(digest, Executed { state: state.clone(), outcomes: Arc::new(outcomes) });
+            base = state;
+        }
+        Lookup::Ready(base)
+    }
+
+    /// Builds a block on `parent` for `view` at local time `now_ns`, from the oldest mempool
+    /// requests the parent's chain has not included. Returns the lookup that blocked it if the
+    /// parent's state is not known.
+    pub fn propose(&mut self, parent: BlockDigest, view: u64, now_ns: u64) -> Result<Block, Lookup> {
+        let state = match self.state_after(parent) {
+            Lookup::Ready(state) => state,
+            other => return Err(other),
+        };
+        let timestamp_ns = now_ns.max(state.timestamp_ns() + 1);
+        let requests =
+            self.mempool.select(|key| state.includes(key), BLOCK_REQUESTS_MAX, BLOCK_SIZE_MAX - BLOCK_HEADER_SIZE);
+        let block = Block::new(parent, state.height() + 1, view, timestamp_ns, state.ledger_digest(), requests);
+        let digest = self.insert_block(block.clone()).map_err(Lookup::Invalid)?;
+        // A proposer is committed to verifying its own block: it must pass every check.
+        match self.state_after(digest) {
+            Lookup::Ready(after) => assert_eq!(after.block(), digest),
+            other => panic!("own proposal {digest} does not execute: {other:?}"),
+        }
+        Ok(block)
+    }
+
+    /// Builds a block as `propose` does, then corrupts it as `fault` says (for the simulator's
+    /// Byzantine validators). The corrupted block is stored but not executed.
+    pub fn propose_faulty(
+        &mut self,
+        parent: BlockDigest,
+        view: u64,
+        now_ns: u64,
+        fault: Fault,
+    ) -> Result<Block, Lookup> {
+        let honest = self.propose(parent, view, now_ns)?;
+        let Some(victim) = self.genesis.clients().next().cloned() else {
+            return Ok(honest);
+        };
+        let corrupted = corrupt(&honest, fault, &victim);
+        self.insert_block(corrupted.clone()).map_err(Lookup::Invalid)?;
+        Ok(corrupted)
+    }
+
+    /// Judges block `digest` proposed in `view` on `parent`, at local time `now_ns`.
+    pub fn verify(&mut self, parent: BlockDigest, view: u64, digest: BlockDigest, now_ns: u64) -> Lookup {
+        let Some(block) = self.blocks.get(&digest) else {
+            return Lookup::Missing(digest);
+        };
+        let verdict = if block.parent != parent {
+            Lookup::Invalid(ChainError::WrongParent { expected: parent, found: block.parent })
+        } else if block.view != view {
+            Lookup::Invalid(ChainError::WrongView { expected: view, found: block.view })
+        } else if block.timestamp_ns > now_ns.saturating_add(BLOCK_TIMESTAMP_DRIFT_NS_MAX) {
+            Lookup::Later
+        } else {
+            self.state_after(digest)
+        };
+        if matches!(verdict, Lookup::Invalid(_)) {
+            self.blocks_refused += 1;
+        }
+        verdict
+    }
+
+    /// Executes the finalized chain up to `digest`. A block whose state digest disagrees with
+    /// ours, or that breaks a rule here, is a safety failure: the validator must halt.
+    pub fn finalize(&mut self, digest: BlockDigest) -> Result<Finalized, ChainError> {
+        if let Some(block) = self.blocks.get(&digest)
+            && block.height <= self.finalized.height()
+        {
+            let entry = self.history.get(block.height as usize).map(|entry| entry.block);
+            if entry != Some(digest) {
+                return Err(ChainError::FinalizedBlockInvalid {
+                    height: block.height,
+                    block: digest,
+                    reason: "conflicts with the finalized chain".into(),
+                });
+            }
+            return Ok(Finalized::Done { height: block.height });
+        }
+        // Collect the path down to the finalized block.
+        let mut path = Vec::new();
+        let mut cursor = digest;
+        while cursor != self.finalized.block() {
+            let Some(block) = self.blocks.get(&cursor) else {
+                return Ok(Finalized::Missing(cursor));
+            };
+            if block.height <= self.finalized.height() {
+                return Err(ChainError::FinalizedBlockInvalid {
+                    height: block.height,
+                    block: cursor,
+                    reason: "does not descend from the finalized chain".into(),
+                });
+            }
+            path.push(cursor);
+            cursor = block.parent;
+        }
+        for digest in path.into_iter().rev() {
+            let block = &self.blocks[&digest];
+            let (height, state_digest) = (block.height, block.state_digest);
+            let local = self.finalized.ledger_digest();
+            if state_digest != local {
+                return Err(ChainError::StateDivergence {
+                    height,
+                    block: digest,
+                    expected: hex(&state_digest),
+                    local: hex(&local),
+                });
+            }
+            if let Lookup::Invalid(error) = self.state_after(digest) {
+                return Err(ChainError::FinalizedBlockInvalid { height, block: digest, reason: error.to_string() });
+            }
+            let executed = self.executed.remove(&digest).expect("state_after executed the block");
+            assert_eq!(executed.state.height(), self.finalized.height() + 1, "heights only grow by one");
+            self.finalized = executed.state;
+            self.history.push(FinalizedEntry { block: digest, state_digest: self.finalized.ledger_digest() });
+            self.mempool.remove(executed.outcomes.iter().map(|(key, _)| key));
+            for (key, outcome) in executed.outcomes.iter() {
+                let previous = self.outcomes.insert(key.clone(), outcome.clone());
+                assert!(previous.is_none(), "a request is finalized once");
+            }
+        }
+        self.prune();
+        Ok(Finalized::Done { height: self.finalized.height() })
+    }
+
+    /// Re-executes a block read back from the finalized log (on restart).
+    pub fn restore(&mut self, block: Block) -> Result<(), ChainError> {
+        let (digest, height) = (block.digest(), block.height);
+        if height != self.finalized.height() + 1 || block.parent != self.finalized.block() {
+            return Err(ChainError::Storage(format!("log block at height {height} does not extend the chain")));
+        }
+        self.insert_block(block)?;
+        match self.finalize(digest)? {
+            Finalized::Done { height: done } if done == height => Ok(()),
+            other => Err(ChainError::Storage(format!("log block at height {height} did not execute: {other:?}"))),
+        }
+    }
+
+    /// Drops pending blocks, states and verdicts at or below the finalized height: they lost.
+    fn prune(&mut self) {
+        let height = self.finalized.height();
+        let history = &self.history;
+        self.blocks.retain(|digest, block| {
+            block.height > height || history.get(block.height as usize).is_some_and(|entry| entry.block == *digest)
+        });
+        let blocks = &self.blocks;
+        self.executed.retain(|digest, executed| executed.state.height() > height && blocks.contains_key(digest));
+        self.invalid.retain(|digest, _| blocks.get(digest).is_some_and(|block| block.height > height));
+        assert_eq!(self.history.len() as u64, height + 1);
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{ClientSigner, public_key, signer_from_seed};
+    use tally_ledger::{Account, Transfer};
+
+    const CHAIN: u64 = 4;
+
+    fn setup() -> (ApplicationState, ClientSigner) {
+        let client = signer_from_seed(50);
+        let genesis =
+            Genesis::new(CHAIN, vec![public_key(&signer_from_seed(0))], vec![public_key(&client)], 1_000).unwrap();
+        (ApplicationState::new(genesis), client)
+    }
+
+    fn accounts(client: &ClientSigner, id: u128) -> Request {
+        let account = |id| Account { id, ledger: 1, code: 1, ..Account::default() };
+        Request::create_accounts(CHAIN, id, client, &[account(1), account(2)]).unwrap()
+    }
+
+    fn transfer(client: &ClientSigner, id: u128) -> Request {
+        let transfer = Transfer {
+            id,
+            debit_account_id: 1,
+            credit_account_id: 2,
+            amount: 1,
+            ledger: 1,
+            code: 1,
+            ..Transfer::default()
+        };
+        Request::create_transfers(CHAIN, id, client, &[transfer]).unwrap()
+    }
+
+    #[test]
+    fn proposes_verifies_and_finalizes_a_chain() {
+        let (mut proposer, client) = setup();
+        let (mut follower, _) = setup();
+        proposer.submit(accounts(&client, 1)).unwrap();
+        let genesis = proposer.genesis_digest();
+        let first = proposer.propose(genesis, 1, 5_000).unwrap();
+        assert_eq!(first.requests.len(), 1);
+
+        // The second block builds on the first before it is finalized, and does not repeat
+        // the request the first included.
+        proposer.submit(transfer(&client, 2)).unwrap();
+        let second = proposer.propose(first.digest(), 2, 6_000).unwrap();
+        assert_eq!(second.requests.iter().map(Request::id).collect::<Vec<_>>(), [2]);
+
+        // The follower sees the second block first: verification waits for the first.
+        follower.insert_block(second.clone()).unwrap();
+        assert!(
+            matches!(follower.verify(first.digest(), 2, second.digest(), 6_000), Lookup::Missing(d) if d == first.digest())
+        );
+        follower.insert_block(first.clone()).unwrap();
+        assert!(matches!(follower.verify(genesis, 1, first.digest(), 6_000), Lookup::Ready(_)));
+        assert!(matches!(follower.verify(first.digest(), 2, second.digest(), 6_000), Lookup::Ready(_)));
+
+        for state in [&mut proposer, &mut follower] {
+            assert_eq!(state.finalize(second.digest()), Ok(Finalized::Done { height: 2 }));
+        }
+        assert_eq!(proposer.history(), follower.history());
+        assert_eq!(proposer.status().ledger_digest, follower.status().ledger_digest);
+        assert_eq!(proposer.status().mempool_requests, 0);
+        let outcome = follower.outcome(&transfer(&client, 2).key()).unwrap();
+        assert_eq!(outcome.height, 2);
+        // A retry of a finalized request is refused with its id.
+        assert_eq!(proposer.submit(transfer(&client, 2)), Err(ChainError::DuplicateRequest { id: 2 }));
+    }
+
+    #[test]
+    fn verification_checks_the_consensus_context() {
+        let (mut proposer, _) = setup();
+        let (mut follower, _) = setup();
+        let genesis = proposer.genesis_digest();
+        let now = 3 * BLOCK_TIMESTAMP_DRIFT_NS_MAX;
+        let block = proposer.propose(genesis, 3, now).unwrap();
+        follower.insert_block(block.clone()).unwrap();
+        assert!(matches!(
+            follower.verify(genesis, 4, block.digest(), now),
+            Lookup::Invalid(ChainError::WrongView { .. })
+        ));
+        let elsewhere = crate::block::hash(b"elsewhere");
+        assert!(matches!(
+            follower.verify(elsewhere, 3, block.digest(), now),
+            Lookup::Invalid(ChainError::WrongParent { .. })
+        ));
+        let behind = now - BLOCK_TIMESTAMP_DRIFT_NS_MAX - 1;
+        assert!(matches!(follower.verify(genesis, 3, block.digest(), behind), Lookup::Later));
+        let within = now - BLOCK_TIMESTAMP_DRIFT_NS_MAX;
+        assert!(matches!(follower.verify(genesis, 3, block.digest(), within), Lookup::Ready(_)));
+    }
+
+    #[test]
+    fn a_block_with_a_forged_request_is_rejected_and_so_are_its_children() {
+        let (mut follower, client) = setup();
+        let genesis_state = ChainState::genesis(&follower.genesis().block());
+        let honest = transfer(&client, 7);
+        let forger = signer_from_seed(66);
+        let forged_signature = transfer(&forger, 7).signature().clone();
+        let forged = Request::from_parts(
+            honest.kind(),
+            honest.id(),
+            honest.client().clone(),
+            honest.body().to_vec(),
+            forged_signature,
+        )
+        .unwrap();
+        let bad = Block::new(genesis_state.block(), 1, 1, 2_000, genesis_state.ledger_digest(), vec![forged]);
+        follower.insert_block(bad.clone()).unwrap();
+        assert!(matches!(
+            follower.verify(genesis_state.block(), 1, bad.digest(), 2_000),
+            Lookup::Invalid(ChainError::BadSignature)
+        ));
+        // A child of the forged block cannot be verified either.
+        let child = Block::new(bad.digest(), 2, 2, 3_000, genesis_state.ledger_digest(), vec![]);
+        follower.insert_block(child.clone()).unwrap();
+        assert!(matches!(
+            follower.verify(bad.digest(), 2, child.digest(), 3_000),
+            Lookup::Invalid(ChainError::BadSignature)
+        ));
+        // Submitting the forgery directly is refused too.
+        let direct = Request::from_parts(
+            honest.kind(),
+            honest.id(),
+            honest.client().clone(),
+            honest.body().to_vec(),
+            transfer(&forger, 7).signature().clone(),
+        )
+        .unwrap();
+        assert_eq!(follower.submit(direct), Err(ChainError::BadSignature));
+    }
+
+    #[test]
+    fn honest_validators_refuse_every_faulty_proposal() {
+        for fault in [Fault::ForgedRequest, Fault::WrongStateDigest] {
+            let (mut byzantine, client) = setup();
+            let (mut honest, _) = setup();
+            byzantine.submit(transfer(&client, 1)).unwrap();
+            let genesis = byzantine.genesis_digest();
+            let block = byzantine.propose_faulty(genesis, 1, 5_000, fault).unwrap();
+            honest.insert_block(block.clone()).unwrap();
+            let verdict = honest.verify(genesis, 1, block.digest(), 5_000);
+            let expected = match fault {
+                Fault::ForgedRequest => ChainError::BadSignature,
+                Fault::WrongStateDigest => ChainError::WrongStateDigest,
+                Fault::None => unreachable!(),
+            };
+            assert!(matches!(&verdict, Lookup::Invalid(error) if *error == expected), "{fault:?}: {verdict:?}");
+        }
+        // Without a fault the same path proposes an honest block.
+        let (mut byzantine, _) = setup();
+        let (mut honest, _) = setup();
+        let genesis = byzantine.genesis_digest();
+        let block = byzantine.propose_faulty(genesis, 1, 5_000, Fault::None).unwrap();
+        honest.insert_block(block.clone()).unwrap();
+        assert!(matches!(honest.verify(genesis, 1, block.digest(), 5_000), Lookup::Ready(_)));
+    }
+
+    #[test]
+    fn finalizing_a_block_with_a_diverging_state_digest_halts() {
+        let (mut follower, _) = setup();
+        let genesis = follower.genesis_digest();
+        let wrong = Block::new(genesis, 1, 1, 2_000, [7; 32], vec![]);
+        follower.insert_block(wrong.clone()).unwrap();
+        let error = follower.finalize(wrong.digest()).unwrap_err();
+        let message = error.to_string();
+        assert!(matches!(error, ChainError::StateDivergence { height: 1, .. }), "{message}");
+        assert!(message.contains("0707070707"), "names the block's digest: {message}");
+        assert!(message.contains(&hex(&tally_ledger::Ledger::new().digest())), "names ours: {message}");
+    }
+
+    #[test]
+    fn restoring_the_finalized_blocks_rebuilds_the_same_state() {
+        let (mut original, client) = setup();
+        original.submit(accounts(&client, 1)).unwrap();
+        let genesis = original.genesis_digest();
+        let first = original.propose(genesis, 1, 2_000).unwrap();
+        original.submit(transfer(&client, 2)).unwrap();
+        let second = original.propose(first.digest(), 2, 3_000).unwrap();
+        original.finalize(second.digest()).unwrap();
+
+        let (mut restored, _) = setup();
+        restored.restore(first.clone()).unwrap();
+        restored.restore(second.clone()).unwrap();
+        assert_eq!(restored.history(), original.history());
+        assert_eq!(restored.status().ledger_digest, original.status().ledger_digest);
+        assert_eq!(restored.outcome(&transfer(&client, 2).key()), original.outcome(&transfer(&client, 2).key()));
+
+        // A log that skips a height is corrupt.
+        let (mut gap, _) = setup();
+        assert!(matches!(gap.restore(second), Err(ChainError::Storage(_))));
+    }
+
+    #[test]
+    fn finalization_waits_for_missing_blocks_and_prunes_losing_branches() {
+        let (mut proposer, _) = setup();
+        let (mut follower, _) = setup();
+        let genesis = proposer.genesis_digest();
+        let first = proposer.propose(genesis, 1, 2_000).unwrap();
+        let second = proposer.propose(first.digest(), 2, 3_000).unwrap();
+        // A competing block at height 1 that will lose.
+        let (mut rival, _) = setup();
+        let losing = rival.propose(genesis, 1, 2_500).unwrap();
+        follower.insert_block(losing.clone()).unwrap();
+        follower.insert_block(second.clone()).unwrap();
+        assert_eq!(follower.finalize(second.digest()), Ok(Finalized::Missing(first.digest())));
+        follower.insert_block(first.clone()).unwrap();
+        assert_eq!(follower.finalize(second.digest()), Ok(Finalized::Done { height: 2 }));
+        assert!(follower.block(&losing.digest()).is_none());
+        assert!(follower.block(&first.digest()).is_some());
+        assert!(matches!(follower.finalize(losing.digest()), Ok(Finalized::Missing(_))));
+        assert_eq!(follower.history().len(), 3);
+    }
+}

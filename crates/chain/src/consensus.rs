@@ -1,0 +1,114 @@
+//! Tally's consensus configuration: Commonware Simplex with the ed25519 certificate scheme,
+//! round-robin leaders, and block digests as payloads. The Commonware types the rest of the
+//! crate needs are named here.
+
+use crate::block::BlockDigest;
+use crate::genesis::Genesis;
+use crate::keys::{ValidatorKey, ValidatorSigner};
+use commonware_consensus::simplex;
+use commonware_consensus::types::{Epoch, ViewDelta};
+use commonware_runtime::buffer::paged::CacheRef;
+use commonware_utils::{NZDuration, NZU16, NZUsize, ordered::Set};
+use std::time::Duration;
+
+/// Simplex's signing scheme for votes and certificates.
+pub type Scheme = simplex::scheme::ed25519::Scheme;
+/// What Simplex tells the application when it asks for a proposal or a verdict.
+pub type ConsensusContext = simplex::types::Context<BlockDigest, ValidatorKey>;
+/// How a block should be broadcast.
+pub type Plan = simplex::Plan<ValidatorKey>;
+/// What Simplex reports (votes, certificates, faults).
+pub type Activity = simplex::types::Activity<Scheme, BlockDigest>;
+/// Leader election: round robin over the sorted validators.
+pub type Elector = simplex::elector::RoundRobin;
+
+/// Consensus timing and buffering, in one place.
+#[derive(Debug, Clone)]
+pub struct ConsensusConfig {
+    /// How long to wait for the leader's proposal before voting to skip the view.
+    pub leader_timeout: Duration,
+    /// How long to wait for a notarized block to be certified before voting to skip the view.
+    pub certification_timeout: Duration,
+    /// How often to rebroadcast a skip vote while stuck in a view.
+    pub timeout_retry: Duration,
+    /// How many views of votes to keep below the finalized view.
+    pub view_retention: u64,
+    /// How long a certificate fetch waits for a peer.
+    pub fetch_timeout: Duration,
+    /// The prefix of this validator's storage partitions.
+    pub partition: String,
+}
+
+impl ConsensusConfig {
+    /// Timeouts for a LAN or a simulation with sub-100ms links.
+    pub fn local(partition: String) -> Self {
+        Self {
+            leader_timeout: Duration::from_secs(1),
+            certification_timeout: Duration::from_secs(2),
+            timeout_retry: Duration::from_secs(10),
+            view_retention: 10,
+            fetch_timeout: Duration::from_secs(1),
+            partition,
+        }
+    }
+}
+
+/// The digest Simplex treats as the implicitly finalized genesis.
+pub fn genesis_floor(genesis: &Genesis) -> simplex::Floor<Scheme, BlockDigest> {
+    simplex::Floor::Genesis(genesis.block().digest())
+}
+
+/// This validator's vote-signing scheme, or `None` if it is not a genesis validator.
+pub fn signing_scheme(genesis: &Genesis, signer: ValidatorSigner) -> Option<Scheme> {
+    let participants = Set::try_from(genesis.validators().to_vec()).expect("genesis validators are unique");
+    Scheme::signer(&genesis.consensus_namespace(), participants, signer)
+}
+
+pub(crate) const EPOCH: Epoch = Epoch::new(0);
+pub(crate) const MAILBOX_SIZE: usize = 1_024;
+pub(crate) const JOURNAL_BUFFER_SIZE: usize = 1024 * 1024;
+pub(crate) const PAGE_SIZE: u16 = 4_096;
+pub(crate) const PAGE_CACHE_PAGES: usize = 64;
+pub(crate) const FETCH_RETRY_DELAY: Duration = Duration::from_millis(100);
+
+/// Builds the Simplex configuration for one validator.
+#[allow(clippy::type_complexity)]
+pub(crate) fn simplex_config<B, A>(
+    genesis: &Genesis,
+    scheme: Scheme,
+    blocker: B,
+    application: A,
+    config: &ConsensusConfig,
+) -> simplex::Config<Scheme, Elector, B, BlockDigest, A, A, A, commonware_parallel::Sequential>
+where
+    B: commonware_p2p::Blocker<PublicKey = ValidatorKey>,
+    A: commonware_consensus::CertifiableAutomaton<Context = ConsensusContext, Digest = BlockDigest>
+        + commonware_consensus::Relay<Digest = BlockDigest, PublicKey = ValidatorKey, Plan = Plan>
+        + commonware_consensus::Reporter<Activity = Activity>,
+{
+    simplex::Config {
+        scheme,
+        elector: Elector::default(),
+        blocker,
+        automaton: application.clone(),
+        relay: application.clone(),
+        reporter: application,
+        track_historical_votes: false,
+        strategy: commonware_parallel::Sequential,
+        partition: config.partition.clone(),
+        mailbox_size: NZUsize!(MAILBOX_SIZE),
+        epoch: EPOCH,
+        floor: genesis_floor(genesis),
+        replay_buffer: NZUsize!(JOURNAL_BUFFER_SIZE),
+        write_buffer: NZUsize!(JOURNAL_BUFFER_SIZE),
+        page_cache: CacheRef::new(NZU16!(PAGE_SIZE), NZUsize!(PAGE_CACHE_PAGES)),
+        leader_timeout: config.leader_timeout,
+        certification_timeout: config.certification_timeout,
+        timeout_retry: config.timeout_retry,
+        view_retention: ViewDelta::new(config.view_retention),
+        skip: simplex::SkipPolicy::Disabled,
+        fetch_timeout: NZDuration!(config.fetch_timeout),
+        fetch_retry_delay: FETCH_RETRY_DELAY,
+        forward: simplex::ForwardPolicy::Disabled,
+    }
+}

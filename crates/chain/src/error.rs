@@ -1,0 +1,65 @@
+//! The one error enum of the chain crate: operational failures and adversarial input. Ledger
+//! outcomes (an `ExceedsCredits` transfer) are values in `RequestOutcome`, never errors.
+
+use crate::block::BlockDigest;
+
+/// What went wrong in the replicated core.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    // Client requests.
+    #[error("request client key is not listed in the genesis")]
+    UnknownClient,
+    #[error("request signature does not verify")]
+    BadSignature,
+    #[error("request carries no events")]
+    EmptyRequest,
+    #[error("request body of {bytes} bytes is not a whole number of events")]
+    PartialEvent { bytes: usize },
+    #[error("request body of {bytes} bytes is longer than the limit of {max} bytes")]
+    RequestTooLong { bytes: usize, max: usize },
+    #[error("request id {id} from this client was already accepted")]
+    DuplicateRequest { id: u128 },
+    #[error("the mempool is full; retry later")]
+    Busy,
+
+    // Genesis.
+    #[error("this key is not one of the genesis validators")]
+    NotAValidator,
+    #[error("genesis lists no validators")]
+    NoValidators,
+    #[error("genesis key {key} is weak (small order or non-canonical)")]
+    WeakKey { key: String },
+
+    // Blocks.
+    #[error("block parent {found} is not the parent consensus names ({expected})")]
+    WrongParent { expected: BlockDigest, found: BlockDigest },
+    #[error("block view {found} is not the consensus view {expected}")]
+    WrongView { expected: u64, found: u64 },
+    #[error("block height {found} does not follow its parent's height {parent}")]
+    WrongHeight { parent: u64, found: u64 },
+    #[error("block timestamp {found} ns does not advance past its parent's {parent} ns")]
+    TimestampRegressed { parent: u64, found: u64 },
+    #[error("block state digest does not match the state after executing its parent")]
+    WrongStateDigest,
+    #[error("block repeats request id {id} of one client")]
+    RepeatedRequest { id: u128 },
+    #[error("block holds {count} requests, more than the limit of {max}")]
+    TooManyRequests { count: usize, max: usize },
+    #[error("block does not descend from the finalized block at height {height}")]
+    ConflictsWithFinalized { height: u64 },
+    #[error("too many unfinalized blocks are held")]
+    TooManyPendingBlocks,
+
+    // Storage: fail-stop, these halt a validator.
+    #[error("storage failed: {0}")]
+    Storage(String),
+
+    // Safety: these halt a validator.
+    #[error(
+        "state divergence at height {height}: the finalized block {block} commits to state \
+         {expected}, but this validator's state is {local}"
+    )]
+    StateDivergence { height: u64, block: BlockDigest, expected: String, local: String },
+    #[error("finalized block {block} at height {height} is invalid here: {reason}")]
+    FinalizedBlockInvalid { height: u64, block: BlockDigest, reason: String },
+}

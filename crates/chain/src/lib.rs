@@ -1,0 +1,41 @@
+//! Tally's replicated core: validators order blocks of client requests with Commonware's
+//! Simplex consensus and execute the finalized blocks, in order, on the ledger state machine.
+//!
+//! The path of a request:
+//!
+//! 1. A client signs a [`Request`] (`request.rs`) and submits it to any validator through its
+//!    [`Mailbox`](application::Mailbox).
+//! 2. The validator checks the client and signature and holds it in its [`Mempool`]
+//!    (`mempool.rs`), answering busy when full, and gossips it to the other validators.
+//! 3. The next leader builds a [`Block`] (`block.rs`) from its mempool on the parent Simplex
+//!    names (`application/state.rs`), and relays the block to the others
+//!    (`application/actor.rs`).
+//! 4. Each validator verifies the block: its parent, height, timestamp, every request, and the
+//!    ledger digest after the parent, by executing the parent chain speculatively
+//!    (`execution.rs`).
+//! 5. Simplex (`consensus.rs`) finalizes the block; the application executes the finalized chain
+//!    in order, halting if its own state digest disagrees with the block's.
+//! 6. The finalized blocks are appended to the on-disk log and synced (`application/log.rs`)
+//!    before any outcome is answered ([`Mailbox::outcome`](application::Mailbox::outcome)).
+//!
+//! `docs/ARCHITECTURE.md` draws this path.
+
+pub mod application;
+pub mod block;
+pub mod consensus;
+pub mod constants;
+pub mod error;
+pub mod execution;
+pub mod genesis;
+pub mod keys;
+pub mod mempool;
+pub mod request;
+pub mod validator;
+
+pub use application::{Mailbox, Status};
+pub use block::{Block, BlockDigest, StateDigest};
+pub use error::ChainError;
+pub use execution::{ChainState, RequestOutcome, RequestResult};
+pub use genesis::Genesis;
+pub use mempool::Mempool;
+pub use request::{Events, Request, RequestKey, RequestKind};

@@ -1,0 +1,336 @@
+//! Client requests: one signed batch of ledger events.
+//!
+//! A request is either a batch of accounts to create or a batch of transfers to create (1 to
+//! 8,190 events, each the ledger's 128-byte encoding). The client signs, under
+//! `REQUEST_NAMESPACE`, the bytes `chain_id (u64) | kind (u8) | id (u128) | body`, so that a
+//! signature is valid on one chain, for one kind and one id only. The pair (client key, id)
+//! names a request: a retry through another validator carries the same pair and is included in
+//! the chain once.
+//!
+//! Wire format (big-endian, fixed width):
+//!
+//! ```text
+//! kind (1) | id (16) | client key (32) | body length (4) | body (length) | signature (64)
+//! ```
+//!
+//! The body length is checked against `REQUEST_BODY_SIZE_MAX` and the bytes remaining before
+//! anything is allocated.
+
+use crate::constants::{EVENT_SIZE, REQUEST_BODY_SIZE_MAX, REQUEST_HEADER_SIZE, REQUEST_NAMESPACE};
+use crate::error::ChainError;
+use crate::keys::{self, ClientKey, ClientSigner, Signature};
+use bytes::{Buf as _, BufMut, Bytes};
+use commonware_codec::{Buf, EncodeSize, Error as CodecError, Read, ReadExt as _, Write};
+use tally_ledger::{Account, Transfer, decode_accounts, decode_transfers, encode_accounts, encode_transfers};
+
+/// What a request asks the ledger to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RequestKind {
+    CreateAccounts = 1,
+    CreateTransfers = 2,
+}
+
+impl RequestKind {
+    fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(Self::CreateAccounts),
+            2 => Some(Self::CreateTransfers),
+            _ => None,
+        }
+    }
+}
+
+/// The name of a request across retries: its client and the client's id for it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestKey {
+    pub client: ClientKey,
+    pub id: u128,
+}
+
+/// A signed batch of ledger events from a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    kind: RequestKind,
+    id: u128,
+    client: ClientKey,
+    body: Bytes,
+    signature: Signature,
+}
+
+/// The decoded events of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Events {
+    Accounts(Vec<Account>),
+    Transfers(Vec<Transfer>),
+}
+
+/// The bytes a client signs (after the namespace).
+fn signed_bytes(chain_id: u64, kind: RequestKind, id: u128, body: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(8 + 1 + 16 + body.len());
+    bytes.extend_from_slice(&chain_id.to_be_bytes());
+    bytes.push(kind as u8);
+    bytes.extend_from_slice(&id.to_be_bytes());
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// Checks a body's length: a whole number of events, at least one, at most the limit.
+fn check_body_length(bytes: usize) -> Result<(), ChainError> {
+    if bytes == 0 {
+        return Err(ChainError::EmptyRequest);
+    }
+    if bytes > REQUEST_BODY_SIZE_MAX {
+        return Err(ChainError::RequestTooLong { bytes, max: REQUEST_BODY_SIZE_MAX });
+    }
+    if !bytes.is_multiple_of(EVENT_SIZE) {
+        return Err(ChainError::PartialEvent { bytes });
+    }
+    Ok(())
+}
+
+impl Request {
+    /// Signs a request to create `accounts`.
+    pub fn create_accounts(
+        chain_id: u64,
+        id: u128,
+        signer: &ClientSigner,
+        accounts: &[Account],
+    ) -> Result<Self, ChainError> {
+        Self::sign(chain_id, RequestKind::CreateAccounts, id, signer, encode_accounts(accounts))
+    }
+
+    /// Signs a request to create `transfers`.
+    pub fn create_transfers(
+        chain_id: u64,
+        id: u128,
+        signer: &ClientSigner,
+        transfers: &[Transfer],
+    ) -> Result<Self, ChainError> {
+        Self::sign(chain_id, RequestKind::CreateTransfers, id, signer, encode_transfers(transfers))
+    }
+
+    /// Signs an encoded body of `kind`.
+    pub fn sign(
+        chain_id: u64,
+        kind: RequestKind,
+        id: u128,
+        signer: &ClientSigner,
+        body: Vec<u8>,
+    ) -> Result<Self, ChainError> {
+        check_body_length(body.len())?;
+        let signature = keys::sign(signer, REQUEST_NAMESPACE, &signed_bytes(chain_id, kind, id, &body));
+        Ok(Self { kind, id, client: keys::public_key(signer), body: Bytes::from(body), signature })
+    }
+
+    /// Assembles a request from its parts without signing (to test forgeries).
+    pub fn from_parts(
+        kind: RequestKind,
+        id: u128,
+        client: ClientKey,
+        body: Vec<u8>,
+        signature: Signature,
+    ) -> Result<Self, ChainError> {
+        check_body_length(body.len())?;
+        Ok(Self { kind, id, client, body: Bytes::from(body), signature })
+    }
+
+    pub fn kind(&self) -> RequestKind {
+        self.kind
+    }
+
+    pub fn id(&self) -> u128 {
+        self.id
+    }
+
+    pub fn client(&self) -> &ClientKey {
+        &self.client
+    }
+
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    pub fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    /// The request's name across retries.
+    pub fn key(&self) -> RequestKey {
+        RequestKey { client: self.client.clone(), id: self.id }
+    }
+
+    /// The number of events in the body.
+    pub fn events_count(&self) -> usize {
+        self.body.len() / EVENT_SIZE
+    }
+
+    /// Checks the client's signature for `chain_id` (`verify_strict` rules). Whether the client
+    /// may write is the genesis's question.
+    pub fn verify_signature(&self, chain_id: u64) -> Result<(), ChainError> {
+        let message = signed_bytes(chain_id, self.kind, self.id, &self.body);
+        if keys::verify_strict(&self.client, REQUEST_NAMESPACE, &message, &self.signature) {
+            Ok(())
+        } else {
+            Err(ChainError::BadSignature)
+        }
+    }
+
+    /// The ledger events. The body's length was checked when the request was built or decoded,
+    /// so this cannot fail.
+    pub fn events(&self) -> Events {
+        match self.kind {
+            RequestKind::CreateAccounts => {
+                Events::Accounts(decode_accounts(&self.body).expect("body length checked on decode"))
+            }
+            RequestKind::CreateTransfers => {
+                Events::Transfers(decode_transfers(&self.body).expect("body length checked on decode"))
+            }
+        }
+    }
+}
+
+impl Write for Request {
+    fn write(&self, buf: &mut impl BufMut) {
+        buf.put_u8(self.kind as u8);
+        buf.put_u128(self.id);
+        self.client.write(buf);
+        let length = u32::try_from(self.body.len()).expect("body length checked on construction");
+        buf.put_u32(length);
+        buf.put_slice(&self.body);
+        self.signature.write(buf);
+    }
+}
+
+impl EncodeSize for Request {
+    fn encode_size(&self) -> usize {
+        REQUEST_HEADER_SIZE + self.body.len()
+    }
+}
+
+impl Read for Request {
+    type Cfg = ();
+
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        let kind = RequestKind::from_code(u8::read(buf)?).ok_or(CodecError::Invalid("Request", "unknown kind"))?;
+        let id = u128::read(buf)?;
+        let client = ClientKey::read(buf)?;
+        let length = u32::read(buf)? as usize;
+        check_body_length(length).map_err(|_| CodecError::InvalidLength(length))?;
+        if buf.remaining() < length {
+            return Err(CodecError::EndOfBuffer);
+        }
+        let body = buf.copy_to_bytes(length);
+        let signature = Signature::read(buf)?;
+        Ok(Self { kind, id, client, body, signature })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::constants::{REQUEST_EVENTS_MAX, REQUEST_SIZE_MAX};
+    use commonware_codec::{Decode as _, Encode as _};
+
+    fn transfer(id: u128) -> Transfer {
+        Transfer { id, debit_account_id: 1, credit_account_id: 2, amount: 5, ledger: 1, code: 1, ..Transfer::default() }
+    }
+
+    #[test]
+    fn round_trips_and_verifies() {
+        let signer = keys::signer_from_seed(1);
+        let request = Request::create_transfers(9, 77, &signer, &[transfer(1), transfer(2)]).unwrap();
+        let bytes = request.encode();
+        assert_eq!(bytes.len(), REQUEST_HEADER_SIZE + 2 * EVENT_SIZE);
+        let decoded = Request::decode_cfg(bytes, &()).unwrap();
+        assert_eq!(decoded, request);
+        decoded.verify_signature(9).unwrap();
+        assert_eq!(decoded.events(), Events::Transfers(vec![transfer(1), transfer(2)]));
+    }
+
+    #[test]
+    fn a_signature_is_bound_to_chain_kind_id_and_body() {
+        let signer = keys::signer_from_seed(1);
+        let request = Request::create_transfers(9, 77, &signer, &[transfer(1)]).unwrap();
+        assert_eq!(request.verify_signature(10), Err(ChainError::BadSignature));
+
+        let same = |kind, id, body: &[u8]| {
+            Request::from_parts(kind, id, request.client().clone(), body.to_vec(), request.signature().clone()).unwrap()
+        };
+        let other_kind = same(RequestKind::CreateAccounts, 77, request.body());
+        assert_eq!(other_kind.verify_signature(9), Err(ChainError::BadSignature));
+        let other_id = same(RequestKind::CreateTransfers, 78, request.body());
+        assert_eq!(other_id.verify_signature(9), Err(ChainError::BadSignature));
+        let mut body = request.body().to_vec();
+        body[40] ^= 1;
+        let other_body = same(RequestKind::CreateTransfers, 77, &body);
+        assert_eq!(other_body.verify_signature(9), Err(ChainError::BadSignature));
+        same(RequestKind::CreateTransfers, 77, request.body()).verify_signature(9).unwrap();
+    }
+
+    #[test]
+    fn a_signature_from_another_key_is_rejected() {
+        let honest = keys::signer_from_seed(1);
+        let forger = keys::signer_from_seed(2);
+        let forged = Request::create_transfers(9, 77, &forger, &[transfer(1)]).unwrap();
+        let claimed = Request::from_parts(
+            RequestKind::CreateTransfers,
+            77,
+            keys::public_key(&honest),
+            forged.body().to_vec(),
+            forged.signature().clone(),
+        )
+        .unwrap();
+        assert_eq!(claimed.verify_signature(9), Err(ChainError::BadSignature));
+    }
+
+    #[test]
+    fn body_bounds_are_enforced_on_build() {
+        let signer = keys::signer_from_seed(1);
+        assert_eq!(Request::create_transfers(9, 1, &signer, &[]), Err(ChainError::EmptyRequest));
+        let full: Vec<Transfer> = (0..REQUEST_EVENTS_MAX as u128).map(transfer).collect();
+        let request = Request::create_transfers(9, 1, &signer, &full).unwrap();
+        assert_eq!(request.encode().len(), REQUEST_SIZE_MAX);
+        let over: Vec<Transfer> = (0..=REQUEST_EVENTS_MAX as u128).map(transfer).collect();
+        assert!(matches!(Request::create_transfers(9, 1, &signer, &over), Err(ChainError::RequestTooLong { .. })));
+        assert_eq!(
+            Request::sign(9, RequestKind::CreateTransfers, 1, &signer, vec![0; 129]),
+            Err(ChainError::PartialEvent { bytes: 129 })
+        );
+    }
+
+    /// Rewrites the body length field of an encoded request.
+    fn with_length(bytes: &[u8], length: u32) -> Vec<u8> {
+        let mut bytes = bytes.to_vec();
+        bytes[49..53].copy_from_slice(&length.to_be_bytes());
+        bytes
+    }
+
+    #[test]
+    fn decode_refuses_bad_lengths_before_allocating() {
+        let signer = keys::signer_from_seed(1);
+        let request = Request::create_transfers(9, 1, &signer, &[transfer(1)]).unwrap();
+        let bytes = request.encode();
+
+        // A length past the limit is refused from the 4-byte field alone: the buffer is far
+        // shorter than the claimed length, so nothing of that size was allocated.
+        let huge = with_length(&bytes, u32::MAX);
+        assert!(matches!(Request::decode_cfg(huge, &()), Err(CodecError::InvalidLength(_))));
+        let over = with_length(&bytes, (REQUEST_BODY_SIZE_MAX + EVENT_SIZE) as u32);
+        assert!(matches!(Request::decode_cfg(over, &()), Err(CodecError::InvalidLength(_))));
+        let partial = with_length(&bytes, 100);
+        assert!(matches!(Request::decode_cfg(partial, &()), Err(CodecError::InvalidLength(_))));
+        let empty = with_length(&bytes, 0);
+        assert!(matches!(Request::decode_cfg(empty, &()), Err(CodecError::InvalidLength(_))));
+        // A valid length that the buffer does not hold.
+        let short = with_length(&bytes, (2 * EVENT_SIZE) as u32);
+        assert!(Request::decode_cfg(short, &()).is_err());
+        // An unknown kind.
+        let mut unknown = bytes.to_vec();
+        unknown[0] = 3;
+        assert!(matches!(Request::decode_cfg(unknown, &()), Err(CodecError::Invalid(..))));
+        // Trailing bytes.
+        let mut trailing = bytes.to_vec();
+        trailing.push(0);
+        assert!(matches!(Request::decode_cfg(trailing, &()), Err(CodecError::ExtraData(1))));
+    }
+}

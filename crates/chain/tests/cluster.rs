@@ -1,0 +1,639 @@
+//! Whole clusters in Commonware's deterministic runtime with simulated links: validators order
+//! client requests with Simplex and execute them, and must agree block by block.
+//!
+//! A failure prints its seed; `TALLY_SEED=<seed> cargo test -p tally-chain --test cluster`
+//! replays it.
+
+use commonware_p2p::simulated::{self, Link, Network};
+use commonware_runtime::{Clock as _, Quota, Runner as _, Supervisor as _, deterministic};
+use commonware_utils::{NZU32, NZUsize, probability};
+use std::time::Duration;
+use tally_chain::application::{Fault, FinalizedEntry, Status};
+use tally_chain::consensus::ConsensusConfig;
+use tally_chain::constants::MESSAGE_SIZE_MAX;
+use tally_chain::keys::{ClientSigner, ValidatorKey, ValidatorSigner, public_key, signer_from_seed};
+use tally_chain::validator::{self, Channels, Validator, channel};
+use tally_chain::{ChainError, Genesis, Mailbox, Request, RequestKey, RequestOutcome, RequestResult};
+use tally_ledger::{Account, CreateAccountStatus, CreateTransferStatus, Transfer};
+
+const CHAIN_ID: u64 = 7;
+const VALIDATORS: u64 = 4;
+const CLIENTS: u64 = 3;
+const ACCOUNTS: u128 = 8;
+const ROUNDS: u128 = 12;
+const TRANSFERS_PER_REQUEST: u128 = 20;
+/// Simulated time a run may take before it is a failure.
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What one run of the cluster produced, per validator.
+#[derive(Debug, PartialEq, Eq)]
+struct Run {
+    histories: Vec<Vec<FinalizedEntry>>,
+    outcomes: Vec<Vec<RequestOutcome>>,
+    statuses: Vec<Status>,
+    /// Requests the clients submitted.
+    requests: usize,
+    /// Simulated time the run took.
+    elapsed: Duration,
+}
+
+fn seed() -> u64 {
+    std::env::var("TALLY_SEED").ok().map_or(42, |seed| seed.parse().expect("TALLY_SEED is a u64"))
+}
+
+fn transfer(id: u128, round: u128) -> Transfer {
+    // A ring of transfers between the accounts: money moves but the total stays.
+    let debit = id % ACCOUNTS + 1;
+    let credit = (id + round) % ACCOUNTS + 1;
+    let credit = if credit == debit { debit % ACCOUNTS + 1 } else { credit };
+    Transfer {
+        id,
+        debit_account_id: debit,
+        credit_account_id: credit,
+        amount: 10,
+        ledger: 1,
+        code: 1,
+        ..Transfer::default()
+    }
+}
+
+/// Submits with retries while the validator answers busy.
+async fn submit(context: &deterministic::Context, mailbox: &Mailbox, request: Request) {
+    loop {
+        match mailbox.submit(request.clone()).await {
+            Ok(()) => return,
+            Err(ChainError::Busy) => context.sleep(Duration::from_millis(50)).await,
+            Err(error) => panic!("request {} refused: {error}", request.id()),
+        }
+    }
+}
+
+/// Reliable links with small jitter.
+fn reliable() -> Link {
+    Link { latency: Duration::from_millis(20), jitter: Duration::from_millis(5), success_rate: probability!(1.0) }
+}
+
+/// What a run puts the cluster through.
+#[derive(Clone)]
+struct Scenario {
+    faults: [Fault; VALIDATORS as usize],
+    link: Link,
+    /// A validator to stop abruptly at round `CRASH_ROUND` and restart from its storage at
+    /// `RESTART_ROUND`.
+    restart: Option<usize>,
+}
+
+const CRASH_ROUND: u128 = 3;
+/// Polls (100 ms each) a client waits for an outcome before retrying through another validator.
+const CLIENT_RETRY_POLLS: usize = 30;
+const RESTART_ROUND: u128 = 7;
+
+impl std::fmt::Debug for Scenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scenario")
+            .field("latency", &self.link.latency)
+            .field("jitter", &self.link.jitter)
+            .field("success_rate", &self.link.success_rate)
+            .field("faults", &self.faults)
+            .field("restart", &self.restart)
+            .finish()
+    }
+}
+
+impl Scenario {
+    fn honest() -> Self {
+        Self { faults: HONEST, link: reliable(), restart: None }
+    }
+}
+
+/// Starts validator `index` with its storage partitions (reused on restart).
+async fn start_validator(
+    context: &deterministic::Context,
+    oracle: &simulated::Oracle<ValidatorKey, deterministic::Context>,
+    genesis: &Genesis,
+    signer: &ValidatorSigner,
+    index: usize,
+    fault: Fault,
+) -> Validator {
+    let control = oracle.control(public_key(signer));
+    let quota = Quota::per_second(NZU32!(10_000));
+    let register = async |id| control.register(id, quota).await.unwrap();
+    let channels = Channels {
+        votes: register(channel::VOTES).await,
+        certificates: register(channel::CERTIFICATES).await,
+        resolver: register(channel::RESOLVER).await,
+        blocks: register(channel::BLOCKS).await,
+        requests: register(channel::REQUESTS).await,
+        fetch: register(channel::FETCH).await,
+    };
+    let config = ConsensusConfig::local(format!("validator-{index}"));
+    validator::start_with_fault(
+        context.child("validator").with_attribute("index", index),
+        genesis.clone(),
+        signer.clone(),
+        config,
+        control.clone(),
+        channels,
+        fault,
+    )
+    .unwrap()
+}
+
+fn run_cluster(seed: u64, scenario: Scenario) -> Run {
+    let config = deterministic::Config::new().with_seed(seed).with_timeout(Some(RUN_TIMEOUT));
+    let executor = deterministic::Runner::new(config);
+    executor.start(|context| async move {
+        let started = context.current();
+        let signers: Vec<_> = (0..VALIDATORS).map(signer_from_seed).collect();
+        let validators: Vec<ValidatorKey> = signers.iter().map(public_key).collect();
+        let clients: Vec<ClientSigner> = (0..CLIENTS).map(|index| signer_from_seed(1_000 + index)).collect();
+        let genesis = Genesis::new(CHAIN_ID, validators.clone(), clients.iter().map(public_key).collect(), 0).unwrap();
+
+        let (network, oracle) = Network::new_with_peers(
+            context.child("network"),
+            simulated::Config {
+                max_size: MESSAGE_SIZE_MAX as u32,
+                max_peers_per_set: NZUsize!(VALIDATORS as usize),
+                disconnect_on_block: true,
+                tracked_peer_sets: NZUsize!(1),
+            },
+            validators.clone(),
+        )
+        .await;
+        network.start();
+        for from in &validators {
+            for to in &validators {
+                if from != to {
+                    oracle.add_link(from.clone(), to.clone(), scenario.link.clone()).await.unwrap();
+                }
+            }
+        }
+
+        let mut running = Vec::new();
+        for (index, signer) in signers.iter().enumerate() {
+            running.push(start_validator(&context, &oracle, &genesis, signer, index, scenario.faults[index]).await);
+        }
+
+        // Create the accounts first, through validator 0, and wait until it is finalized so
+        // that transfers never race their accounts.
+        let accounts: Vec<Account> =
+            (1..=ACCOUNTS).map(|id| Account { id, ledger: 1, code: 1, ..Account::default() }).collect();
+        let opening = Request::create_accounts(CHAIN_ID, 1, &clients[0], &accounts).unwrap();
+        let mut keys = vec![opening.key()];
+        // Transfer requests, for clients to retry.
+        let mut submitted: Vec<Request> = Vec::new();
+        submit(&context, &running[0].mailbox, opening).await;
+        while running[0].mailbox.outcome(keys[0].clone()).await.is_none() {
+            context.sleep(Duration::from_millis(100)).await;
+        }
+
+        // Clients submit transfers through every (running) validator in turn; one retry goes
+        // through a second validator with the same id and must be included once.
+        let mut down = false;
+        let mut height_at_crash = 0;
+        for round in 0..ROUNDS {
+            if let Some(crashed) = scenario.restart {
+                if round == CRASH_ROUND {
+                    height_at_crash = running[crashed].mailbox.status().await.unwrap().finalized_height;
+                    running[crashed].consensus.abort();
+                    running[crashed].application.abort();
+                    assert_eq!(running[crashed].mailbox.status().await, None, "an aborted validator answers nothing");
+                    down = true;
+                }
+                if round == RESTART_ROUND {
+                    let restarted = start_validator(
+                        &context,
+                        &oracle,
+                        &genesis,
+                        &signers[crashed],
+                        crashed,
+                        scenario.faults[crashed],
+                    )
+                    .await;
+                    // The validator rebuilt its ledger from its own log before answering.
+                    let status = restarted.mailbox.status().await.unwrap();
+                    assert!(height_at_crash > 0, "the crash came before any finalization");
+                    assert!(status.finalized_height >= height_at_crash, "restart lost finalized blocks: {status:?}");
+                    running[crashed] = restarted;
+                    down = false;
+                }
+            }
+            let alive = |index: usize| !down || scenario.restart != Some(index);
+            for (index, client) in clients.iter().enumerate() {
+                let id = 100 + round * CLIENTS as u128 + index as u128;
+                let transfers: Vec<Transfer> =
+                    (0..TRANSFERS_PER_REQUEST).map(|offset| transfer(id * 1_000 + offset, round)).collect();
+                let request = Request::create_transfers(CHAIN_ID, id, client, &transfers).unwrap();
+                keys.push(request.key());
+                submitted.push(request.clone());
+                let mut through = (round as usize + index) % running.len();
+                while !alive(through) {
+                    through = (through + 1) % running.len();
+                }
+                submit(&context, &running[through].mailbox, request.clone()).await;
+                if round == 3 && index == 0 {
+                    let mut retry = (through + 1) % running.len();
+                    while !alive(retry) {
+                        retry = (retry + 1) % running.len();
+                    }
+                    // The other validator may already hold it from gossip: a duplicate answer is
+                    // the idempotent outcome.
+                    match running[retry].mailbox.submit(request).await {
+                        Ok(()) | Err(ChainError::DuplicateRequest { .. }) => {}
+                        Err(error) => panic!("retry refused: {error}"),
+                    }
+                }
+            }
+            context.sleep(Duration::from_millis(150)).await;
+        }
+
+        // Wait until every validator has finalized every request. A validator that accepts a
+        // request holds it in memory only: if it crashes before the request reaches the others,
+        // the request is lost, so a client without an outcome after a while retries through
+        // another validator with the same id (the retry is included once at most).
+        for key in &keys {
+            let mut waited = 0;
+            while running[0].mailbox.outcome(key.clone()).await.is_none() {
+                context.sleep(Duration::from_millis(100)).await;
+                waited += 1;
+                if waited % CLIENT_RETRY_POLLS == 0
+                    && let Some(request) = submitted.iter().find(|request| request.key() == *key)
+                {
+                    let through = (waited / CLIENT_RETRY_POLLS) % running.len();
+                    match running[through].mailbox.submit(request.clone()).await {
+                        Ok(()) | Err(ChainError::DuplicateRequest { .. } | ChainError::Busy) => {}
+                        Err(error) => panic!("retry refused: {error}"),
+                    }
+                }
+            }
+        }
+        for validator in &running {
+            for key in &keys {
+                while validator.mailbox.outcome(key.clone()).await.is_none() {
+                    context.sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+
+        let mut histories = Vec::new();
+        let mut outcomes = Vec::new();
+        let mut statuses = Vec::new();
+        for validator in &running {
+            let mailbox = &validator.mailbox;
+            statuses.push(mailbox.status().await.expect("validator running"));
+            histories.push(mailbox.history().await.expect("validator running"));
+            let mut validator_outcomes = Vec::new();
+            for key in &keys {
+                validator_outcomes.push(mailbox.outcome(RequestKey::clone(key)).await.unwrap());
+            }
+            outcomes.push(validator_outcomes);
+        }
+        let elapsed = context.current().duration_since(started).unwrap();
+        Run { histories, outcomes, statuses, requests: keys.len(), elapsed }
+    })
+}
+
+fn check(seed: u64, run: &Run) {
+    let context = format!("seed {seed} (replay: TALLY_SEED={seed} cargo test -p tally-chain --test cluster)");
+    // Equal blocks and equal ledger digests at every height all validators reached.
+    let common = run.histories.iter().map(Vec::len).min().unwrap();
+    assert!(common > 2, "{context}: only {common} blocks finalized");
+    for history in &run.histories[1..] {
+        assert_eq!(&history[..common], &run.histories[0][..common], "{context}: histories diverge");
+    }
+    // Every validator reports the same outcome for every request.
+    for outcomes in &run.outcomes[1..] {
+        assert_eq!(outcomes, &run.outcomes[0], "{context}: outcomes diverge");
+    }
+    // Every request executed, each event accepted, and each exactly once (heights ascend with
+    // request ids within a client, and the retried request has one outcome).
+    for outcome in &run.outcomes[0] {
+        match &outcome.result {
+            RequestResult::Accounts(results) => {
+                assert!(results.iter().all(|r| r.status == CreateAccountStatus::Created), "{context}: {results:?}")
+            }
+            RequestResult::Transfers(results) => {
+                assert!(results.iter().all(|r| r.status == CreateTransferStatus::Created), "{context}: {results:?}")
+            }
+            RequestResult::Refused(error) => panic!("{context}: refused batch {error}"),
+        }
+    }
+    let total_events: usize = run.outcomes[0]
+        .iter()
+        .map(|outcome| match &outcome.result {
+            RequestResult::Accounts(results) => results.len(),
+            RequestResult::Transfers(results) => results.len(),
+            RequestResult::Refused(_) => 0,
+        })
+        .sum();
+    assert_eq!(total_events as u128, ACCOUNTS + ROUNDS * CLIENTS as u128 * TRANSFERS_PER_REQUEST);
+    // Nothing but the clients' requests was finalized (no forgery, no repeat).
+    for status in &run.statuses {
+        assert_eq!(status.requests_finalized, run.requests, "{context}: {status:?}");
+    }
+    println!(
+        "seed {seed}: {} blocks finalized, {} requests, {:?} simulated, refused per validator {:?}",
+        common - 1,
+        run.requests,
+        run.elapsed,
+        run.statuses.iter().map(|status| status.blocks_refused).collect::<Vec<_>>(),
+    );
+}
+
+const HONEST: [Fault; VALIDATORS as usize] = [Fault::None; VALIDATORS as usize];
+
+#[test]
+fn four_validators_agree_on_blocks_and_ledger_digests() {
+    let seed = seed();
+    let run = run_cluster(seed, Scenario::honest());
+    check(seed, &run);
+    assert!(run.statuses.iter().all(|status| status.blocks_refused == 0), "honest blocks are never refused");
+}
+
+/// One Byzantine proposer out of four (f = 1): its corrupted blocks are refused by every honest
+/// validator, never finalize, and the cluster still orders every client request.
+fn byzantine_proposer(fault: Fault) {
+    let seed = seed() + 2;
+    let mut scenario = Scenario::honest();
+    scenario.faults[1] = fault;
+    let run = run_cluster(seed, scenario);
+    check(seed, &run);
+    for (index, status) in run.statuses.iter().enumerate() {
+        if index != 1 {
+            assert!(status.blocks_refused > 0, "seed {seed}: validator {index} never saw a {fault:?} block");
+        }
+    }
+}
+
+#[test]
+fn a_proposer_forging_client_signatures_is_refused() {
+    byzantine_proposer(Fault::ForgedRequest);
+}
+
+#[test]
+fn a_proposer_lying_about_the_state_digest_is_refused() {
+    byzantine_proposer(Fault::WrongStateDigest);
+}
+
+#[test]
+fn the_same_seed_replays_the_same_run() {
+    let seed = seed() + 1;
+    let first = run_cluster(seed, Scenario::honest());
+    check(seed, &first);
+    assert_eq!(run_cluster(seed, Scenario::honest()), first, "seed {seed} is not deterministic");
+}
+
+/// One message in five is lost on every link: validators that miss a block fetch it from their
+/// peers, and Simplex repairs missing votes and certificates.
+#[test]
+fn lossy_links_still_agree() {
+    let seed = seed() + 3;
+    let lossy =
+        Link { latency: Duration::from_millis(30), jitter: Duration::from_millis(15), success_rate: probability!(0.8) };
+    let run = run_cluster(seed, Scenario { link: lossy, ..Scenario::honest() });
+    check(seed, &run);
+}
+
+/// A validator stopped abruptly mid-load restarts from its own finalized log, catches up on the
+/// blocks finalized while it was down (fetching them from peers), and ends with equal digests
+/// and every request's outcome.
+#[test]
+fn a_crashed_validator_restarts_from_its_log_and_catches_up() {
+    let seed = seed() + 4;
+    let run = run_cluster(seed, Scenario { restart: Some(2), ..Scenario::honest() });
+    check(seed, &run);
+}
+
+/// A small splitmix64 step: derives scenario parameters from a seed.
+fn mix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The scenario a sweep seed draws: link latency, jitter and loss; maybe one crash and restart;
+/// maybe one Byzantine proposer (never both, so that f = 1 holds).
+fn drawn(seed: u64) -> Scenario {
+    let mut state = seed;
+    let latency = Duration::from_millis(5 + mix(&mut state) % 100);
+    let jitter = Duration::from_millis(mix(&mut state) % 30);
+    let success_rate = commonware_utils::Probability::new(75 + mix(&mut state) % 26, 100).unwrap();
+    let mut scenario = Scenario { link: Link { latency, jitter, success_rate }, ..Scenario::honest() };
+    let faulty = (mix(&mut state) % VALIDATORS) as usize;
+    match mix(&mut state) % 4 {
+        0 => scenario.restart = Some(faulty),
+        1 => scenario.faults[faulty] = Fault::ForgedRequest,
+        2 => scenario.faults[faulty] = Fault::WrongStateDigest,
+        _ => {}
+    }
+    scenario
+}
+
+/// Runs `count` seeds from `start`, each drawing its own scenario; prints every failing seed
+/// with the command that replays it, and a closing `N passed, M failed` line.
+fn sweep(start: u64, count: u64) {
+    let mut failed = Vec::new();
+    for seed in start..start + count {
+        let scenario = drawn(seed);
+        println!("seed {seed}: {scenario:?}");
+        let result = std::panic::catch_unwind(|| check(seed, &run_cluster(seed, scenario)));
+        if result.is_err() {
+            println!(
+                "seed {seed} FAILED: replay with TALLY_SEED={seed} TALLY_SEEDS=1 cargo test --release -p tally-chain \
+                 --test cluster seed_sweep -- --ignored --nocapture"
+            );
+            failed.push(seed);
+        }
+    }
+    println!("{} passed, {} failed", count as usize - failed.len(), failed.len());
+    assert!(failed.is_empty(), "failed seeds: {failed:?}");
+}
+
+/// Seeds on every test run: 200 in release builds (about 20 seconds), 2 in debug builds, where
+/// a seed takes seconds.
+#[test]
+fn seeds_with_faults() {
+    let count = if cfg!(debug_assertions) { 2 } else { 200 };
+    sweep(seed() * 1_000, count);
+}
+
+/// A longer soak: `TALLY_SEEDS=5000 TALLY_SEED=1 cargo test --release -p tally-chain --test
+/// cluster seed_sweep -- --ignored --nocapture`.
+#[test]
+#[ignore = "soak: runs TALLY_SEEDS seeds (default 1000) from TALLY_SEED; `seeds_with_faults` runs in CI"]
+fn seed_sweep() {
+    let count = std::env::var("TALLY_SEEDS").ok().map_or(1_000, |count| count.parse().expect("TALLY_SEEDS is a u64"));
+    sweep(seed(), count);
+}
+
+/// Peers that send malformed blocks, requests or block fetches are blocked by every validator
+/// that receives them.
+#[test]
+fn peers_sending_malformed_messages_are_blocked() {
+    let executor =
+        deterministic::Runner::new(deterministic::Config::new().with_seed(seed()).with_timeout(Some(RUN_TIMEOUT)));
+    executor.start(|context| async move {
+        let signers: Vec<_> = (0..VALIDATORS).map(signer_from_seed).collect();
+        let validators: Vec<ValidatorKey> = signers.iter().map(public_key).collect();
+        let attackers: Vec<ValidatorKey> = (0..3).map(|index| public_key(&signer_from_seed(7_000 + index))).collect();
+        let genesis =
+            Genesis::new(CHAIN_ID, validators.clone(), vec![public_key(&signer_from_seed(1_000))], 0).unwrap();
+        let everyone: Vec<ValidatorKey> = validators.iter().chain(&attackers).cloned().collect();
+        let (network, oracle) = Network::new_with_peers(
+            context.child("network"),
+            simulated::Config {
+                max_size: MESSAGE_SIZE_MAX as u32,
+                max_peers_per_set: NZUsize!(everyone.len()),
+                disconnect_on_block: true,
+                tracked_peer_sets: NZUsize!(1),
+            },
+            everyone.clone(),
+        )
+        .await;
+        network.start();
+        for from in &everyone {
+            for to in &everyone {
+                if from != to {
+                    oracle.add_link(from.clone(), to.clone(), reliable()).await.unwrap();
+                }
+            }
+        }
+        let mut running = Vec::new();
+        for (index, signer) in signers.iter().enumerate() {
+            running.push(start_validator(&context, &oracle, &genesis, signer, index, Fault::None).await);
+        }
+        let quota = Quota::per_second(NZU32!(10_000));
+        for (attacker, channel) in attackers.iter().zip([channel::BLOCKS, channel::REQUESTS, channel::FETCH]) {
+            let (mut sender, _receiver) = oracle.control(attacker.clone()).register(channel, quota).await.unwrap();
+            commonware_p2p::Sender::send(&mut sender, commonware_p2p::Recipients::All, vec![0xff; 40], false);
+        }
+        context.sleep(Duration::from_secs(1)).await;
+        let blocked = oracle.blocked().await.unwrap();
+        for validator in &validators {
+            for attacker in &attackers {
+                assert!(
+                    blocked.contains(&(validator.clone(), attacker.clone())),
+                    "{validator} did not block {attacker}: {blocked:?}"
+                );
+            }
+        }
+        // Honest validators block no one.
+        assert!(blocked.iter().all(|(_, peer)| attackers.contains(peer)), "{blocked:?}");
+        drop(running);
+    });
+}
+
+/// The whole cluster crashes at once (every unsynced write is lost) and restarts from its
+/// files: every outcome a validator answered before the crash survives unchanged, and the
+/// cluster goes on finalizing with equal digests.
+#[test]
+fn the_whole_cluster_crashes_and_recovers_what_it_acknowledged() {
+    let seed = seed() + 5;
+    let signers: Vec<_> = (0..VALIDATORS).map(signer_from_seed).collect();
+    let validators: Vec<ValidatorKey> = signers.iter().map(public_key).collect();
+    let client = signer_from_seed(1_000);
+    let genesis = Genesis::new(CHAIN_ID, validators.clone(), vec![public_key(&client)], 0).unwrap();
+    let transfers = |id: u128| -> Request {
+        let transfers: Vec<Transfer> = (0..5).map(|offset| transfer(id * 1_000 + offset, id)).collect();
+        Request::create_transfers(CHAIN_ID, id, &client, &transfers).unwrap()
+    };
+
+    // Starts the cluster on the network of this run (the network does not survive a crash;
+    // storage does).
+    let start = async |context: &deterministic::Context| {
+        let (network, oracle) = Network::new_with_peers(
+            context.child("network"),
+            simulated::Config {
+                max_size: MESSAGE_SIZE_MAX as u32,
+                max_peers_per_set: NZUsize!(VALIDATORS as usize),
+                disconnect_on_block: true,
+                tracked_peer_sets: NZUsize!(1),
+            },
+            validators.clone(),
+        )
+        .await;
+        network.start();
+        for from in &validators {
+            for to in &validators {
+                if from != to {
+                    oracle.add_link(from.clone(), to.clone(), reliable()).await.unwrap();
+                }
+            }
+        }
+        let mut running = Vec::new();
+        for (index, signer) in signers.iter().enumerate() {
+            running.push(start_validator(context, &oracle, &genesis, signer, index, Fault::None).await);
+        }
+        running
+    };
+
+    let (start, transfers, client) = (&start, &transfers, &client);
+
+    // Before the crash: open accounts, acknowledge some transfers, and leave more in flight.
+    let config = deterministic::Config::new().with_seed(seed).with_timeout(Some(RUN_TIMEOUT));
+    let ((acknowledged, history), checkpoint) =
+        deterministic::Runner::new(config).start_and_recover(|context| async move {
+            let running = start(&context).await;
+            let accounts: Vec<Account> =
+                (1..=ACCOUNTS).map(|id| Account { id, ledger: 1, code: 1, ..Account::default() }).collect();
+            let opening = Request::create_accounts(CHAIN_ID, 1, client, &accounts).unwrap();
+            let mut keys = vec![opening.key()];
+            submit(&context, &running[0].mailbox, opening).await;
+            while running[0].mailbox.outcome(keys[0].clone()).await.is_none() {
+                context.sleep(Duration::from_millis(50)).await;
+            }
+            for id in 2..10 {
+                let request = transfers(id);
+                keys.push(request.key());
+                submit(&context, &running[id as usize % running.len()].mailbox, request).await;
+            }
+            let mut acknowledged = Vec::new();
+            for key in keys {
+                let outcome = loop {
+                    if let Some(outcome) = running[1].mailbox.outcome(key.clone()).await {
+                        break outcome;
+                    }
+                    context.sleep(Duration::from_millis(50)).await;
+                };
+                acknowledged.push((key, outcome));
+            }
+            let history = running[1].mailbox.history().await.unwrap();
+            // More requests in flight when the power goes out.
+            for id in 10..14 {
+                submit(&context, &running[id as usize % running.len()].mailbox, transfers(id)).await;
+            }
+            context.sleep(Duration::from_millis(30)).await;
+            (acknowledged, history)
+        });
+
+    // After the crash: restart every validator from its files.
+    deterministic::Runner::from(checkpoint).start(|context| async move {
+        let running = start(&context).await;
+        let status = running[1].mailbox.status().await.unwrap();
+        assert!(
+            status.finalized_height + 1 >= history.len() as u64,
+            "validator 1 acknowledged height {} but restarted at {status:?}",
+            history.len() - 1
+        );
+        let mut keys: Vec<RequestKey> = acknowledged.iter().map(|(key, _)| key.clone()).collect();
+        for id in 20..24 {
+            let request = transfers(id);
+            keys.push(request.key());
+            submit(&context, &running[id as usize % running.len()].mailbox, request).await;
+        }
+        for validator in &running {
+            for key in &keys {
+                while validator.mailbox.outcome(key.clone()).await.is_none() {
+                    context.sleep(Duration::from_millis(50)).await;
+                }
+            }
+            for (key, outcome) in &acknowledged {
+                assert_eq!(validator.mailbox.outcome(key.clone()).await.as_ref(), Some(outcome), "{}", key.id);
+            }
+            let after = validator.mailbox.history().await.unwrap();
+            assert_eq!(&after[..history.len()], &history[..], "the finalized chain changed across the crash");
+        }
+    });
+}
