@@ -51,9 +51,10 @@ struct Workload {
 }
 
 impl Workload {
-    /// A ledger sized up front, as a validator is, for `accounts` and `transfers`.
-    fn new(accounts: u64, transfers: u64) -> Self {
-        let ledger = Ledger::with_capacity(accounts as u32, transfers);
+    /// A ledger that grows as it fills (so that the memory it reports is what it needs, and the
+    /// cost of growing is measured too).
+    fn new(accounts: u64) -> Self {
+        let ledger = Ledger::new();
         let mut workload = Self {
             generator: Generator { accounts, next_id: 1, random: Random(42) },
             subject: Subject { ledger, timestamp: 1 },
@@ -123,13 +124,9 @@ fn resident_bytes() -> u64 {
         .map_or(0, |kilobytes| kilobytes * 1024)
 }
 
-/// Transfers the measurement adds on top of the preloaded ones (criterion's warm-up and samples
-/// at about a million transfers a second), for sizing the ledger up front.
-const MEASURED_TRANSFERS: u64 = 16_000_000;
-
 fn prepare(accounts: u64, transfers: u64) -> Workload {
     let before = resident_bytes();
-    let mut workload = Workload::new(accounts, transfers + MEASURED_TRANSFERS);
+    let mut workload = Workload::new(accounts);
     let with_accounts = resident_bytes();
     let mut loaded = 0;
     while loaded < transfers {
