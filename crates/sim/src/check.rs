@@ -1,0 +1,349 @@
+//! The checkers: what every run must satisfy, judged from what the cluster left behind.
+//!
+//! They read an [`Observation`], plain data, so a test can fabricate a broken history and show
+//! that each checker reports it. The finalized chain of a validator is read from its durable
+//! log (what a restart would rebuild from), and the history it reported over its mailbox is
+//! compared with that log. The longest honest log is re-executed here from genesis, with the
+//! chain crate's own rules, to get independent state digests and request outcomes.
+//!
+//! - **Agreement.** Honest validators' finalized chains are prefixes of one another: equal block
+//!   digests and equal ledger digests at equal heights.
+//! - **Durability.** What a validator reported finalized is in its log.
+//! - **Validity.** Every finalized block follows its parent by the chain's rules, and the ledger
+//!   digests validators reported equal the re-executed ones.
+//! - **Exactly once.** Every acknowledged request is in the chain exactly once, at the height
+//!   and with the results it was acknowledged with.
+//! - **Conservation.** Per ledger, debits equal credits, posted and pending.
+//! - **Liveness.** Once faults heal, every honest validator finalizes a new block within a
+//!   stated bound, and every client request is acknowledged within another.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+use tally_chain::application::FinalizedEntry;
+use tally_chain::{Block, BlockDigest, ChainState, Genesis, RequestKey, RequestOutcome, StateDigest};
+
+/// One validator instance at the end of a run (a twin is two instances of one validator).
+#[derive(Debug, Clone)]
+pub struct ValidatorRecord {
+    pub index: usize,
+    /// "3", or "3-twin" for the second instance of a twin.
+    pub name: String,
+    pub honest: bool,
+    /// The finalized chain it reported by height (index 0 is genesis); `None` if it stopped
+    /// answering.
+    pub history: Option<Vec<FinalizedEntry>>,
+    /// The blocks in its durable log, by height from 1.
+    pub log: Vec<Block>,
+}
+
+/// A request a client saw answered, and by which validator.
+#[derive(Debug, Clone)]
+pub struct Acknowledgement {
+    pub key: RequestKey,
+    pub outcome: RequestOutcome,
+    pub validator: String,
+}
+
+/// What the liveness phase measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Liveness {
+    /// The highest finalized height of any honest validator when the last fault healed.
+    pub heal_height: u64,
+    /// How long after healing every honest validator had finalized past `heal_height`
+    /// (`None`: not within `progress_bound`).
+    pub progressed_after: Option<Duration>,
+    pub progress_bound: Duration,
+    /// How long after healing every client request had been acknowledged (`None`: not within
+    /// `workload_bound`).
+    pub workload_done_after: Option<Duration>,
+    pub workload_bound: Duration,
+    pub requests: usize,
+}
+
+/// Everything a run left behind.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    pub genesis: Genesis,
+    pub validators: Vec<ValidatorRecord>,
+    pub acknowledged: Vec<Acknowledgement>,
+    /// Refusals of well-formed, correctly signed client requests (never legitimate).
+    pub refusals: Vec<String>,
+    pub liveness: Option<Liveness>,
+    /// The accounts whose balances conservation sums.
+    pub accounts: Vec<u128>,
+}
+
+/// A broken property.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Violation {
+    /// Two honest validators finalized different blocks at one height.
+    Divergence { height: u64, first: String, second: String, first_block: BlockDigest, second_block: BlockDigest },
+    /// Two honest validators report different ledger digests after the same block.
+    StateDigestMismatch { height: u64, first: String, second: String },
+    /// A validator reported a block finalized that its log does not hold.
+    NotDurable { validator: String, height: u64 },
+    /// A finalized block breaks a chain rule when re-executed.
+    InvalidFinalizedBlock { validator: String, height: u64, reason: String },
+    /// A reported ledger digest differs from the re-executed one.
+    WrongLedgerDigest { validator: String, height: u64 },
+    /// An acknowledged request is in the chain `count` times (not once).
+    AcknowledgedNotOnce { id: u128, count: usize, validator: String, height: u64 },
+    /// An acknowledged outcome differs from what the chain says happened.
+    WrongAcknowledgement { id: u128, validator: String, acknowledged: String, chain: String },
+    /// Debits and credits of a ledger differ.
+    MoneyNotConserved { ledger: u32, debits: (u128, u128), credits: (u128, u128) },
+    /// An honest validator stopped answering (it halted).
+    Halted { validator: String },
+    /// An honest client's well-formed request was refused.
+    Refused { detail: String },
+    /// No new block at every honest validator within the bound after faults healed.
+    NoProgress { heal_height: u64, bound: Duration },
+    /// Client requests still unanswered at the bound after faults healed.
+    WorkloadStuck { requests: usize, acknowledged: usize, bound: Duration },
+}
+
+impl Violation {
+    /// Safety violations (as opposed to liveness ones).
+    pub fn is_safety(&self) -> bool {
+        !matches!(self, Self::NoProgress { .. } | Self::WorkloadStuck { .. } | Self::Halted { .. })
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Divergence { height, first, second, first_block, second_block } => write!(
+                f,
+                "divergence at height {height}: validator {first} finalized {first_block}, validator {second} finalized {second_block}"
+            ),
+            Self::StateDigestMismatch { height, first, second } => {
+                write!(f, "validators {first} and {second} report different ledger digests at height {height}")
+            }
+            Self::NotDurable { validator, height } => {
+                write!(f, "validator {validator} reported height {height} finalized but its log does not hold it")
+            }
+            Self::InvalidFinalizedBlock { validator, height, reason } => {
+                write!(f, "finalized block at height {height} of validator {validator} is invalid: {reason}")
+            }
+            Self::WrongLedgerDigest { validator, height } => {
+                write!(
+                    f,
+                    "validator {validator} reports a ledger digest at height {height} that re-execution does not give"
+                )
+            }
+            Self::AcknowledgedNotOnce { id, count, validator, height } => write!(
+                f,
+                "request {id}, acknowledged by validator {validator} as finalized at height {height}, is in the chain {count} times"
+            ),
+            Self::WrongAcknowledgement { id, validator, acknowledged, chain } => write!(
+                f,
+                "request {id} was acknowledged by validator {validator} as {acknowledged} but the chain says {chain}"
+            ),
+            Self::MoneyNotConserved { ledger, debits, credits } => write!(
+                f,
+                "ledger {ledger}: debits (pending, posted) {debits:?} != credits (pending, posted) {credits:?}"
+            ),
+            Self::Halted { validator } => write!(f, "honest validator {validator} stopped answering (halted)"),
+            Self::Refused { detail } => write!(f, "a well-formed request was refused: {detail}"),
+            Self::NoProgress { heal_height, bound } => {
+                write!(f, "not every honest validator finalized past height {heal_height} within {bound:?} of healing")
+            }
+            Self::WorkloadStuck { requests, acknowledged, bound } => {
+                write!(f, "{acknowledged} of {requests} requests acknowledged {bound:?} after faults healed")
+            }
+        }
+    }
+}
+
+/// The chain of block digests a validator's log holds, genesis first.
+fn log_chain(genesis: BlockDigest, record: &ValidatorRecord) -> Vec<BlockDigest> {
+    std::iter::once(genesis).chain(record.log.iter().map(Block::digest)).collect()
+}
+
+/// Runs every checker; an empty list means the run passed.
+pub fn check(observation: &Observation) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    let genesis = observation.genesis.block().digest();
+    let honest: Vec<&ValidatorRecord> = observation.validators.iter().filter(|record| record.honest).collect();
+
+    // Agreement on blocks: the logs are prefixes of one another.
+    let chains: Vec<Vec<BlockDigest>> = honest.iter().map(|record| log_chain(genesis, record)).collect();
+    for (first, first_chain) in chains.iter().enumerate() {
+        for (second, second_chain) in chains.iter().enumerate().skip(first + 1) {
+            if let Some(height) = first_chain.iter().zip(second_chain).position(|(a, b)| a != b) {
+                violations.push(Violation::Divergence {
+                    height: height as u64,
+                    first: honest[first].name.clone(),
+                    second: honest[second].name.clone(),
+                    first_block: first_chain[height],
+                    second_block: second_chain[height],
+                });
+            }
+        }
+    }
+
+    // Durability: every reported finalized block is in the log, and is the same block.
+    for (record, chain) in honest.iter().zip(&chains) {
+        let Some(history) = &record.history else {
+            violations.push(Violation::Halted { validator: record.name.clone() });
+            continue;
+        };
+        for (height, entry) in history.iter().enumerate() {
+            if chain.get(height) != Some(&entry.block) {
+                violations.push(Violation::NotDurable { validator: record.name.clone(), height: height as u64 });
+                break;
+            }
+        }
+    }
+
+    // Agreement on state: reported ledger digests at equal heights are equal.
+    let reported: Vec<(&ValidatorRecord, &Vec<FinalizedEntry>)> =
+        honest.iter().filter_map(|record| record.history.as_ref().map(|history| (*record, history))).collect();
+    for (index, (first, first_history)) in reported.iter().enumerate() {
+        for (second, second_history) in reported.iter().skip(index + 1) {
+            let mismatch = first_history
+                .iter()
+                .zip(second_history.iter())
+                .position(|(a, b)| a.block == b.block && a.state_digest != b.state_digest);
+            if let Some(height) = mismatch {
+                violations.push(Violation::StateDigestMismatch {
+                    height: height as u64,
+                    first: first.name.clone(),
+                    second: second.name.clone(),
+                });
+            }
+        }
+    }
+
+    // Validity: re-execute the longest honest log.
+    let Some(longest) = honest.iter().max_by_key(|record| record.log.len()) else {
+        return violations;
+    };
+    let replay = match replay(&observation.genesis, &longest.log) {
+        Ok(replay) => replay,
+        Err((height, reason)) => {
+            violations.push(Violation::InvalidFinalizedBlock { validator: longest.name.clone(), height, reason });
+            return violations;
+        }
+    };
+    for (record, history) in &reported {
+        let chain = log_chain(genesis, record);
+        for (height, entry) in history.iter().enumerate() {
+            // Only heights on the replayed chain can be compared (divergence is reported above).
+            if replay.blocks.get(height) != Some(&entry.block) || chain.get(height) != Some(&entry.block) {
+                break;
+            }
+            if replay.state_digests[height] != entry.state_digest {
+                violations.push(Violation::WrongLedgerDigest { validator: record.name.clone(), height: height as u64 });
+                break;
+            }
+        }
+    }
+
+    // Exactly once, with the acknowledged results.
+    for acknowledgement in &observation.acknowledged {
+        let id = acknowledgement.key.id;
+        let count = replay.occurrences.get(&acknowledgement.key).copied().unwrap_or(0);
+        if count != 1 {
+            violations.push(Violation::AcknowledgedNotOnce {
+                id,
+                count,
+                validator: acknowledgement.validator.clone(),
+                height: acknowledgement.outcome.height,
+            });
+            continue;
+        }
+        let chain = &replay.outcomes[&acknowledgement.key];
+        if *chain != acknowledgement.outcome {
+            violations.push(Violation::WrongAcknowledgement {
+                id,
+                validator: acknowledgement.validator.clone(),
+                acknowledged: format!("{:?}", acknowledgement.outcome),
+                chain: format!("{chain:?}"),
+            });
+        }
+    }
+
+    // Conservation of money per ledger, in the final replayed state.
+    let mut sums: BTreeMap<u32, [u128; 4]> = BTreeMap::new();
+    for account in replay.state.ledger().lookup_accounts(&observation.accounts) {
+        let sum = sums.entry(account.ledger).or_default();
+        sum[0] += account.debits_pending;
+        sum[1] += account.debits_posted;
+        sum[2] += account.credits_pending;
+        sum[3] += account.credits_posted;
+    }
+    for (ledger, [debits_pending, debits_posted, credits_pending, credits_posted]) in sums {
+        if debits_pending != credits_pending || debits_posted != credits_posted {
+            violations.push(Violation::MoneyNotConserved {
+                ledger,
+                debits: (debits_pending, debits_posted),
+                credits: (credits_pending, credits_posted),
+            });
+        }
+    }
+
+    for detail in &observation.refusals {
+        violations.push(Violation::Refused { detail: detail.clone() });
+    }
+
+    if let Some(liveness) = &observation.liveness {
+        if liveness.progressed_after.is_none() {
+            violations
+                .push(Violation::NoProgress { heal_height: liveness.heal_height, bound: liveness.progress_bound });
+        }
+        if liveness.workload_done_after.is_none() {
+            violations.push(Violation::WorkloadStuck {
+                requests: liveness.requests,
+                acknowledged: observation.acknowledged.len(),
+                bound: liveness.workload_bound,
+            });
+        }
+    }
+    violations
+}
+
+/// A log re-executed from genesis.
+#[derive(Debug)]
+pub struct Replay {
+    /// Block digests by height (0 is genesis).
+    pub blocks: Vec<BlockDigest>,
+    /// Ledger digests after each height.
+    pub state_digests: Vec<StateDigest>,
+    /// How many times each request appears in the chain.
+    pub occurrences: BTreeMap<RequestKey, usize>,
+    /// Each request's outcome (its first appearance).
+    pub outcomes: BTreeMap<RequestKey, RequestOutcome>,
+    pub state: ChainState,
+}
+
+/// Re-executes `log` (blocks from height 1) from `genesis` with the chain's rules, or names
+/// the first height whose block breaks one.
+pub fn replay(genesis: &Genesis, log: &[Block]) -> Result<Replay, (u64, String)> {
+    let mut state = ChainState::genesis(&genesis.block());
+    let mut replay = Replay {
+        blocks: vec![state.block()],
+        state_digests: vec![state.ledger_digest()],
+        occurrences: BTreeMap::new(),
+        outcomes: BTreeMap::new(),
+        state: state.clone(),
+    };
+    for block in log {
+        // Counted before the rules run, so that a repeat is counted even where the rules
+        // would refuse it.
+        for request in &block.requests {
+            *replay.occurrences.entry(request.key()).or_default() += 1;
+        }
+        state.check_child(genesis, block).map_err(|error| (block.height, error.to_string()))?;
+        let (next, outcomes) = state.execute(block);
+        for (key, outcome) in outcomes {
+            replay.outcomes.entry(key).or_insert(outcome);
+        }
+        state = next;
+        replay.blocks.push(state.block());
+        replay.state_digests.push(state.ledger_digest());
+    }
+    replay.state = state;
+    Ok(replay)
+}

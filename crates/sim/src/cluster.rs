@@ -1,0 +1,843 @@
+//! Runs one scenario: a whole cluster of validators in Commonware's deterministic runtime, on
+//! the simulated network, with the scenario's faults and concurrent clients, and returns what
+//! the checkers need.
+//!
+//! The run has four phases, all in simulated time:
+//!
+//! 1. Start every validator (a twin is two instances on split channels) and create the
+//!    workload's accounts.
+//! 2. The clients run while the director applies the scenario's partitions, crashes and
+//!    restarts at their instants (relative to the end of phase 1). A power loss ends the
+//!    runtime itself (Commonware's checkpoint: unsynced writes are lost or torn) and a second
+//!    runtime restarts every validator from its disk and the clients where they were.
+//! 3. Once the last fault heals, every honest validator must finalize past the highest height
+//!    any honest validator had at that moment within `PROGRESS_BOUND`, and every client request
+//!    must be acknowledged within `WORKLOAD_BOUND`. Then honest validators get `SETTLE_BOUND`
+//!    to reach every height a request was acknowledged at (an acknowledgement may come from a
+//!    validator ahead of the rest).
+//! 4. Every instance reports its finalized history, is stopped, and its durable log is read
+//!    back.
+
+use crate::check::{Acknowledgement, Liveness, Observation, ValidatorRecord};
+use crate::scenario::{Byzantine, Draw, Scenario};
+use crate::workload::{self, ClientWorkload};
+use commonware_p2p::Recipients;
+use commonware_p2p::simulated::{self, Link, Network, SplitOrigin, SplitTarget};
+use commonware_runtime::deterministic::{FaultConfig, PartialWriteMode, WriteConfig};
+use commonware_runtime::{
+    Clock as _, IoBuf, Metrics as _, Quota, Runner as _, Spawner as _, Supervisor as _, deterministic,
+};
+use commonware_utils::{NZU32, NZUsize, Probability};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tally_chain::application::Fault;
+use tally_chain::application::log::FinalizedLog;
+use tally_chain::consensus::ConsensusConfig;
+use tally_chain::constants::MESSAGE_SIZE_MAX;
+use tally_chain::keys::{ClientSigner, ValidatorKey, ValidatorSigner, public_key, signer_from_seed};
+use tally_chain::validator::{self, Channels, Validator, channel};
+use tally_chain::{ChainError, Genesis, Mailbox, Request, RequestResult};
+use tally_ledger::Transfer;
+
+/// The chain id of every simulated cluster.
+pub const CHAIN_ID: u64 = 0x7a11;
+/// After the last fault heals, every honest validator finalizes a new block within this much
+/// simulated time.
+pub const PROGRESS_BOUND: Duration = Duration::from_secs(30);
+/// After the last fault heals, every client request is acknowledged within this much simulated
+/// time.
+pub const WORKLOAD_BOUND: Duration = Duration::from_secs(60);
+/// How long honest validators get, once the workload is done, to finalize every height some
+/// validator acknowledged a request at.
+pub const SETTLE_BOUND: Duration = Duration::from_secs(10);
+/// Simulated time after which the runtime gives up on a run (a stall is a failure too).
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(600);
+/// How often the director and the clients poll.
+const POLL: Duration = Duration::from_millis(100);
+/// How long a stopped validator's tasks get to release their storage.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// What a run produced: the observation the checkers judge, and how long it took.
+#[derive(Debug)]
+pub struct Run {
+    pub observation: Observation,
+    /// Simulated time the run covered.
+    pub simulated: Duration,
+    /// The highest finalized height of an honest validator at the end.
+    pub height: u64,
+    /// How many (validator, peer) pairs the network blocked: peers caught misbehaving.
+    pub blocked: usize,
+}
+
+/// Whether to print validators' progress while waiting for liveness (`TALLY_SIM_TRACE=1`).
+/// Asking for it sends messages to the validators, so a traced run is a different run.
+fn trace() -> bool {
+    std::env::var_os("TALLY_SIM_TRACE").is_some()
+}
+
+/// One validator instance: a validator, or one half of a twin.
+struct Instance {
+    index: usize,
+    name: String,
+    honest: bool,
+    partition: String,
+    running: Option<Validator>,
+}
+
+/// What the clients and the director share. The deterministic runtime is single-threaded; the
+/// lock is never held across an await.
+#[derive(Default)]
+struct Shared {
+    /// The mailbox of each instance, `None` while it is down.
+    mailboxes: Vec<Option<Mailbox>>,
+    /// The name of each instance.
+    names: Vec<String>,
+    acknowledged: Vec<Acknowledgement>,
+    refusals: Vec<String>,
+    clients: Vec<ClientProgress>,
+}
+
+type SharedState = Arc<Mutex<Shared>>;
+
+fn lock(shared: &SharedState) -> std::sync::MutexGuard<'_, Shared> {
+    shared.lock().expect("no task panics while holding the lock")
+}
+
+fn link(scenario: &Scenario) -> Link {
+    Link {
+        latency: Duration::from_millis(scenario.link.latency_ms),
+        jitter: Duration::from_millis(scenario.link.jitter_ms),
+        success_rate: commonware_utils::Probability::new(scenario.link.delivery_percent, 100)
+            .expect("a percentage is a probability"),
+    }
+}
+
+/// Who each half of a split validator talks to.
+#[derive(Clone)]
+struct Audience {
+    primary: Arc<Vec<ValidatorKey>>,
+    secondary: Arc<Vec<ValidatorKey>>,
+}
+
+/// Restricts a split sender's recipients to its half's audience.
+fn forwarder(
+    audience: Audience,
+) -> impl Fn(SplitOrigin, &Recipients<ValidatorKey>, &IoBuf) -> Option<Recipients<ValidatorKey>>
++ Send
++ Sync
++ Clone
++ 'static {
+    move |origin: SplitOrigin, recipients: &Recipients<ValidatorKey>, _message: &IoBuf| {
+        let allowed = match origin {
+            SplitOrigin::Primary => &audience.primary,
+            SplitOrigin::Secondary => &audience.secondary,
+        };
+        let chosen: Vec<ValidatorKey> = match recipients {
+            Recipients::All => allowed.to_vec(),
+            Recipients::Some(keys) => keys.iter().filter(|key| allowed.contains(key)).cloned().collect(),
+            Recipients::One(key) => allowed.iter().filter(|allowed| *allowed == key).cloned().collect(),
+        };
+        (!chosen.is_empty()).then_some(Recipients::Some(chosen))
+    }
+}
+
+/// Registers a validator's channels on the simulated network.
+async fn register(
+    oracle: &simulated::Oracle<ValidatorKey, deterministic::Context>,
+    key: &ValidatorKey,
+) -> Channels<simulated::Sender<ValidatorKey, deterministic::Context>, simulated::Receiver<ValidatorKey>> {
+    let control = oracle.control(key.clone());
+    let quota = Quota::per_second(NZU32!(10_000));
+    let register = async |id| control.register(id, quota).await.expect("the network runs");
+    Channels {
+        votes: register(channel::VOTES).await,
+        certificates: register(channel::CERTIFICATES).await,
+        resolver: register(channel::RESOLVER).await,
+        blocks: register(channel::BLOCKS).await,
+        requests: register(channel::REQUESTS).await,
+        fetch: register(channel::FETCH).await,
+    }
+}
+
+/// Runs `scenario` and returns what the checkers need.
+pub fn run(scenario: &Scenario) -> Run {
+    let shared: SharedState = Arc::default();
+    lock(&shared).clients = (0..scenario.clients as u64)
+        .map(|client| ClientProgress {
+            workload: ClientWorkload::new(client, scenario.workload_seed),
+            next_request: 1,
+            in_flight: None,
+        })
+        .collect();
+    let mut config = deterministic::Config::new()
+        .with_seed(scenario.seed)
+        .with_timeout(Some(RUN_TIMEOUT))
+        // A validator that halts (its task panics) must not take the simulator down: it stops
+        // answering, and the checkers report it.
+        .with_catch_panics(true);
+    if scenario.power_loss_retention_percent > 0 {
+        // On power loss, each unsynced write keeps a prefix of its bytes: a torn write.
+        let retention = Probability::new(scenario.power_loss_retention_percent, 100).expect("a percentage");
+        config = config.with_storage_fault_config(FaultConfig::default().write(WriteConfig {
+            failure_rate: Probability::new(0, 100).expect("zero"),
+            retention_rate: retention,
+            mode: PartialWriteMode::Prefix,
+        }));
+    }
+    let scenario = scenario.clone();
+    let Some(power_loss) = scenario.power_loss else {
+        return deterministic::Runner::new(config).start(|context| async move {
+            let mut cluster = Cluster::new(context, scenario, shared).await;
+            cluster.begin().await;
+            cluster.direct(Duration::ZERO, None).await;
+            cluster.finish().await
+        });
+    };
+    // Until the power loss; ending the runtime drops every task and loses unsynced writes.
+    let (workload_started, checkpoint) = deterministic::Runner::new(config).start_and_recover({
+        let (scenario, shared) = (scenario.clone(), shared.clone());
+        |context| async move {
+            let mut cluster = Cluster::new(context, scenario, shared).await;
+            cluster.begin().await;
+            cluster.direct(Duration::ZERO, Some(power_loss)).await;
+            cluster.workload_started
+        }
+    });
+    {
+        let mut shared = lock(&shared);
+        shared.mailboxes.clear();
+        shared.names.clear();
+    }
+    // Power is back: every validator restarts from what its disk kept.
+    deterministic::Runner::from(checkpoint).start(|context| async move {
+        let mut cluster = Cluster::new(context, scenario, shared).await;
+        cluster.workload_started = workload_started;
+        cluster.resume(power_loss).await;
+        cluster.direct(power_loss, None).await;
+        cluster.finish().await
+    })
+}
+
+/// One client's place in its workload, kept outside the runtime so that it survives a power
+/// loss: the request it is delivering is delivered again, with the same id, afterwards.
+#[derive(Debug)]
+struct ClientProgress {
+    workload: ClientWorkload,
+    next_request: u128,
+    in_flight: Option<Vec<Transfer>>,
+}
+
+struct Cluster {
+    context: deterministic::Context,
+    scenario: Scenario,
+    genesis: Genesis,
+    signers: Vec<ValidatorSigner>,
+    clients: Vec<ClientSigner>,
+    oracle: simulated::Oracle<ValidatorKey, deterministic::Context>,
+    instances: Vec<Instance>,
+    shared: SharedState,
+    /// How many active partitions cut each directed link.
+    cuts: BTreeMap<(usize, usize), usize>,
+    /// When the workload (and the fault schedule) started.
+    workload_started: SystemTime,
+}
+
+impl Cluster {
+    async fn new(context: deterministic::Context, scenario: Scenario, shared: SharedState) -> Self {
+        let signers: Vec<ValidatorSigner> = (0..scenario.validators as u64).map(signer_from_seed).collect();
+        let keys: Vec<ValidatorKey> = signers.iter().map(public_key).collect();
+        let clients: Vec<ClientSigner> =
+            (0..scenario.clients as u64).map(|index| signer_from_seed(1_000 + index)).collect();
+        let genesis = Genesis::new(CHAIN_ID, keys.clone(), clients.iter().map(public_key).collect(), 0)
+            .expect("seeded keys are strong");
+        let (network, oracle) = Network::new_with_peers(
+            context.child("network"),
+            simulated::Config {
+                max_size: MESSAGE_SIZE_MAX as u32,
+                max_peers_per_set: NZUsize!(scenario.validators),
+                disconnect_on_block: true,
+                tracked_peer_sets: NZUsize!(1),
+            },
+            keys.clone(),
+        )
+        .await;
+        network.start();
+        let workload_started = context.current();
+        let cluster = Self {
+            context,
+            scenario,
+            genesis,
+            signers,
+            clients,
+            oracle,
+            instances: Vec::new(),
+            shared,
+            cuts: BTreeMap::new(),
+            workload_started,
+        };
+        for from in 0..cluster.scenario.validators {
+            for to in 0..cluster.scenario.validators {
+                if from != to {
+                    cluster.connect(from, to).await;
+                }
+            }
+        }
+        cluster
+    }
+
+    fn key(&self, index: usize) -> ValidatorKey {
+        public_key(&self.signers[index])
+    }
+
+    async fn connect(&self, from: usize, to: usize) {
+        self.oracle.add_link(self.key(from), self.key(to), link(&self.scenario)).await.expect("the network runs");
+    }
+
+    async fn disconnect(&self, from: usize, to: usize) {
+        // The link exists: `cuts` counts removals.
+        self.oracle.remove_link(self.key(from), self.key(to)).await.expect("the link exists");
+    }
+
+    fn consensus_config(partition: &str) -> ConsensusConfig {
+        ConsensusConfig::local(partition.to_string())
+    }
+
+    /// Starts every validator: honest and proposer faults on plain channels, twins and vote
+    /// withholders on split ones.
+    async fn start_all(&mut self) {
+        for index in 0..self.scenario.validators {
+            let behaviour = self.scenario.byzantine(index).cloned();
+            let partition = format!("validator-{index}");
+            match behaviour {
+                None | Some(Byzantine::Proposer(_)) => {
+                    let fault = match behaviour {
+                        Some(Byzantine::Proposer(fault)) => fault,
+                        _ => Fault::None,
+                    };
+                    let validator = self.start_plain(index, &partition, fault).await;
+                    self.push_instance(index, index.to_string(), behaviour.is_none(), partition, validator);
+                }
+                Some(Byzantine::WithholdsVotes) => {
+                    let everyone: Vec<ValidatorKey> = (0..self.scenario.validators)
+                        .filter(|&other| other != index)
+                        .map(|other| self.key(other))
+                        .collect();
+                    let all = Audience { primary: Arc::new(everyone.clone()), secondary: Arc::new(Vec::new()) };
+                    let silent = Audience { primary: Arc::new(Vec::new()), secondary: Arc::new(Vec::new()) };
+                    let (primary, _) = self
+                        .start_split(
+                            index,
+                            &partition,
+                            [silent, all.clone(), all.clone(), all.clone(), all.clone(), all],
+                            Arc::new(everyone),
+                            Arc::new(Vec::new()),
+                        )
+                        .await;
+                    self.push_instance(index, index.to_string(), false, partition, primary);
+                }
+                Some(Byzantine::Twin { primary_side }) => {
+                    let primary_keys: Vec<ValidatorKey> = primary_side.iter().map(|&other| self.key(other)).collect();
+                    let secondary_keys: Vec<ValidatorKey> = (0..self.scenario.validators)
+                        .filter(|other| {
+                            *other != index && !primary_side.contains(other) && self.scenario.is_honest(*other)
+                        })
+                        .map(|other| self.key(other))
+                        .collect();
+                    let audience = Audience {
+                        primary: Arc::new(primary_keys.clone()),
+                        secondary: Arc::new(secondary_keys.clone()),
+                    };
+                    let audiences = std::array::from_fn(|_| audience.clone());
+                    let (primary, secondary) = self
+                        .start_split(index, &partition, audiences, Arc::new(primary_keys), Arc::new(secondary_keys))
+                        .await;
+                    self.push_instance(index, index.to_string(), false, partition.clone(), primary);
+                    let secondary = secondary.expect("a twin has two instances");
+                    self.push_instance(index, format!("{index}-twin"), false, format!("{partition}-twin"), secondary);
+                }
+            }
+        }
+    }
+
+    fn push_instance(&mut self, index: usize, name: String, honest: bool, partition: String, validator: Validator) {
+        let mut shared = lock(&self.shared);
+        shared.mailboxes.push(Some(validator.mailbox.clone()));
+        shared.names.push(name.clone());
+        drop(shared);
+        self.instances.push(Instance { index, name, honest, partition, running: Some(validator) });
+    }
+
+    async fn start_plain(&self, index: usize, partition: &str, fault: Fault) -> Validator {
+        let channels = register(&self.oracle, &self.key(index)).await;
+        validator::start_with_fault(
+            self.context.child("validator").with_attribute("index", partition),
+            self.genesis.clone(),
+            self.signers[index].clone(),
+            Self::consensus_config(partition),
+            self.oracle.control(self.key(index)),
+            channels,
+            fault,
+        )
+        .expect("a genesis validator")
+    }
+
+    /// Starts validator `index` on split channels: each channel's sender forwards only to its
+    /// audience (one per channel, in channel order), and incoming messages reach the primary
+    /// instance if they come from `primary_from`, the secondary if from `secondary_from`. A
+    /// second instance runs only if some secondary audience is non-empty.
+    async fn start_split(
+        &self,
+        index: usize,
+        partition: &str,
+        audiences: [Audience; 6],
+        primary_from: Arc<Vec<ValidatorKey>>,
+        secondary_from: Arc<Vec<ValidatorKey>>,
+    ) -> (Validator, Option<Validator>) {
+        let channels = register(&self.oracle, &self.key(index)).await;
+        let twin = audiences.iter().any(|audience| !audience.secondary.is_empty());
+        let context = self.context.child("split").with_attribute("index", partition);
+        let split = |(sender, receiver): (simulated::Sender<_, _>, simulated::Receiver<_>), audience: Audience| {
+            let (primary_sender, secondary_sender) = sender.split_with(forwarder(audience));
+            let (primary_from, secondary_from) = (primary_from.clone(), secondary_from.clone());
+            let (primary_receiver, secondary_receiver) =
+                receiver.split_with(context.child("router"), move |(peer, _): &(ValidatorKey, IoBuf)| {
+                    if primary_from.contains(peer) {
+                        SplitTarget::Primary
+                    } else if secondary_from.contains(peer) {
+                        SplitTarget::Secondary
+                    } else {
+                        SplitTarget::None
+                    }
+                });
+            ((primary_sender, primary_receiver), (secondary_sender, secondary_receiver))
+        };
+        let [votes, certificates, resolver, blocks, requests, fetch] = audiences;
+        let (votes, votes_twin) = split(channels.votes, votes);
+        let (certificates, certificates_twin) = split(channels.certificates, certificates);
+        let (resolver, resolver_twin) = split(channels.resolver, resolver);
+        let (blocks, blocks_twin) = split(channels.blocks, blocks);
+        let (requests, requests_twin) = split(channels.requests, requests);
+        let (fetch, fetch_twin) = split(channels.fetch, fetch);
+        let primary = validator::start(
+            self.context.child("validator").with_attribute("index", partition),
+            self.genesis.clone(),
+            self.signers[index].clone(),
+            Self::consensus_config(partition),
+            self.oracle.control(self.key(index)),
+            Channels { votes, certificates, resolver, blocks, requests, fetch },
+        )
+        .expect("a genesis validator");
+        if !twin {
+            return (primary, None);
+        }
+        let twin_partition = format!("{partition}-twin");
+        let secondary = validator::start(
+            self.context.child("validator").with_attribute("index", twin_partition.as_str()),
+            self.genesis.clone(),
+            self.signers[index].clone(),
+            Self::consensus_config(&twin_partition),
+            self.oracle.control(self.key(index)),
+            Channels {
+                votes: votes_twin,
+                certificates: certificates_twin,
+                resolver: resolver_twin,
+                blocks: blocks_twin,
+                requests: requests_twin,
+                fetch: fetch_twin,
+            },
+        )
+        .expect("a genesis validator");
+        (primary, Some(secondary))
+    }
+
+    /// Stops instance `instance` abruptly (as `kill -9` would: its tasks are dropped).
+    fn crash(&mut self, instance: usize) {
+        if let Some(validator) = self.instances[instance].running.take() {
+            validator.consensus.abort();
+            validator.application.abort();
+        }
+        lock(&self.shared).mailboxes[instance] = None;
+    }
+
+    /// Restarts a crashed honest instance from its storage.
+    async fn restart(&mut self, instance: usize) {
+        assert!(self.instances[instance].running.is_none());
+        let (index, partition) = (self.instances[instance].index, self.instances[instance].partition.clone());
+        let validator = self.start_plain(index, &partition, Fault::None).await;
+        lock(&self.shared).mailboxes[instance] = Some(validator.mailbox.clone());
+        self.instances[instance].running = Some(validator);
+    }
+
+    /// The directed links partition `partition` of the scenario cuts.
+    fn partition_links(&self, partition: usize) -> Vec<(usize, usize)> {
+        let partition = &self.scenario.partitions[partition];
+        let mut links = Vec::new();
+        for &inside in &partition.side {
+            for outside in partition.other_side(self.scenario.validators) {
+                links.push((inside, outside));
+                if !partition.one_way {
+                    links.push((outside, inside));
+                }
+            }
+        }
+        links
+    }
+
+    async fn cut(&mut self, partition: usize) {
+        for (from, to) in self.partition_links(partition) {
+            let count = self.cuts.entry((from, to)).or_default();
+            *count += 1;
+            if *count == 1 {
+                self.disconnect(from, to).await;
+            }
+        }
+    }
+
+    async fn heal(&mut self, partition: usize) {
+        for (from, to) in self.partition_links(partition) {
+            let count = self.cuts.get_mut(&(from, to)).expect("cut before healed");
+            *count -= 1;
+            if *count == 0 {
+                self.connect(from, to).await;
+            }
+        }
+    }
+
+    /// The instances of validator `index`.
+    fn instances_of(&self, index: usize) -> Vec<usize> {
+        (0..self.instances.len()).filter(|&instance| self.instances[instance].index == index).collect()
+    }
+
+    /// Finalized heights of the running honest instances (`None` for one that stopped
+    /// answering).
+    async fn honest_heights(&self) -> Vec<Option<u64>> {
+        let mut heights = Vec::new();
+        for instance in &self.instances {
+            if !instance.honest {
+                continue;
+            }
+            if let Some(validator) = &instance.running {
+                heights.push(validator.mailbox.status().await.map(|status| status.finalized_height));
+            }
+        }
+        heights
+    }
+
+    /// Phase 1: starts the validators, creates the accounts, starts the clients.
+    async fn begin(&mut self) {
+        self.start_all().await;
+        let accounts = workload::accounts();
+        let setup = Request::create_accounts(CHAIN_ID, 0, &self.clients[0], &accounts).expect("a valid batch");
+        let mut draw = Draw::new(self.scenario.workload_seed);
+        let outcome = deliver(&self.context, &self.shared, &mut draw, &setup).await;
+        assert!(
+            matches!(&outcome.result, RequestResult::Accounts(results)
+                if results.iter().all(|result| result.status == tally_ledger::CreateAccountStatus::Created)),
+            "the workload's accounts are created: {outcome:?}"
+        );
+        self.workload_started = self.context.current();
+        self.start_clients(0);
+    }
+
+    /// After a power loss at `at`: restarts every validator from its disk, cuts the partitions
+    /// that were in force, and resumes the clients that had not finished.
+    async fn resume(&mut self, at: Duration) {
+        self.start_all().await;
+        for partition in 0..self.scenario.partitions.len() {
+            let cut = &self.scenario.partitions[partition];
+            if cut.start < at && at <= cut.end {
+                self.cut(partition).await;
+            }
+        }
+        self.start_clients(1);
+    }
+
+    fn start_clients(&self, phase: u64) {
+        for client in 0..self.scenario.clients {
+            let unfinished =
+                lock(&self.shared).clients[client].next_request <= self.scenario.requests_per_client as u128;
+            if !unfinished {
+                continue;
+            }
+            let signer = self.clients[client].clone();
+            let shared = self.shared.clone();
+            let seed = self.scenario.workload_seed ^ phase.wrapping_mul(0x9e37_79b9);
+            let count = self.scenario.requests_per_client;
+            self.context.child("client").with_attribute("index", client).spawn(move |context| async move {
+                run_client(context, shared, client, signer, seed, count).await;
+            });
+        }
+    }
+
+    /// Applies the scenario's fault events at or after `from` and before `until` (relative to
+    /// the workload's start), each at its instant, then waits until `until`.
+    async fn direct(&mut self, from: Duration, until: Option<Duration>) {
+        let mut events: Vec<(Duration, Event)> = Vec::new();
+        for (partition, cut) in self.scenario.partitions.iter().enumerate() {
+            events.push((cut.start, Event::Cut(partition)));
+            events.push((cut.end, Event::Heal(partition)));
+        }
+        for crash in &self.scenario.crashes {
+            events.push((crash.at, Event::Crash(crash.validator)));
+            events.push((crash.at + crash.down_for, Event::Restart(crash.validator)));
+        }
+        events.sort_by_key(|(at, event)| (*at, *event));
+        let until_or_end = until.unwrap_or(Duration::MAX);
+        for (at, event) in events.into_iter().filter(|(at, _)| from <= *at && *at < until_or_end) {
+            self.sleep_until(at).await;
+            match event {
+                Event::Cut(partition) => self.cut(partition).await,
+                // A partition in force at a power loss was cut again on resume, so every heal
+                // in range follows its cut.
+                Event::Heal(partition) => self.heal(partition).await,
+                Event::Crash(index) => {
+                    for instance in self.instances_of(index) {
+                        self.crash(instance);
+                    }
+                }
+                Event::Restart(index) => {
+                    for instance in self.instances_of(index) {
+                        // Down at a power loss, it restarted with everyone on resume.
+                        if self.instances[instance].running.is_none() {
+                            self.restart(instance).await;
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(until) = until {
+            self.sleep_until(until).await;
+        }
+    }
+
+    async fn sleep_until(&self, at: Duration) {
+        let now = self.context.current().duration_since(self.workload_started).unwrap_or_default();
+        if at > now {
+            self.context.sleep(at - now).await;
+        }
+    }
+
+    /// Messages the simulated network has sent so far, per channel id (for tracing).
+    fn sent_per_channel(&self) -> BTreeMap<u64, u64> {
+        let mut sent = BTreeMap::new();
+        for line in self.context.encode().lines() {
+            if line.starts_with('#') || !line.contains("messages_sent_total") {
+                continue;
+            }
+            let channel = line.split("channel=\"").nth(1).and_then(|rest| rest.split('"').next());
+            let count = line.rsplit(' ').next().and_then(|count| count.parse::<f64>().ok());
+            if let (Some(Ok(channel)), Some(count)) = (channel.map(str::parse::<u64>), count) {
+                *sent.entry(channel).or_default() += count as u64;
+            }
+        }
+        sent
+    }
+
+    /// Phases 3 and 4: liveness after healing, then the histories and logs.
+    async fn finish(mut self) -> Run {
+        let requests = 1 + self.scenario.clients * self.scenario.requests_per_client;
+        let healed = self.context.current();
+        let heal_height = self.honest_heights().await.into_iter().flatten().max().unwrap_or(0);
+        let mut progressed_after = None;
+        let mut workload_done_after = None;
+        loop {
+            let waited = self.context.current().duration_since(healed).unwrap_or_default();
+            if progressed_after.is_none() {
+                let heights = self.honest_heights().await;
+                if heights.iter().all(|height| height.is_some_and(|height| height > heal_height)) {
+                    progressed_after = Some(waited);
+                }
+            }
+            let done = {
+                let shared = lock(&self.shared);
+                let count = self.scenario.requests_per_client as u128;
+                shared.clients.iter().all(|client| client.next_request > count)
+            };
+            if workload_done_after.is_none() && done {
+                workload_done_after = Some(waited);
+            }
+            if trace() && waited.as_millis() % 5_000 < POLL.as_millis() {
+                eprintln!("[{waited:?} after healing] messages sent per channel so far: {:?}", self.sent_per_channel());
+                for instance in &self.instances {
+                    let status = match &instance.running {
+                        Some(validator) => validator.mailbox.status().await,
+                        None => None,
+                    };
+                    eprintln!("[{:?} after healing] validator {}: {status:?}", waited, instance.name);
+                }
+            }
+            let progress_over = progressed_after.is_some() || waited >= PROGRESS_BOUND;
+            let workload_over = workload_done_after.is_some() || waited >= WORKLOAD_BOUND;
+            if progress_over && workload_over {
+                break;
+            }
+            self.context.sleep(POLL).await;
+        }
+        let liveness = Liveness {
+            heal_height,
+            progressed_after,
+            progress_bound: PROGRESS_BOUND,
+            workload_done_after,
+            workload_bound: WORKLOAD_BOUND,
+            requests,
+        };
+
+        // Settle: an acknowledgement may come from a validator ahead of the others; give the
+        // honest validators time to finalize up to every acknowledged height before reading
+        // their chains (a height they never reach is reported by the checkers).
+        let acknowledged_height =
+            lock(&self.shared).acknowledged.iter().map(|acknowledgement| acknowledgement.outcome.height).max();
+        let settle_started = self.context.current();
+        while self.context.current().duration_since(settle_started).unwrap_or_default() < SETTLE_BOUND {
+            let heights = self.honest_heights().await;
+            if heights.iter().all(|height| height.is_some_and(|height| Some(height) >= acknowledged_height)) {
+                break;
+            }
+            self.context.sleep(POLL).await;
+        }
+
+        let mut histories = Vec::new();
+        for instance in &self.instances {
+            let history = match &instance.running {
+                Some(validator) => validator.mailbox.history().await,
+                None => None,
+            };
+            histories.push(history);
+        }
+        let blocked = self.oracle.blocked().await.unwrap_or_default().len();
+        for instance in 0..self.instances.len() {
+            self.crash(instance);
+        }
+        self.context.sleep(STOP_GRACE).await;
+        let mut validators = Vec::new();
+        for (instance, history) in self.instances.iter().zip(histories) {
+            let partition = format!("{}-finalized", instance.partition);
+            let log = match FinalizedLog::open(self.context.child("reader"), partition).await {
+                Ok((_, blocks)) => blocks,
+                Err(error) => panic!("validator {} log unreadable: {error}", instance.name),
+            };
+            validators.push(ValidatorRecord {
+                index: instance.index,
+                name: instance.name.clone(),
+                honest: instance.honest,
+                history,
+                log,
+            });
+        }
+        let height = validators.iter().filter(|record| record.honest).map(|record| record.log.len()).max().unwrap_or(0);
+        let shared = lock(&self.shared);
+        let observation = Observation {
+            genesis: self.genesis.clone(),
+            validators,
+            acknowledged: shared.acknowledged.clone(),
+            refusals: shared.refusals.clone(),
+            liveness: Some(liveness),
+            accounts: workload::account_ids(),
+        };
+        let simulated = self.context.current().duration_since(UNIX_EPOCH).unwrap_or_default();
+        Run { observation, simulated, height: height as u64, blocked }
+    }
+}
+
+/// A fault event of the director, in the order to apply at equal instants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Event {
+    Heal(usize),
+    Restart(usize),
+    Cut(usize),
+    Crash(usize),
+}
+
+/// One client: submits its requests one at a time, each through a random validator, retrying
+/// with the same id through other validators until one acknowledges it. Its progress lives in
+/// `shared`, so a client started again after a power loss carries on where it was.
+async fn run_client(
+    context: deterministic::Context,
+    shared: SharedState,
+    client: usize,
+    signer: ClientSigner,
+    seed: u64,
+    count: usize,
+) {
+    let mut draw = Draw::new(seed.wrapping_add(client as u64).wrapping_mul(0x2545_f491_4f6c_dd1d));
+    loop {
+        let (request_id, transfers) = {
+            let mut shared = lock(&shared);
+            let progress = &mut shared.clients[client];
+            if progress.next_request > count as u128 {
+                return;
+            }
+            if progress.in_flight.is_none() {
+                progress.in_flight = Some(progress.workload.next_request());
+            }
+            (progress.next_request, progress.in_flight.clone().expect("just set"))
+        };
+        let request = Request::create_transfers(CHAIN_ID, request_id, &signer, &transfers).expect("a valid batch");
+        let outcome = deliver(&context, &shared, &mut draw, &request).await;
+        {
+            // No await since `deliver` recorded the acknowledgement: the two are one step.
+            let mut shared = lock(&shared);
+            match &outcome.result {
+                RequestResult::Transfers(results) => shared.clients[client].workload.acknowledged(&transfers, results),
+                RequestResult::Refused(_) => {}
+                RequestResult::Accounts(_) => {
+                    shared.refusals.push(format!("request {request_id} of client {client} answered as accounts"))
+                }
+            }
+            let progress = &mut shared.clients[client];
+            progress.in_flight = None;
+            progress.next_request += 1;
+        }
+        context.sleep(draw.millis(0, 300)).await;
+    }
+}
+
+/// Submits `request` until some validator acknowledges it, and returns the acknowledged
+/// outcome. (The runtime's timeout bounds a run in which nothing is ever acknowledged.)
+async fn deliver(
+    context: &deterministic::Context,
+    shared: &SharedState,
+    draw: &mut Draw,
+    request: &Request,
+) -> tally_chain::RequestOutcome {
+    let key = request.key();
+    loop {
+        let (name, mailbox) = {
+            let shared = lock(shared);
+            let instance = draw.below(shared.mailboxes.len() as u64) as usize;
+            (shared.names[instance].clone(), shared.mailboxes[instance].clone())
+        };
+        let Some(mailbox) = mailbox else {
+            // Down: the client's connection fails; try another validator soon.
+            context.sleep(POLL).await;
+            continue;
+        };
+        match mailbox.submit(request.clone()).await {
+            // A duplicate: this validator already holds or finalized it (a retry).
+            Ok(()) | Err(ChainError::DuplicateRequest { .. }) => {}
+            Err(ChainError::Busy) => {
+                context.sleep(POLL).await;
+                continue;
+            }
+            Err(error) => {
+                lock(shared).refusals.push(format!("request {} refused by validator {name}: {error}", key.id));
+                context.sleep(POLL).await;
+                continue;
+            }
+        }
+        let patience = draw.millis(1_000, 4_000);
+        let asked = context.current();
+        while context.current().duration_since(asked).unwrap_or_default() < patience {
+            if let Some(outcome) = mailbox.outcome(key.clone()).await {
+                lock(shared).acknowledged.push(Acknowledgement {
+                    key: key.clone(),
+                    outcome: outcome.clone(),
+                    validator: name,
+                });
+                return outcome;
+            }
+            context.sleep(POLL).await;
+        }
+    }
+}

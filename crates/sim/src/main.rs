@@ -1,0 +1,112 @@
+//! `tally-sim`: runs one simulated cluster per seed and reports which seeds failed.
+//!
+//! ```text
+//! cargo run --release -p tally-sim -- --validators 4 --seeds 500 [--start-seed S] [--quiet]
+//! ```
+//!
+//! `--no-power-loss` keeps every drawn fault but the whole-cluster power loss; `--quiet` prints
+//! only failing seeds.
+//!
+//! The last line is `N passed, M failed`; each failing seed prints its violations and the
+//! command that replays it. The exit status is 1 if any seed failed.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+use tally_sim::{Options, replay_command, run_seed};
+
+struct Arguments {
+    validators: usize,
+    seeds: u64,
+    start_seed: u64,
+    quiet: bool,
+    options: Options,
+}
+
+const USAGE: &str = "usage: tally-sim [--validators N] [--seeds COUNT] [--start-seed S] [--no-power-loss] [--quiet]";
+
+fn parse() -> Result<Arguments, String> {
+    let mut arguments =
+        Arguments { validators: 4, seeds: 100, start_seed: 0, quiet: false, options: Options::default() };
+    let mut words = std::env::args().skip(1);
+    while let Some(word) = words.next() {
+        let mut value = |name: &str| -> Result<u64, String> {
+            let text = words.next().ok_or_else(|| format!("{name} needs a value"))?;
+            text.parse().map_err(|_| format!("{name} takes a number, not {text:?}"))
+        };
+        match word.as_str() {
+            "--validators" => arguments.validators = value("--validators")? as usize,
+            "--seeds" => arguments.seeds = value("--seeds")?,
+            "--start-seed" => arguments.start_seed = value("--start-seed")?,
+            "--quiet" => arguments.quiet = true,
+            "--no-power-loss" => arguments.options.power_loss = false,
+            "--help" | "-h" => return Err(USAGE.to_string()),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    if arguments.validators == 0 {
+        return Err("--validators must be at least 1".to_string());
+    }
+    Ok(arguments)
+}
+
+fn main() -> ExitCode {
+    let arguments = match parse() {
+        Ok(arguments) => arguments,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let started = Instant::now();
+    let mut failed = Vec::new();
+    let mut simulated = Duration::ZERO;
+    let mut progress_max = Duration::ZERO;
+    let mut results: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut blocked_seeds = 0;
+    for seed in arguments.start_seed..arguments.start_seed + arguments.seeds {
+        let report = run_seed(seed, arguments.validators, arguments.options);
+        simulated += report.simulated;
+        progress_max = progress_max.max(report.progressed_after.unwrap_or_default());
+        for (status, count) in &report.results {
+            *results.entry(status).or_default() += count;
+        }
+        blocked_seeds += usize::from(report.blocked > 0);
+        if !arguments.quiet || !report.passed() {
+            println!(
+                "seed {seed}: {} | height {}, {} blocked peers, {} requests acknowledged, {:.1}s simulated, {:.2}s wall | {}",
+                if report.passed() { "ok" } else { "FAILED" },
+                report.height,
+                report.blocked,
+                report.requests_acknowledged,
+                report.simulated.as_secs_f64(),
+                report.wall.as_secs_f64(),
+                report.scenario.summary(),
+            );
+        }
+        if !report.passed() {
+            for failure in &report.failures {
+                println!("  seed {seed}: {failure}");
+            }
+            println!("  replay: {}", replay_command(seed, arguments.validators, arguments.options));
+            failed.push(seed);
+        }
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let seeds = arguments.seeds.max(1) as f64;
+    println!(
+        "{} seeds in {wall:.1}s: {:.2} seeds/s, {:.1}s simulated per seed on average, slowest recovery after healing {:.1}s",
+        arguments.seeds,
+        seeds / wall,
+        simulated.as_secs_f64() / seeds,
+        progress_max.as_secs_f64(),
+    );
+    let results: Vec<String> = results.iter().map(|(status, count)| format!("{status} {count}")).collect();
+    println!("acknowledged transfer results: {}", results.join(", "));
+    println!("seeds in which validators blocked a misbehaving peer: {blocked_seeds}");
+    if !failed.is_empty() {
+        println!("failed seeds: {failed:?}");
+    }
+    println!("{} passed, {} failed", arguments.seeds as usize - failed.len(), failed.len());
+    if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}

@@ -1,0 +1,210 @@
+//! The checkers on fabricated histories: each property, broken on purpose, is reported, and
+//! the unbroken history passes. This shows the checkers can fail without needing a buggy chain.
+
+use std::time::Duration;
+use tally_chain::application::FinalizedEntry;
+use tally_chain::keys::{ClientSigner, public_key, signer_from_seed};
+use tally_chain::{Block, ChainState, Genesis, Request, RequestResult};
+use tally_ledger::{Account, Transfer};
+use tally_sim::check::{Acknowledgement, Liveness, Observation, ValidatorRecord, Violation, check, replay};
+
+const CHAIN: u64 = 5;
+
+struct Fixture {
+    genesis: Genesis,
+    client: ClientSigner,
+}
+
+fn fixture() -> Fixture {
+    let client = signer_from_seed(77);
+    let validators = (0..4).map(|index| public_key(&signer_from_seed(index))).collect();
+    Fixture { genesis: Genesis::new(CHAIN, validators, vec![public_key(&client)], 0).unwrap(), client }
+}
+
+fn accounts(fixture: &Fixture) -> Request {
+    let account = |id| Account { id, ledger: 1, code: 1, ..Account::default() };
+    Request::create_accounts(CHAIN, 0, &fixture.client, &[account(1), account(2)]).unwrap()
+}
+
+fn transfer(fixture: &Fixture, id: u128, amount: u128) -> Request {
+    let transfer =
+        Transfer { id, debit_account_id: 1, credit_account_id: 2, amount, ledger: 1, code: 1, ..Transfer::default() };
+    Request::create_transfers(CHAIN, id, &fixture.client, &[transfer]).unwrap()
+}
+
+/// Builds a chain of blocks on genesis, one block per list of requests, and returns the blocks
+/// and the history a validator would report for them.
+fn chain(fixture: &Fixture, blocks: Vec<Vec<Request>>, view_offset: u64) -> (Vec<Block>, Vec<FinalizedEntry>) {
+    let mut state = ChainState::genesis(&fixture.genesis.block());
+    let mut history = vec![FinalizedEntry { block: state.block(), state_digest: state.ledger_digest() }];
+    let mut log = Vec::new();
+    for requests in blocks {
+        let height = state.height() + 1;
+        let block = Block::new(
+            state.block(),
+            height,
+            height + view_offset,
+            1_000 * height + view_offset,
+            state.ledger_digest(),
+            requests,
+        );
+        state.check_child(&fixture.genesis, &block).unwrap();
+        state = state.execute(&block).0;
+        history.push(FinalizedEntry { block: block.digest(), state_digest: state.ledger_digest() });
+        log.push(block);
+    }
+    (log, history)
+}
+
+fn record(index: usize, log: Vec<Block>, history: Vec<FinalizedEntry>) -> ValidatorRecord {
+    ValidatorRecord { index, name: index.to_string(), honest: true, history: Some(history), log }
+}
+
+/// Two honest validators that agree, and one acknowledged transfer.
+fn agreeing(fixture: &Fixture) -> Observation {
+    let (log, history) = chain(fixture, vec![vec![accounts(fixture)], vec![transfer(fixture, 1, 5)], vec![]], 0);
+    let replayed = replay(&fixture.genesis, &log).unwrap();
+    let key = transfer(fixture, 1, 5).key();
+    let outcome = replayed.outcomes[&key].clone();
+    Observation {
+        genesis: fixture.genesis.clone(),
+        validators: vec![record(0, log.clone(), history.clone()), record(1, log[..2].to_vec(), history[..3].to_vec())],
+        acknowledged: vec![Acknowledgement { key, outcome, validator: "0".into() }],
+        refusals: Vec::new(),
+        liveness: Some(Liveness {
+            heal_height: 1,
+            progressed_after: Some(Duration::from_secs(1)),
+            progress_bound: Duration::from_secs(30),
+            workload_done_after: Some(Duration::from_secs(2)),
+            workload_bound: Duration::from_secs(60),
+            requests: 2,
+        }),
+        accounts: vec![1, 2],
+    }
+}
+
+#[test]
+fn an_agreeing_history_passes() {
+    let fixture = fixture();
+    assert_eq!(check(&agreeing(&fixture)), Vec::<Violation>::new());
+}
+
+#[test]
+fn divergent_chains_are_reported() {
+    let fixture = fixture();
+    let mut observation = agreeing(&fixture);
+    // Validator 1 finalized a different block at height 2 (another transfer, another view).
+    let (log, history) = chain(&fixture, vec![vec![accounts(&fixture)], vec![transfer(&fixture, 9, 7)]], 0);
+    observation.validators[1] = record(1, log, history);
+    let violations = check(&observation);
+    assert!(
+        violations.iter().any(|violation| matches!(violation, Violation::Divergence { height: 2, .. })),
+        "{violations:?}"
+    );
+    assert!(violations.iter().all(|violation| violation.is_safety()));
+}
+
+#[test]
+fn a_fork_at_the_first_block_is_reported() {
+    let fixture = fixture();
+    let mut observation = agreeing(&fixture);
+    // Same requests, another view: a different block at height 1 and everything after.
+    let (log, history) = chain(&fixture, vec![vec![accounts(&fixture)], vec![transfer(&fixture, 1, 5)]], 1);
+    observation.validators[1] = record(1, log, history);
+    let violations = check(&observation);
+    assert!(
+        violations.iter().any(|violation| matches!(violation, Violation::Divergence { height: 1, .. })),
+        "{violations:?}"
+    );
+}
+
+#[test]
+fn a_reported_state_digest_that_differs_is_reported() {
+    let fixture = fixture();
+    let mut observation = agreeing(&fixture);
+    let history = observation.validators[1].history.as_mut().unwrap();
+    history[2].state_digest[0] ^= 1;
+    let violations = check(&observation);
+    assert!(violations.contains(&Violation::StateDigestMismatch { height: 2, first: "0".into(), second: "1".into() }));
+    assert!(violations.contains(&Violation::WrongLedgerDigest { validator: "1".into(), height: 2 }));
+}
+
+#[test]
+fn a_reported_block_missing_from_the_log_is_reported() {
+    let fixture = fixture();
+    let mut observation = agreeing(&fixture);
+    observation.validators[1].log.pop();
+    let violations = check(&observation);
+    assert!(violations.contains(&Violation::NotDurable { validator: "1".into(), height: 2 }), "{violations:?}");
+}
+
+#[test]
+fn an_acknowledged_request_missing_from_the_chain_is_reported() {
+    let fixture = fixture();
+    let mut observation = agreeing(&fixture);
+    let mut phantom = observation.acknowledged[0].clone();
+    phantom.key = transfer(&fixture, 2, 5).key();
+    observation.acknowledged.push(phantom);
+    assert_eq!(
+        check(&observation),
+        vec![Violation::AcknowledgedNotOnce { id: 2, count: 0, validator: "0".into(), height: 2 }]
+    );
+}
+
+#[test]
+fn an_acknowledgement_with_other_results_is_reported() {
+    let fixture = fixture();
+    let mut observation = agreeing(&fixture);
+    let outcome = &mut observation.acknowledged[0].outcome;
+    let RequestResult::Transfers(results) = &mut outcome.result else { panic!("a transfer request") };
+    results[0].status = tally_ledger::CreateTransferStatus::ExceedsCredits;
+    let violations = check(&observation);
+    assert!(matches!(violations.as_slice(), [Violation::WrongAcknowledgement { id: 1, .. }]), "{violations:?}");
+    // At another height, too.
+    let mut observation = agreeing(&fixture);
+    observation.acknowledged[0].outcome.height = 3;
+    assert!(matches!(check(&observation).as_slice(), [Violation::WrongAcknowledgement { id: 1, .. }]));
+}
+
+#[test]
+fn a_request_finalized_twice_is_reported() {
+    let fixture = fixture();
+    let mut observation = agreeing(&fixture);
+    // A log whose third block repeats the acknowledged request: the chain's rules refuse it on
+    // replay, and the count shows the repeat.
+    let (mut log, mut history) = chain(&fixture, vec![vec![accounts(&fixture)], vec![transfer(&fixture, 1, 5)]], 0);
+    let state = replay(&fixture.genesis, &log).unwrap().state;
+    let repeat = Block::new(state.block(), 3, 3, 3_000, state.ledger_digest(), vec![transfer(&fixture, 1, 5)]);
+    history.push(FinalizedEntry { block: repeat.digest(), state_digest: state.ledger_digest() });
+    log.push(repeat);
+    observation.validators = vec![record(0, log.clone(), history.clone()), record(1, log, history)];
+    let violations = check(&observation);
+    assert!(
+        violations.iter().any(|violation| matches!(violation, Violation::InvalidFinalizedBlock { height: 3, .. })),
+        "{violations:?}"
+    );
+}
+
+#[test]
+fn a_halted_validator_and_a_stalled_cluster_are_reported() {
+    let fixture = fixture();
+    let mut observation = agreeing(&fixture);
+    observation.validators[1].history = None;
+    let liveness = observation.liveness.as_mut().unwrap();
+    liveness.progressed_after = None;
+    liveness.workload_done_after = None;
+    let violations = check(&observation);
+    assert!(violations.contains(&Violation::Halted { validator: "1".into() }));
+    assert!(violations.iter().any(|violation| matches!(violation, Violation::NoProgress { heal_height: 1, .. })));
+    assert!(violations.iter().any(|violation| matches!(violation, Violation::WorkloadStuck { .. })));
+    assert!(violations.iter().all(|violation| !violation.is_safety()));
+}
+
+#[test]
+fn byzantine_validators_are_not_held_to_agreement() {
+    let fixture = fixture();
+    let mut observation = agreeing(&fixture);
+    let (log, history) = chain(&fixture, vec![vec![accounts(&fixture)], vec![transfer(&fixture, 9, 7)]], 0);
+    observation.validators.push(ValidatorRecord { honest: false, ..record(2, log, history) });
+    assert_eq!(check(&observation), Vec::<Violation>::new());
+}

@@ -1,0 +1,187 @@
+//! Whole simulated clusters: a handful of drawn seeds must pass every checker, and with f + 1
+//! Byzantine validators (twins) the checkers must report a safety violation. The full sweeps
+//! (hundreds of seeds) are the binary's job: `cargo run --release -p tally-sim -- --seeds 500`.
+
+use std::time::Duration;
+use tally_sim::scenario::{Byzantine, FAULTS_END, LinkDraw, Partition, Scenario, faulty_max};
+use tally_sim::{Options, SeedReport, replay_command, run_scenario, run_seed};
+
+/// Seeds per cluster size. In release (CI) each takes well under a second; a debug build is
+/// some fifty times slower, so it runs fewer.
+const SEEDS_FOUR: u64 = if cfg!(debug_assertions) { 4 } else { 24 };
+const SEEDS_SEVEN: u64 = if cfg!(debug_assertions) { 1 } else { 6 };
+
+fn assert_passed(report: &SeedReport, validators: usize, options: Options) {
+    assert!(
+        report.passed(),
+        "seed {} failed: {:#?}\nscenario: {}\nreplay: {}",
+        report.seed,
+        report.failures,
+        report.scenario.summary(),
+        replay_command(report.seed, validators, options)
+    );
+}
+
+/// Every drawn fault except the whole-cluster power loss, which the chain does not survive yet
+/// (see `the_whole_cluster_restarts_after_stopping_at_once`).
+const WITHOUT_POWER_LOSS: Options = Options { power_loss: false };
+
+#[test]
+fn drawn_seeds_pass_every_checker_with_four_validators() {
+    for seed in 0..SEEDS_FOUR {
+        let report = run_seed(seed, 4, WITHOUT_POWER_LOSS);
+        assert_passed(&report, 4, WITHOUT_POWER_LOSS);
+        assert!(report.height > 0 && report.requests_acknowledged > 0, "seed {seed} did nothing: {report:?}");
+    }
+}
+
+#[test]
+fn drawn_seeds_pass_every_checker_with_seven_validators() {
+    for seed in 1_000..1_000 + SEEDS_SEVEN {
+        let report = run_seed(seed, 7, WITHOUT_POWER_LOSS);
+        assert_passed(&report, 7, WITHOUT_POWER_LOSS);
+    }
+}
+
+const POWER_LOSS_SEEDS: usize = if cfg!(debug_assertions) { 2 } else { 6 };
+
+/// Power losses that keep none, or a torn prefix, of the unsynced writes: nothing acknowledged
+/// may be lost, whether or not the cluster then makes progress.
+#[test]
+fn a_power_loss_loses_nothing_acknowledged() {
+    let mut runs = 0;
+    for seed in 0..200 {
+        let scenario = Scenario::draw(seed, 4);
+        if scenario.power_loss.is_none() {
+            continue;
+        }
+        let report = run_scenario(scenario);
+        assert!(!report.safety_violated, "seed {seed}: {:#?}", report.failures);
+        runs += 1;
+        if runs == POWER_LOSS_SEEDS {
+            break;
+        }
+    }
+    assert_eq!(runs, POWER_LOSS_SEEDS);
+}
+
+#[test]
+fn a_seed_replays_the_same_run() {
+    let first = run_seed(7, 4, Options::default());
+    let second = run_seed(7, 4, Options::default());
+    assert!(first.tip.is_some());
+    assert_eq!(
+        (first.tip, first.height, first.requests_acknowledged, first.simulated, &first.failures),
+        (second.tip, second.height, second.requests_acknowledged, second.simulated, &second.failures)
+    );
+}
+
+/// Two twins in a cluster of four (f + 1 = 2 Byzantine validators): each twin's primary talks
+/// only to honest validator 0, its secondary only to honest validator 1, and 0 and 1 cannot
+/// reach each other until the partition heals. Each side holds a quorum of three signatures
+/// (one honest validator and the two twins' halves), so both sides finalize, and the honest
+/// validators' chains diverge. The checkers must say so.
+fn beyond_f_scenario(seed: u64) -> Scenario {
+    let twin = Byzantine::Twin { primary_side: vec![0] };
+    Scenario {
+        seed,
+        validators: 4,
+        link: LinkDraw { latency_ms: 20, jitter_ms: 5, delivery_percent: 100 },
+        byzantine: vec![(2, twin.clone()), (3, twin)],
+        partitions: vec![Partition {
+            side: vec![0],
+            other: Some(vec![1]),
+            one_way: false,
+            start: Duration::ZERO,
+            end: FAULTS_END,
+        }],
+        crashes: Vec::new(),
+        power_loss: None,
+        power_loss_retention_percent: 0,
+        clients: 2,
+        requests_per_client: 4,
+        workload_seed: seed,
+    }
+}
+
+#[test]
+fn with_f_plus_one_twins_the_checkers_report_divergence() {
+    assert_eq!(faulty_max(4), 1);
+    let mut violated = Vec::new();
+    for seed in 0..3 {
+        let report = run_scenario(beyond_f_scenario(seed));
+        println!("seed {seed} with two twins: {:#?}", report.failures);
+        if report.safety_violated && report.failures.iter().any(|failure| failure.starts_with("divergence")) {
+            violated.push(seed);
+        }
+    }
+    assert!(!violated.is_empty(), "no seed broke agreement with two twins out of four validators");
+}
+
+/// The same attack with one twin (f = 1) is within what the cluster tolerates: no violation.
+#[test]
+fn with_f_twins_the_same_attack_is_safe() {
+    for seed in 0..3 {
+        let mut scenario = beyond_f_scenario(seed);
+        scenario.byzantine.truncate(1);
+        let report = run_scenario(scenario);
+        assert!(!report.safety_violated, "seed {seed}: {:#?}", report.failures);
+    }
+}
+
+/// Every validator stopped abruptly at the same instant (no lost writes: plain `kill -9` of the
+/// whole cluster) and restarted together from its disk.
+fn whole_cluster_restart(seed: u64) -> Scenario {
+    let crashes = (0..4)
+        .map(|validator| tally_sim::scenario::Crash {
+            validator,
+            at: Duration::from_millis(3_000),
+            down_for: Duration::from_millis(1_000),
+        })
+        .collect();
+    Scenario {
+        seed,
+        validators: 4,
+        link: LinkDraw { latency_ms: 20, jitter_ms: 5, delivery_percent: 100 },
+        byzantine: Vec::new(),
+        partitions: Vec::new(),
+        crashes,
+        power_loss: None,
+        power_loss_retention_percent: 0,
+        clients: 2,
+        requests_per_client: 4,
+        workload_seed: seed,
+    }
+}
+
+/// Found by the simulator (seed 1 here; in the drawn 4-validator sweep, 28 of the 500 seeds,
+/// all with a power loss: 27, 78, 81, 83, 109, ...; and a crash of the only validator of a
+/// one-validator cluster): after every validator stops at once the cluster can stop finalizing
+/// for good, every validator at the same height with an empty mempool. Likely cause: blocks
+/// that were notarized but not finalized live only in memory, Simplex's journal makes the next
+/// proposal extend such a block after the restart, and no validator has its contents any more.
+#[test]
+#[ignore = "chain bug: the cluster stalls after every validator stops at once (seed 1)"]
+fn the_whole_cluster_restarts_after_stopping_at_once() {
+    for seed in 0..4 {
+        let report = run_scenario(whole_cluster_restart(seed));
+        assert!(report.passed(), "seed {seed} (height {}): {:#?}", report.height, report.failures);
+    }
+}
+
+/// The chain crate's faulty proposers cannot break safety even beyond f: a corrupted block
+/// needs honest votes to be notarized, and honest validators refuse it. (This is why the f + 1
+/// test above uses twins.) Validators 2 and 3 forge requests and lie about state digests.
+#[test]
+fn faulty_proposers_beyond_f_are_refused() {
+    use tally_chain::application::Fault;
+    for seed in 0..2 {
+        let mut scenario = beyond_f_scenario(seed);
+        scenario.byzantine =
+            vec![(2, Byzantine::Proposer(Fault::ForgedRequest)), (3, Byzantine::Proposer(Fault::WrongStateDigest))];
+        scenario.partitions.clear();
+        let report = run_scenario(scenario);
+        assert!(!report.safety_violated, "seed {seed}: {:#?}", report.failures);
+        assert!(report.height > 0, "seed {seed}: nothing finalized");
+    }
+}
