@@ -183,7 +183,6 @@ impl Commitment {
             self.encoded.extend_from_slice(&store.transfer(index).to_bytes());
         }
         self.transfers.append(&self.encoded);
-        changes.transfers.clear();
 
         // Pending transfers whose state changed (or that were created).
         changes.pending.sort_unstable();

@@ -44,8 +44,6 @@ pub(crate) struct Changes {
     pub accounts: Vec<AccountIndex>,
     /// Accounts whose flags changed (closed or reopened), so whose identity hash changed.
     pub account_identities: Vec<AccountIndex>,
-    /// Transfers created (may be rolled back).
-    pub transfers: Vec<TransferIndex>,
     /// Pending transfers created or whose status changed (may repeat or be rolled back).
     pub pending: Vec<TransferIndex>,
     /// Balance history entries made, in order (of their sequence numbers).
@@ -395,7 +393,6 @@ impl<S: Store> Ledger<S> {
         debug_assert!(transfer.timestamp > self.transfer_timestamp_last());
         let index = self.store.push_transfer(transfer, debit, credit);
         self.record(Undo::TransferCreated);
-        self.changes.transfers.push(index);
         index
     }
 
