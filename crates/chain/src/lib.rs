@@ -32,7 +32,7 @@ pub mod mempool;
 pub mod request;
 pub mod validator;
 
-pub use application::{Mailbox, Status};
+pub use application::{FinalizedBlock, Mailbox, Status, ValidatorActivity};
 pub use block::{Block, BlockDigest, StateDigest};
 pub use error::ChainError;
 pub use execution::{ChainState, RequestOutcome, RequestResult};

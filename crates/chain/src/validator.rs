@@ -88,6 +88,7 @@ where
     let actor_config = ActorConfig {
         genesis: genesis.clone(),
         log_partition: format!("{}-finalized", config.partition),
+        voted_partition: format!("{}-voted", config.partition),
         fault,
         blocker: blocker.clone(),
     };

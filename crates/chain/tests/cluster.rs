@@ -5,7 +5,7 @@
 //! replays it.
 
 use commonware_p2p::simulated::{self, Link, Network};
-use commonware_runtime::{Clock as _, Quota, Runner as _, Supervisor as _, deterministic};
+use commonware_runtime::{Clock as _, Quota, Runner as _, Spawner as _, Supervisor as _, deterministic};
 use commonware_utils::{NZU32, NZUsize, probability};
 use std::time::Duration;
 use tally_chain::application::{Fault, FinalizedEntry, Status};
@@ -139,40 +139,56 @@ async fn start_validator(
     .unwrap()
 }
 
+/// A running cluster of `VALIDATORS` validators on simulated links.
+struct Cluster {
+    signers: Vec<ValidatorSigner>,
+    clients: Vec<ClientSigner>,
+    genesis: Genesis,
+    oracle: simulated::Oracle<ValidatorKey, deterministic::Context>,
+    running: Vec<Validator>,
+}
+
+/// Starts the network and every validator of `scenario`.
+async fn start_cluster(context: &deterministic::Context, scenario: &Scenario) -> Cluster {
+    let signers: Vec<_> = (0..VALIDATORS).map(signer_from_seed).collect();
+    let validators: Vec<ValidatorKey> = signers.iter().map(public_key).collect();
+    let clients: Vec<ClientSigner> = (0..CLIENTS).map(|index| signer_from_seed(1_000 + index)).collect();
+    let genesis = Genesis::new(CHAIN_ID, validators.clone(), clients.iter().map(public_key).collect(), 0).unwrap();
+
+    let (network, oracle) = Network::new_with_peers(
+        context.child("network"),
+        simulated::Config {
+            max_size: MESSAGE_SIZE_MAX as u32,
+            max_peers_per_set: NZUsize!(VALIDATORS as usize),
+            disconnect_on_block: true,
+            tracked_peer_sets: NZUsize!(1),
+        },
+        validators.clone(),
+    )
+    .await;
+    network.start();
+    for from in &validators {
+        for to in &validators {
+            if from != to {
+                oracle.add_link(from.clone(), to.clone(), scenario.link.clone()).await.unwrap();
+            }
+        }
+    }
+
+    let mut running = Vec::new();
+    for (index, signer) in signers.iter().enumerate() {
+        running.push(start_validator(context, &oracle, &genesis, signer, index, scenario.faults[index]).await);
+    }
+
+    Cluster { signers, clients, genesis, oracle, running }
+}
+
 fn run_cluster(seed: u64, scenario: Scenario) -> Run {
     let config = deterministic::Config::new().with_seed(seed).with_timeout(Some(RUN_TIMEOUT));
     let executor = deterministic::Runner::new(config);
     executor.start(|context| async move {
         let started = context.current();
-        let signers: Vec<_> = (0..VALIDATORS).map(signer_from_seed).collect();
-        let validators: Vec<ValidatorKey> = signers.iter().map(public_key).collect();
-        let clients: Vec<ClientSigner> = (0..CLIENTS).map(|index| signer_from_seed(1_000 + index)).collect();
-        let genesis = Genesis::new(CHAIN_ID, validators.clone(), clients.iter().map(public_key).collect(), 0).unwrap();
-
-        let (network, oracle) = Network::new_with_peers(
-            context.child("network"),
-            simulated::Config {
-                max_size: MESSAGE_SIZE_MAX as u32,
-                max_peers_per_set: NZUsize!(VALIDATORS as usize),
-                disconnect_on_block: true,
-                tracked_peer_sets: NZUsize!(1),
-            },
-            validators.clone(),
-        )
-        .await;
-        network.start();
-        for from in &validators {
-            for to in &validators {
-                if from != to {
-                    oracle.add_link(from.clone(), to.clone(), scenario.link.clone()).await.unwrap();
-                }
-            }
-        }
-
-        let mut running = Vec::new();
-        for (index, signer) in signers.iter().enumerate() {
-            running.push(start_validator(&context, &oracle, &genesis, signer, index, scenario.faults[index]).await);
-        }
+        let Cluster { signers, clients, genesis, oracle, mut running } = start_cluster(&context, &scenario).await;
 
         // Create the accounts first, through validator 0, and wait until it is finalized so
         // that transfers never race their accounts.
@@ -635,5 +651,57 @@ fn the_whole_cluster_crashes_and_recovers_what_it_acknowledged() {
             let after = validator.mailbox.history().await.unwrap();
             assert_eq!(&after[..history.len()], &history[..], "the finalized chain changed across the crash");
         }
+    });
+}
+
+/// What clients and the node's API read from a validator: a wait that resolves when the
+/// request is final, the finalized blocks, the finalized ledger, and what the validator saw of
+/// consensus (views, leaders, every validator's votes).
+#[test]
+fn clients_wait_for_outcomes_and_read_the_finalized_chain() {
+    let config = deterministic::Config::new().with_seed(seed()).with_timeout(Some(RUN_TIMEOUT));
+    deterministic::Runner::new(config).start(|context| async move {
+        let Cluster { clients, genesis, running, .. } = start_cluster(&context, &Scenario::honest()).await;
+        let accounts: Vec<Account> =
+            (1..=2).map(|id| Account { id, ledger: 1, code: 1, ..Account::default() }).collect();
+        let request = Request::create_accounts(CHAIN_ID, 1, &clients[0], &accounts).unwrap();
+        let key = request.key();
+        // Waiting starts before the request exists anywhere, through another validator.
+        let waiter = running[1].mailbox.clone();
+        let waiting = context.child("waiter").spawn(move |_| async move { waiter.wait_outcome(key).await });
+        submit(&context, &running[0].mailbox, request.clone()).await;
+        let outcome = waiting.await.expect("waiter ran").expect("validator running");
+        assert!(outcome.height >= 1);
+        assert!(matches!(&outcome.result, RequestResult::Accounts(results) if results.len() == 2));
+        // Once final, a wait answers at once, and matches the recorded outcome.
+        let again = running[1].mailbox.wait_outcome(request.key()).await.unwrap();
+        assert_eq!(Some(again), running[1].mailbox.outcome(request.key()).await);
+
+        let state = running[1].mailbox.finalized_state().await.unwrap();
+        assert!(state.height() >= outcome.height);
+        assert_eq!(state.ledger().lookup_accounts(&[1, 2, 3]).len(), 2);
+
+        let blocks = running[1].mailbox.blocks(0, 1_000).await.unwrap();
+        assert_eq!(blocks.len() as u64, state.height() + 1, "genesis and every finalized block");
+        assert_eq!(blocks[0].digest, genesis.block().digest());
+        for pair in blocks.windows(2) {
+            assert_eq!(pair[1].block.parent, pair[0].digest);
+            assert_eq!(pair[1].height, pair[0].height + 1);
+        }
+        let including = &blocks[outcome.height as usize];
+        assert!(including.block.requests.iter().any(|r| r.key() == request.key()));
+        assert_eq!(running[1].mailbox.blocks(outcome.height, 1).await.unwrap()[0], *including);
+        assert!(running[1].mailbox.blocks(state.height() + 5, 10).await.unwrap().is_empty());
+
+        let status = running[1].mailbox.status().await.unwrap();
+        assert!(status.view >= outcome.height, "views advance at least once per block: {status:?}");
+        assert!(genesis.validators().contains(&status.leader));
+        assert_eq!(status.validators.len(), VALIDATORS as usize);
+        for validator in &status.validators {
+            assert!(validator.last_vote_view > 0, "every honest validator was seen voting: {status:?}");
+            assert!(validator.last_vote_at.is_some());
+            assert_eq!(validator.faults, 0);
+        }
+        assert_eq!(status.evidence, 0);
     });
 }

@@ -12,19 +12,21 @@ use crate::application::fault::Fault;
 use crate::application::ingress::{Mailbox, Message};
 use crate::application::log::FinalizedLog;
 use crate::application::state::{ApplicationState, Finalized, Lookup};
+use crate::application::voted::VotedBlocks;
 use crate::block::{Block, BlockDigest};
 use crate::consensus::{ConsensusContext, Plan};
 use crate::error::ChainError;
+use crate::execution::RequestOutcome;
 use crate::genesis::Genesis;
 use crate::keys::ValidatorKey;
-use crate::request::Request;
+use crate::request::{Request, RequestKey};
 use commonware_codec::{Decode as _, Encode as _};
 use commonware_consensus::Viewable as _;
 use commonware_macros::select_loop;
 use commonware_p2p::{Blocker, Receiver, Recipients, Sender};
 use commonware_runtime::{Clock, ContextCell, Handle, Metrics, Spawner, Storage, spawn_cell};
 use commonware_utils::channel::{fallible::OneshotExt as _, mpsc, oneshot};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The most proposals or verifications waiting for blocks at once; the oldest are dropped
@@ -45,12 +47,17 @@ const GOSSIP_RETRY_REQUESTS: usize = 16;
 /// Client messages queued for the actor before it answers busy.
 const CLIENT_QUEUE_MAX: usize = 1_024;
 
+/// The most clients waiting for outcomes at once; beyond it a waiter is told to ask later.
+const WAITERS_MAX: usize = 16_384;
+
 /// What an application actor is.
 #[derive(Debug)]
 pub struct ActorConfig<B> {
     pub genesis: Genesis,
     /// Where the finalized block log lives.
     pub log_partition: String,
+    /// Where the blocks this validator proposed or verified live until they are finalized.
+    pub voted_partition: String,
     /// How the proposer misbehaves (`Fault::None` outside the simulator).
     pub fault: Fault,
     /// Blocks peers that send malformed messages.
@@ -76,6 +83,12 @@ struct WaitingVerification {
     context: ConsensusContext,
     block: BlockDigest,
     response: oneshot::Sender<bool>,
+}
+
+/// A verdict for Simplex that waits until the block it vouches for is on disk.
+enum Vouch {
+    Proposed { response: oneshot::Sender<BlockDigest>, block: BlockDigest },
+    Verified { response: oneshot::Sender<bool>, block: BlockDigest },
 }
 
 /// The application actor of one validator.
@@ -107,6 +120,15 @@ pub struct Actor<E, B, S, R> {
     fault: Fault,
     /// Where the finalized block log lives.
     log_partition: String,
+    /// Where vouched-for blocks live.
+    voted_partition: String,
+    /// Verdicts to send once their blocks are synced.
+    vouches: Vec<Vouch>,
+    /// Clients waiting for requests to be finalized and durable.
+    waiters: HashMap<RequestKey, Vec<oneshot::Sender<RequestOutcome>>>,
+    waiting_clients: usize,
+    /// The finalized height when waiters were last answered.
+    answered_height: u64,
 }
 
 impl<E, B, S, R> std::fmt::Debug for Actor<E, B, S, R> {
@@ -128,7 +150,7 @@ where
 {
     /// Builds the actor and the mailbox that Simplex and clients use.
     pub fn new(context: E, config: ActorConfig<B>, links: Links<S, R>) -> (Self, Mailbox) {
-        let ActorConfig { genesis, log_partition, fault, blocker } = config;
+        let ActorConfig { genesis, log_partition, voted_partition, fault, blocker } = config;
         let (sender, mailbox) = mpsc::unbounded_channel();
         let (client_sender, clients) = mpsc::channel(CLIENT_QUEUE_MAX);
         let actor = Self {
@@ -148,6 +170,11 @@ where
             blocker,
             fault,
             log_partition,
+            voted_partition,
+            vouches: Vec::new(),
+            waiters: HashMap::new(),
+            waiting_clients: 0,
+            answered_height: 0,
         };
         (actor, Mailbox::new(sender, client_sender))
     }
@@ -170,6 +197,17 @@ where
         for block in blocks {
             self.state.restore(block).unwrap_or_else(|error| panic!("validator halted: {error}"));
         }
+        // Blocks vouched for before a restart: Simplex may have notarized them, and peers may
+        // need them from us.
+        let voted_context = self.context.child("voted_blocks");
+        let (mut voted, vouched) = VotedBlocks::open(voted_context, self.voted_partition.clone())
+            .await
+            .unwrap_or_else(|error| panic!("validator halted: {error}"));
+        for block in vouched {
+            // Finalized meanwhile, or beyond the pending bound: not needed.
+            let _ = self.state.insert_block(block);
+        }
+        self.answered_height = self.state.finalized_height();
         select_loop! {
             self.context,
             on_stopped => {},
@@ -225,7 +263,7 @@ where
             on_end => {
                 // Finalized blocks reach the disk before any later message is answered, so no
                 // outcome is visible before its block is durable.
-                self.persist(&mut log).await;
+                self.persist(&mut log, &mut voted).await;
                 self.ask();
                 self.gossip_again();
                 self.tick();
@@ -243,6 +281,10 @@ where
             Message::Finalized { block } => {
                 push_bounded(&mut self.finalizations, block);
                 self.finalize();
+            }
+            Message::Observed(observed) => {
+                let now = self.context.current();
+                self.state.observe(observed, now);
             }
             Message::Submit { request, response } => {
                 let encoded = request.encode();
@@ -262,6 +304,23 @@ where
             Message::Outcome { key, response } => {
                 response.send_lossy(self.state.outcome(&key).cloned());
             }
+            Message::WaitOutcome { key, response } => {
+                // Outcomes in the state are durable: the actor persists before it reads the
+                // next message.
+                if let Some(outcome) = self.state.outcome(&key) {
+                    response.send_lossy(outcome.clone());
+                } else if self.waiting_clients < WAITERS_MAX {
+                    self.waiting_clients += 1;
+                    self.waiters.entry(key).or_default().push(response);
+                }
+                // Beyond the bound the response is dropped: the client asks again later.
+            }
+            Message::FinalizedState { response } => {
+                response.send_lossy(self.state.finalized_state());
+            }
+            Message::Blocks { from_height, limit, response } => {
+                response.send_lossy(self.state.finalized_blocks(from_height, limit));
+            }
         }
     }
 
@@ -275,7 +334,8 @@ where
         };
         match proposal {
             Ok(block) => {
-                waiting.response.send_lossy(block.digest());
+                // Answered once the block is on disk (see `persist`).
+                self.vouches.push(Vouch::Proposed { response: waiting.response, block: block.digest() });
             }
             Err(Lookup::Missing(digest)) => {
                 self.want(digest);
@@ -291,7 +351,8 @@ where
         let view = waiting.context.view().get();
         match self.state.verify(parent, view, waiting.block, self.now_ns()) {
             Lookup::Ready(_) => {
-                waiting.response.send_lossy(true);
+                // Answered once the block is on disk (see `persist`).
+                self.vouches.push(Vouch::Verified { response: waiting.response, block: waiting.block });
             }
             Lookup::Invalid(_) => {
                 waiting.response.send_lossy(false);
@@ -329,17 +390,58 @@ where
         }
     }
 
-    /// Appends newly finalized blocks to the log and syncs it.
-    async fn persist(&mut self, log: &mut FinalizedLog<E>) {
+    /// Makes what the last message changed durable, then answers what waited for it: appends
+    /// newly finalized blocks to the log and syncs it, then answers clients waiting for those
+    /// outcomes; writes and syncs the blocks this validator just proposed or verified, then
+    /// gives Simplex the verdicts.
+    async fn persist(&mut self, log: &mut FinalizedLog<E>, voted: &mut VotedBlocks<E>) {
+        let halt = |error: ChainError| -> ! { panic!("validator halted: {error}") };
         let height = self.state.finalized_height();
-        if log.len() == height {
+        if log.len() != height {
+            let blocks: Vec<Block> = self.state.history()[(log.len() + 1) as usize..=height as usize]
+                .iter()
+                .map(|entry| self.state.block(&entry.block).expect("finalized blocks are kept").clone())
+                .collect();
+            log.append(&blocks).await.unwrap_or_else(|error| halt(error));
+            voted.prune(height).await.unwrap_or_else(|error| halt(error));
+        }
+        if height != self.answered_height {
+            self.answered_height = height;
+            self.answer_waiters();
+        }
+        if self.vouches.is_empty() {
             return;
         }
-        let blocks: Vec<Block> = self.state.history()[(log.len() + 1) as usize..=height as usize]
-            .iter()
-            .map(|entry| self.state.block(&entry.block).expect("finalized blocks are kept").clone())
-            .collect();
-        log.append(&blocks).await.unwrap_or_else(|error| panic!("validator halted: {error}"));
+        for vouch in &self.vouches {
+            let (Vouch::Proposed { block, .. } | Vouch::Verified { block, .. }) = vouch;
+            // A block pruned meanwhile was finalized or lost; either way the verdict stands.
+            if let Some(block) = self.state.block(block).filter(|block| block.height > height) {
+                voted.append(block).await.unwrap_or_else(|error| halt(error));
+            }
+        }
+        voted.sync().await.unwrap_or_else(|error| halt(error));
+        for vouch in std::mem::take(&mut self.vouches) {
+            match vouch {
+                Vouch::Proposed { response, block } => response.send_lossy(block),
+                Vouch::Verified { response, .. } => response.send_lossy(true),
+            };
+        }
+    }
+
+    /// Answers the clients whose requests are now finalized (and durable), and forgets those
+    /// that stopped waiting.
+    fn answer_waiters(&mut self) {
+        let state = &self.state;
+        self.waiters.retain(|key, responses| {
+            responses.retain(|response| !response.is_closed());
+            if let Some(outcome) = state.outcome(key) {
+                for response in responses.drain(..) {
+                    response.send_lossy(outcome.clone());
+                }
+            }
+            !responses.is_empty()
+        });
+        self.waiting_clients = self.waiters.values().map(Vec::len).sum();
     }
 
     /// Retries waiting verifications every `FETCH_RETRY` even if no block arrives (a block

@@ -5,15 +5,17 @@
 //! notarized block we verified), `Relay` (broadcast a block's contents) and `Reporter`
 //! (finalizations drive execution).
 
-use crate::application::state::{FinalizedEntry, Status};
+use crate::application::activity::Observed;
+use crate::application::state::{FinalizedBlock, FinalizedEntry, Status};
 use crate::block::BlockDigest;
 use crate::consensus::{Activity, ConsensusContext, Plan};
 use crate::error::ChainError;
-use crate::execution::RequestOutcome;
+use crate::execution::{ChainState, RequestOutcome};
 use crate::keys::ValidatorKey;
 use crate::request::{Request, RequestKey};
 use commonware_consensus::{Automaton, CertifiableAutomaton, Relay, Reporter};
 use commonware_utils::channel::{fallible::FallibleExt as _, mpsc, oneshot};
+use std::sync::Arc;
 
 /// A request to the application actor.
 pub enum Message {
@@ -21,10 +23,14 @@ pub enum Message {
     Verify { context: ConsensusContext, block: BlockDigest, response: oneshot::Sender<bool> },
     Broadcast { block: BlockDigest, plan: Plan },
     Finalized { block: BlockDigest },
+    Observed(Observed),
     Submit { request: Request, response: oneshot::Sender<Result<(), ChainError>> },
     Status { response: oneshot::Sender<Status> },
     History { response: oneshot::Sender<Vec<FinalizedEntry>> },
     Outcome { key: RequestKey, response: oneshot::Sender<Option<RequestOutcome>> },
+    WaitOutcome { key: RequestKey, response: oneshot::Sender<RequestOutcome> },
+    FinalizedState { response: oneshot::Sender<Arc<ChainState>> },
+    Blocks { from_height: u64, limit: usize, response: oneshot::Sender<Vec<FinalizedBlock>> },
 }
 
 impl std::fmt::Debug for Message {
@@ -34,10 +40,14 @@ impl std::fmt::Debug for Message {
             Self::Verify { context, block, .. } => write!(f, "Verify({context:?}, {block})"),
             Self::Broadcast { block, .. } => write!(f, "Broadcast({block})"),
             Self::Finalized { block } => write!(f, "Finalized({block})"),
+            Self::Observed(observed) => write!(f, "Observed({observed:?})"),
             Self::Submit { request, .. } => write!(f, "Submit({})", request.id()),
             Self::Status { .. } => write!(f, "Status"),
             Self::History { .. } => write!(f, "History"),
             Self::Outcome { key, .. } => write!(f, "Outcome({})", key.id),
+            Self::WaitOutcome { key, .. } => write!(f, "WaitOutcome({})", key.id),
+            Self::FinalizedState { .. } => write!(f, "FinalizedState"),
+            Self::Blocks { from_height, limit, .. } => write!(f, "Blocks({from_height}, {limit})"),
         }
     }
 }
@@ -96,6 +106,36 @@ impl Mailbox {
         }
         receiver.await.ok().flatten()
     }
+
+    /// Waits until a request is finalized and its block is on disk, then answers its outcome.
+    /// `None` if the validator stopped, or holds too many waiters to take another (ask
+    /// [`Self::outcome`] later). Callers bound the wait with a timeout of their own.
+    pub async fn wait_outcome(&self, key: RequestKey) -> Option<RequestOutcome> {
+        let (response, receiver) = oneshot::channel();
+        if !self.send_client(Message::WaitOutcome { key, response }) {
+            return None;
+        }
+        receiver.await.ok()
+    }
+
+    /// The state after the last finalized block, to read the ledger from. It is immutable:
+    /// later blocks make a new state.
+    pub async fn finalized_state(&self) -> Option<Arc<ChainState>> {
+        let (response, receiver) = oneshot::channel();
+        if !self.send_client(Message::FinalizedState { response }) {
+            return None;
+        }
+        receiver.await.ok()
+    }
+
+    /// Up to `limit` finalized blocks from `from_height` up, in height order.
+    pub async fn blocks(&self, from_height: u64, limit: usize) -> Option<Vec<FinalizedBlock>> {
+        let (response, receiver) = oneshot::channel();
+        if !self.send_client(Message::Blocks { from_height, limit, response }) {
+            return None;
+        }
+        receiver.await.ok()
+    }
 }
 
 impl Automaton for Mailbox {
@@ -135,8 +175,9 @@ impl Reporter for Mailbox {
     type Activity = Activity;
 
     fn report(&mut self, activity: Self::Activity) -> commonware_actor::Feedback {
+        let observed = self.sender.send_lossy(Message::Observed(Observed::from_activity(&activity)));
         let Activity::Finalization(finalization) = activity else {
-            return commonware_actor::Feedback::Ok;
+            return if observed { commonware_actor::Feedback::Ok } else { commonware_actor::Feedback::Closed };
         };
         let block = finalization.proposal.payload;
         if self.sender.send_lossy(Message::Finalized { block }) {

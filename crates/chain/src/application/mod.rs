@@ -2,13 +2,16 @@
 //! block contents, and executes finalized blocks in order. `state.rs` decides, `actor.rs` moves
 //! messages, `ingress.rs` defines them.
 
+pub mod activity;
 pub mod actor;
 pub mod fault;
 pub mod ingress;
 pub mod log;
 pub mod state;
+pub mod voted;
 
+pub use activity::{Observed, ValidatorActivity};
 pub use actor::{Actor, ActorConfig, Links};
 pub use fault::Fault;
 pub use ingress::Mailbox;
-pub use state::{ApplicationState, FinalizedEntry, Status};
+pub use state::{ApplicationState, FinalizedBlock, FinalizedEntry, Status};

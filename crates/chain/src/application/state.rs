@@ -7,6 +7,7 @@
 //! parent and its parent is usually not finalized yet when the block is proposed. Finalizing a
 //! block adopts its speculative state and drops the states of competing branches.
 
+use crate::application::activity::{ConsensusActivity, Observed, ValidatorActivity};
 use crate::application::fault::{Fault, corrupt};
 use crate::block::{Block, BlockDigest, StateDigest};
 use crate::constants::{
@@ -15,10 +16,12 @@ use crate::constants::{
 use crate::error::ChainError;
 use crate::execution::{ChainState, RequestOutcome};
 use crate::genesis::Genesis;
+use crate::keys::ValidatorKey;
 use crate::mempool::Mempool;
 use crate::request::{Request, RequestKey};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 /// The answer to "what is the state after this block?".
 #[derive(Debug, Clone)]
@@ -49,6 +52,16 @@ pub struct FinalizedEntry {
     pub state_digest: StateDigest,
 }
 
+/// A finalized block with its place in the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinalizedBlock {
+    pub height: u64,
+    pub digest: BlockDigest,
+    pub block: Block,
+    /// The ledger digest after executing the block.
+    pub state_digest: StateDigest,
+}
+
 /// A summary of a validator's progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
@@ -60,6 +73,14 @@ pub struct Status {
     pub requests_finalized: usize,
     /// Blocks this validator refused to vote for because they broke a rule.
     pub blocks_refused: u64,
+    /// The highest consensus view this validator has seen.
+    pub view: u64,
+    /// The leader of that view.
+    pub leader: ValidatorKey,
+    /// What this validator has seen of each validator, in key order.
+    pub validators: Vec<ValidatorActivity>,
+    /// Pieces of evidence of validators signing conflicting messages.
+    pub evidence: u64,
 }
 
 /// A speculatively executed block.
@@ -86,6 +107,7 @@ pub struct ApplicationState {
     /// Outcomes of finalized requests. Unbounded for now, like `ChainState::included`.
     outcomes: HashMap<RequestKey, RequestOutcome>,
     blocks_refused: u64,
+    activity: ConsensusActivity,
 }
 
 impl ApplicationState {
@@ -96,6 +118,7 @@ impl ApplicationState {
         let mut blocks = HashMap::new();
         blocks.insert(block.digest(), block);
         Self {
+            activity: ConsensusActivity::new(&genesis),
             genesis,
             blocks,
             history,
@@ -134,6 +157,7 @@ impl ApplicationState {
     }
 
     pub fn status(&self) -> Status {
+        let view = self.activity.view();
         Status {
             finalized_height: self.finalized.height(),
             finalized_block: self.finalized.block(),
@@ -141,7 +165,38 @@ impl ApplicationState {
             mempool_requests: self.mempool.len(),
             requests_finalized: self.outcomes.len(),
             blocks_refused: self.blocks_refused,
+            view,
+            leader: self.activity.leader(view),
+            validators: self.activity.validators().to_vec(),
+            evidence: self.activity.evidence(),
         }
+    }
+
+    /// Notes a consensus event (for the status only).
+    pub fn observe(&mut self, observed: Observed, now: SystemTime) {
+        self.activity.record(observed, now);
+    }
+
+    /// The state after the last finalized block. It never changes: finalizing a later block
+    /// replaces it, so readers can hold it as long as they like.
+    pub fn finalized_state(&self) -> Arc<ChainState> {
+        self.finalized.clone()
+    }
+
+    /// Up to `limit` finalized blocks from `from_height` up (genesis is height 0).
+    pub fn finalized_blocks(&self, from_height: u64, limit: usize) -> Vec<FinalizedBlock> {
+        let start = usize::try_from(from_height).unwrap_or(usize::MAX).min(self.history.len());
+        self.history[start..]
+            .iter()
+            .take(limit)
+            .enumerate()
+            .map(|(offset, entry)| FinalizedBlock {
+                height: (start + offset) as u64,
+                digest: entry.block,
+                block: self.blocks[&entry.block].clone(),
+                state_digest: entry.state_digest,
+            })
+            .collect()
     }
 
     fn pending_blocks(&self) -> usize {
