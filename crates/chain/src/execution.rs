@@ -17,7 +17,7 @@ use crate::block::{Block, BlockDigest, StateDigest};
 use crate::constants::BLOCK_REQUESTS_MAX;
 use crate::error::ChainError;
 use crate::genesis::Genesis;
-use crate::request::{Events, RequestKey};
+use crate::request::{Events, Request, RequestKey};
 use std::collections::HashSet;
 use tally_ledger::{BatchError, CreateAccountResult, CreateTransferResult, Ledger};
 
@@ -90,6 +90,17 @@ impl ChainState {
     /// clock or the consensus context: linkage, height, timestamp, state digest, and each
     /// request (listed client, valid signature, not included before, not repeated).
     pub fn check_child(&self, genesis: &Genesis, block: &Block) -> Result<(), ChainError> {
+        self.check_child_with(genesis, block, |_| false)
+    }
+
+    /// `check_child`, skipping the signature check of requests `verified` vouches for (an
+    /// identical request whose signature this validator already checked).
+    pub fn check_child_with(
+        &self,
+        genesis: &Genesis,
+        block: &Block,
+        verified: impl Fn(&Request) -> bool,
+    ) -> Result<(), ChainError> {
         if block.parent != self.block {
             return Err(ChainError::WrongParent { expected: self.block, found: block.parent });
         }
@@ -110,7 +121,9 @@ impl ChainState {
             if !genesis.allows_client(request.client()) {
                 return Err(ChainError::UnknownClient);
             }
-            request.verify_signature(genesis.chain_id())?;
+            if !verified(request) {
+                request.verify_signature(genesis.chain_id())?;
+            }
             let key = request.key();
             if self.included.contains(&key) || !seen.insert(key) {
                 return Err(ChainError::RepeatedRequest { id: request.id() });
@@ -119,34 +132,41 @@ impl ChainState {
         Ok(())
     }
 
-    /// Executes a block that passed `check_child`, returning the state after it and each
-    /// request's outcome in block order.
+    /// Executes a block that passed `check_child` on a copy of this state, returning the state
+    /// after it and each request's outcome in block order.
     pub fn execute(&self, block: &Block) -> (Self, Vec<(RequestKey, RequestOutcome)>) {
-        assert_eq!(block.parent, self.block, "execute follows check_child");
-        assert_eq!(block.height, self.height + 1, "execute follows check_child");
         let mut next = self.clone();
+        let outcomes = next.apply(block);
+        (next, outcomes)
+    }
+
+    /// Executes a block that passed `check_child` in place, returning each request's outcome in
+    /// block order.
+    pub fn apply(&mut self, block: &Block) -> Vec<(RequestKey, RequestOutcome)> {
+        assert_eq!(block.parent, self.block, "apply follows check_child");
+        assert_eq!(block.height, self.height + 1, "apply follows check_child");
         let mut outcomes = Vec::with_capacity(block.requests.len());
         for request in &block.requests {
-            let timestamp_ns = block.timestamp_ns.max(next.ledger.timestamp_last() + 1);
+            let timestamp_ns = block.timestamp_ns.max(self.ledger.timestamp_last() + 1);
             let result = match request.events() {
-                Events::Accounts(accounts) => next
+                Events::Accounts(accounts) => self
                     .ledger
                     .try_create_accounts(timestamp_ns, &accounts)
                     .map_or_else(RequestResult::Refused, RequestResult::Accounts),
-                Events::Transfers(transfers) => next
+                Events::Transfers(transfers) => self
                     .ledger
                     .try_create_transfers(timestamp_ns, &transfers)
                     .map_or_else(RequestResult::Refused, RequestResult::Transfers),
             };
             let key = request.key();
-            let inserted = next.included.insert(key.clone());
+            let inserted = self.included.insert(key.clone());
             assert!(inserted, "check_child refuses repeated requests");
             outcomes.push((key, RequestOutcome { height: block.height, timestamp_ns, result }));
         }
-        next.height = block.height;
-        next.block = block.digest();
-        next.timestamp_ns = block.timestamp_ns;
-        (next, outcomes)
+        self.height = block.height;
+        self.block = block.digest();
+        self.timestamp_ns = block.timestamp_ns;
+        outcomes
     }
 }
 

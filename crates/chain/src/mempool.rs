@@ -3,6 +3,10 @@
 //! Bounded by count and bytes. When full it refuses with `ChainError::Busy` (backpressure to
 //! the client); it never drops a request it accepted. A request leaves the mempool only when a
 //! finalized block includes it. Requests are proposed in arrival order.
+//!
+//! Gossip is best effort, so requests are gossiped again while held, with exponential backoff:
+//! at the 2nd, 4th, 8th, ... gossip tick after arrival, within a byte budget per tick. A lost
+//! message cannot strand a request, and a busy mempool does not flood the links.
 
 use crate::constants::{MEMPOOL_REQUESTS_MAX, MEMPOOL_SIZE_MAX};
 use crate::error::ChainError;
@@ -10,11 +14,18 @@ use crate::request::{Request, RequestKey};
 use commonware_codec::EncodeSize as _;
 use std::collections::{BTreeMap, HashMap};
 
+/// A held request and the gossip ticks it has been held for.
+#[derive(Debug)]
+struct Held {
+    request: Request,
+    ticks: u32,
+}
+
 /// Pending client requests in arrival order.
 #[derive(Debug, Default)]
 pub struct Mempool {
     /// Arrival sequence number to request.
-    requests: BTreeMap<u64, Request>,
+    requests: BTreeMap<u64, Held>,
     /// Request name to arrival sequence number.
     sequence_by_key: HashMap<RequestKey, u64>,
     sequence_next: u64,
@@ -39,6 +50,11 @@ impl Mempool {
         self.size
     }
 
+    /// The held request of this name.
+    pub fn get(&self, key: &RequestKey) -> Option<&Request> {
+        self.sequence_by_key.get(key).map(|sequence| &self.requests[sequence].request)
+    }
+
     pub fn contains(&self, key: &RequestKey) -> bool {
         self.sequence_by_key.contains_key(key)
     }
@@ -56,7 +72,7 @@ impl Mempool {
         }
         let sequence = self.sequence_next;
         self.sequence_next += 1;
-        self.requests.insert(sequence, request);
+        self.requests.insert(sequence, Held { request, ticks: 0 });
         self.sequence_by_key.insert(key, sequence);
         self.size += size;
         self.check_invariants();
@@ -67,8 +83,8 @@ impl Mempool {
     pub fn remove<'a>(&mut self, keys: impl IntoIterator<Item = &'a RequestKey>) {
         for key in keys {
             if let Some(sequence) = self.sequence_by_key.remove(key) {
-                let request = self.requests.remove(&sequence).expect("indexed request is held");
-                self.size -= request.encode_size();
+                let held = self.requests.remove(&sequence).expect("indexed request is held");
+                self.size -= held.request.encode_size();
             }
         }
         self.check_invariants();
@@ -79,7 +95,7 @@ impl Mempool {
     pub fn select(&self, skip: impl Fn(&RequestKey) -> bool, count_max: usize, size_max: usize) -> Vec<Request> {
         let mut selected = Vec::new();
         let mut size = 0;
-        for request in self.requests.values() {
+        for Held { request, .. } in self.requests.values() {
             if selected.len() == count_max {
                 break;
             }
@@ -94,6 +110,26 @@ impl Mempool {
             selected.push(request.clone());
         }
         selected
+    }
+
+    /// Counts one gossip tick for every held request and returns those due to be gossiped
+    /// again (held for 2, 4, 8, ... ticks), oldest first, skipping those `skip` names, within
+    /// `size_max` encoded bytes. A due request beyond the budget waits for its next turn.
+    pub fn tick_gossip(&mut self, skip: impl Fn(&RequestKey) -> bool, size_max: usize) -> Vec<Request> {
+        let mut due = Vec::new();
+        let mut size = 0;
+        for held in self.requests.values_mut() {
+            held.ticks = held.ticks.saturating_add(1);
+            if held.ticks < 2 || !held.ticks.is_power_of_two() || skip(&held.request.key()) {
+                continue;
+            }
+            let request_size = held.request.encode_size();
+            if size + request_size <= size_max {
+                size += request_size;
+                due.push(held.request.clone());
+            }
+        }
+        due
     }
 
     fn check_invariants(&self) {
@@ -152,5 +188,38 @@ mod tests {
         mempool.remove([&request(9).key(), &request(5).key()]);
         assert_eq!(ids(mempool.select(|_| false, 10, usize::MAX)), [3, 1]);
         assert_eq!(mempool.size(), 2 * one);
+    }
+
+    #[test]
+    fn gossips_again_with_backoff_within_a_budget() {
+        let mut mempool = Mempool::new();
+        mempool.insert(request(1)).unwrap();
+        let ids = |requests: Vec<Request>| requests.iter().map(Request::id).collect::<Vec<_>>();
+        let due: Vec<Vec<u128>> = (1..=9).map(|_| ids(mempool.tick_gossip(|_| false, usize::MAX))).collect();
+        let empty: Vec<u128> = Vec::new();
+        assert_eq!(
+            due,
+            [
+                empty.clone(),
+                vec![1],
+                empty.clone(),
+                vec![1],
+                empty.clone(),
+                empty.clone(),
+                empty.clone(),
+                vec![1],
+                empty
+            ]
+        );
+        // Skipped requests and requests beyond the budget are not sent.
+        let mut mempool = Mempool::new();
+        for id in [1, 2, 3] {
+            mempool.insert(request(id)).unwrap();
+        }
+        let one = request(0).encode_size();
+        mempool.tick_gossip(|_| false, usize::MAX);
+        assert_eq!(ids(mempool.tick_gossip(|key| key.id == 2, 2 * one)), [1, 3]);
+        mempool.tick_gossip(|_| false, usize::MAX);
+        assert_eq!(ids(mempool.tick_gossip(|_| false, one)), [1]);
     }
 }

@@ -71,7 +71,7 @@ async fn start_node(
     let addresses: Vec<(ValidatorKey, Address)> =
         peers.iter().map(|(key, address)| (key.clone(), Address::from(*address))).collect();
     oracle.track(0, Map::try_from(addresses).expect("unique validators"));
-    let quota = Quota::per_second(NZU32!(10_000));
+    let quota = Quota::per_second(NZU32!(1_000));
     let channels = Channels {
         votes: network.register(channel::VOTES, quota),
         certificates: network.register(channel::CERTIFICATES, quota),

@@ -39,10 +39,11 @@ const WANTED_MAX: usize = 64;
 /// How long to wait for a missing block before asking the peers again.
 const FETCH_RETRY: Duration = Duration::from_millis(250);
 
-/// How often the oldest mempool requests are gossiped again, and how many each time. Gossip is
-/// best effort; repeating it makes a request reach the other validators despite lost messages.
+/// How often held requests are considered for gossiping again (with backoff, see `Mempool`),
+/// and the most bytes sent again per tick. Gossip is best effort; repeating it makes a request
+/// reach the other validators despite lost messages.
 const GOSSIP_RETRY: Duration = Duration::from_secs(1);
-const GOSSIP_RETRY_REQUESTS: usize = 16;
+const GOSSIP_RETRY_BYTES: usize = 2 * 1024 * 1024;
 
 /// Client messages queued for the actor before it answers busy.
 const CLIENT_QUEUE_MAX: usize = 1_024;
@@ -350,7 +351,7 @@ where
         let parent = waiting.context.parent.1;
         let view = waiting.context.view().get();
         match self.state.verify(parent, view, waiting.block, self.now_ns()) {
-            Lookup::Ready(_) => {
+            Lookup::Ready => {
                 // Answered once the block is on disk (see `persist`).
                 self.vouches.push(Vouch::Verified { response: waiting.response, block: waiting.block });
             }
@@ -455,14 +456,14 @@ where
         self.retry();
     }
 
-    /// Gossips the oldest mempool requests again, every `GOSSIP_RETRY`.
+    /// Gossips held requests again, with backoff, every `GOSSIP_RETRY`.
     fn gossip_again(&mut self) {
         let now = self.context.current();
         if now.duration_since(self.gossiped).unwrap_or_default() < GOSSIP_RETRY {
             return;
         }
         self.gossiped = now;
-        for request in self.state.oldest_requests(GOSSIP_RETRY_REQUESTS) {
+        for request in self.state.requests_to_gossip_again(GOSSIP_RETRY_BYTES) {
             self.requests.0.send(Recipients::All, request.encode(), false);
         }
     }

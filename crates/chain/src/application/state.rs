@@ -3,9 +3,13 @@
 //! verification request, a finalization, the time) and does what it answers.
 //!
 //! Blocks above the finalized height are executed speculatively as soon as they are verified,
-//! on a copy of their parent's state, because a block commits to the ledger digest after its
-//! parent and its parent is usually not finalized yet when the block is proposed. Finalizing a
-//! block adopts its speculative state and drops the states of competing branches.
+//! because a block commits to the ledger digest after its parent and its parent is usually not
+//! finalized yet when the block is proposed. Two states are kept, each changed in place: the
+//! finalized state, which executes each block once it is finalized, and the speculative tip,
+//! which executes verified blocks ahead of finality. Neither copies the ledger in the common
+//! case of one chain growing. The tip is rebuilt from a copy of the finalized state only when
+//! a block builds on a branch other than the tip's (after a failed view), and a block whose
+//! speculative and final executions disagree halts the validator.
 
 use crate::application::activity::{ConsensusActivity, Observed, ValidatorActivity};
 use crate::application::fault::{Fault, corrupt};
@@ -23,10 +27,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-/// The answer to "what is the state after this block?".
+/// The answer to "can the state after this block be computed?".
 #[derive(Debug, Clone)]
 pub enum Lookup {
-    Ready(Arc<ChainState>),
+    /// Yes: the block and its ancestors passed every check.
+    Ready,
     /// A block on the way back to a known state has not arrived yet.
     Missing(BlockDigest),
     /// The block's timestamp is ahead of the local clock by more than the allowed drift: judge
@@ -83,13 +88,6 @@ pub struct Status {
     pub evidence: u64,
 }
 
-/// A speculatively executed block.
-#[derive(Debug, Clone)]
-struct Executed {
-    state: Arc<ChainState>,
-    outcomes: Arc<Vec<(RequestKey, RequestOutcome)>>,
-}
-
 /// The application's state. See the module documentation.
 #[derive(Debug)]
 pub struct ApplicationState {
@@ -98,9 +96,14 @@ pub struct ApplicationState {
     blocks: HashMap<BlockDigest, Block>,
     /// The finalized chain by height (index 0 is genesis).
     history: Vec<FinalizedEntry>,
+    /// The state after the last finalized block. Shared with readers, who hold it briefly: a
+    /// finalization changes it in place unless a reader still holds it, then it is copied.
     finalized: Arc<ChainState>,
-    /// States after pending blocks that passed every check.
-    executed: HashMap<BlockDigest, Executed>,
+    /// The speculative state after some block above the finalized one, or `None` until needed
+    /// (and after a finalization picked another branch).
+    tip: Option<ChainState>,
+    /// Pending blocks that passed every check, and the ledger digest after each.
+    executed: HashMap<BlockDigest, StateDigest>,
     /// Pending blocks that broke a rule, and the rule.
     invalid: HashMap<BlockDigest, ChainError>,
     mempool: Mempool,
@@ -123,6 +126,7 @@ impl ApplicationState {
             blocks,
             history,
             finalized,
+            tip: None,
             executed: HashMap::new(),
             invalid: HashMap::new(),
             mempool: Mempool::new(),
@@ -216,10 +220,14 @@ impl ApplicationState {
         self.mempool.insert(request)
     }
 
-    /// The oldest held requests, to gossip again (a lost gossip message must not leave a
-    /// request stranded at one validator).
-    pub fn oldest_requests(&self, count_max: usize) -> Vec<Request> {
-        self.mempool.select(|key| self.finalized.includes(key), count_max, usize::MAX)
+    /// Held requests due to be gossiped again (see `Mempool::tick_gossip`), leaving out those
+    /// the speculative tip's chain already includes. Call once per gossip tick.
+    pub fn requests_to_gossip_again(&mut self, size_max: usize) -> Vec<Request> {
+        let chain = match &self.tip {
+            Some(tip) if tip.height() >= self.finalized.height() => tip,
+            _ => &*self.finalized,
+        };
+        self.mempool.tick_gossip(|key| chain.includes(key), size_max)
     }
 
     /// Stores a block received from a peer (or built here). Its digest is computed from its
@@ -240,17 +248,41 @@ impl ApplicationState {
         Ok(digest)
     }
 
-    /// The state after `digest`, executing (and checking) any pending blocks on the way from
-    /// the nearest known state.
-    pub fn state_after(&mut self, digest: BlockDigest) -> Lookup {
+    /// Whether the tip can be the base of a walk: it is at or above the finalized block (a
+    /// finalization drops a tip that is not on its branch).
+    fn tip_usable(&self) -> Option<BlockDigest> {
+        self.tip.as_ref().filter(|tip| tip.height() >= self.finalized.height()).map(ChainState::block)
+    }
+
+    /// Puts the tip at the finalized block: by executing the finalized blocks it lacks if it is
+    /// behind on the finalized chain, else by copying the finalized state.
+    fn tip_to_finalized(&mut self) {
+        let height = self.finalized.height();
+        if let Some(tip) = &mut self.tip
+            && tip.height() < height
+            && self.history[tip.height() as usize].block == tip.block()
+        {
+            for entry in &self.history[tip.height() as usize + 1..] {
+                tip.apply(&self.blocks[&entry.block]);
+                assert_eq!(tip.ledger_digest(), entry.state_digest, "execution is deterministic");
+            }
+            return;
+        }
+        self.tip = Some(ChainState::clone(&self.finalized));
+    }
+
+    /// Moves the tip to the state after `digest`, executing (and checking) the pending blocks
+    /// on the way from the tip or the finalized block.
+    fn execute_to(&mut self, digest: BlockDigest) -> Lookup {
+        let tip = self.tip_usable();
         let mut path = Vec::new();
         let mut cursor = digest;
-        let mut base = loop {
-            if cursor == self.finalized.block() {
-                break self.finalized.clone();
+        let from_tip = loop {
+            if Some(cursor) == tip {
+                break true;
             }
-            if let Some(executed) = self.executed.get(&cursor) {
-                break executed.state.clone();
+            if cursor == self.finalized.block() {
+                break false;
             }
             if let Some(error) = self.invalid.get(&cursor) {
                 return Lookup::Invalid(error.clone());
@@ -265,36 +297,51 @@ impl ApplicationState {
             path.push(cursor);
             cursor = block.parent;
         };
+        if !from_tip {
+            self.tip_to_finalized();
+        }
+        let tip = self.tip.as_mut().expect("the walk's base is the tip");
+        // Requests held in the mempool had their signatures checked on arrival.
+        let mempool = &self.mempool;
+        let verified = |request: &Request| mempool.get(&request.key()) == Some(request);
         for digest in path.into_iter().rev() {
             let block = &self.blocks[&digest];
-            if let Err(error) = base.check_child(&self.genesis, block) {
+            if let Err(error) = tip.check_child_with(&self.genesis, block, verified) {
                 self.invalid.insert(digest, error.clone());
                 return Lookup::Invalid(error);
             }
-            let (state, outcomes) = base.execute(block);
-            let state = Arc::new(state);
-            self.executed.insert(digest, Executed { state: state.clone(), outcomes: Arc::new(outcomes) });
-            base = state;
+            tip.apply(block);
+            self.executed.insert(digest, tip.ledger_digest());
         }
-        Lookup::Ready(base)
+        Lookup::Ready
+    }
+
+    /// Whether the state after `digest` can be computed: the block and its pending ancestors
+    /// pass every check. Executes them on the tip if they were not executed before.
+    pub fn judge(&mut self, digest: BlockDigest) -> Lookup {
+        if digest == self.finalized.block() || self.executed.contains_key(&digest) {
+            return Lookup::Ready;
+        }
+        self.execute_to(digest)
     }
 
     /// Builds a block on `parent` for `view` at local time `now_ns`, from the oldest mempool
     /// requests the parent's chain has not included. Returns the lookup that blocked it if the
     /// parent's state is not known.
     pub fn propose(&mut self, parent: BlockDigest, view: u64, now_ns: u64) -> Result<Block, Lookup> {
-        let state = match self.state_after(parent) {
-            Lookup::Ready(state) => state,
+        match self.execute_to(parent) {
+            Lookup::Ready => {}
             other => return Err(other),
-        };
+        }
+        let state = self.tip.as_ref().expect("execute_to leaves a tip");
         let timestamp_ns = now_ns.max(state.timestamp_ns() + 1);
         let requests =
             self.mempool.select(|key| state.includes(key), BLOCK_REQUESTS_MAX, BLOCK_SIZE_MAX - BLOCK_HEADER_SIZE);
         let block = Block::new(parent, state.height() + 1, view, timestamp_ns, state.ledger_digest(), requests);
         let digest = self.insert_block(block.clone()).map_err(Lookup::Invalid)?;
         // A proposer is committed to verifying its own block: it must pass every check.
-        match self.state_after(digest) {
-            Lookup::Ready(after) => assert_eq!(after.block(), digest),
+        match self.execute_to(digest) {
+            Lookup::Ready => {}
             other => panic!("own proposal {digest} does not execute: {other:?}"),
         }
         Ok(block)
@@ -330,7 +377,7 @@ impl ApplicationState {
         } else if block.timestamp_ns > now_ns.saturating_add(BLOCK_TIMESTAMP_DRIFT_NS_MAX) {
             Lookup::Later
         } else {
-            self.state_after(digest)
+            self.judge(digest)
         };
         if matches!(verdict, Lookup::Invalid(_)) {
             self.blocks_refused += 1;
@@ -383,16 +430,31 @@ impl ApplicationState {
                     local: hex(&local),
                 });
             }
-            if let Lookup::Invalid(error) = self.state_after(digest) {
+            // A block executed speculatively passed every check on this same state.
+            if !self.executed.contains_key(&digest)
+                && let Err(error) = self.finalized.check_child(&self.genesis, block)
+            {
                 return Err(ChainError::FinalizedBlockInvalid { height, block: digest, reason: error.to_string() });
             }
-            let executed = self.executed.remove(&digest).expect("state_after executed the block");
-            assert_eq!(executed.state.height(), self.finalized.height() + 1, "heights only grow by one");
-            self.finalized = executed.state;
-            self.history.push(FinalizedEntry { block: digest, state_digest: self.finalized.ledger_digest() });
-            self.mempool.remove(executed.outcomes.iter().map(|(key, _)| key));
-            for (key, outcome) in executed.outcomes.iter() {
-                let previous = self.outcomes.insert(key.clone(), outcome.clone());
+            let outcomes = Arc::make_mut(&mut self.finalized).apply(block);
+            let after = self.finalized.ledger_digest();
+            if let Some(speculative) = self.executed.get(&digest)
+                && *speculative != after
+            {
+                return Err(ChainError::FinalizedBlockInvalid {
+                    height,
+                    block: digest,
+                    reason: format!(
+                        "executing it again gave ledger digest {} where the first execution gave {}",
+                        hex(&after),
+                        hex(speculative)
+                    ),
+                });
+            }
+            self.history.push(FinalizedEntry { block: digest, state_digest: after });
+            self.mempool.remove(outcomes.iter().map(|(key, _)| key));
+            for (key, outcome) in outcomes {
+                let previous = self.outcomes.insert(key, outcome);
                 assert!(previous.is_none(), "a request is finalized once");
             }
         }
@@ -421,9 +483,39 @@ impl ApplicationState {
             block.height > height || history.get(block.height as usize).is_some_and(|entry| entry.block == *digest)
         });
         let blocks = &self.blocks;
-        self.executed.retain(|digest, executed| executed.state.height() > height && blocks.contains_key(digest));
+        self.executed.retain(|digest, _| blocks.get(digest).is_some_and(|block| block.height > height));
         self.invalid.retain(|digest, _| blocks.get(digest).is_some_and(|block| block.height > height));
         assert_eq!(self.history.len() as u64, height + 1);
+        // A tip on a branch that lost can never be built on again. A tip behind on the finalized
+        // chain catches up by executing finalized blocks (see `tip_to_finalized`).
+        if let Some(tip) = &self.tip
+            && tip.height() >= height
+            && !self.descends_from_finalized(tip.block())
+        {
+            self.tip = None;
+        }
+    }
+
+    /// Whether pending block `digest` (or the finalized block itself) extends the finalized
+    /// block.
+    fn descends_from_finalized(&self, digest: BlockDigest) -> bool {
+        let mut cursor = digest;
+        while let Some(block) = self.blocks.get(&cursor) {
+            if block.height <= self.finalized.height() {
+                break;
+            }
+            cursor = block.parent;
+        }
+        cursor == self.finalized.block()
+    }
+}
+
+#[cfg(test)]
+impl ApplicationState {
+    /// The ledger digest after `digest`, executing it if needed (tests only).
+    fn judge_and_digest(&mut self, digest: BlockDigest) -> StateDigest {
+        assert!(matches!(self.execute_to(digest), Lookup::Ready));
+        self.tip.as_ref().unwrap().ledger_digest()
     }
 }
 
@@ -485,8 +577,8 @@ mod tests {
             matches!(follower.verify(first.digest(), 2, second.digest(), 6_000), Lookup::Missing(d) if d == first.digest())
         );
         follower.insert_block(first.clone()).unwrap();
-        assert!(matches!(follower.verify(genesis, 1, first.digest(), 6_000), Lookup::Ready(_)));
-        assert!(matches!(follower.verify(first.digest(), 2, second.digest(), 6_000), Lookup::Ready(_)));
+        assert!(matches!(follower.verify(genesis, 1, first.digest(), 6_000), Lookup::Ready));
+        assert!(matches!(follower.verify(first.digest(), 2, second.digest(), 6_000), Lookup::Ready));
 
         for state in [&mut proposer, &mut follower] {
             assert_eq!(state.finalize(second.digest()), Ok(Finalized::Done { height: 2 }));
@@ -520,7 +612,7 @@ mod tests {
         let behind = now - BLOCK_TIMESTAMP_DRIFT_NS_MAX - 1;
         assert!(matches!(follower.verify(genesis, 3, block.digest(), behind), Lookup::Later));
         let within = now - BLOCK_TIMESTAMP_DRIFT_NS_MAX;
-        assert!(matches!(follower.verify(genesis, 3, block.digest(), within), Lookup::Ready(_)));
+        assert!(matches!(follower.verify(genesis, 3, block.digest(), within), Lookup::Ready));
     }
 
     #[test]
@@ -586,7 +678,7 @@ mod tests {
         let genesis = byzantine.genesis_digest();
         let block = byzantine.propose_faulty(genesis, 1, 5_000, Fault::None).unwrap();
         honest.insert_block(block.clone()).unwrap();
-        assert!(matches!(honest.verify(genesis, 1, block.digest(), 5_000), Lookup::Ready(_)));
+        assert!(matches!(honest.verify(genesis, 1, block.digest(), 5_000), Lookup::Ready));
     }
 
     #[test]
@@ -643,5 +735,47 @@ mod tests {
         assert!(follower.block(&first.digest()).is_some());
         assert!(matches!(follower.finalize(losing.digest()), Ok(Finalized::Missing(_))));
         assert_eq!(follower.history().len(), 3);
+    }
+
+    #[test]
+    fn the_tip_follows_forks_and_finality_agrees_with_a_validator_that_saw_one_branch() {
+        let (mut proposer, client) = setup();
+        let (mut rival, _) = setup();
+        let (mut follower, _) = setup();
+        let (mut witness, _) = setup();
+        let genesis = proposer.genesis_digest();
+        proposer.submit(accounts(&client, 1)).unwrap();
+        rival.submit(accounts(&client, 1)).unwrap();
+        // Two branches from genesis with different requests and timestamps.
+        let a1 = rival.propose(genesis, 1, 2_000).unwrap();
+        let b1 = proposer.propose(genesis, 2, 2_500).unwrap();
+        proposer.submit(transfer(&client, 3)).unwrap();
+        let b2 = proposer.propose(b1.digest(), 3, 3_000).unwrap();
+        for block in [&a1, &b1, &b2] {
+            follower.insert_block(block.clone()).unwrap();
+        }
+        // The follower's tip goes down branch A, then back to B.
+        assert!(matches!(follower.verify(genesis, 1, a1.digest(), 9_000), Lookup::Ready));
+        assert!(matches!(follower.verify(genesis, 2, b1.digest(), 9_000), Lookup::Ready));
+        assert!(matches!(follower.verify(a1.digest(), 2, b1.digest(), 9_000), Lookup::Invalid(_)));
+        // Judging A again needs no execution; building on it moves the tip back.
+        assert!(matches!(follower.verify(genesis, 1, a1.digest(), 9_000), Lookup::Ready));
+        let a2 = follower.propose(a1.digest(), 4, 4_000).unwrap();
+        assert_eq!(a2.state_digest, rival.judge_and_digest(a1.digest()));
+        assert!(matches!(follower.verify(b1.digest(), 3, b2.digest(), 9_000), Lookup::Ready));
+        assert_eq!(follower.finalize(b2.digest()), Ok(Finalized::Done { height: 2 }));
+        // The tip was on B, which won: a child of B2 builds on it directly.
+        let b3 = follower.propose(b2.digest(), 5, 5_000).unwrap();
+
+        for block in [&b1, &b2, &b3] {
+            witness.insert_block(block.clone()).unwrap();
+        }
+        assert_eq!(witness.finalize(b3.digest()), Ok(Finalized::Done { height: 3 }));
+        assert_eq!(follower.finalize(b3.digest()), Ok(Finalized::Done { height: 3 }));
+        assert_eq!(follower.history(), witness.history());
+        assert_eq!(follower.status().ledger_digest, witness.status().ledger_digest);
+        // Branch A lost: it is pruned and cannot be finalized.
+        assert!(follower.block(&a2.digest()).is_none());
+        assert!(matches!(follower.finalize(a2.digest()), Ok(Finalized::Missing(_))));
     }
 }
