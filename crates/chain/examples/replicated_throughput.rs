@@ -7,6 +7,8 @@
 //! ```sh
 //! cargo run --release -p tally-chain --example replicated_throughput -- [requests] [accounts] [window]
 //! ```
+//!
+//! `TALLY_MONITOR=1` prints each validator's height, view and mempool every two seconds.
 
 use commonware_cryptography::ChaCha20Poly1305;
 use commonware_p2p::{Address, AddressableManager as _, authenticated::lookup};
@@ -54,7 +56,7 @@ async fn start(
         &genesis.consensus_namespace(),
         peers[index].1,
         NZUsize!(VALIDATORS),
-        std::env::var("MAX_MSG").map_or(MESSAGE_SIZE_MAX as u32, |v| v.parse().unwrap()),
+        MESSAGE_SIZE_MAX as u32,
         NZUsize!(1_024),
     );
     let (mut network, mut oracle) =

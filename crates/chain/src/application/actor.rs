@@ -308,6 +308,11 @@ where
             Message::WaitOutcome { key, response } => {
                 // Outcomes in the state are durable: the actor persists before it reads the
                 // next message.
+                if self.waiting_clients >= WAITERS_MAX {
+                    // Clients that gave up (an HTTP wait that timed out) leave closed waiters
+                    // behind; forget them before refusing a new one.
+                    self.forget_closed_waiters();
+                }
                 if let Some(outcome) = self.state.outcome(&key) {
                     response.send_lossy(outcome.clone());
                 } else if self.waiting_clients < WAITERS_MAX {
@@ -427,6 +432,14 @@ where
                 Vouch::Verified { response, .. } => response.send_lossy(true),
             };
         }
+    }
+
+    fn forget_closed_waiters(&mut self) {
+        self.waiters.retain(|_, responses| {
+            responses.retain(|response| !response.is_closed());
+            !responses.is_empty()
+        });
+        self.waiting_clients = self.waiters.values().map(Vec::len).sum();
     }
 
     /// Answers the clients whose requests are now finalized (and durable), and forgets those

@@ -1,0 +1,828 @@
+//! The client: one signer, several validators, failover and safe retries.
+
+use crate::constants::{self, ClientOptions};
+use crate::error::ClientError;
+use crate::keys::{client_key_to_hex, random_request_id};
+use crate::status::ClusterStatus;
+use crate::wire::{self, Reader};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tally_chain::keys::{ClientKey, ClientSigner, public_key};
+use tally_chain::{ChainError, Request, RequestKind};
+use tally_ledger::{
+    Account, AccountBalance, AccountFilter, CreateAccountResult, CreateTransferResult, QueryFilter, Transfer,
+};
+use tokio::time::Instant;
+
+/// The ledger's results for the events of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventResults {
+    Accounts(Vec<CreateAccountResult>),
+    Transfers(Vec<CreateTransferResult>),
+}
+
+/// A finalized request: where the chain ordered it and what the ledger answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub request_id: u128,
+    /// The height of the block that holds the request.
+    pub height: u64,
+    /// The timestamp (ns) the ledger gave the request's batch.
+    pub timestamp: u64,
+    /// One result per event, in the order of the request.
+    pub results: EventResults,
+}
+
+/// One request sent for a batch, and which of the batch's events it carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestReceipt {
+    pub request_id: u128,
+    pub height: u64,
+    pub timestamp: u64,
+    /// The positions of its events in the batch.
+    pub events: Range<usize>,
+}
+
+/// The outcome of a batch: the requests it took (one, unless the batch was longer than a
+/// request holds) and one result per event, in the order of the batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchOutcome<R> {
+    pub requests: Vec<RequestReceipt>,
+    pub results: Vec<R>,
+}
+
+impl<R> BatchOutcome<R> {
+    /// The height of the block that holds the batch's last request.
+    pub fn height(&self) -> u64 {
+        self.requests.last().expect("a batch has at least one request").height
+    }
+}
+
+/// The outcome of `create_accounts`.
+pub type CreateAccountsOutcome = BatchOutcome<CreateAccountResult>;
+/// The outcome of `create_transfers`.
+pub type CreateTransfersOutcome = BatchOutcome<CreateTransferResult>;
+
+/// A client of a Tally cluster.
+///
+/// Writes are signed requests: each gets an id, and the pair (client key, id) names it on every
+/// validator, so the client can send it again, to the same or another validator, after any
+/// failure, and the chain applies it at most once. A validator that fails (refused connection,
+/// timeout, 5xx, `busy`) is skipped for the next one; a request that is accepted but not yet
+/// final is followed with `GET /v1/requests/{client}/{id}` until it is.
+///
+/// ```no_run
+/// # async fn example() -> Result<(), tally_client::ClientError> {
+/// use tally_client::{Client, load_signer};
+/// use tally_ledger::{Account, CreateAccountStatus};
+///
+/// let signer = load_signer("client.key".as_ref())?;
+/// let client = Client::new(["http://127.0.0.1:8080", "http://127.0.0.1:8081"], 1, signer)?;
+/// let outcome = client.create_accounts(&[Account { id: 1, ledger: 1, code: 10, ..Account::default() }]).await?;
+/// assert_eq!(outcome.results[0].status, CreateAccountStatus::Created);
+/// let account = client.lookup_account(1).await?.expect("created");
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Client {
+    validators: Vec<String>,
+    chain_id: u64,
+    signer: ClientSigner,
+    key: ClientKey,
+    key_hex: String,
+    options: ClientOptions,
+    http: reqwest::Client,
+    /// The validator to try first: the last one that answered.
+    preferred: AtomicUsize,
+}
+
+/// What one exchange with a validator came to.
+enum Verdict {
+    /// 200 and a JSON body.
+    Answer(Value),
+    /// 202: accepted, not final yet.
+    Pending { retry_after: Option<Duration> },
+    /// Worth trying again, here or elsewhere: no connection, a timeout, 5xx, 429.
+    Retry { reason: String, retry_after: Option<Duration> },
+    /// A final refusal with the API's error code.
+    Refused(ClientError),
+}
+
+/// The bookkeeping of one call's attempts: which validator is next, how long to back off, and
+/// when to give up.
+struct Attempts {
+    started: Instant,
+    deadline: Instant,
+    count: u32,
+    index: usize,
+    validators: usize,
+    backoff: Duration,
+    last_error: String,
+}
+
+impl Attempts {
+    fn new(first: usize, validators: usize, wait: Duration, backoff: Duration) -> Self {
+        let started = Instant::now();
+        Self {
+            started,
+            deadline: started + wait,
+            count: 0,
+            index: first % validators,
+            validators,
+            backoff,
+            last_error: String::from("no attempt was made"),
+        }
+    }
+
+    fn waited_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Moves to the next validator after a failed attempt and sleeps: the server's `Retry-After`
+    /// if it gave one (bounded), or an exponential backoff once every validator has been tried.
+    /// Returns false if the call's time is up.
+    async fn fail(&mut self, reason: String, retry_after: Option<Duration>, options: &ClientOptions) -> bool {
+        self.count += 1;
+        self.last_error = reason;
+        self.index = (self.index + 1) % self.validators;
+        let pause = match retry_after {
+            Some(wait) => wait.min(options.retry_after_max),
+            None if (self.count as usize).is_multiple_of(self.validators) => {
+                let pause = self.backoff;
+                self.backoff = (self.backoff * 2).min(options.backoff_max);
+                pause
+            }
+            None => Duration::ZERO,
+        };
+        self.sleep(pause).await
+    }
+
+    /// Sleeps for `pause`, or until the deadline; false if the time is up.
+    async fn sleep(&mut self, pause: Duration) -> bool {
+        let now = Instant::now();
+        if now >= self.deadline {
+            return false;
+        }
+        tokio::time::sleep(pause.min(self.deadline - now)).await;
+        Instant::now() < self.deadline
+    }
+
+    fn unavailable(&self) -> ClientError {
+        ClientError::Unavailable { attempts: self.count, last: self.last_error.clone() }
+    }
+}
+
+/// Splits a batch into requests of at most `max` events, cutting only between linked chains
+/// (after an event without the `linked` flag) where it can: a chain cut in two would fail as
+/// `linked_event_chain_open`. A chain longer than `max` is cut at `max`, and the ledger refuses
+/// its pieces.
+pub fn split_batch<T>(events: &[T], max: usize, is_linked: impl Fn(&T) -> bool) -> Vec<Range<usize>> {
+    assert!(max > 0);
+    let mut ranges = Vec::with_capacity(events.len().div_ceil(max));
+    let mut start = 0;
+    while start < events.len() {
+        let mut end = (start + max).min(events.len());
+        if end < events.len() {
+            // The last chain end in [start, end): the event there is not linked to the next.
+            if let Some(last) = events[start..end].iter().rposition(|event| !is_linked(event)) {
+                end = start + last + 1;
+            }
+        }
+        assert!(start < end && end - start <= max);
+        ranges.push(start..end);
+        start = end;
+    }
+    ranges
+}
+
+fn request_error(error: ChainError, field: &str) -> ClientError {
+    match error {
+        ChainError::EmptyRequest => ClientError::input("empty_batch", field, "a batch needs at least one event"),
+        ChainError::RequestTooLong { .. } => ClientError::input(
+            "batch_too_long",
+            field,
+            format!("one request holds at most {} events", constants::REQUEST_EVENTS_MAX),
+        ),
+        other => ClientError::input("invalid_request", field, other.to_string()),
+    }
+}
+
+/// Checks a validator URL and returns it without a trailing slash.
+fn check_url(url: &str) -> Result<String, ClientError> {
+    let invalid = |reason: &str| ClientError::InvalidUrl { url: url.to_string(), reason: reason.to_string() };
+    let trimmed = url.trim().trim_end_matches('/');
+    let Some(rest) = trimmed.strip_prefix("http://") else {
+        return Err(invalid("expected http://HOST:PORT (this client speaks plain HTTP)"));
+    };
+    if rest.is_empty() || rest.contains(char::is_whitespace) {
+        return Err(invalid("no host after http://"));
+    }
+    Ok(trimmed.to_string())
+}
+
+fn retry_after_header(response: &reqwest::Response) -> Option<Duration> {
+    let text = response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    text.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+impl Client {
+    /// A client of the validators at `validator_urls` (`http://HOST:PORT`, tried in this order)
+    /// on chain `chain_id`, signing with `signer`, with the default [`ClientOptions`].
+    pub fn new(
+        validator_urls: impl IntoIterator<Item = impl AsRef<str>>,
+        chain_id: u64,
+        signer: ClientSigner,
+    ) -> Result<Self, ClientError> {
+        Self::with_options(validator_urls, chain_id, signer, ClientOptions::default())
+    }
+
+    /// Like [`Client::new`], with explicit timeouts and bounds.
+    pub fn with_options(
+        validator_urls: impl IntoIterator<Item = impl AsRef<str>>,
+        chain_id: u64,
+        signer: ClientSigner,
+        options: ClientOptions,
+    ) -> Result<Self, ClientError> {
+        let validators =
+            validator_urls.into_iter().map(|url| check_url(url.as_ref())).collect::<Result<Vec<_>, _>>()?;
+        if validators.is_empty() {
+            return Err(ClientError::NoValidators);
+        }
+        options.check()?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(options.connect_timeout)
+            .timeout(options.http_timeout)
+            .build()
+            .map_err(|error| ClientError::Setup { reason: error.to_string() })?;
+        let key = public_key(&signer);
+        let key_hex = client_key_to_hex(&key);
+        Ok(Self { validators, chain_id, signer, key, key_hex, options, http, preferred: AtomicUsize::new(0) })
+    }
+
+    /// The validators, in the order given.
+    pub fn validators(&self) -> &[String] {
+        &self.validators
+    }
+
+    pub fn chain_id(&self) -> u64 {
+        self.chain_id
+    }
+
+    /// The public key that names this client in the genesis and in its requests.
+    pub fn client_key(&self) -> &ClientKey {
+        &self.key
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    /// Creates `accounts`. A batch longer than a request holds (8,190 events, or
+    /// [`ClientOptions::request_events_max`]) is sent as several requests, one after the other,
+    /// each cut between linked chains; each request is atomic on its own, so if one fails the
+    /// earlier ones stay applied ([`ClientError::BatchIncomplete`] says how far it got).
+    pub async fn create_accounts(&self, accounts: &[Account]) -> Result<CreateAccountsOutcome, ClientError> {
+        wire::check_accounts_representable(accounts)?;
+        let ranges = split_batch(accounts, self.options.request_events_max, wire::account_is_linked);
+        self.send_batch(ranges, "accounts", |range| {
+            Request::create_accounts(self.chain_id, random_request_id(), &self.signer, &accounts[range])
+        })
+        .await
+    }
+
+    /// Creates `accounts` in one request with the id `request_id`. Sending the same id again (after
+    /// an error, from another process) is safe: the chain applies it once and answers its recorded
+    /// results.
+    pub async fn create_accounts_with_id(
+        &self,
+        request_id: u128,
+        accounts: &[Account],
+    ) -> Result<CreateAccountsOutcome, ClientError> {
+        wire::check_accounts_representable(accounts)?;
+        let request = Request::create_accounts(self.chain_id, request_id, &self.signer, accounts)
+            .map_err(|error| request_error(error, "accounts"))?;
+        self.send_batch(std::iter::once(0..accounts.len()), "accounts", |_| Ok(request.clone())).await
+    }
+
+    /// Creates `transfers`, split into requests like [`Client::create_accounts`].
+    pub async fn create_transfers(&self, transfers: &[Transfer]) -> Result<CreateTransfersOutcome, ClientError> {
+        wire::check_transfers_representable(transfers)?;
+        let ranges = split_batch(transfers, self.options.request_events_max, wire::transfer_is_linked);
+        self.send_batch(ranges, "transfers", |range| {
+            Request::create_transfers(self.chain_id, random_request_id(), &self.signer, &transfers[range])
+        })
+        .await
+    }
+
+    /// Creates `transfers` in one request with the id `request_id` (see
+    /// [`Client::create_accounts_with_id`]).
+    pub async fn create_transfers_with_id(
+        &self,
+        request_id: u128,
+        transfers: &[Transfer],
+    ) -> Result<CreateTransfersOutcome, ClientError> {
+        wire::check_transfers_representable(transfers)?;
+        let request = Request::create_transfers(self.chain_id, request_id, &self.signer, transfers)
+            .map_err(|error| request_error(error, "transfers"))?;
+        self.send_batch(std::iter::once(0..transfers.len()), "transfers", |_| Ok(request.clone())).await
+    }
+
+    /// Sends the requests of a batch in order and gathers their results.
+    async fn send_batch<R: ResultOf>(
+        &self,
+        ranges: impl IntoIterator<Item = Range<usize>>,
+        field: &str,
+        sign: impl Fn(Range<usize>) -> Result<Request, ChainError>,
+    ) -> Result<BatchOutcome<R>, ClientError> {
+        let ranges: Vec<Range<usize>> = ranges.into_iter().collect();
+        if ranges.is_empty() {
+            return Err(request_error(ChainError::EmptyRequest, field));
+        }
+        let mut outcome = BatchOutcome { requests: Vec::with_capacity(ranges.len()), results: Vec::new() };
+        for range in ranges {
+            let request = sign(range.clone()).map_err(|error| request_error(error, field))?;
+            let receipt = match self.submit(&request).await {
+                Ok(receipt) => receipt,
+                Err(error) if outcome.requests.is_empty() => return Err(error),
+                Err(error) => {
+                    return Err(ClientError::BatchIncomplete {
+                        events_final: range.start,
+                        requests: outcome.requests,
+                        results: R::into_results(outcome.results),
+                        source: Box::new(error),
+                    });
+                }
+            };
+            let results = R::from_results(receipt.results)
+                .ok_or_else(|| ClientError::invalid_answer("validator", "results of the wrong kind"))?;
+            assert_eq!(results.len(), range.len(), "submit checks one result per event");
+            outcome.results.extend(results);
+            outcome.requests.push(RequestReceipt {
+                request_id: receipt.request_id,
+                height: receipt.height,
+                timestamp: receipt.timestamp,
+                events: range,
+            });
+        }
+        Ok(outcome)
+    }
+
+    /// Sends a signed request and waits until it is final: through the validators in turn on
+    /// failures, following it while it is pending, always with the same request, so that it can
+    /// apply only once. Gives up after [`ClientOptions::submit_wait`].
+    pub async fn submit(&self, request: &Request) -> Result<Receipt, ClientError> {
+        let body = serde_json::to_vec(&wire::request_to_json(request)).expect("JSON values serialize");
+        let outcome_path = format!("/v1/requests/{}/{}", client_key_to_hex(request.client()), request.id());
+        let mut attempts = Attempts::new(
+            self.preferred.load(Ordering::Relaxed),
+            self.validators.len(),
+            self.options.submit_wait,
+            self.options.backoff_initial,
+        );
+        // When a validator last took the request in (answered 202): from then on, ask for its
+        // outcome, and send it again only every `resubmit_interval` in case it was lost.
+        let mut accepted_at: Option<Instant> = None;
+        let mut poll = self.options.backoff_initial;
+        loop {
+            let validator = &self.validators[attempts.index];
+            let resend = accepted_at.is_none_or(|at| at.elapsed() >= self.options.resubmit_interval);
+            let verdict = if resend {
+                self.exchange_before(attempts.deadline, validator, Method::POST, "/v1/requests", Some(body.clone()))
+                    .await
+            } else {
+                self.exchange_before(attempts.deadline, validator, Method::GET, &outcome_path, None).await
+            };
+            let keep_going = match verdict {
+                Verdict::Answer(value) => {
+                    self.preferred.store(attempts.index, Ordering::Relaxed);
+                    return self.receipt(validator, &value, request);
+                }
+                Verdict::Pending { retry_after } => {
+                    if resend {
+                        accepted_at = Some(Instant::now());
+                    }
+                    let pause = retry_after.unwrap_or(poll).min(self.options.backoff_max).max(constants::POLL_MIN);
+                    attempts.sleep(pause).await
+                }
+                // Not final there yet (or that validator has not seen it finalize): ask around.
+                Verdict::Refused(ClientError::Api { status: 404, ref code, .. })
+                    if !resend && code == "request_not_found" =>
+                {
+                    attempts.index = (attempts.index + 1) % self.validators.len();
+                    poll = (poll * 2).min(self.options.backoff_max);
+                    attempts.sleep(poll).await
+                }
+                Verdict::Refused(error) => return Err(error),
+                Verdict::Retry { reason, retry_after } => {
+                    attempts.fail(format!("{validator}: {reason}"), retry_after, &self.options).await
+                }
+            };
+            if !keep_going {
+                return Err(match accepted_at {
+                    Some(_) => ClientError::NotFinal { request_id: request.id(), waited_ms: attempts.waited_ms() },
+                    None => attempts.unavailable(),
+                });
+            }
+        }
+    }
+
+    /// Reads a request's outcome from an answer and checks that it answers `request`.
+    fn receipt(&self, validator: &str, value: &Value, request: &Request) -> Result<Receipt, ClientError> {
+        let reader = Reader { validator };
+        let outcome = wire::outcome_from_json(
+            &reader,
+            value,
+            request.id(),
+            &client_key_to_hex(request.client()),
+            request.events_count(),
+        )?;
+        let results = match request.kind() {
+            RequestKind::CreateAccounts => EventResults::Accounts(wire::account_results(&reader, &outcome.results)?),
+            RequestKind::CreateTransfers => EventResults::Transfers(wire::transfer_results(&reader, &outcome.results)?),
+        };
+        Ok(Receipt { request_id: outcome.request_id, height: outcome.height, timestamp: outcome.timestamp, results })
+    }
+
+    /// One HTTP exchange with one validator, judged.
+    async fn exchange(&self, validator: &str, method: Method, path: &str, body: Option<Vec<u8>>) -> Verdict {
+        let mut builder = self.http.request(method, format!("{validator}{path}"));
+        if let Some(body) = body {
+            builder = builder.header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
+        }
+        let response = match builder.send().await {
+            Ok(response) => response,
+            Err(error) => return Verdict::Retry { reason: describe(&error), retry_after: None },
+        };
+        let status = response.status();
+        let retry_after = retry_after_header(&response);
+        let bytes = match response.bytes().await {
+            Ok(bytes) => bytes,
+            Err(error) => return Verdict::Retry { reason: describe(&error), retry_after: None },
+        };
+        let value = serde_json::from_slice::<Value>(&bytes).ok();
+        judge(validator, status, value, retry_after)
+    }
+
+    /// One exchange, cut short at the call's deadline.
+    async fn exchange_before(
+        &self,
+        deadline: Instant,
+        validator: &str,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Verdict {
+        match tokio::time::timeout_at(deadline, self.exchange(validator, method, path, body)).await {
+            Ok(verdict) => verdict,
+            Err(_) => Verdict::Retry { reason: String::from("the call's time ran out"), retry_after: None },
+        }
+    }
+
+    /// A read (a GET, or a POST that changes nothing) with failover.
+    async fn read(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, ClientError> {
+        let body = body.map(|value| serde_json::to_vec(&value).expect("JSON values serialize"));
+        let mut attempts = Attempts::new(
+            self.preferred.load(Ordering::Relaxed),
+            self.validators.len(),
+            self.options.read_wait,
+            self.options.backoff_initial,
+        );
+        loop {
+            let validator = &self.validators[attempts.index];
+            let verdict = self.exchange_before(attempts.deadline, validator, method.clone(), path, body.clone()).await;
+            let (reason, retry_after) = match verdict {
+                Verdict::Answer(value) => {
+                    self.preferred.store(attempts.index, Ordering::Relaxed);
+                    return Ok(value);
+                }
+                Verdict::Refused(error) => return Err(error),
+                Verdict::Pending { retry_after } => (String::from("answered 202 to a read"), retry_after),
+                Verdict::Retry { reason, retry_after } => (reason, retry_after),
+            };
+            if !attempts.fail(format!("{validator}: {reason}"), retry_after, &self.options).await {
+                return Err(attempts.unavailable());
+            }
+        }
+    }
+
+    /// The preferred validator's URL (for naming it in errors about an answer's content).
+    fn answered_by(&self) -> &str {
+        &self.validators[self.preferred.load(Ordering::Relaxed) % self.validators.len()]
+    }
+
+    /// Reads `name` of a read's answer as ledger objects.
+    fn objects<T>(
+        &self,
+        value: &Value,
+        name: &str,
+        item: fn(&Value, &str) -> Result<T, tally_api::ApiError>,
+    ) -> Result<Vec<T>, ClientError> {
+        Reader { validator: self.answered_by() }.objects(value, name, item)
+    }
+
+    /// Looks up accounts by id; ids that do not exist are left out. More ids than one lookup
+    /// takes (8,190) are asked in several.
+    pub async fn lookup_accounts(&self, ids: &[u128]) -> Result<Vec<Account>, ClientError> {
+        let mut accounts = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(constants::REQUEST_EVENTS_MAX) {
+            let value = self.read(Method::POST, "/v1/accounts/lookup", Some(ids_json(chunk))).await?;
+            accounts.extend(self.objects(&value, "accounts", tally_api::account_from_json)?);
+        }
+        Ok(accounts)
+    }
+
+    /// Looks up transfers by id; ids that do not exist are left out.
+    pub async fn lookup_transfers(&self, ids: &[u128]) -> Result<Vec<Transfer>, ClientError> {
+        let mut transfers = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(constants::REQUEST_EVENTS_MAX) {
+            let value = self.read(Method::POST, "/v1/transfers/lookup", Some(ids_json(chunk))).await?;
+            transfers.extend(self.objects(&value, "transfers", tally_api::transfer_from_json)?);
+        }
+        Ok(transfers)
+    }
+
+    /// One account, or `None` if it does not exist.
+    pub async fn lookup_account(&self, id: u128) -> Result<Option<Account>, ClientError> {
+        match self.read(Method::GET, &format!("/v1/accounts/{id}"), None).await {
+            Ok(value) => tally_api::account_from_json(&value, "account")
+                .map(Some)
+                .map_err(|error| ClientError::invalid_answer(self.answered_by(), error.to_string())),
+            Err(error) if error.code() == "account_not_found" => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// One transfer, or `None` if it does not exist.
+    pub async fn lookup_transfer(&self, id: u128) -> Result<Option<Transfer>, ClientError> {
+        match self.read(Method::GET, &format!("/v1/transfers/{id}"), None).await {
+            Ok(value) => tally_api::transfer_from_json(&value, "transfer")
+                .map(Some)
+                .map_err(|error| ClientError::invalid_answer(self.answered_by(), error.to_string())),
+            Err(error) if error.code() == "transfer_not_found" => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The transfers of an account that match `filter` (TigerBeetle's `get_account_transfers`).
+    pub async fn get_account_transfers(&self, filter: &AccountFilter) -> Result<Vec<Transfer>, ClientError> {
+        let body = wire::account_filter_to_json(filter);
+        let value = self.read(Method::POST, "/v1/accounts/transfers", Some(body)).await?;
+        self.objects(&value, "transfers", tally_api::transfer_from_json)
+    }
+
+    /// The balance history of an account with the `history` flag (TigerBeetle's
+    /// `get_account_balances`).
+    pub async fn get_account_balances(&self, filter: &AccountFilter) -> Result<Vec<AccountBalance>, ClientError> {
+        let body = wire::account_filter_to_json(filter);
+        let value = self.read(Method::POST, "/v1/accounts/balances", Some(body)).await?;
+        self.objects(&value, "balances", wire::balance_from_json)
+    }
+
+    /// The accounts whose fields match every nonzero field of `filter`.
+    pub async fn query_accounts(&self, filter: &QueryFilter) -> Result<Vec<Account>, ClientError> {
+        let body = wire::query_filter_to_json(filter);
+        let value = self.read(Method::POST, "/v1/accounts/query", Some(body)).await?;
+        self.objects(&value, "accounts", tally_api::account_from_json)
+    }
+
+    /// The transfers whose fields match every nonzero field of `filter`.
+    pub async fn query_transfers(&self, filter: &QueryFilter) -> Result<Vec<Transfer>, ClientError> {
+        let body = wire::query_filter_to_json(filter);
+        let value = self.read(Method::POST, "/v1/transfers/query", Some(body)).await?;
+        self.objects(&value, "transfers", tally_api::transfer_from_json)
+    }
+
+    /// The status of the first validator that answers.
+    pub async fn status(&self) -> Result<ClusterStatus, ClientError> {
+        let value = self.read(Method::GET, "/v1/status", None).await?;
+        ClusterStatus::from_json(&Reader { validator: self.answered_by() }, &value)
+    }
+
+    /// The status of every validator, in the order given: each validator's own answer, or why
+    /// it gave none (this asks each once, with no failover).
+    pub async fn status_of_each(&self) -> Vec<(String, Result<ClusterStatus, ClientError>)> {
+        let mut statuses = Vec::with_capacity(self.validators.len());
+        for validator in &self.validators {
+            let status = match self.exchange(validator, Method::GET, "/v1/status", None).await {
+                Verdict::Answer(value) => ClusterStatus::from_json(&Reader { validator }, &value),
+                Verdict::Refused(error) => Err(error),
+                Verdict::Pending { .. } => Err(ClientError::invalid_answer(validator, "202 to GET /v1/status")),
+                Verdict::Retry { reason, .. } => Err(ClientError::Unavailable { attempts: 1, last: reason }),
+            };
+            statuses.push((validator.clone(), status));
+        }
+        statuses
+    }
+
+    /// This client's key as the API writes it (64 hex digits).
+    pub fn client_key_hex(&self) -> &str {
+        &self.key_hex
+    }
+}
+
+fn ids_json(ids: &[u128]) -> Value {
+    json!({ "ids": ids.iter().map(u128::to_string).collect::<Vec<_>>() })
+}
+
+/// The results of one kind of request, out of a receipt and back.
+trait ResultOf: Sized {
+    fn from_results(results: EventResults) -> Option<Vec<Self>>;
+    fn into_results(results: Vec<Self>) -> EventResults;
+}
+
+impl ResultOf for CreateAccountResult {
+    fn from_results(results: EventResults) -> Option<Vec<Self>> {
+        match results {
+            EventResults::Accounts(results) => Some(results),
+            EventResults::Transfers(_) => None,
+        }
+    }
+
+    fn into_results(results: Vec<Self>) -> EventResults {
+        EventResults::Accounts(results)
+    }
+}
+
+impl ResultOf for CreateTransferResult {
+    fn from_results(results: EventResults) -> Option<Vec<Self>> {
+        match results {
+            EventResults::Transfers(results) => Some(results),
+            EventResults::Accounts(_) => None,
+        }
+    }
+
+    fn into_results(results: Vec<Self>) -> EventResults {
+        EventResults::Transfers(results)
+    }
+}
+
+/// A transport error in a few words (reqwest's own display omits the cause).
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = if error.is_timeout() {
+        String::from("timed out")
+    } else if error.is_connect() {
+        String::from("could not connect")
+    } else {
+        String::from("request failed")
+    };
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// What an HTTP answer means for the client.
+fn judge(validator: &str, status: StatusCode, value: Option<Value>, retry_after: Option<Duration>) -> Verdict {
+    let code = status.as_u16();
+    match (code, value) {
+        (200, Some(value)) => Verdict::Answer(value),
+        (200, None) => Verdict::Refused(ClientError::invalid_answer(validator, "200 without a JSON body")),
+        (202, value) => {
+            let hinted = value
+                .as_ref()
+                .and_then(|value| value.get("retry_after_ms"))
+                .and_then(|value| match value {
+                    Value::String(text) => text.parse::<u64>().ok(),
+                    other => other.as_u64(),
+                })
+                .map(Duration::from_millis);
+            Verdict::Pending { retry_after: hinted.or(retry_after) }
+        }
+        (429 | 500..=599, value) => {
+            let reason = match value.as_ref().and_then(wire::error_from_json) {
+                Some((code_name, _, message)) => format!("{code} {code_name}: {message}"),
+                None => format!("answered {status}"),
+            };
+            Verdict::Retry { reason, retry_after }
+        }
+        (_, value) => {
+            let (code_name, field, message) = value.as_ref().and_then(wire::error_from_json).unwrap_or_else(|| {
+                (format!("http_{code}"), String::new(), format!("answered {status} without an API error"))
+            });
+            Verdict::Refused(ClientError::Api {
+                validator: validator.to_string(),
+                status: code,
+                code: code_name,
+                field,
+                message,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tally_chain::keys::signer_from_seed;
+    use tally_ledger::{AccountFlags, TransferFlags};
+
+    #[test]
+    fn batches_split_between_linked_chains() {
+        let linked = |flags: &[bool]| flags.to_vec();
+        let is_linked = |linked: &bool| *linked;
+        // No links: plain chunks.
+        assert_eq!(split_batch(&linked(&[false; 7]), 3, is_linked), vec![0..3, 3..6, 6..7]);
+        // A chain over the boundary (events 2-3) moves whole into the next request.
+        assert_eq!(split_batch(&linked(&[false, false, true, false, false]), 3, is_linked), vec![0..2, 2..5]);
+        // A chain longer than a request is cut at the limit.
+        assert_eq!(split_batch(&linked(&[true, true, true, true, false]), 3, is_linked), vec![0..3, 3..5]);
+        // Short batches are one request; empty batches none.
+        assert_eq!(split_batch(&linked(&[true, false]), 3, is_linked), vec![0..2]);
+        assert!(split_batch(&linked(&[]), 3, is_linked).is_empty());
+
+        // With the real limit and flags.
+        let accounts: Vec<Account> = (1..=8_191u128)
+            .map(|id| Account {
+                id,
+                ledger: 1,
+                code: 1,
+                flags: if id == 8_190 { AccountFlags::LINKED } else { AccountFlags::NONE },
+                ..Account::default()
+            })
+            .collect();
+        assert_eq!(
+            split_batch(&accounts, constants::REQUEST_EVENTS_MAX, wire::account_is_linked),
+            vec![0..8_189, 8_189..8_191]
+        );
+        let transfers = [Transfer { flags: TransferFlags::LINKED, ..Transfer::default() }, Transfer::default()];
+        assert_eq!(split_batch(&transfers, 1, wire::transfer_is_linked), vec![0..1, 1..2]);
+    }
+
+    #[test]
+    fn urls_are_checked() {
+        let signer = || signer_from_seed(1);
+        let client = Client::new(["http://127.0.0.1:8080/", " http://localhost:9 "], 7, signer()).unwrap();
+        assert_eq!(client.validators(), ["http://127.0.0.1:8080", "http://localhost:9"]);
+        assert_eq!(client.chain_id(), 7);
+        assert_eq!(client.client_key_hex().len(), 64);
+        let none: [&str; 0] = [];
+        assert_eq!(Client::new(none, 7, signer()).unwrap_err().code(), "no_validators");
+        assert_eq!(Client::new(["127.0.0.1:8080"], 7, signer()).unwrap_err().code(), "invalid_url");
+        assert_eq!(Client::new(["https://a:1"], 7, signer()).unwrap_err().code(), "invalid_url");
+        assert_eq!(Client::new(["http://"], 7, signer()).unwrap_err().code(), "invalid_url");
+    }
+
+    #[test]
+    fn answers_are_judged_by_status() {
+        let verdict = |code: u16, value: Option<Value>| judge("v", StatusCode::from_u16(code).unwrap(), value, None);
+        assert!(matches!(verdict(200, Some(json!({}))), Verdict::Answer(_)));
+        assert!(matches!(verdict(200, None), Verdict::Refused(ClientError::InvalidAnswer { .. })));
+        match verdict(202, Some(json!({"state": "pending", "retry_after_ms": 250}))) {
+            Verdict::Pending { retry_after } => assert_eq!(retry_after, Some(Duration::from_millis(250))),
+            _ => panic!("202 is pending"),
+        }
+        for code in [429, 500, 502, 503] {
+            assert!(matches!(verdict(code, None), Verdict::Retry { .. }), "{code} is retried");
+        }
+        let error = json!({"error": {"code": "unknown_client", "field": "client", "message": "not listed"}});
+        match verdict(403, Some(error)) {
+            Verdict::Refused(error) => {
+                assert_eq!(error.code(), "unknown_client");
+                assert!(matches!(error, ClientError::Api { status: 403, .. }));
+            }
+            _ => panic!("403 is final"),
+        }
+        match verdict(404, None) {
+            Verdict::Refused(error) => assert_eq!(error.code(), "http_404"),
+            _ => panic!("404 is final"),
+        }
+    }
+
+    #[tokio::test]
+    async fn local_refusals_send_nothing() {
+        // Port 9 on loopback is closed: if anything were sent, the error would be "unavailable".
+        let client = Client::new(["http://127.0.0.1:9"], 7, signer_from_seed(1)).unwrap();
+        assert_eq!(client.create_accounts(&[]).await.unwrap_err().code(), "empty_batch");
+        assert_eq!(client.create_transfers_with_id(5, &[]).await.unwrap_err().code(), "empty_batch");
+        let too_many = vec![Transfer { id: 1, ..Transfer::default() }; constants::REQUEST_EVENTS_MAX + 1];
+        assert_eq!(client.create_transfers_with_id(5, &too_many).await.unwrap_err().code(), "batch_too_long");
+        let reserved = Account { id: 1, flags: AccountFlags::from_bits_retain(1 << 14), ..Account::default() };
+        assert_eq!(client.create_accounts(&[reserved]).await.unwrap_err().code(), "unknown_flag");
+    }
+
+    #[tokio::test]
+    async fn dead_validators_give_unavailable_within_the_bound() {
+        let options = ClientOptions {
+            submit_wait: Duration::from_millis(300),
+            read_wait: Duration::from_millis(300),
+            ..ClientOptions::default()
+        };
+        let client =
+            Client::with_options(["http://127.0.0.1:9", "http://127.0.0.1:19"], 7, signer_from_seed(1), options)
+                .unwrap();
+        let started = std::time::Instant::now();
+        let error = client.lookup_account(1).await.unwrap_err();
+        assert_eq!(error.code(), "unavailable", "{error}");
+        let error = client.create_accounts(&[Account { id: 1, ledger: 1, code: 1, ..Account::default() }]).await;
+        let error = error.unwrap_err();
+        assert_eq!(error.code(), "unavailable", "{error}");
+        assert!(matches!(error, ClientError::Unavailable { attempts, .. } if attempts >= 2));
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,99 @@
+//! The client's bounds and default timeouts, in one place.
+
+use crate::error::ClientError;
+use std::time::Duration;
+
+/// The most events one request carries (the chain's limit). Longer batches are split.
+pub const REQUEST_EVENTS_MAX: usize = tally_chain::constants::REQUEST_EVENTS_MAX;
+
+/// The shortest pause between two questions about a pending request.
+pub const POLL_MIN: Duration = Duration::from_millis(20);
+
+/// How long the client waits for things, and how it backs off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// To open a TCP connection to a validator.
+    pub connect_timeout: Duration,
+    /// For one HTTP exchange. A validator holds `POST /v1/requests` until the request is final
+    /// or its own wait limit passes (`api.wait_ms`, 5 s by default; then it answers 202), so
+    /// this should be longer than that limit. A timeout is safe: the request goes to the next
+    /// validator with the same id.
+    pub http_timeout: Duration,
+    /// In total for one request: every attempt, backoff and poll until it is final (an exchange
+    /// still under way when it passes is cut short).
+    pub submit_wait: Duration,
+    /// In total for one read (a lookup, a query, the status) over every attempt.
+    pub read_wait: Duration,
+    /// The first pause after every validator failed once; it doubles up to `backoff_max`.
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    /// The longest `Retry-After` the client honours as asked; longer ones are cut to this.
+    pub retry_after_max: Duration,
+    /// While a request is pending, how often it is sent again (same id, so it applies at most
+    /// once), in case the validator that took it in failed before passing it on.
+    pub resubmit_interval: Duration,
+    /// The most events the client puts in one request when it splits a long batch: at most
+    /// [`REQUEST_EVENTS_MAX`], which is the default. Smaller requests finalize sooner and are
+    /// lighter on the validators, at the cost of more requests.
+    pub request_events_max: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(2),
+            http_timeout: Duration::from_secs(15),
+            submit_wait: Duration::from_secs(60),
+            read_wait: Duration::from_secs(10),
+            backoff_initial: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(2),
+            retry_after_max: Duration::from_secs(5),
+            resubmit_interval: Duration::from_secs(5),
+            request_events_max: REQUEST_EVENTS_MAX,
+        }
+    }
+}
+
+impl ClientOptions {
+    /// Refuses options that cannot work: zero timeouts or backoffs, an inverted backoff range.
+    pub fn check(&self) -> Result<(), ClientError> {
+        let invalid = |reason: &str| Err(ClientError::Options { reason: reason.to_string() });
+        let durations = [
+            ("connect_timeout", self.connect_timeout),
+            ("http_timeout", self.http_timeout),
+            ("submit_wait", self.submit_wait),
+            ("read_wait", self.read_wait),
+            ("backoff_initial", self.backoff_initial),
+            ("backoff_max", self.backoff_max),
+            ("resubmit_interval", self.resubmit_interval),
+        ];
+        if let Some((name, _)) = durations.iter().find(|(_, duration)| duration.is_zero()) {
+            return invalid(&format!("{name} must be longer than zero"));
+        }
+        if self.backoff_initial > self.backoff_max {
+            return invalid("backoff_initial must not exceed backoff_max");
+        }
+        if self.request_events_max == 0 || self.request_events_max > REQUEST_EVENTS_MAX {
+            return invalid(&format!("request_events_max must be from 1 to {REQUEST_EVENTS_MAX}"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_options_are_refused() {
+        ClientOptions::default().check().unwrap();
+        let zero = ClientOptions { read_wait: Duration::ZERO, ..ClientOptions::default() };
+        assert_eq!(zero.check().unwrap_err().code(), "invalid_options");
+        let inverted = ClientOptions { backoff_initial: Duration::from_secs(3), ..ClientOptions::default() };
+        assert!(inverted.check().is_err());
+        for events in [0, REQUEST_EVENTS_MAX + 1] {
+            let options = ClientOptions { request_events_max: events, ..ClientOptions::default() };
+            assert_eq!(options.check().unwrap_err().code(), "invalid_options");
+        }
+    }
+}

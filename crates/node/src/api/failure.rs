@@ -1,0 +1,174 @@
+//! What a bad request gets: an HTTP status, a stable code, the offending field and a message,
+//! as `{"error": {"code", "field", "message"}}`. The codes are part of the API (docs/API.md):
+//! clients match on them, so they never change meaning.
+
+use crate::constants::RETRY_AFTER_SECONDS_BUSY;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tally_api::ApiError;
+
+/// Every code the API answers with, its HTTP status and when.
+pub const ERROR_CODES: &[(&str, u16, &str)] = &[
+    ("malformed_json", 400, "the body is not JSON"),
+    ("invalid_type", 400, "a field has the wrong JSON type or text form (a number for a decimal string, bad hex)"),
+    ("missing_field", 400, "a required field is missing"),
+    ("unknown_field", 400, "a field this version does not know"),
+    ("invalid_number", 400, "a decimal string that is not a plain integer, or out of the field's range"),
+    ("unknown_flag", 400, "a flag name this version does not know"),
+    ("unknown_kind", 400, "a request kind other than create_accounts and create_transfers"),
+    ("batch_too_long", 400, "more than 8,190 events or ids"),
+    ("empty_batch", 400, "a request with no events"),
+    ("bad_signature", 401, "the request's signature does not verify for this chain, kind, id and events"),
+    ("unauthorized", 401, "gateway mode: no gateway here, or a missing or wrong bearer token"),
+    ("unknown_client", 403, "the client key is not listed in the genesis"),
+    ("request_not_found", 404, "no finalized request with this client and id"),
+    ("account_not_found", 404, "no account with this id"),
+    ("transfer_not_found", 404, "no transfer with this id"),
+    ("route_not_found", 404, "no such path"),
+    ("method_not_allowed", 405, "the path exists but not with this method"),
+    ("body_timeout", 408, "the body did not arrive within 30 s"),
+    ("body_too_large", 413, "the body is over 8 MiB"),
+    ("busy", 429, "the mempool or this validator's queue is full; retry after Retry-After seconds"),
+    ("halted", 503, "this validator stopped (a storage failure or a state divergence); use another"),
+];
+
+/// A failed API call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub field: String,
+    pub message: String,
+}
+
+impl Failure {
+    fn new(status: StatusCode, code: &'static str, field: impl Into<String>, message: impl Into<String>) -> Self {
+        debug_assert!(ERROR_CODES.iter().any(|(name, http, _)| *name == code && *http == status.as_u16()));
+        Self { status, code, field: field.into(), message: message.into() }
+    }
+
+    pub fn invalid_type(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_type", field, message)
+    }
+
+    pub fn missing_field(field: &str) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "missing_field", field, format!("{field} is required"))
+    }
+
+    pub fn unknown_field(field: &str, known: &[&str]) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "unknown_field",
+            field,
+            format!("unknown field {field}; the fields are {}", known.join(", ")),
+        )
+    }
+
+    pub fn invalid_number(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_number", field, message)
+    }
+
+    pub fn unknown_kind(text: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "unknown_kind",
+            "kind",
+            format!("unknown kind {text:?}; the kinds are create_accounts, create_transfers"),
+        )
+    }
+
+    pub fn empty_batch(field: &str) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "empty_batch", field, format!("{field} must hold at least one event"))
+    }
+
+    pub fn bad_signature(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "bad_signature", "signature", message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "", message)
+    }
+
+    pub fn unknown_client(client: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "unknown_client",
+            "client",
+            format!("client {client} is not listed in the genesis"),
+        )
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, "", message)
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "", "this path does not take this method")
+    }
+
+    pub fn body_too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "", message)
+    }
+
+    pub fn body_timeout(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, "body_timeout", "", message)
+    }
+
+    pub fn busy(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "busy", "", message)
+    }
+
+    pub fn halted() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "halted",
+            "",
+            "this validator has stopped (see its log); send requests to another validator",
+        )
+    }
+
+    /// The body of the answer.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({ "error": { "code": self.code, "field": self.field, "message": self.message } })
+    }
+}
+
+impl From<ApiError> for Failure {
+    fn from(error: ApiError) -> Self {
+        let status = StatusCode::from_u16(error.code.http_status()).expect("tally-api statuses are valid");
+        Self::new(status, error.code.name(), error.field, error.message)
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::Json(self.to_json())).into_response();
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS_BUSY));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tally_api_code_is_listed_with_its_status() {
+        for code in tally_api::ErrorCode::ALL {
+            assert!(
+                ERROR_CODES.iter().any(|(name, status, _)| *name == code.name() && *status == code.http_status()),
+                "{code} is not in ERROR_CODES"
+            );
+        }
+    }
+
+    #[test]
+    fn codes_are_unique() {
+        let mut names: Vec<&str> = ERROR_CODES.iter().map(|(name, _, _)| *name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), ERROR_CODES.len());
+    }
+}

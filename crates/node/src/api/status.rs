@@ -1,0 +1,124 @@
+//! How the validator is doing: liveness, Prometheus metrics, its status with what it has seen
+//! of every validator, and the newest finalized blocks.
+
+use crate::api::ApiState;
+use crate::api::failure::Failure;
+use crate::api::input::page_limit;
+use crate::hex;
+use crate::metrics::{ChainGauges, connected_peers};
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::time::SystemTime;
+use tally_chain::FinalizedBlock;
+
+/// Lets a dashboard served by another validator read this answer: the cluster's dashboards
+/// probe every validator's health and height. Only `/healthz` and `/v1/status` allow it.
+const ANY_ORIGIN: (header::HeaderName, &str) = (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*");
+
+/// `GET /healthz`: 200 while the validator works, 503 once it halted.
+pub async fn health(State(api): State<ApiState>) -> Response {
+    if api.health.is_halted() {
+        (StatusCode::SERVICE_UNAVAILABLE, [ANY_ORIGIN], Json(json!({ "status": "halted" }))).into_response()
+    } else {
+        (StatusCode::OK, [ANY_ORIGIN], Json(json!({ "status": "ok" }))).into_response()
+    }
+}
+
+/// `GET /metrics`: Prometheus (OpenMetrics) text.
+pub async fn metrics(State(api): State<ApiState>) -> Response {
+    let halted = api.health.is_halted();
+    api.metrics.set_halted(halted);
+    if !halted && let Some(status) = api.mailbox.status().await {
+        api.metrics.set_chain(ChainGauges {
+            finalized_height: status.finalized_height,
+            view: status.view,
+            mempool_requests: status.mempool_requests as u64,
+            requests_finalized: status.requests_finalized as u64,
+            blocks_refused: status.blocks_refused,
+            evidence: status.evidence,
+        });
+    }
+    let runtime = (api.runtime_metrics)();
+    api.metrics.set_connected_peers(connected_peers(&runtime));
+    let text = api.metrics.encode(&runtime);
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
+}
+
+/// `GET /v1/status`.
+pub async fn status(State(api): State<ApiState>) -> Response {
+    ([ANY_ORIGIN], status_json(&api).await).into_response()
+}
+
+async fn status_json(api: &ApiState) -> Result<Json<Value>, Failure> {
+    if api.health.is_halted() {
+        return Err(Failure::halted());
+    }
+    let status = api.mailbox.status().await.ok_or_else(|| api.unavailable())?;
+    let now = SystemTime::now();
+    let validators: Vec<Value> = api
+        .genesis
+        .validators()
+        .iter()
+        .map(|entry| {
+            let activity = status.validators.iter().find(|activity| activity.key == entry.key);
+            let last_seen_ms = activity
+                .and_then(|activity| activity.last_vote_at)
+                .map(|at| now.duration_since(at).unwrap_or_default().as_millis() as u64);
+            json!({
+                "key": hex::encode(entry.key.as_ref()),
+                "p2p": entry.p2p.to_string(),
+                "api": entry.api,
+                "last_vote_view": activity.map_or(0, |activity| activity.last_vote_view).to_string(),
+                "last_seen_ms": last_seen_ms,
+                "missed_finalizations": activity.map_or(0, |activity| activity.missed_finalizations),
+                "faults": activity.map_or(0, |activity| activity.faults),
+                "self": entry.key == api.validator,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "chain_id": api.genesis.chain_id().to_string(),
+        "validator": hex::encode(api.validator.as_ref()),
+        "height": status.finalized_height.to_string(),
+        "finalized_block": hex::encode(status.finalized_block.as_ref()),
+        "state_digest": hex::encode(&status.ledger_digest),
+        "view": status.view.to_string(),
+        "leader": hex::encode(status.leader.as_ref()),
+        "mempool_requests": status.mempool_requests,
+        "requests_finalized": status.requests_finalized,
+        "blocks_refused": status.blocks_refused,
+        "evidence": status.evidence,
+        "validators": validators,
+    })))
+}
+
+fn block_to_json(block: &FinalizedBlock) -> Value {
+    let events: usize = block.block.requests.iter().map(|request| request.events_count()).sum();
+    json!({
+        "height": block.height.to_string(),
+        "digest": hex::encode(block.digest.as_ref()),
+        "parent": hex::encode(block.block.parent.as_ref()),
+        "view": block.block.view.to_string(),
+        "timestamp": block.block.timestamp_ns.to_string(),
+        "requests": block.block.requests.len(),
+        "events": events,
+        "state_digest": hex::encode(&block.state_digest),
+    })
+}
+
+/// `GET /v1/blocks?limit=N`: the newest finalized blocks, newest first.
+pub async fn blocks(State(api): State<ApiState>, RawQuery(query): RawQuery) -> Result<Json<Value>, Failure> {
+    let limit = page_limit(query.as_deref())?;
+    if api.health.is_halted() {
+        return Err(Failure::halted());
+    }
+    let height = api.mailbox.finalized_state().await.ok_or_else(|| api.unavailable())?.height();
+    let from_height = (height + 1).saturating_sub(limit as u64);
+    let mut blocks = api.mailbox.blocks(from_height, limit).await.ok_or_else(|| api.unavailable())?;
+    blocks.retain(|block| block.height <= height);
+    blocks.reverse();
+    Ok(Json(json!({ "blocks": blocks.iter().map(block_to_json).collect::<Vec<_>>() })))
+}

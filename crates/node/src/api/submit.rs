@@ -1,0 +1,269 @@
+//! Writes: signed requests (`POST /v1/requests`), gateway requests that the validator signs
+//! (`POST /v1/accounts`, `POST /v1/transfers`), and a request's outcome by name.
+//!
+//! A submission is answered when its request is final and durable (200), or after the wait
+//! limit with 202 and the request id to ask about later. A request already finalized answers
+//! its recorded outcome, so a client can retry with the same id through any validator and the
+//! ledger applies it once.
+
+use crate::api::failure::Failure;
+use crate::api::input::{decimal, decimal_text, hex_bytes, object, parse_json, read_body, required};
+use crate::api::signed::{outcome_to_json, pending_to_json, request_from_json};
+use crate::api::{ApiState, off_runtime};
+use crate::constants::{OUTCOME_POLL_MS, RETRY_AFTER_MS_PENDING};
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use commonware_codec::DecodeExt as _;
+use commonware_cryptography::{Hasher as _, Sha256};
+use rand_core::Rng as _;
+use std::time::Duration;
+use tally_chain::keys::{ClientKey, PUBLIC_KEY_SIZE};
+use tally_chain::{ChainError, Request, RequestKey, RequestOutcome};
+use tokio::time::Instant;
+
+/// `POST /v1/requests`: a request the client signed.
+pub async fn signed_request(State(api): State<ApiState>, headers: HeaderMap, body: Body) -> Response {
+    let result = signed(&api, &headers, body).await;
+    respond(&api, result)
+}
+
+async fn signed(api: &ApiState, headers: &HeaderMap, body: Body) -> Result<Submitted, Failure> {
+    let bytes = read_body(api, headers, body).await?;
+    let checking = api.clone();
+    let request = off_runtime(move || {
+        let request = request_from_json(&parse_json(&bytes)?)?;
+        check(&checking, &request)?;
+        Ok(request)
+    })
+    .await?;
+    submit(api, request).await
+}
+
+/// Whether the genesis lists the request's client and its signature verifies for this chain.
+fn check(api: &ApiState, request: &Request) -> Result<(), Failure> {
+    let client = crate::hex::encode(request.client().as_ref());
+    if !api.genesis.genesis().allows_client(request.client()) {
+        return Err(Failure::unknown_client(&client));
+    }
+    request.verify_signature(api.genesis.chain_id()).map_err(|_| {
+        Failure::bad_signature(format!(
+            "the signature does not verify for chain {}, this kind, id {} and these events under client {client}",
+            api.genesis.chain_id(),
+            request.id()
+        ))
+    })
+}
+
+/// `POST /v1/accounts` (gateway mode): `{"accounts": [...], "request_id"?}`.
+pub async fn gateway_accounts(State(api): State<ApiState>, headers: HeaderMap, body: Body) -> Response {
+    let result = gateway(&api, &headers, body, "accounts").await;
+    respond(&api, result)
+}
+
+/// `POST /v1/transfers` (gateway mode): `{"transfers": [...], "request_id"?}`.
+pub async fn gateway_transfers(State(api): State<ApiState>, headers: HeaderMap, body: Body) -> Response {
+    let result = gateway(&api, &headers, body, "transfers").await;
+    respond(&api, result)
+}
+
+/// `GET /v1/requests/{client}/{id}`: the outcome of a finalized request.
+pub async fn request_outcome(
+    State(api): State<ApiState>,
+    Path((client, id)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, Failure> {
+    let client_bytes = hex_bytes(&serde_json::Value::String(client), "client", PUBLIC_KEY_SIZE)?;
+    let client = ClientKey::decode(client_bytes.clone())
+        .map_err(|_| Failure::invalid_type("client", "client is not an ed25519 public key"))?;
+    let key = RequestKey { client, id: decimal_text(&id, "id")? };
+    if api.health.is_halted() {
+        return Err(Failure::halted());
+    }
+    match api.mailbox.outcome(key.clone()).await {
+        Some(outcome) => Ok(Json(outcome_to_json(&key, &outcome))),
+        None if api.health.is_halted() => Err(Failure::halted()),
+        None => Err(Failure::not_found(
+            "request_not_found",
+            format!("no finalized request {} from client {}", key.id, crate::hex::encode(key.client.as_ref())),
+        )),
+    }
+}
+
+/// What a submission ended with.
+enum Submitted {
+    Final(RequestKey, RequestOutcome),
+    Pending(RequestKey),
+}
+
+fn respond(api: &ApiState, result: Result<Submitted, Failure>) -> Response {
+    match result {
+        Ok(Submitted::Final(key, outcome)) => {
+            api.metrics.count_request("finalized");
+            (StatusCode::OK, Json(outcome_to_json(&key, &outcome))).into_response()
+        }
+        Ok(Submitted::Pending(key)) => {
+            api.metrics.count_request("pending");
+            (StatusCode::ACCEPTED, Json(pending_to_json(&key, RETRY_AFTER_MS_PENDING))).into_response()
+        }
+        Err(failure) => {
+            api.metrics.count_request(failure.code);
+            failure.into_response()
+        }
+    }
+}
+
+/// Submits a request that passed `check` and waits for its outcome, up to the wait limit.
+async fn submit(api: &ApiState, request: Request) -> Result<Submitted, Failure> {
+    let client = crate::hex::encode(request.client().as_ref());
+    if api.health.is_halted() {
+        return Err(Failure::halted());
+    }
+    let key = request.key();
+    // A retry of a finalized request answers what happened the first time.
+    if let Some(outcome) = api.mailbox.outcome(key.clone()).await {
+        return Ok(Submitted::Final(key, outcome));
+    }
+    let Ok(_permit) = api.waiting.clone().try_acquire_owned() else {
+        return Err(Failure::busy("too many submissions are waiting for finality here; retry shortly"));
+    };
+    let started = Instant::now();
+    match api.mailbox.submit(request).await {
+        // A duplicate is a retry of a request this validator holds or has finalized: wait for it.
+        Ok(()) | Err(ChainError::DuplicateRequest { .. }) => {}
+        Err(ChainError::Busy) => {
+            return Err(if api.health.is_halted() {
+                Failure::halted()
+            } else {
+                Failure::busy("the mempool is full; retry shortly")
+            });
+        }
+        Err(ChainError::UnknownClient) => return Err(Failure::unknown_client(&client)),
+        Err(ChainError::BadSignature) => return Err(Failure::bad_signature("the signature does not verify")),
+        Err(other) => {
+            // The request was checked above; the chain refusing it otherwise is a bug here.
+            tracing::error!(%other, "the validator refused a checked request");
+            return Err(Failure::halted());
+        }
+    }
+    match wait_outcome(api, &key, started + api.wait).await {
+        Some(outcome) => {
+            api.metrics.observe_finalization(started.elapsed());
+            Ok(Submitted::Final(key, outcome))
+        }
+        None if api.health.is_halted() => Err(Failure::halted()),
+        None => Ok(Submitted::Pending(key)),
+    }
+}
+
+/// The outcome of `key` once final and durable, or `None` at `deadline`, when the validator
+/// halts, or when it stops.
+async fn wait_outcome(api: &ApiState, key: &RequestKey, deadline: Instant) -> Option<RequestOutcome> {
+    let mut stopping = api.stopping.clone();
+    if *stopping.borrow() {
+        return None;
+    }
+    let waited = async {
+        // The validator notifies its waiters; if it holds too many to take another, ask it
+        // again and again instead.
+        if let Some(outcome) = api.mailbox.wait_outcome(key.clone()).await {
+            return Some(outcome);
+        }
+        loop {
+            if api.health.is_halted() {
+                return None;
+            }
+            if let Some(outcome) = api.mailbox.outcome(key.clone()).await {
+                return Some(outcome);
+            }
+            tokio::time::sleep(Duration::from_millis(OUTCOME_POLL_MS)).await;
+        }
+    };
+    tokio::select! {
+        outcome = tokio::time::timeout_at(deadline, waited) => outcome.ok().flatten(),
+        _ = stopping.wait_for(|stopping| *stopping) => None,
+    }
+}
+
+/// Whether `headers` carry the gateway's bearer token. Both sides are hashed first and the
+/// digests compared without an early exit, so the time taken says nothing about the token.
+fn authorized(expected: &str, headers: &HeaderMap) -> bool {
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    let expected = Sha256::hash(&[expected.as_bytes()]);
+    let given = Sha256::hash(&[given.trim().as_bytes()]);
+    let difference = expected.as_ref().iter().zip(given.as_ref()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    std::hint::black_box(difference) == 0
+}
+
+/// A fresh request id for a gateway caller that gave none.
+fn random_request_id() -> u128 {
+    let mut bytes = [0u8; 16];
+    commonware_utils::sys_rng().fill_bytes(&mut bytes);
+    u128::from_be_bytes(bytes).max(1)
+}
+
+async fn gateway(api: &ApiState, headers: &HeaderMap, body: Body, events: &str) -> Result<Submitted, Failure> {
+    let Some(gateway) = &api.gateway else {
+        return Err(Failure::unauthorized(
+            "this validator runs no gateway; sign requests yourself and POST them to /v1/requests",
+        ));
+    };
+    if !authorized(&gateway.token, headers) {
+        return Err(Failure::unauthorized("missing or wrong bearer token (Authorization: Bearer <token>)"));
+    }
+    let bytes = read_body(api, headers, body).await?;
+    let (signer, chain_id, events) = (gateway.signer.clone(), api.genesis.chain_id(), events.to_string());
+    let request = off_runtime(move || {
+        let value = parse_json(&bytes)?;
+        let map = object(&value, "", &[&events, "request_id"])?;
+        let list = required(map, "", &events)?;
+        let id = match map.get("request_id") {
+            Some(id) => decimal(id, "request_id")?,
+            None => random_request_id(),
+        };
+        let request = if events == "accounts" {
+            let accounts = tally_api::accounts_from_json(list, &events)?;
+            if accounts.is_empty() {
+                return Err(Failure::empty_batch(&events));
+            }
+            Request::create_accounts(chain_id, id, &signer, &accounts)
+        } else {
+            let transfers = tally_api::transfers_from_json(list, &events)?;
+            if transfers.is_empty() {
+                return Err(Failure::empty_batch(&events));
+            }
+            Request::create_transfers(chain_id, id, &signer, &transfers)
+        };
+        Ok(request.expect("a checked batch signs"))
+    })
+    .await?;
+    submit(api, request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn only_the_exact_token_authorizes() {
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+            authorized("correct-horse-battery", &headers)
+        };
+        assert!(with("Bearer correct-horse-battery"));
+        assert!(!with("Bearer correct-horse-batter"));
+        assert!(!with("Bearer correct-horse-battery2"));
+        assert!(!with("Basic correct-horse-battery"));
+        assert!(!with("correct-horse-battery"));
+        assert!(!authorized("correct-horse-battery", &HeaderMap::new()));
+    }
+}

@@ -1,0 +1,752 @@
+//! A real cluster through `tally-node`: four validators on loopback with authenticated TCP and
+//! files on disk, driven over HTTP with requests signed here. Every test shares the cluster
+//! (started once per test binary) and uses its own ids. A fifth, lone validator of another
+//! genesis, whose peers never start, shows the answers a stuck chain gives: 202 and 429.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+use tally_chain::keys::{ClientSigner, public_key};
+use tally_chain::{Request, RequestKind};
+use tally_ledger::{Account, AccountFlags, Transfer};
+use tally_node::api::signed::request_to_json;
+use tally_node::cluster::{self, Layout};
+use tally_node::{NodeConfig, RunningNode, hex, key_file};
+
+/// How long one test may take.
+const TEST_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long a submission waits for finality in the test cluster: enough for the first blocks
+/// while the validators are still connecting.
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Cluster {
+    urls: Vec<String>,
+    client: ClientSigner,
+    chain_id: u64,
+    gateway_token: String,
+    _nodes: Vec<RunningNode>,
+}
+
+struct Lone {
+    url: String,
+    client: ClientSigner,
+    chain_id: u64,
+    _node: RunningNode,
+}
+
+/// A base port with `count` free ports after it (a moment ago). Each call starts its search
+/// elsewhere, since the cluster and the lone validator start at once.
+fn free_base_port(count: u16) -> u16 {
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    for attempt in 0..200u32 {
+        let seed = std::process::id().wrapping_mul(7_919).wrapping_add((call * 200 + attempt).wrapping_mul(104_729));
+        // Below the ephemeral range (32768 and up), where outgoing connections take their ports.
+        let base = 20_000 + (seed % 12_000) as u16;
+        let listeners: Vec<_> =
+            (0..count).map_while(|offset| TcpListener::bind((Ipv4Addr::LOCALHOST, base + offset)).ok()).collect();
+        if listeners.len() == count as usize {
+            return base;
+        }
+    }
+    panic!("no free range of {count} ports");
+}
+
+/// A fresh directory for this run under cargo's scratch space. The nodes of a run live until the
+/// process exits, so their directories are removed by the next run instead.
+fn scratch(name: &str) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let ours = format!("node-http-{}-", std::process::id());
+    static CLEANED: std::sync::Once = std::sync::Once::new();
+    CLEANED.call_once(|| {
+        for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("node-http-") && !name.starts_with(&ours) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    });
+    let dir = root.join(format!("{ours}{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn cluster() -> &'static Cluster {
+    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        let dir = scratch("cluster");
+        let files = cluster::init(&Layout::loopback(4, free_base_port(8)), &dir).expect("init");
+        let mut nodes = Vec::new();
+        for path in &files.configs {
+            let mut config = NodeConfig::load(path).expect("config");
+            config.wait = WAIT;
+            nodes.push(tally_node::run(config).expect("run"));
+        }
+        Cluster {
+            urls: nodes.iter().map(|node| format!("http://{}", node.api_address())).collect(),
+            client: key_file::read(&files.client_keys[0]).expect("client key"),
+            chain_id: 1,
+            gateway_token: files.gateway_token.expect("a gateway"),
+            _nodes: nodes,
+        }
+    })
+}
+
+/// One validator of a four-validator genesis, alone: nothing ever finalizes. It waits 1.5 s
+/// per submission and lets one wait at a time.
+fn lone() -> &'static Lone {
+    static LONE: OnceLock<Lone> = OnceLock::new();
+    LONE.get_or_init(|| {
+        let dir = scratch("lone");
+        let files = cluster::init(&Layout::loopback(4, free_base_port(8)), &dir).expect("init");
+        let mut config = NodeConfig::load(&files.configs[0]).expect("config");
+        config.wait = Duration::from_millis(1_500);
+        config.waiting_requests_max = 1;
+        let node = tally_node::run(config).expect("run");
+        Lone {
+            url: format!("http://{}", node.api_address()),
+            client: key_file::read(&files.client_keys[0]).expect("client key"),
+            chain_id: 1,
+            _node: node,
+        }
+    })
+}
+
+async fn within<F: std::future::Future<Output = ()>>(test: F) {
+    tokio::time::timeout(TEST_TIMEOUT, test).await.expect("the test took too long");
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
+}
+
+async fn answer(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value)
+}
+
+async fn get(url: &str, path: &str) -> (StatusCode, Value) {
+    answer(http().get(format!("{url}{path}")).send().await.unwrap()).await
+}
+
+async fn post(url: &str, path: &str, body: &Value) -> (StatusCode, Value) {
+    answer(http().post(format!("{url}{path}")).json(body).send().await.unwrap()).await
+}
+
+async fn post_raw(url: &str, path: &str, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
+    let request = http().post(format!("{url}{path}")).header("content-type", "application/json").body(body);
+    answer(request.send().await.unwrap()).await
+}
+
+fn account(id: u128, flags: AccountFlags) -> Account {
+    Account { id, ledger: 7, code: 10, flags, ..Account::default() }
+}
+
+fn transfer(id: u128, debit: u128, credit: u128, amount: u128) -> Transfer {
+    Transfer {
+        id,
+        debit_account_id: debit,
+        credit_account_id: credit,
+        amount,
+        ledger: 7,
+        code: 20,
+        user_data_64: 99,
+        ..Transfer::default()
+    }
+}
+
+fn create_accounts(chain_id: u64, id: u128, signer: &ClientSigner, accounts: &[Account]) -> Value {
+    request_to_json(&Request::create_accounts(chain_id, id, signer, accounts).unwrap())
+}
+
+fn create_transfers(chain_id: u64, id: u128, signer: &ClientSigner, transfers: &[Transfer]) -> Value {
+    request_to_json(&Request::create_transfers(chain_id, id, signer, transfers).unwrap())
+}
+
+fn statuses(answer: &Value) -> Vec<&str> {
+    answer["results"].as_array().unwrap().iter().map(|result| result["status"].as_str().unwrap()).collect()
+}
+
+fn error_code(answer: &Value) -> &str {
+    answer["error"]["code"].as_str().unwrap_or_else(|| panic!("not an error: {answer}"))
+}
+
+#[tokio::test]
+async fn every_validator_is_healthy_and_reports_its_status() {
+    within(async {
+        let cluster = cluster();
+        for (index, url) in cluster.urls.iter().enumerate() {
+            let (status, body) = get(url, "/healthz").await;
+            assert_eq!((status, body), (StatusCode::OK, json!({ "status": "ok" })));
+            let (status, body) = get(url, "/v1/status").await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert_eq!(body["chain_id"], "1");
+            let validators = body["validators"].as_array().unwrap();
+            assert_eq!(validators.len(), 4);
+            assert_eq!(validators[index]["self"], true);
+            assert_eq!(validators[index]["key"], body["validator"]);
+            assert_eq!(validators[index]["api"].as_str().unwrap(), url.as_str());
+            for field in ["height", "finalized_block", "state_digest", "view", "leader"] {
+                assert!(body[field].is_string(), "{field} in {body}");
+            }
+            for field in ["mempool_requests", "requests_finalized", "blocks_refused", "evidence"] {
+                assert!(body[field].is_u64(), "{field} in {body}");
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn accounts_and_transfers_signed_here_are_final_and_readable_everywhere() {
+    within(async {
+        let cluster = cluster();
+        let (a, b) = (1_001u128, 1_002u128);
+        let accounts = create_accounts(
+            cluster.chain_id,
+            1_000,
+            &cluster.client,
+            &[account(a, AccountFlags::HISTORY), account(b, AccountFlags::NONE)],
+        );
+        let (status, body) = post(&cluster.urls[0], "/v1/requests", &accounts).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(statuses(&body), ["created", "created"]);
+        assert_eq!(body["request_id"], "1000");
+        assert_eq!(body["client"], hex::encode(public_key(&cluster.client).as_ref()));
+        let height: u64 = body["height"].as_str().unwrap().parse().unwrap();
+        assert!(height >= 1);
+
+        let transfers = create_transfers(
+            cluster.chain_id,
+            1_001,
+            &cluster.client,
+            &[transfer(1_101, a, b, 30), transfer(1_102, a, b, u128::from(u64::MAX) + 5)],
+        );
+        let (status, body) = post(&cluster.urls[1], "/v1/requests", &transfers).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(statuses(&body), ["created", "created"]);
+        let transfers_height: u64 = body["height"].as_str().unwrap().parse().unwrap();
+
+        // Every validator answers reads from its own finalized state once it has the block.
+        for url in &cluster.urls {
+            let mut seen = false;
+            for _ in 0..200 {
+                let (status, body) = get(url, "/v1/status").await;
+                assert_eq!(status, StatusCode::OK);
+                if body["height"].as_str().unwrap().parse::<u64>().unwrap() >= transfers_height {
+                    seen = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert!(seen, "{url} never reached height {transfers_height}");
+            let (status, body) =
+                post(url, "/v1/accounts/lookup", &json!({ "ids": [a.to_string(), b.to_string(), "999999"] })).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let found = body["accounts"].as_array().unwrap();
+            assert_eq!(found.len(), 2);
+            let expected = (u128::from(u64::MAX) + 35).to_string();
+            assert_eq!(found[0]["debits_posted"], expected.as_str());
+            assert_eq!(found[1]["credits_posted"], expected.as_str());
+            assert_eq!(found[0]["flags"], json!(["history"]));
+        }
+
+        let url = &cluster.urls[2];
+        let (status, body) = get(url, &format!("/v1/accounts/{b}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["id"], b.to_string());
+        let (status, body) = get(url, "/v1/transfers/1101").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!((body["amount"].as_str(), body["debit_account_id"].as_str()), (Some("30"), Some("1001")));
+        let (status, body) = post(url, "/v1/transfers/lookup", &json!({ "ids": ["1102", "1101"] })).await;
+        assert_eq!(status, StatusCode::OK);
+        let ids: Vec<&str> = body["transfers"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, ["1102", "1101"]);
+
+        let filter = json!({ "account_id": a.to_string(), "limit": 10, "flags": ["debits", "credits", "reversed"] });
+        let (status, body) = post(url, "/v1/accounts/transfers", &filter).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let ids: Vec<&str> = body["transfers"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, ["1102", "1101"]);
+        let (status, body) = post(url, "/v1/accounts/balances", &filter).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let balances = body["balances"].as_array().unwrap();
+        assert_eq!(balances.len(), 2);
+        assert_eq!(balances[1]["debits_posted"], "30");
+
+        let (status, body) = post(url, "/v1/accounts/query", &json!({ "ledger": 7, "code": 10, "limit": 100 })).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body["accounts"].as_array().unwrap().iter().any(|account| account["id"] == "1001"));
+        let (status, body) =
+            post(url, "/v1/transfers/query", &json!({ "user_data_64": "99", "limit": 100, "flags": ["reversed"] }))
+                .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body["transfers"].as_array().unwrap().iter().any(|transfer| transfer["id"] == "1102"));
+
+        let (status, body) = get(url, "/v1/transfers/recent?limit=100").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body["transfers"].as_array().unwrap().iter().any(|transfer| transfer["id"] == "1101"));
+
+        let (status, body) = get(url, "/v1/blocks?limit=5").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let blocks = body["blocks"].as_array().unwrap();
+        assert!(!blocks.is_empty() && blocks.len() <= 5);
+        let heights: Vec<u64> = blocks.iter().map(|block| block["height"].as_str().unwrap().parse().unwrap()).collect();
+        assert!(heights.windows(2).all(|pair| pair[0] == pair[1] + 1), "newest first: {heights:?}");
+        for field in ["digest", "parent", "view", "timestamp", "state_digest"] {
+            assert!(blocks[0][field].is_string(), "{field} in {}", blocks[0]);
+        }
+        assert!(blocks[0]["requests"].is_u64() && blocks[0]["events"].is_u64());
+
+        // The outcome of a finalized request, by name, from any validator.
+        let client = hex::encode(public_key(&cluster.client).as_ref());
+        let (status, body) = get(&cluster.urls[3], &format!("/v1/requests/{client}/1001")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["height"].as_str().unwrap().parse::<u64>().unwrap(), transfers_height);
+        assert_eq!(statuses(&body), ["created", "created"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_replayed_request_answers_its_first_outcome() {
+    within(async {
+        let cluster = cluster();
+        let accounts = create_accounts(cluster.chain_id, 2_000, &cluster.client, &[account(2_001, AccountFlags::NONE)]);
+        let (status, first) = post(&cluster.urls[0], "/v1/requests", &accounts).await;
+        assert_eq!(status, StatusCode::OK, "{first}");
+        assert_eq!(statuses(&first), ["created"]);
+        // Through another validator, and the same one again: the same answer, applied once.
+        for url in [&cluster.urls[3], &cluster.urls[0]] {
+            let (status, again) = post(url, "/v1/requests", &accounts).await;
+            assert_eq!(status, StatusCode::OK, "{again}");
+            assert_eq!(again, first);
+        }
+        // A new request with the same account is a new request: the ledger says it exists.
+        let twice = create_accounts(cluster.chain_id, 2_001, &cluster.client, &[account(2_001, AccountFlags::NONE)]);
+        let (status, body) = post(&cluster.urls[1], "/v1/requests", &twice).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(statuses(&body), ["exists"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_gateway_signs_for_callers_with_the_token_only() {
+    within(async {
+        let cluster = cluster();
+        let url = &cluster.urls[1];
+        let body = json!({ "accounts": [{ "id": "3001", "ledger": 7, "code": 10 }], "request_id": "3000" });
+        let bearer = format!("Bearer {}", cluster.gateway_token);
+        let send = |authorization: Option<String>, body: Value, path: &'static str| async move {
+            let mut request = http().post(format!("{url}{path}")).json(&body);
+            if let Some(authorization) = authorization {
+                request = request.header("authorization", authorization);
+            }
+            answer(request.send().await.unwrap()).await
+        };
+
+        let (status, wrong) = send(Some("Bearer not-the-token-at-all".into()), body.clone(), "/v1/accounts").await;
+        assert_eq!((status, error_code(&wrong)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+        let (status, missing) = send(None, body.clone(), "/v1/accounts").await;
+        assert_eq!((status, error_code(&missing)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+
+        let (status, created) = send(Some(bearer.clone()), body.clone(), "/v1/accounts").await;
+        assert_eq!(status, StatusCode::OK, "{created}");
+        assert_eq!(statuses(&created), ["created"]);
+        assert_eq!(created["request_id"], "3000");
+        // The same request id is the same request.
+        let (status, again) = send(Some(bearer.clone()), body, "/v1/accounts").await;
+        assert_eq!((status, &again), (StatusCode::OK, &created));
+
+        let transfers = json!({ "transfers": [{ "id": "3101", "debit_account_id": "3001",
+            "credit_account_id": "2001", "amount": "5", "ledger": 7, "code": 20 }] });
+        let (status, body) = send(Some(bearer.clone()), transfers, "/v1/transfers").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(statuses(&body), ["created"]);
+        assert!(body["request_id"].as_str().unwrap().parse::<u128>().unwrap() > 0, "an id was chosen: {body}");
+
+        let (status, body) = send(Some(bearer.clone()), json!({ "accounts": [] }), "/v1/accounts").await;
+        assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "empty_batch"));
+        let (status, body) = send(Some(bearer), json!({ "accounts": [], "memo": 1 }), "/v1/accounts").await;
+        assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "unknown_field"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn metrics_name_the_chain_and_the_api() {
+    within(async {
+        let cluster = cluster();
+        // At least one submission through this validator, for the latency histogram.
+        let accounts = create_accounts(cluster.chain_id, 4_000, &cluster.client, &[account(4_001, AccountFlags::NONE)]);
+        let (status, body) = post(&cluster.urls[2], "/v1/requests", &accounts).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let response = http().get(format!("{}/metrics", cluster.urls[2])).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+        let text = response.text().await.unwrap();
+        for name in [
+            "tally_finalized_height ",
+            "tally_view ",
+            "tally_finalization_latency_seconds_count ",
+            "tally_mempool_requests ",
+            "tally_requests_total{result=\"finalized\"}",
+            "tally_connected_peers ",
+            "tally_byzantine_evidence ",
+            "tally_blocks_refused ",
+            "tally_halted 0",
+            "storage_syncs",
+        ] {
+            assert!(text.contains(name), "{name} missing from the metrics:\n{text}");
+        }
+        assert!(text.trim_end().ends_with("# EOF"));
+        let value = |name: &str| -> f64 {
+            let line = text.lines().find(|line| line.starts_with(name)).unwrap();
+            line.rsplit(' ').next().unwrap().parse().unwrap()
+        };
+        assert!(value("tally_finalized_height ") >= 1.0);
+        assert!(value("tally_finalization_latency_seconds_count ") >= 1.0);
+        // Peers connect within a few seconds of starting.
+        assert!(value("tally_connected_peers ") >= 1.0, "{text}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn malformed_json_is_refused() {
+    within(async {
+        let url = &cluster().urls[0];
+        for path in ["/v1/requests", "/v1/accounts/lookup", "/v1/accounts/query"] {
+            let (status, body) = post_raw(url, path, "{\"kind\": ").await;
+            assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "malformed_json"), "{path}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_wrong_type_is_refused() {
+    within(async {
+        let cluster = cluster();
+        let mut request =
+            create_accounts(cluster.chain_id, 5_000, &cluster.client, &[account(5_001, AccountFlags::NONE)]);
+        request["events"][0]["ledger"] = json!("7");
+        let (status, body) = post(&cluster.urls[0], "/v1/requests", &request).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "invalid_type"));
+        assert_eq!(body["error"]["field"], "events[0].ledger");
+        let (status, body) = post(&cluster.urls[0], "/v1/accounts/lookup", &json!({ "ids": [1] })).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "invalid_type"));
+        assert_eq!(body["error"]["field"], "ids[0]");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_bad_u128_string_is_refused() {
+    within(async {
+        let cluster = cluster();
+        let mut request = create_transfers(cluster.chain_id, 5_100, &cluster.client, &[transfer(5_101, 1, 2, 3)]);
+        request["events"][0]["amount"] = json!("340282366920938463463374607431768211456");
+        let (status, body) = post(&cluster.urls[0], "/v1/requests", &request).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "invalid_number"));
+        assert_eq!(body["error"]["field"], "events[0].amount");
+        let (status, body) = get(&cluster.urls[0], "/v1/accounts/-5").await;
+        assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "invalid_number"));
+        let (status, body) = get(&cluster.urls[0], "/v1/blocks?limit=1000").await;
+        assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "invalid_number"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unknown_field_is_refused() {
+    within(async {
+        let cluster = cluster();
+        let mut request =
+            create_accounts(cluster.chain_id, 5_200, &cluster.client, &[account(5_201, AccountFlags::NONE)]);
+        request["events"][0]["balance"] = json!("5");
+        let (status, body) = post(&cluster.urls[0], "/v1/requests", &request).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "unknown_field"));
+        assert_eq!(body["error"]["field"], "events[0].balance");
+        let mut request =
+            create_accounts(cluster.chain_id, 5_200, &cluster.client, &[account(5_201, AccountFlags::NONE)]);
+        request["nonce"] = json!(1);
+        let (status, body) = post(&cluster.urls[0], "/v1/requests", &request).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "unknown_field"));
+        let (status, body) = post(&cluster.urls[0], "/v1/accounts/query", &json!({ "ledgr": 7 })).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "unknown_field"));
+    })
+    .await;
+}
+
+/// Sends a request head and then `chunks` of a body over raw TCP, and reads the reply. A
+/// server that refuses the body early may close the connection before it is all written, which
+/// HTTP clients report as an error instead of the answer; raw TCP sees the answer.
+async fn raw_post(url: &str, path: &str, headers: &str, chunks: Vec<Vec<u8>>) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let address = url.strip_prefix("http://").unwrap();
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n{headers}connection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for chunk in chunks {
+        if stream.write_all(&chunk).await.is_err() {
+            break;
+        }
+    }
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply).await;
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_refused_with_413() {
+    within(async {
+        let url = &cluster().urls[0];
+        // A declared length over the limit is refused before the body is read.
+        let length = 9 * 1024 * 1024;
+        let reply = raw_post(url, "/v1/requests", &format!("content-length: {length}\r\n"), Vec::new()).await;
+        assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+        assert!(reply.contains("body_too_large"), "{reply}");
+
+        // Without a declared length (chunked), the body is cut off at the limit.
+        let chunk = vec![b' '; 1024 * 1024];
+        let mut chunks: Vec<Vec<u8>> = (0..9)
+            .map(|_| [format!("{:x}\r\n", chunk.len()).into_bytes(), chunk.clone(), b"\r\n".to_vec()].concat())
+            .collect();
+        chunks.push(b"0\r\n\r\n".to_vec());
+        let reply = raw_post(url, "/v1/requests", "transfer-encoding: chunked\r\n", chunks).await;
+        assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+        assert!(reply.contains("body_too_large"), "{reply}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_bad_signature_is_refused() {
+    within(async {
+        let cluster = cluster();
+        let mut request = create_transfers(cluster.chain_id, 5_300, &cluster.client, &[transfer(5_301, 1, 2, 3)]);
+        // The signature covers the events: another amount does not verify.
+        request["events"][0]["amount"] = json!("4");
+        let (status, body) = post(&cluster.urls[0], "/v1/requests", &request).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "bad_signature"));
+        // Signed for another chain.
+        let other_chain = create_transfers(cluster.chain_id + 1, 5_300, &cluster.client, &[transfer(5_301, 1, 2, 3)]);
+        let (status, body) = post(&cluster.urls[0], "/v1/requests", &other_chain).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "bad_signature"));
+        // Signed by another key under this client's name.
+        let forger = key_file::generate();
+        let mut forged = create_transfers(cluster.chain_id, 5_300, &forger, &[transfer(5_301, 1, 2, 3)]);
+        forged["client"] = json!(hex::encode(public_key(&cluster.client).as_ref()));
+        let (status, body) = post(&cluster.urls[0], "/v1/requests", &forged).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "bad_signature"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unknown_client_is_refused() {
+    within(async {
+        let cluster = cluster();
+        let stranger = key_file::generate();
+        let request = create_accounts(cluster.chain_id, 5_400, &stranger, &[account(5_401, AccountFlags::NONE)]);
+        let (status, body) = post(&cluster.urls[0], "/v1/requests", &request).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::FORBIDDEN, "unknown_client"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn batches_over_the_limit_and_empty_batches_are_refused() {
+    within(async {
+        let cluster = cluster();
+        let mut request =
+            create_accounts(cluster.chain_id, 5_500, &cluster.client, &[account(5_501, AccountFlags::NONE)]);
+        request["events"] = Value::Array((0..8_191).map(|id| json!({ "id": (id + 1).to_string() })).collect());
+        let (status, body) = post(&cluster.urls[0], "/v1/requests", &request).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "batch_too_long"));
+        let ids: Vec<String> = (1..=8_191).map(|id: u32| id.to_string()).collect();
+        let (status, body) = post(&cluster.urls[0], "/v1/transfers/lookup", &json!({ "ids": ids })).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "batch_too_long"));
+        request["events"] = json!([]);
+        let (status, body) = post(&cluster.urls[0], "/v1/requests", &request).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "empty_batch"));
+        request["kind"] = json!("create_ledgers");
+        let (status, body) = post(&cluster.urls[0], "/v1/requests", &request).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "unknown_kind"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn missing_things_answer_404_and_wrong_methods_405() {
+    within(async {
+        let cluster = cluster();
+        let url = &cluster.urls[0];
+        let (status, body) = get(url, "/v1/accounts/987654321").await;
+        assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "account_not_found"));
+        let (status, body) = get(url, "/v1/transfers/987654321").await;
+        assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "transfer_not_found"));
+        let client = hex::encode(public_key(&cluster.client).as_ref());
+        let (status, body) = get(url, &format!("/v1/requests/{client}/987654321")).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "request_not_found"));
+        let (status, body) = get(url, "/v1/nothing").await;
+        assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "route_not_found"));
+        let (status, body) = get(url, "/v1/requests").await;
+        assert_eq!((status, error_code(&body)), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
+        let (status, body) = get(url, "/v1/requests/zz/1").await;
+        assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "invalid_type"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_dashboard_is_served() {
+    within(async {
+        let url = &cluster().urls[0];
+        for (path, kind) in [("/", "text/html"), ("/dashboard.js", "text/javascript"), ("/dashboard.css", "text/css")] {
+            let response = http().get(format!("{url}{path}")).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            assert!(response.headers()["content-type"].to_str().unwrap().starts_with(kind), "{path}");
+            assert!(!response.text().await.unwrap().is_empty());
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_request_not_final_in_time_answers_202_and_a_full_queue_429() {
+    within(async {
+        let lone = lone();
+        let (status, body) = get(&lone.url, "/healthz").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let first = create_accounts(lone.chain_id, 1, &lone.client, &[account(1, AccountFlags::NONE)]);
+        let waiting = tokio::spawn({
+            let url = lone.url.clone();
+            async move { post(&url, "/v1/requests", &first).await }
+        });
+        // While the first waits for a finality that never comes, the one waiting slot is taken
+        // (it is taken before the request enters the mempool).
+        loop {
+            let (_, status) = get(&lone.url, "/v1/status").await;
+            if status["mempool_requests"].as_u64().is_some_and(|requests| requests >= 1) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let second = create_accounts(lone.chain_id, 2, &lone.client, &[account(2, AccountFlags::NONE)]);
+        let response = http().post(format!("{}/v1/requests", lone.url)).json(&second).send().await.unwrap();
+        assert_eq!(response.headers().get("retry-after").map(|value| value.to_str().unwrap()), Some("1"));
+        let (status, body) = answer(response).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::TOO_MANY_REQUESTS, "busy"));
+
+        let (status, body) = waiting.await.unwrap();
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert_eq!(body["state"], "pending");
+        assert_eq!(body["request_id"], "1");
+        assert!(body["retry_after_ms"].is_u64());
+        let client = hex::encode(public_key(&lone.client).as_ref());
+        let (status, body) = get(&lone.url, &format!("/v1/requests/{client}/1")).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "request_not_found"));
+        let (status, body) = get(&lone.url, "/v1/status").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["height"], "0");
+        assert!(body["mempool_requests"].as_u64().unwrap() >= 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_signed_json_of_the_api_docs_is_accepted() {
+    within(async {
+        // Build the request the way docs/API.md tells a client in any language to, without
+        // the Rust helpers: the signature covers the events' binary encoding.
+        let cluster = cluster();
+        let accounts = [account(6_001, AccountFlags::NONE)];
+        let mut message = Vec::new();
+        message.extend_from_slice(&cluster.chain_id.to_be_bytes());
+        message.push(RequestKind::CreateAccounts as u8);
+        message.extend_from_slice(&6_000u128.to_be_bytes());
+        message.extend_from_slice(&tally_ledger::encode_accounts(&accounts));
+        let signature = tally_chain::keys::sign(&cluster.client, b"tally/request", &message);
+        let request = json!({
+            "kind": "create_accounts",
+            "id": "6000",
+            "client": hex::encode(public_key(&cluster.client).as_ref()),
+            "events": [{ "id": "6001", "ledger": 7, "code": 10 }],
+            "signature": hex::encode(signature.as_ref()),
+        });
+        let (status, body) = post(&cluster.urls[3], "/v1/requests", &request).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(statuses(&body), ["created"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_validator_whose_storage_fails_answers_503_halted() {
+    within(async {
+        let dir = scratch("halted");
+        let files = cluster::init(&Layout::loopback(4, free_base_port(8)), &dir).expect("init");
+        let config = NodeConfig::load(&files.configs[0]).expect("config");
+        // A file where the finalized block log's directory belongs: the log cannot open, and
+        // the validator halts (storage failures are fail-stop).
+        std::fs::create_dir_all(&config.data_dir).unwrap();
+        std::fs::write(config.data_dir.join("validator-finalized_data"), b"not a directory").unwrap();
+        let client = key_file::read(&files.client_keys[0]).expect("client key");
+        let node = tally_node::run(config).expect("the API starts even so");
+        let url = format!("http://{}", node.api_address());
+        let mut health = (StatusCode::OK, Value::Null);
+        for _ in 0..200 {
+            health = get(&url, "/healthz").await;
+            if health.0 != StatusCode::OK {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(health, (StatusCode::SERVICE_UNAVAILABLE, json!({ "status": "halted" })));
+        let (status, body) = get(&url, "/v1/status").await;
+        assert_eq!((status, error_code(&body)), (StatusCode::SERVICE_UNAVAILABLE, "halted"));
+        let request = create_accounts(1, 1, &client, &[account(1, AccountFlags::NONE)]);
+        let (status, body) = post(&url, "/v1/requests", &request).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::SERVICE_UNAVAILABLE, "halted"));
+        let (status, body) = get(&url, "/v1/accounts/1").await;
+        assert_eq!((status, error_code(&body)), (StatusCode::SERVICE_UNAVAILABLE, "halted"));
+        let metrics = http().get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
+        assert!(metrics.contains("tally_halted 1"), "{metrics}");
+        // A halted validator still stops in order.
+        tokio::task::spawn_blocking(move || node.stop()).await.unwrap().expect("a clean stop");
+    })
+    .await;
+}
+
+/// A connection that sends no request is closed after the header timeout, so idle or
+/// trickling callers cannot hold a validator's connections and file descriptors.
+#[tokio::test]
+async fn an_idle_connection_is_closed() {
+    use tokio::io::AsyncReadExt as _;
+    within(async {
+        let lone = lone();
+        let address = lone.url.trim_start_matches("http://").to_string();
+        let mut idle = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let started = std::time::Instant::now();
+        let mut buffer = [0u8; 64];
+        // The server closes the connection (a read of 0 bytes, or a reset) without an answer.
+        let read = tokio::time::timeout(Duration::from_secs(30), idle.read(&mut buffer)).await;
+        let elapsed = started.elapsed();
+        assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "still open after {elapsed:?}: {read:?}");
+        assert!(elapsed >= Duration::from_secs(5), "closed too early: {elapsed:?}");
+        // The validator still answers others.
+        let (status, body) = get(&lone.url, "/healthz").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    })
+    .await;
+}

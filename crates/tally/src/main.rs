@@ -1,0 +1,107 @@
+//! `tally`: one binary to run validators, a local cluster, and client commands.
+//!
+//! - `tally init`: a cluster's keys, genesis and one config per validator, in one directory.
+//! - `tally start --config FILE`: one validator.
+//! - `tally dev`: a whole cluster on loopback in this process, for development.
+//! - everything else: client commands (`client.rs`), against any validators.
+
+mod client;
+mod validators;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::process::ExitCode;
+
+const EXAMPLES: &str = "\
+Examples:
+  tally dev                                   a local cluster of 4 validators in ./tally-dev
+  tally init --validators 4 --hosts 10.0.0.1,10.0.0.2,10.0.0.3,10.0.0.4 --out cluster
+  tally start --config cluster/validator-0.toml
+  tally --validator http://127.0.0.1:7001 --key tally-dev/client-0.key \\
+      create-account --id 1 --ledger 1 --code 10";
+
+/// Tally: a Byzantine-fault-tolerant ledger database.
+#[derive(Debug, Parser)]
+#[command(name = "tally", version, after_help = EXAMPLES)]
+struct Cli {
+    /// How to write logs (to standard error).
+    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
+    log_format: LogFormat,
+
+    #[command(flatten)]
+    client: client::ClientArgs,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Lines for people.
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate a cluster: validator keys, client keys, the genesis and one config per validator.
+    #[command(after_help = validators::INIT_EXAMPLES)]
+    Init(validators::InitArgs),
+
+    /// Run one validator from its config file until Ctrl-C or SIGTERM.
+    #[command(after_help = "Example:\n  tally start --config cluster/validator-0.toml")]
+    Start(validators::StartArgs),
+
+    /// Run a local cluster on loopback in this process: generated in DIR on the first run,
+    /// resumed from DIR after that. Ctrl-C or SIGTERM stops every validator.
+    #[command(after_help = "Examples:\n  tally dev\n  tally dev --dir /tmp/tally --validators 7 --base-port 9000\n  \
+                      tally dev --except 3      (then, in another terminal, validator 3 alone:)\n  \
+                      tally start --config tally-dev/validator-3.toml")]
+    Dev(validators::DevArgs),
+
+    #[command(flatten)]
+    Client(client::ClientCommand),
+}
+
+fn init_logging(format: LogFormat, default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Init(args) => {
+            init_logging(cli.log_format, "warn");
+            validators::init(args, cli.client.chain_id)
+        }
+        Command::Start(args) => {
+            init_logging(cli.log_format, validators::LOG_FILTER);
+            validators::start(args)
+        }
+        Command::Dev(args) => {
+            init_logging(cli.log_format, validators::LOG_FILTER);
+            validators::dev(args)
+        }
+        Command::Client(command) => {
+            init_logging(cli.log_format, "warn");
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|runtime| runtime.block_on(client::run(cli.client, command)))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The commands that run validators: `tally init`, `tally start` and `tally dev`.
+
+use anyhow::{Context as _, bail};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use tally_node::cluster::{self, ClusterFiles, Layout};
+use tally_node::{NodeConfig, RunningNode};
+
+/// Logs of a running validator: Tally's at info, the libraries' warnings.
+pub const LOG_FILTER: &str = "warn,tally_node=info,tally_chain=info,tally=info";
+
+/// The first port of a generated cluster: validator `i` listens for peers on `base + 2i` and
+/// serves its API on `base + 2i + 1`.
+const BASE_PORT_DEFAULT: u16 = 7_000;
+
+pub const INIT_EXAMPLES: &str = "\
+Examples:
+  tally init --validators 4 --out cluster
+  tally init --validators 4 --hosts 10.0.0.1,10.0.0.2,10.0.0.3,10.0.0.4 --base-port 7000 --out cluster
+  tally init --validators 7 --hosts 10.0.0.1 --clients 3 --gateway --chain-id 42 --out cluster
+
+Validator i listens for peers on BASE_PORT + 2i and serves its API on BASE_PORT + 2i + 1.
+The chain id is the global --chain-id (default 1).";
+
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// How many validators (n = 3f + 1 tolerates f faulty ones).
+    #[arg(long = "validators", id = "validator_count", default_value_t = 4)]
+    validators: usize,
+    /// The validators' IP addresses: one for all, or one per validator.
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1")]
+    hosts: Vec<IpAddr>,
+    /// The first port.
+    #[arg(long, default_value_t = BASE_PORT_DEFAULT)]
+    base_port: u16,
+    /// How many client keys to generate and list in the genesis.
+    #[arg(long, default_value_t = 1)]
+    clients: usize,
+    /// Give every validator a gateway (a shared client key and a bearer token) so that callers
+    /// without keys can write through it.
+    #[arg(long)]
+    gateway: bool,
+    /// The directory to write (created; must not hold a genesis already).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StartArgs {
+    /// The validator's config file.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DevArgs {
+    /// The cluster's directory: keys, genesis, configs and data.
+    #[arg(long, value_name = "DIR", default_value = "tally-dev")]
+    dir: PathBuf,
+    /// How many validators, on the first run [default: 4].
+    #[arg(long = "validators", id = "validator_count")]
+    validators: Option<usize>,
+    /// The first port, on the first run.
+    #[arg(long, default_value_t = BASE_PORT_DEFAULT)]
+    base_port: u16,
+    /// Leave validator INDEX out (repeatable), to run it on its own with
+    /// `tally start --config DIR/validator-INDEX.toml`: then it can be killed and restarted
+    /// while the others carry on.
+    #[arg(long, value_name = "INDEX")]
+    except: Vec<usize>,
+}
+
+pub fn init(args: InitArgs, chain_id: Option<u64>) -> anyhow::Result<()> {
+    let layout = Layout {
+        validators: args.validators,
+        hosts: args.hosts,
+        base_port: args.base_port,
+        clients: args.clients,
+        chain_id: chain_id.unwrap_or(1),
+        gateway: args.gateway,
+    };
+    let files = cluster::init(&layout, &args.out)?;
+    println!(
+        "wrote a cluster of {} validators (chain {}) to {}",
+        layout.validators,
+        layout.chain_id,
+        args.out.display()
+    );
+    println!("  genesis       {}", files.genesis.display());
+    for path in &files.configs {
+        println!("  validator     {}", path.display());
+    }
+    for path in &files.client_keys {
+        println!("  client key    {}", path.display());
+    }
+    if let Some(token) = &files.gateway_token {
+        println!("  gateway token {token}");
+    }
+    println!("copy each validator's .toml and .key, and genesis.json, to its host; then run");
+    println!("  tally start --config validator-<i>.toml");
+    Ok(())
+}
+
+pub fn start(args: StartArgs) -> anyhow::Result<()> {
+    let config = NodeConfig::load(&args.config)?;
+    let node = tally_node::run(config).context("starting the validator")?;
+    println!("validator {} serving http://{}", tally_node::hex::encode(node.validator().as_ref()), node.api_address());
+    let nodes = [node];
+    wait_for_stop(&nodes)?;
+    let [node] = nodes;
+    node.stop()?;
+    Ok(())
+}
+
+/// The directory holds a generated cluster.
+fn is_cluster(dir: &Path) -> bool {
+    dir.join("genesis.json").exists()
+}
+
+pub fn dev(args: DevArgs) -> anyhow::Result<()> {
+    let files = if is_cluster(&args.dir) {
+        let files = ClusterFiles::open(&args.dir)?;
+        if let Some(count) = args.validators
+            && count != files.configs.len()
+        {
+            bail!(
+                "{} holds a cluster of {} validators; remove it or choose another --dir for {count}",
+                args.dir.display(),
+                files.configs.len()
+            );
+        }
+        println!("resuming the cluster in {}", args.dir.display());
+        files
+    } else {
+        let layout = Layout::loopback(args.validators.unwrap_or(4), args.base_port);
+        let files = cluster::init(&layout, &args.dir)?;
+        println!("created a cluster of {} validators in {}", layout.validators, args.dir.display());
+        files
+    };
+    if let Some(index) = args.except.iter().find(|index| **index >= files.configs.len()) {
+        bail!("--except {index}: the cluster has validators 0 to {}", files.configs.len() - 1);
+    }
+    let running: Vec<(usize, &PathBuf)> =
+        files.configs.iter().enumerate().filter(|(index, _)| !args.except.contains(index)).collect();
+    if running.is_empty() {
+        bail!("--except leaves no validator to run here");
+    }
+    let configs = running.iter().map(|(_, path)| NodeConfig::load(path)).collect::<Result<Vec<_>, _>>()?;
+    // Start every validator at once, each on its own thread. On an error, the validators that
+    // started stop as they are dropped.
+    let started: Vec<_> = std::thread::scope(|scope| {
+        let starting: Vec<_> = configs.into_iter().map(|config| scope.spawn(move || tally_node::run(config))).collect();
+        starting.into_iter().map(|handle| handle.join().expect("a start does not panic")).collect()
+    });
+    let mut nodes = Vec::with_capacity(started.len());
+    for ((_, path), node) in running.iter().zip(started) {
+        nodes.push(node.with_context(|| format!("starting {}", path.display()))?);
+    }
+    println!();
+    for ((index, _), node) in running.iter().zip(&nodes) {
+        println!("  validator {index}   API and dashboard: http://{}", node.api_address());
+    }
+    for index in &args.except {
+        println!("  validator {index}   not started here: tally start --config {}", files.configs[*index].display());
+    }
+    let first = format!("http://{}", nodes[0].api_address());
+    for key in &files.client_keys {
+        println!("  client key    {}", key.display());
+    }
+    if let Some(token) = &files.gateway_token {
+        println!("  gateway token {token}");
+    }
+    if let Some(key) = files.client_keys.first() {
+        println!();
+        println!("try:");
+        println!("  tally --validator {first} --key {} create-account --id 1 --ledger 1 --code 10", key.display());
+        println!("  tally --validator {first} account 1");
+    }
+    println!();
+    println!("Ctrl-C stops the cluster; `tally dev --dir {}` resumes it.", args.dir.display());
+    wait_for_stop(&nodes)?;
+    // Stop every validator at once, each on its own thread.
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let stopping: Vec<_> = nodes.into_iter().map(|node| scope.spawn(move || node.stop())).collect();
+        stopping.into_iter().map(|handle| handle.join().expect("a stop does not panic")).collect()
+    });
+    for result in results {
+        result?;
+    }
+    println!("stopped");
+    Ok(())
+}
+
+/// Blocks until Ctrl-C (SIGINT) or SIGTERM, or until a validator's runtime ends on its own.
+fn wait_for_stop(nodes: &[RunningNode]) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let crashed = async {
+            loop {
+                if nodes.iter().any(RunningNode::has_exited) {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        };
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result?,
+            _ = terminate.recv() => {},
+            () = crashed => bail!("a validator's runtime ended on its own (see the log above)"),
+        }
+        eprintln!("stopping...");
+        Ok(())
+    })
+}

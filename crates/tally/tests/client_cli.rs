@@ -1,0 +1,188 @@
+//! The `tally` client commands end to end: the built binary against a real cluster of four
+//! validators on loopback, with tables, JSON, files, environment variables and exit statuses.
+
+mod client_support;
+
+use client_support::{Cluster, dead_url};
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs `tally` with `args` and no `TALLY_*` variables from the test's environment.
+fn tally(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tally"));
+    command.args(args);
+    for name in ["TALLY_VALIDATORS", "TALLY_CLIENT_KEY", "TALLY_CHAIN_ID"] {
+        command.env_remove(name);
+    }
+    command.envs(env.iter().copied());
+    command.output().expect("run tally")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Runs a command that must succeed and returns what it printed.
+fn ok(args: &[&str], env: &[(&str, &str)]) -> String {
+    let output = tally(args, env);
+    assert!(output.status.success(), "tally {args:?} failed:\n{}\n{}", stdout(&output), stderr(&output));
+    stdout(&output)
+}
+
+/// Runs a command that must succeed with `--json` and returns its JSON.
+fn ok_json(args: &[&str], env: &[(&str, &str)]) -> Value {
+    let args: Vec<&str> = args.iter().copied().chain(["--json"]).collect();
+    let text = ok(&args, env);
+    serde_json::from_str(&text).unwrap_or_else(|error| panic!("tally {args:?} printed no JSON ({error}):\n{text}"))
+}
+
+fn statuses(value: &Value) -> Vec<&str> {
+    value["results"].as_array().expect("results").iter().map(|result| result["status"].as_str().unwrap()).collect()
+}
+
+fn ids(value: &Value, list: &str) -> Vec<String> {
+    value[list].as_array().expect("a list").iter().map(|item| item["id"].as_str().unwrap().to_string()).collect()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn client_commands_against_a_cluster() {
+    let cluster = Cluster::start(4, |_, _| {});
+    let key = cluster.client_key_path().to_str().unwrap().to_string();
+    let dead = dead_url();
+    // A dead validator first: every command fails over to the next. No --chain-id: the
+    // commands ask the cluster.
+    let cluster_args = ["--validator", &dead, "--validator", &cluster.urls[1], "--validator", &cluster.urls[2]];
+    let with = |args: &[&str]| -> Vec<String> {
+        cluster_args.iter().chain(["--key", &key].iter()).chain(args).map(|arg| arg.to_string()).collect()
+    };
+    let run = |args: &[&str]| ok(&with(args).iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    let run_json = |args: &[&str]| ok_json(&with(args).iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    let fail = |args: &[&str]| {
+        let output = tally(&with(args).iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+        assert!(!output.status.success(), "tally {args:?} should fail:\n{}", stdout(&output));
+        (stdout(&output), stderr(&output))
+    };
+
+    // One account, as a table.
+    let text = run(&["create-account", "--id", "1", "--ledger", "1", "--code", "10", "--flags", "history"]);
+    assert!(text.contains("final at height"), "{text}");
+    assert!(
+        text.lines().any(|line| line.starts_with("0  ") && line.contains(" 1 ") && line.contains("created")),
+        "{text}"
+    );
+
+    // A batch from a file, as JSON; account 3 may not go into debt.
+    let dir = tempfile::tempdir().unwrap();
+    let accounts = write(
+        dir.path(),
+        "accounts.json",
+        r#"{"accounts": [{"id": "2", "ledger": 1, "code": 10},
+                         {"id": "3", "ledger": 1, "code": 10, "flags": ["debits_must_not_exceed_credits"]}]}"#,
+    );
+    let created = run_json(&["create-accounts", "--file", &accounts]);
+    assert_eq!(statuses(&created), ["created", "created"]);
+    assert_eq!(created["requests"].as_array().unwrap().len(), 1);
+
+    // One transfer with a request id: running it again answers the first outcome.
+    let transfer = ["transfer", "--id", "100", "--debit", "1", "--credit", "2", "--amount", "25", "--ledger", "1"];
+    let transfer: Vec<&str> = transfer.iter().copied().chain(["--code", "1", "--request-id", "555"]).collect();
+    let first = run_json(&transfer);
+    assert_eq!(statuses(&first), ["created"]);
+    assert_eq!(first["requests"][0]["request_id"], "555");
+    let again = run_json(&transfer);
+    assert_eq!(again, first, "the same request id applies once and answers the same");
+
+    // A refused transfer prints its status and exits with an error.
+    let (text, error) = fail(&[
+        "transfer", "--id", "101", "--debit", "3", "--credit", "1", "--amount", "5", "--ledger", "1", "--code", "1",
+    ]);
+    assert!(text.contains("exceeds_credits"), "{text}");
+    assert!(error.contains("1 of 1 events were not created"), "{error}");
+
+    // Transfers from a file.
+    let transfers = write(
+        dir.path(),
+        "transfers.json",
+        r#"[{"id": "102", "debit_account_id": "2", "credit_account_id": "1", "amount": "7", "ledger": 1, "code": 1},
+            {"id": "103", "debit_account_id": "1", "credit_account_id": "3", "amount": "9", "ledger": 1, "code": 2}]"#,
+    );
+    assert_eq!(statuses(&run_json(&["create-transfers", "--file", &transfers])), ["created", "created"]);
+
+    // Lookups.
+    let account = run_json(&["account", "1"]);
+    assert_eq!((account["debits_posted"].as_str(), account["credits_posted"].as_str()), (Some("34"), Some("7")));
+    assert_eq!(account["flags"], serde_json::json!(["history"]));
+    let card = run(&["account", "1"]);
+    assert!(card.lines().any(|line| line.starts_with("debits_posted") && line.ends_with(" 34")), "{card}");
+    let (_, error) = fail(&["account", "999"]);
+    assert!(error.contains("account 999 does not exist"), "{error}");
+    assert_eq!(ids(&run_json(&["lookup-accounts", "1", "999", "3"]), "accounts"), ["1", "3"]);
+    let table = run(&["lookup-accounts", "1", "2"]);
+    assert_eq!(table.lines().count(), 3, "a header and two rows:\n{table}");
+    assert_eq!(run_json(&["lookup-transfer", "102"])["amount"], "7");
+    assert_eq!(ids(&run_json(&["lookup-transfers", "100", "103"]), "transfers"), ["100", "103"]);
+
+    // An account's transfers and balances, and queries.
+    assert_eq!(ids(&run_json(&["account-transfers", "1"]), "transfers"), ["100", "102", "103"]);
+    assert_eq!(ids(&run_json(&["account-transfers", "1", "--credits", "--reversed"]), "transfers"), ["102"]);
+    let balances = run_json(&["balances", "1", "--limit", "2"]);
+    let balances = balances["balances"].as_array().unwrap();
+    assert_eq!(balances.len(), 2);
+    assert_eq!(
+        (balances[1]["debits_posted"].as_str(), balances[1]["credits_posted"].as_str()),
+        (Some("25"), Some("7"))
+    );
+    assert_eq!(ids(&run_json(&["query-accounts", "--ledger", "1", "--code", "10"]), "accounts"), ["1", "2", "3"]);
+    assert_eq!(ids(&run_json(&["query-transfers", "--code", "2"]), "transfers"), ["103"]);
+    assert!(run(&["query-transfers", "--code", "9"]).contains("(none)"));
+
+    // The status, from the first validator that answers, and from each.
+    let status = run(&["status"]);
+    assert!(status.contains("chain_id") && status.contains("(self)"), "{status}");
+    let (text, error) = fail(&["status", "--each", "--json"]);
+    let each: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(each[0]["error"]["code"], "unavailable");
+    assert_eq!(each[1]["status"]["chain_id"], "1");
+    assert!(error.contains("1 of 3 validators did not answer"), "{error}");
+
+    // The environment instead of flags, with the dead validator first in the list.
+    let validators = format!("{dead},{}", cluster.urls[3]);
+    let env = [("TALLY_VALIDATORS", validators.as_str()), ("TALLY_CLIENT_KEY", key.as_str()), ("TALLY_CHAIN_ID", "1")];
+    let created = ok_json(&["create-account", "--id", "4", "--ledger", "1", "--code", "10"], &env);
+    assert_eq!(statuses(&created), ["created"]);
+    assert_eq!(ok_json(&["account", "4"], &env)["id"], "4");
+
+    // Signing for another chain is refused with the validators' code, not retried forever.
+    let output = tally(
+        &with(&["--chain-id", "2", "create-account", "--id", "5", "--ledger", "1", "--code", "1"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        &[],
+    );
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("bad_signature"), "{}", stderr(&output));
+
+    // Mistakes are explained.
+    let output =
+        tally(&["--validator", &cluster.urls[1], "create-account", "--id", "6", "--ledger", "1", "--code", "1"], &[]);
+    assert!(stderr(&output).contains("TALLY_CLIENT_KEY"), "{}", stderr(&output));
+    let output = tally(&["account", "1"], &[]);
+    assert!(stderr(&output).contains("TALLY_VALIDATORS"), "{}", stderr(&output));
+    let (_, error) = fail(&["create-account", "--id", "7", "--ledger", "1", "--code", "1", "--flags", "histroy"]);
+    assert!(error.contains("unknown flag \"histroy\""), "{error}");
+    let broken = write(dir.path(), "broken.json", r#"[{"id": "8", "ledger": -1}]"#);
+    let (_, error) = fail(&["create-accounts", "--file", &broken]);
+    assert!(error.contains("accounts[0].ledger"), "{error}");
+}
