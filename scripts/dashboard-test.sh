@@ -33,10 +33,16 @@ fi
 echo "dashboard-test: npm ci in tests/dashboard"
 (cd tests/dashboard && npm ci --no-audit --no-fund --loglevel=error)
 
-# Release, like the rest of CI (the build is shared with `cargo test --release`).
-echo "dashboard-test: building tally"
-cargo build --quiet --release -p tally
-tally="${CARGO_TARGET_DIR:-$root/target}/release/tally"
+# TALLY_BIN names a built binary (CI passes the one `cargo test --release` built); otherwise
+# build one.
+if [[ -n ${TALLY_BIN:-} ]]; then
+    tally=$TALLY_BIN
+else
+    echo "dashboard-test: building tally"
+    cargo build --quiet --release -p tally
+    tally="${CARGO_TARGET_DIR:-$root/target}/release/tally"
+fi
+"$tally" --version
 
 work=$(mktemp -d -t tally-dashboard-XXXXXX)
 cluster_pid=""

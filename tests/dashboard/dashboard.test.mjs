@@ -193,10 +193,16 @@ describe("the dashboard", () => {
     );
     assert.ok((await page.$$("#chart path.line.throughput")).length === 1);
     assert.ok((await page.$$("#chart path.line.latency")).length === 1);
-    // The transfers' events were finalized, so some sample is above zero.
-    const peak = await page.textContent("#throughput-peak");
-    assert.notEqual(peak, "0");
-    assert.notEqual(peak, "—");
+    // The transfers' events were finalized, so some sample rises above zero once the blocks
+    // that carry them are on the chart.
+    await page.waitForFunction(
+      () => {
+        const peak = document.querySelector("#throughput-peak").textContent;
+        return peak !== "0" && peak !== "—";
+      },
+      null,
+      { timeout: WAIT_MS },
+    );
     assert.match(await page.textContent("#latency-now"), /^\d+(\.\d+)? (ms|s)$/);
   });
 
