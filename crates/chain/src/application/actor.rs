@@ -48,6 +48,12 @@ const GOSSIP_RETRY_BYTES: usize = 2 * 1024 * 1024;
 /// Client messages queued for the actor before it answers busy.
 const CLIENT_QUEUE_MAX: usize = 1_024;
 
+/// How long a leader with nothing to propose waits for a request before proposing an empty
+/// block. An idle chain then makes a few blocks a second instead of one per network round trip
+/// (each costing every validator two syncs), while a request that arrives meanwhile is
+/// proposed at once. Well within the leader timeout, which would skip the view.
+const PROPOSE_IDLE_WAIT: Duration = Duration::from_millis(200);
+
 /// The most clients waiting for outcomes at once; beyond it a waiter is told to ask later.
 const WAITERS_MAX: usize = 16_384;
 
@@ -77,6 +83,8 @@ pub struct Links<S, R> {
 struct WaitingProposal {
     context: ConsensusContext,
     response: oneshot::Sender<BlockDigest>,
+    /// When Simplex asked.
+    asked: SystemTime,
 }
 
 /// A verification waiting for blocks.
@@ -111,6 +119,8 @@ pub struct Actor<E, B, S, R> {
     /// When waiting verifications were last retried by the clock.
     ticked: SystemTime,
     proposals: Vec<WaitingProposal>,
+    /// Proposals waiting (up to `PROPOSE_IDLE_WAIT`) for a request to propose.
+    idle_proposals: Vec<WaitingProposal>,
     verifications: Vec<WaitingVerification>,
     /// Finalized blocks not yet executed because blocks are missing (reports can arrive out of
     /// order, so several may wait; any of them may be the highest).
@@ -166,6 +176,7 @@ where
             gossiped: UNIX_EPOCH,
             ticked: UNIX_EPOCH,
             proposals: Vec::new(),
+            idle_proposals: Vec::new(),
             verifications: Vec::new(),
             finalizations: Vec::new(),
             blocker,
@@ -264,6 +275,7 @@ where
             on_end => {
                 // Finalized blocks reach the disk before any later message is answered, so no
                 // outcome is visible before its block is durable.
+                self.propose_idle();
                 self.persist(&mut log, &mut voted).await;
                 self.ask();
                 self.gossip_again();
@@ -274,7 +286,10 @@ where
 
     fn handle(&mut self, message: Message) {
         match message {
-            Message::Propose { context, response } => self.propose(WaitingProposal { context, response }),
+            Message::Propose { context, response } => {
+                let asked = self.context.current();
+                self.propose(WaitingProposal { context, response, asked })
+            }
             Message::Verify { context, block, response } => {
                 self.verify(WaitingVerification { context, block, response })
             }
@@ -333,6 +348,23 @@ where
     fn propose(&mut self, waiting: WaitingProposal) {
         let parent = waiting.context.parent.1;
         let view = waiting.context.view().get();
+        let waited = self.context.current().duration_since(waiting.asked).unwrap_or_default();
+        if waited < PROPOSE_IDLE_WAIT {
+            match self.state.has_requests_to_propose(parent) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.idle_proposals.push(waiting);
+                    return;
+                }
+                Err(Lookup::Missing(digest)) => {
+                    self.want(digest);
+                    push_bounded(&mut self.proposals, waiting);
+                    return;
+                }
+                // The parent is invalid or conflicts with finality: decline.
+                Err(_) => return,
+            }
+        }
         let now_ns = self.now_ns();
         let proposal = match self.fault {
             Fault::None => self.state.propose(parent, view, now_ns),
@@ -456,6 +488,17 @@ where
             !responses.is_empty()
         });
         self.waiting_clients = self.waiters.values().map(Vec::len).sum();
+    }
+
+    /// Proposes for the leaders that waited for a request, now that one arrived or the wait is
+    /// over (a proposal waits at most one more turn of the loop, which wakes every
+    /// `FETCH_RETRY`).
+    fn propose_idle(&mut self) {
+        for waiting in std::mem::take(&mut self.idle_proposals) {
+            if !waiting.response.is_closed() {
+                self.propose(waiting);
+            }
+        }
     }
 
     /// Retries waiting verifications every `FETCH_RETRY` even if no block arrives (a block

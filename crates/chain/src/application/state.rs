@@ -347,6 +347,17 @@ impl ApplicationState {
         Ok(block)
     }
 
+    /// Whether a block on `parent` would carry any request: the mempool holds one that the
+    /// parent's chain has not included.
+    pub fn has_requests_to_propose(&mut self, parent: BlockDigest) -> Result<bool, Lookup> {
+        match self.execute_to(parent) {
+            Lookup::Ready => {}
+            other => return Err(other),
+        }
+        let state = self.tip.as_ref().expect("execute_to leaves a tip");
+        Ok(!self.mempool.select(|key| state.includes(key), 1, usize::MAX).is_empty())
+    }
+
     /// Builds a block as `propose` does, then corrupts it as `fault` says (for the simulator's
     /// Byzantine validators). The corrupted block is stored but not executed.
     pub fn propose_faulty(
