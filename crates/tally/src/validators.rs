@@ -209,7 +209,7 @@ fn wait_for_stop(nodes: &[RunningNode]) -> anyhow::Result<()> {
             _ = terminate.recv() => {},
             () = crashed => bail!("a validator's runtime ended on its own (see the log above)"),
         }
-        eprintln!("stopping...");
+        tracing::info!("stopping");
         Ok(())
     })
 }
