@@ -703,5 +703,6 @@ fn clients_wait_for_outcomes_and_read_the_finalized_chain() {
             assert_eq!(validator.faults, 0);
         }
         assert_eq!(status.evidence, 0);
+        assert_eq!(status.events_finalized, 2, "the two accounts are the only events");
     });
 }

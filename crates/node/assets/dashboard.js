@@ -18,8 +18,6 @@
   // Each plotted throughput point averages the samples of this window, since one block more or
   // less in a poll interval would otherwise make the line jump.
   const THROUGHPUT_SMOOTHING_MS = 5 * 1000;
-  // With no new block for this long, the throughput is sampled as zero.
-  const NO_BLOCK_IDLE_MS = 3000;
   // With the height unchanged for this long (by this page's clock), the page says the chain is
   // stalled: validators propose a block every view, even an empty one.
   const CHAIN_STALL_ALERT_MS = 15000;
@@ -303,9 +301,8 @@
     newestBlock: null,
     heightHistory: [], // { atMs, height: BigInt }
     heightChangedAtMs: null, // when this page last saw the height change (or first saw it)
-    newBlocksAtMs: null, // when a poll last brought new blocks (this page's clock)
-    idleSampledMs: 0, // how much time since then zero-throughput samples already cover
-    throughput: [], // { atMs, events, spanMs }: events finalized over spanMs of block time
+    eventsSample: null, // { atMs, events }: the validator's events_finalized at the last poll
+    throughput: [], // { atMs, events, spanMs }: events finalized over spanMs
     latency: [], // { atMs, latencyMs }
     validatorHistory: new Map(), // key -> [{ atMs, missed: BigInt, height: BigInt }]
     probes: new Map(), // key -> { kind, detail, height, atMs }
@@ -326,6 +323,17 @@
       if (!last || last.height !== height) state.heightChangedAtMs = atMs;
       state.heightHistory.push({ atMs, height });
       while (state.heightHistory.length > 0 && state.heightHistory[0].atMs < atMs - 60000) state.heightHistory.shift();
+    }
+    // Throughput: the events the validator finalized since the last poll, over the time between
+    // the polls. The validator counts every finalized block, so none is missed however many
+    // blocks a poll brings.
+    const events = typeof status.events_finalized === "number" ? status.events_finalized : null;
+    if (events !== null) {
+      const previous = state.eventsSample;
+      if (previous !== null && events >= previous.events && atMs > previous.atMs) {
+        state.throughput.push({ atMs, events: events - previous.events, spanMs: atMs - previous.atMs });
+      }
+      state.eventsSample = { atMs, events };
     }
     const validators = Array.isArray(status.validators) ? status.validators : [];
     for (const validator of validators) {
@@ -416,30 +424,8 @@
     if (newest.timestampMs !== null) {
       state.latency.push({ atMs: receivedMs, latencyMs: Math.max(0, pollMs - newest.timestampMs) });
     }
-    if (previous === null) {
-      backfillThroughput(blocks);
-      state.newBlocksAtMs = receivedMs;
-    } else if (newest.height > previous.height) {
-      const fresh = blocks.filter((block) => block.height > previous.height);
-      const oldestFresh = fresh[fresh.length - 1];
-      const contiguous = oldestFresh.height === previous.height + 1n;
-      // Without a gap the new blocks cover (previous, newest]; with one (more than a page of
-      // blocks since the last poll) the page covers (its oldest, newest] and is the sample.
-      const counted = contiguous ? fresh : fresh.slice(0, -1);
-      const startMs = contiguous ? previous.timestampMs : oldestFresh.timestampMs;
-      const events = counted.reduce((sum, block) => sum + (block.events || 0), 0);
-      const fullSpanMs = newest.timestampMs !== null && startMs !== null ? newest.timestampMs - startMs : 0;
-      // Zero samples taken while no block came already cover part of that span.
-      const spanMs = contiguous ? Math.max(fullSpanMs - state.idleSampledMs, Math.min(fullSpanMs, POLL_INTERVAL_MS)) : fullSpanMs;
-      if (spanMs > 0) state.throughput.push({ atMs: receivedMs, events, spanMs });
-      state.newBlocksAtMs = receivedMs;
-      state.idleSampledMs = 0;
-    } else if (state.newBlocksAtMs !== null && receivedMs - state.newBlocksAtMs > NO_BLOCK_IDLE_MS) {
-      // No block for a while (by this page's clock): nothing is being finalized.
-      const spanMs = receivedMs - state.newBlocksAtMs - state.idleSampledMs;
-      if (spanMs > 0) state.throughput.push({ atMs: receivedMs, events: 0, spanMs });
-      state.idleSampledMs += Math.max(0, spanMs);
-    }
+    // Before the first poll, the chart starts from the blocks of the first page.
+    if (previous === null) backfillThroughput(blocks);
     if (previous === null || newest.height >= previous.height) state.newestBlock = newest;
     const horizon = receivedMs - CHART_WINDOW_MS;
     while (state.throughput.length > 0 && state.throughput[0].atMs < horizon) state.throughput.shift();

@@ -194,7 +194,7 @@ async fn every_validator_is_healthy_and_reports_its_status() {
             for field in ["height", "finalized_block", "state_digest", "view", "leader"] {
                 assert!(body[field].is_string(), "{field} in {body}");
             }
-            for field in ["mempool_requests", "requests_finalized", "blocks_refused", "evidence"] {
+            for field in ["mempool_requests", "requests_finalized", "events_finalized", "blocks_refused", "evidence"] {
                 assert!(body[field].is_u64(), "{field} in {body}");
             }
         }

@@ -76,6 +76,8 @@ pub struct Status {
     pub mempool_requests: usize,
     /// Requests finalized so far.
     pub requests_finalized: usize,
+    /// Ledger events (accounts and transfers to create) in the finalized blocks so far.
+    pub events_finalized: u64,
     /// Blocks this validator refused to vote for because they broke a rule.
     pub blocks_refused: u64,
     /// The highest consensus view this validator has seen.
@@ -109,6 +111,7 @@ pub struct ApplicationState {
     mempool: Mempool,
     /// Outcomes of finalized requests. Unbounded for now, like `ChainState::included`.
     outcomes: HashMap<RequestKey, RequestOutcome>,
+    events_finalized: u64,
     blocks_refused: u64,
     activity: ConsensusActivity,
 }
@@ -131,6 +134,7 @@ impl ApplicationState {
             invalid: HashMap::new(),
             mempool: Mempool::new(),
             outcomes: HashMap::new(),
+            events_finalized: 0,
             blocks_refused: 0,
         }
     }
@@ -168,6 +172,7 @@ impl ApplicationState {
             ledger_digest: self.finalized.ledger_digest(),
             mempool_requests: self.mempool.len(),
             requests_finalized: self.outcomes.len(),
+            events_finalized: self.events_finalized,
             blocks_refused: self.blocks_refused,
             view,
             leader: self.activity.leader(view),
@@ -463,6 +468,7 @@ impl ApplicationState {
                 });
             }
             self.history.push(FinalizedEntry { block: digest, state_digest: after });
+            self.events_finalized += block.requests.iter().map(|request| request.events_count() as u64).sum::<u64>();
             self.mempool.remove(outcomes.iter().map(|(key, _)| key));
             for (key, outcome) in outcomes {
                 let previous = self.outcomes.insert(key, outcome);

@@ -89,6 +89,7 @@ async fn status_json(api: &ApiState) -> Result<Json<Value>, Failure> {
         "leader": hex::encode(status.leader.as_ref()),
         "mempool_requests": status.mempool_requests,
         "requests_finalized": status.requests_finalized,
+        "events_finalized": status.events_finalized,
         "blocks_refused": status.blocks_refused,
         "evidence": status.evidence,
         "validators": validators,
