@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use tally_chain::consensus::ConsensusConfig;
 use tally_chain::constants::{MESSAGE_SIZE_MAX, REQUEST_EVENTS_MAX};
 use tally_chain::keys::{ValidatorKey, ValidatorSigner, public_key, signer_from_seed};
-use tally_chain::validator::{self, Channels, Validator, channel};
+use tally_chain::validator::{self, Channels, Validator};
 use tally_chain::{ChainError, Genesis, Request, RequestKey};
 use tally_ledger::{Account, Transfer};
 
@@ -65,14 +65,7 @@ async fn start(
         peers.iter().map(|(key, address)| (key.clone(), Address::from(*address))).collect();
     oracle.track(0, Map::try_from(addresses).expect("unique validators"));
     let quota = Quota::per_second(NZU32!(1_000));
-    let channels = Channels {
-        votes: network.register(channel::VOTES, quota),
-        certificates: network.register(channel::CERTIFICATES, quota),
-        resolver: network.register(channel::RESOLVER, quota),
-        blocks: network.register(channel::BLOCKS, quota),
-        requests: network.register(channel::REQUESTS, quota),
-        fetch: network.register(channel::FETCH, quota),
-    };
+    let channels = Channels::register(|id| network.register(id, quota));
     network.start();
     validator::start(
         context.child("validator").with_attribute("index", index),

@@ -36,6 +36,20 @@ pub struct Channels<S, R> {
     pub fetch: (S, R),
 }
 
+impl<S, R> Channels<S, R> {
+    /// The six links, each made by `register` from its channel id.
+    pub fn register(mut register: impl FnMut(u64) -> (S, R)) -> Self {
+        Self {
+            votes: register(channel::VOTES),
+            certificates: register(channel::CERTIFICATES),
+            resolver: register(channel::RESOLVER),
+            blocks: register(channel::BLOCKS),
+            requests: register(channel::REQUESTS),
+            fetch: register(channel::FETCH),
+        }
+    }
+}
+
 /// A running validator.
 pub struct Validator {
     pub mailbox: Mailbox,

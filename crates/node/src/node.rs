@@ -29,7 +29,7 @@ use std::time::Duration;
 use tally_chain::consensus::ConsensusConfig;
 use tally_chain::constants::MESSAGE_SIZE_MAX;
 use tally_chain::keys::ValidatorKey;
-use tally_chain::validator::{self, Channels, channel};
+use tally_chain::validator::{self, Channels};
 use tokio::sync::{Semaphore, oneshot, watch};
 
 /// Messages per second a peer may send on one channel before it is throttled. Commonware sizes
@@ -257,14 +257,7 @@ async fn start(
     addresses.push((validator_key.clone(), Address::from(own_address)));
     let _ = oracle.track(0, Map::try_from(addresses).expect("validators are unique"));
     let quota = Quota::per_second(NZU32!(PEER_MESSAGES_PER_SECOND));
-    let channels = Channels {
-        votes: network.register(channel::VOTES, quota),
-        certificates: network.register(channel::CERTIFICATES, quota),
-        resolver: network.register(channel::RESOLVER, quota),
-        blocks: network.register(channel::BLOCKS, quota),
-        requests: network.register(channel::REQUESTS, quota),
-        fetch: network.register(channel::FETCH, quota),
-    };
+    let channels = Channels::register(|id| network.register(id, quota));
     network.start();
     let validator = validator::start(
         context.child("validator"),
