@@ -324,38 +324,18 @@ async fn execute(args: &ClientArgs, command: ClientCommand) -> anyhow::Result<Ou
     let json = args.json;
     Ok(match command {
         ClientCommand::CreateAccount { account, request_id } => {
-            let accounts = [account_from_fields(&account)?];
-            let outcome = match request_id {
-                Some(id) => client.create_accounts_with_id(id, &accounts).await?,
-                None => client.create_accounts(&accounts).await?,
-            };
-            created_output(&outcome, &accounts.map(|account| account.id), json)
+            create_accounts(&client, request_id, &[account_from_fields(&account)?], json).await?
         }
         ClientCommand::CreateAccounts { file, request_id } => {
             let accounts = read_events(&file, "accounts", tally_api::account_from_json)?;
-            let outcome = match request_id {
-                Some(id) => client.create_accounts_with_id(id, &accounts).await?,
-                None => client.create_accounts(&accounts).await?,
-            };
-            let ids: Vec<u128> = accounts.iter().map(|account| account.id).collect();
-            created_output(&outcome, &ids, json)
+            create_accounts(&client, request_id, &accounts, json).await?
         }
         ClientCommand::Transfer { transfer, request_id } => {
-            let transfers = [transfer_from_fields(&transfer)?];
-            let outcome = match request_id {
-                Some(id) => client.create_transfers_with_id(id, &transfers).await?,
-                None => client.create_transfers(&transfers).await?,
-            };
-            created_output(&outcome, &transfers.map(|transfer| transfer.id), json)
+            create_transfers(&client, request_id, &[transfer_from_fields(&transfer)?], json).await?
         }
         ClientCommand::CreateTransfers { file, request_id } => {
             let transfers = read_events(&file, "transfers", tally_api::transfer_from_json)?;
-            let outcome = match request_id {
-                Some(id) => client.create_transfers_with_id(id, &transfers).await?,
-                None => client.create_transfers(&transfers).await?,
-            };
-            let ids: Vec<u128> = transfers.iter().map(|transfer| transfer.id).collect();
-            created_output(&outcome, &ids, json)
+            create_transfers(&client, request_id, &transfers, json).await?
         }
         ClientCommand::Account { id } => {
             let account = client.lookup_account(id).await?.ok_or_else(|| anyhow!("account {id} does not exist"))?;
@@ -403,6 +383,36 @@ async fn execute(args: &ClientArgs, command: ClientCommand) -> anyhow::Result<Ou
 }
 
 /// The client for these arguments. Reads need no key (a throwaway one signs nothing).
+/// Creates `accounts` under `request_id` (a random one if none) and reports each event.
+async fn create_accounts(
+    client: &Client,
+    request_id: Option<u128>,
+    accounts: &[Account],
+    json: bool,
+) -> anyhow::Result<Output> {
+    let outcome = match request_id {
+        Some(id) => client.create_accounts_with_id(id, accounts).await?,
+        None => client.create_accounts(accounts).await?,
+    };
+    let ids: Vec<u128> = accounts.iter().map(|account| account.id).collect();
+    Ok(created_output(&outcome, &ids, json))
+}
+
+/// Creates `transfers` under `request_id` (a random one if none) and reports each event.
+async fn create_transfers(
+    client: &Client,
+    request_id: Option<u128>,
+    transfers: &[Transfer],
+    json: bool,
+) -> anyhow::Result<Output> {
+    let outcome = match request_id {
+        Some(id) => client.create_transfers_with_id(id, transfers).await?,
+        None => client.create_transfers(transfers).await?,
+    };
+    let ids: Vec<u128> = transfers.iter().map(|transfer| transfer.id).collect();
+    Ok(created_output(&outcome, &ids, json))
+}
+
 async fn connect(args: &ClientArgs, writes: bool) -> anyhow::Result<Client> {
     if args.validators.is_empty() {
         bail!("no validator given: pass --validator http://HOST:PORT or set TALLY_VALIDATORS");

@@ -477,17 +477,14 @@ where
     /// Answers the clients whose requests are now finalized (and durable), and forgets those
     /// that stopped waiting.
     fn answer_waiters(&mut self) {
-        let state = &self.state;
-        self.waiters.retain(|key, responses| {
-            responses.retain(|response| !response.is_closed());
-            if let Some(outcome) = state.outcome(key) {
+        for (key, responses) in &mut self.waiters {
+            if let Some(outcome) = self.state.outcome(key) {
                 for response in responses.drain(..) {
                     response.send_lossy(outcome.clone());
                 }
             }
-            !responses.is_empty()
-        });
-        self.waiting_clients = self.waiters.values().map(Vec::len).sum();
+        }
+        self.forget_closed_waiters();
     }
 
     /// Proposes for the leaders that waited for a request, now that one arrived or the wait is

@@ -228,6 +228,7 @@ impl ApplicationState {
     /// Held requests due to be gossiped again (see `Mempool::tick_gossip`), leaving out those
     /// the speculative tip's chain already includes. Call once per gossip tick.
     pub fn requests_to_gossip_again(&mut self, size_max: usize) -> Vec<Request> {
+        // `tip_usable`, by field, since the mempool is borrowed mutably beside it.
         let chain = match &self.tip {
             Some(tip) if tip.height() >= self.finalized.height() => tip,
             _ => &*self.finalized,
@@ -255,8 +256,8 @@ impl ApplicationState {
 
     /// Whether the tip can be the base of a walk: it is at or above the finalized block (a
     /// finalization drops a tip that is not on its branch).
-    fn tip_usable(&self) -> Option<BlockDigest> {
-        self.tip.as_ref().filter(|tip| tip.height() >= self.finalized.height()).map(ChainState::block)
+    fn tip_usable(&self) -> Option<&ChainState> {
+        self.tip.as_ref().filter(|tip| tip.height() >= self.finalized.height())
     }
 
     /// Puts the tip at the finalized block: by executing the finalized blocks it lacks if it is
@@ -279,7 +280,7 @@ impl ApplicationState {
     /// Moves the tip to the state after `digest`, executing (and checking) the pending blocks
     /// on the way from the tip or the finalized block.
     fn execute_to(&mut self, digest: BlockDigest) -> Lookup {
-        let tip = self.tip_usable();
+        let tip = self.tip_usable().map(ChainState::block);
         let mut path = Vec::new();
         let mut cursor = digest;
         let from_tip = loop {

@@ -86,11 +86,6 @@ impl<E: commonware_storage::Context> VotedBlocks<E> {
         Ok(())
     }
 
-    /// Whether appends are waiting for a sync.
-    pub fn is_dirty(&self) -> bool {
-        !self.unsynced.is_empty()
-    }
-
     /// Makes every appended block durable.
     pub async fn sync(&mut self) -> Result<(), ChainError> {
         if self.unsynced.is_empty() {
