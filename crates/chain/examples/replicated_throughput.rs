@@ -191,7 +191,7 @@ fn main() {
             elapsed.as_secs_f64(),
             transfers / elapsed.as_secs_f64(),
             status.finalized_height,
-            status.ledger_digest.iter().take(8).map(|byte| format!("{byte:02x}")).collect::<String>(),
+            status.state_digest.iter().take(8).map(|byte| format!("{byte:02x}")).collect::<String>(),
         );
     });
     let _ = std::fs::remove_dir_all(directory);

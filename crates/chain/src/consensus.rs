@@ -37,7 +37,18 @@ pub struct ConsensusConfig {
     pub fetch_timeout: Duration,
     /// The prefix of this validator's storage partitions.
     pub partition: String,
+    /// A snapshot of the finalized state is written every this many finalized heights, so that
+    /// a restart executes at most this many blocks, and a validator far behind can fetch one.
+    /// At most `SNAPSHOT_INTERVAL_MAX`, so that a peer's snapshot is always within reach of
+    /// the blocks a validator may hold pending.
+    pub snapshot_interval: u64,
 }
+
+/// The default snapshot interval, in finalized heights.
+pub const SNAPSHOT_INTERVAL: u64 = 256;
+
+/// The largest snapshot interval: half the pending blocks a validator holds.
+pub const SNAPSHOT_INTERVAL_MAX: u64 = crate::constants::PENDING_BLOCKS_MAX as u64 / 2;
 
 impl ConsensusConfig {
     /// Timeouts for a LAN or a simulation with sub-100ms links.
@@ -49,6 +60,7 @@ impl ConsensusConfig {
             view_retention: 10,
             fetch_timeout: Duration::from_secs(1),
             partition,
+            snapshot_interval: SNAPSHOT_INTERVAL,
         }
     }
 }

@@ -21,6 +21,10 @@ pub enum ChainError {
     DuplicateRequest { id: u128 },
     #[error("the mempool is full; retry later")]
     Busy,
+    #[error(
+        "request was finalized at height {height}, below the history this validator holds (it joined from a snapshot); ask another validator"
+    )]
+    OutcomeNotHeld { height: u64 },
 
     // Genesis.
     #[error("this key is not one of the genesis validators")]

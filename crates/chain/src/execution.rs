@@ -12,13 +12,21 @@
 //! `max(block.timestamp_ns, ledger.timestamp_last() + 1)`: the proposer's time when the ledger
 //! is behind it, and the next free nanosecond when a large earlier batch has run ahead of it.
 //! Block timestamps strictly increase along the chain (a block's is greater than its parent's).
+//!
+//! # The state digest
+//!
+//! A block commits to the state after its parent with `state_digest`: a hash of the ledger
+//! digest and of the digest of the included-request set (`request_set.rs`). Both decide how
+//! later blocks execute, so both are covered, and a snapshot of the whole state can be checked
+//! against one finalized block.
 
 use crate::block::{Block, BlockDigest, StateDigest};
 use crate::constants::BLOCK_REQUESTS_MAX;
 use crate::error::ChainError;
 use crate::genesis::Genesis;
 use crate::request::{Events, Request, RequestKey};
-use std::collections::HashSet;
+use crate::request_set::RequestSetHash;
+use std::collections::{HashMap, HashSet};
 use tally_ledger::{BatchError, CreateAccountResult, CreateTransferResult, Ledger};
 
 /// What the ledger answered to one request.
@@ -45,9 +53,23 @@ pub struct ChainState {
     block: BlockDigest,
     timestamp_ns: u64,
     ledger: Ledger,
-    /// Names of every request included up to this block. Grows without bound for now: a later
-    /// change bounds it with an expiry window on request ids.
-    included: HashSet<RequestKey>,
+    /// Every request included up to this block, and the height it was included at. It grows
+    /// with the number of requests (not events); an expiry window on request ids would bound it.
+    included: HashMap<RequestKey, u64>,
+    /// The digest of `included`, kept up to date as requests are added.
+    included_hash: RequestSetHash,
+    /// Ledger events (accounts and transfers to create) in the blocks so far.
+    events: u64,
+}
+
+const STATE_DIGEST_CONTEXT: &str = "tally 2026 chain state digest v1";
+
+/// The digest a block commits to: the ledger's digest and the included-request set's.
+pub fn state_digest(ledger_digest: &StateDigest, included_digest: &[u8; 32]) -> StateDigest {
+    let mut hasher = blake3::Hasher::new_derive_key(STATE_DIGEST_CONTEXT);
+    hasher.update(ledger_digest);
+    hasher.update(included_digest);
+    *hasher.finalize().as_bytes()
 }
 
 impl ChainState {
@@ -55,9 +77,48 @@ impl ChainState {
     pub fn genesis(block: &Block) -> Self {
         assert_eq!(block.height, 0);
         assert!(block.requests.is_empty());
-        let ledger = Ledger::new();
-        assert_eq!(block.state_digest, ledger.digest(), "the genesis block commits to the empty ledger");
-        Self { height: 0, block: block.digest(), timestamp_ns: block.timestamp_ns, ledger, included: HashSet::new() }
+        let state = Self {
+            height: 0,
+            block: block.digest(),
+            timestamp_ns: block.timestamp_ns,
+            ledger: Ledger::new(),
+            included: HashMap::new(),
+            included_hash: RequestSetHash::default(),
+            events: 0,
+        };
+        assert_eq!(block.state_digest, state.state_digest(), "the genesis block commits to the empty state");
+        state
+    }
+
+    /// The state digest of a chain with an empty ledger and no requests (what genesis commits to).
+    pub fn empty_state_digest() -> StateDigest {
+        state_digest(&Ledger::new().digest(), &RequestSetHash::default().digest())
+    }
+
+    /// Builds a state from its parts (a restored snapshot). The caller checks its digest.
+    pub(crate) fn from_parts(
+        height: u64,
+        block: BlockDigest,
+        timestamp_ns: u64,
+        ledger: Ledger,
+        included: HashMap<RequestKey, u64>,
+        events: u64,
+    ) -> Self {
+        let mut included_hash = RequestSetHash::default();
+        for (key, height) in &included {
+            included_hash.add(key, *height);
+        }
+        Self { height, block, timestamp_ns, ledger, included, included_hash, events }
+    }
+
+    /// Ledger events (accounts and transfers to create) in the blocks so far.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// Every included request and its height (for snapshots).
+    pub(crate) fn included(&self) -> &HashMap<RequestKey, u64> {
+        &self.included
     }
 
     pub fn height(&self) -> u64 {
@@ -81,9 +142,29 @@ impl ChainState {
         self.ledger.digest()
     }
 
+    /// The digest of the included-request set.
+    pub fn included_digest(&self) -> [u8; 32] {
+        self.included_hash.digest()
+    }
+
+    /// The digest the next block commits to: the ledger's and the included-request set's.
+    pub fn state_digest(&self) -> StateDigest {
+        state_digest(&self.ledger_digest(), &self.included_digest())
+    }
+
     /// Whether a request of this name was included at or before this state's block.
     pub fn includes(&self, key: &RequestKey) -> bool {
-        self.included.contains(key)
+        self.included.contains_key(key)
+    }
+
+    /// The height a request was included at, if it was.
+    pub fn inclusion_height(&self, key: &RequestKey) -> Option<u64> {
+        self.included.get(key).copied()
+    }
+
+    /// How many requests the chain has included.
+    pub fn requests_included(&self) -> usize {
+        self.included.len()
     }
 
     /// Checks every rule for `block` to follow this state that does not depend on the local
@@ -110,7 +191,7 @@ impl ChainState {
         if block.timestamp_ns <= self.timestamp_ns {
             return Err(ChainError::TimestampRegressed { parent: self.timestamp_ns, found: block.timestamp_ns });
         }
-        if block.state_digest != self.ledger_digest() {
+        if block.state_digest != self.state_digest() {
             return Err(ChainError::WrongStateDigest);
         }
         if block.requests.len() > BLOCK_REQUESTS_MAX {
@@ -125,7 +206,7 @@ impl ChainState {
                 request.verify_signature(genesis.chain_id())?;
             }
             let key = request.key();
-            if self.included.contains(&key) || !seen.insert(key) {
+            if self.included.contains_key(&key) || !seen.insert(key) {
                 return Err(ChainError::RepeatedRequest { id: request.id() });
             }
         }
@@ -159,8 +240,10 @@ impl ChainState {
                     .map_or_else(RequestResult::Refused, RequestResult::Transfers),
             };
             let key = request.key();
-            let inserted = self.included.insert(key.clone());
-            assert!(inserted, "check_child refuses repeated requests");
+            let previous = self.included.insert(key.clone(), block.height);
+            assert!(previous.is_none(), "check_child refuses repeated requests");
+            self.included_hash.add(&key, block.height);
+            self.events += request.events_count() as u64;
             outcomes.push((key, RequestOutcome { height: block.height, timestamp_ns, result }));
         }
         self.height = block.height;
@@ -210,7 +293,7 @@ mod tests {
     }
 
     fn child(state: &ChainState, timestamp_ns: u64, requests: Vec<Request>) -> Block {
-        Block::new(state.block(), state.height() + 1, state.height() + 1, timestamp_ns, state.ledger_digest(), requests)
+        Block::new(state.block(), state.height() + 1, state.height() + 1, timestamp_ns, state.state_digest(), requests)
     }
 
     #[test]
@@ -250,13 +333,13 @@ mod tests {
         let good = child(&genesis, 2_000, vec![accounts(&fixture, 1)]);
         genesis.check_child(&fixture.genesis, &good).unwrap();
 
-        let wrong_height = Block::new(genesis.block(), 2, 1, 2_000, genesis.ledger_digest(), vec![]);
+        let wrong_height = Block::new(genesis.block(), 2, 1, 2_000, genesis.state_digest(), vec![]);
         assert!(matches!(genesis.check_child(&fixture.genesis, &wrong_height), Err(ChainError::WrongHeight { .. })));
         let stale = child(&genesis, 1_000, vec![]);
         assert!(matches!(genesis.check_child(&fixture.genesis, &stale), Err(ChainError::TimestampRegressed { .. })));
         let wrong_state = Block::new(genesis.block(), 1, 1, 2_000, [9; 32], vec![]);
         assert_eq!(genesis.check_child(&fixture.genesis, &wrong_state), Err(ChainError::WrongStateDigest));
-        let orphan = Block::new(crate::block::hash(b"elsewhere"), 1, 1, 2_000, genesis.ledger_digest(), vec![]);
+        let orphan = Block::new(crate::block::hash(b"elsewhere"), 1, 1, 2_000, genesis.state_digest(), vec![]);
         assert!(matches!(genesis.check_child(&fixture.genesis, &orphan), Err(ChainError::WrongParent { .. })));
         let repeated = child(&genesis, 2_000, vec![accounts(&fixture, 1), accounts(&fixture, 1)]);
         assert_eq!(genesis.check_child(&fixture.genesis, &repeated), Err(ChainError::RepeatedRequest { id: 1 }));

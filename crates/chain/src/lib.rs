@@ -30,6 +30,8 @@ pub mod genesis;
 pub mod keys;
 pub mod mempool;
 pub mod request;
+pub mod request_set;
+pub mod snapshot;
 pub mod validator;
 
 pub use application::{FinalizedBlock, Mailbox, Status, ValidatorActivity};

@@ -1,4 +1,4 @@
-//! One validator: the Simplex engine and the application actor, wired to five channels.
+//! One validator: the Simplex engine and the application actor, wired to seven channels.
 //!
 //! Generic over the runtime (clock, spawner, storage, randomness) and the network (any
 //! Commonware p2p sender/receiver), so the same code runs on the deterministic runtime with
@@ -22,10 +22,11 @@ pub mod channel {
     pub const BLOCKS: u64 = 3;
     pub const REQUESTS: u64 = 4;
     pub const FETCH: u64 = 5;
+    pub const SNAPSHOTS: u64 = 6;
 }
 
 /// A validator's network links: three for Simplex, one for block contents, one for client
-/// request gossip, one to ask peers for missing blocks.
+/// request gossip, one to ask peers for missing blocks, one to fetch snapshots.
 #[derive(Debug)]
 pub struct Channels<S, R> {
     pub votes: (S, R),
@@ -34,10 +35,11 @@ pub struct Channels<S, R> {
     pub blocks: (S, R),
     pub requests: (S, R),
     pub fetch: (S, R),
+    pub snapshots: (S, R),
 }
 
 impl<S, R> Channels<S, R> {
-    /// The six links, each made by `register` from its channel id.
+    /// The seven links, each made by `register` from its channel id.
     pub fn register(mut register: impl FnMut(u64) -> (S, R)) -> Self {
         Self {
             votes: register(channel::VOTES),
@@ -46,6 +48,7 @@ impl<S, R> Channels<S, R> {
             blocks: register(channel::BLOCKS),
             requests: register(channel::REQUESTS),
             fetch: register(channel::FETCH),
+            snapshots: register(channel::SNAPSHOTS),
         }
     }
 }
@@ -103,10 +106,17 @@ where
         genesis: genesis.clone(),
         log_partition: format!("{}-finalized", config.partition),
         voted_partition: format!("{}-voted", config.partition),
+        snapshot_partition: format!("{}-snapshots", config.partition),
+        snapshot_interval: config.snapshot_interval.clamp(1, crate::consensus::SNAPSHOT_INTERVAL_MAX),
         fault,
         blocker: blocker.clone(),
     };
-    let links = Links { blocks: channels.blocks, requests: channels.requests, fetch: channels.fetch };
+    let links = Links {
+        blocks: channels.blocks,
+        requests: channels.requests,
+        fetch: channels.fetch,
+        snapshots: channels.snapshots,
+    };
     let (actor, mailbox) = Actor::new(context.child("application"), actor_config, links);
     let application = actor.start();
     let engine =

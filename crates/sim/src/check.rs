@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
-use tally_chain::application::FinalizedEntry;
+use tally_chain::application::History;
 use tally_chain::{Block, BlockDigest, ChainState, Genesis, RequestKey, RequestOutcome, StateDigest};
 
 /// One validator instance at the end of a run (a twin is two instances of one validator).
@@ -32,9 +32,11 @@ pub struct ValidatorRecord {
     pub honest: bool,
     /// The finalized chain it reported by height (index 0 is genesis); `None` if it stopped
     /// answering.
-    pub history: Option<Vec<FinalizedEntry>>,
+    pub history: Option<History>,
     /// The blocks in its durable log, by height from 1.
     pub log: Vec<Block>,
+    /// The height below the log's first block: 0, or the snapshot the validator joined from.
+    pub log_start: u64,
 }
 
 /// A request a client saw answered, and by which validator.
@@ -157,8 +159,11 @@ impl fmt::Display for Violation {
 }
 
 /// The chain of block digests a validator's log holds, genesis first.
-fn log_chain(genesis: BlockDigest, record: &ValidatorRecord) -> Vec<BlockDigest> {
-    std::iter::once(genesis).chain(record.log.iter().map(Block::digest)).collect()
+/// The block digests of a validator's log by height; `None` below the snapshot a validator
+/// joined from (its log starts above it).
+fn log_chain(genesis: BlockDigest, record: &ValidatorRecord) -> Vec<Option<BlockDigest>> {
+    let skipped = std::iter::repeat_n(None, record.log_start as usize);
+    std::iter::once(Some(genesis)).chain(skipped).chain(record.log.iter().map(|block| Some(block.digest()))).collect()
 }
 
 /// Runs every checker; an empty list means the run passed.
@@ -168,16 +173,21 @@ pub fn check(observation: &Observation) -> Vec<Violation> {
     let honest: Vec<&ValidatorRecord> = observation.validators.iter().filter(|record| record.honest).collect();
 
     // Agreement on blocks: the logs are prefixes of one another.
-    let chains: Vec<Vec<BlockDigest>> = honest.iter().map(|record| log_chain(genesis, record)).collect();
+    let chains: Vec<Vec<Option<BlockDigest>>> = honest.iter().map(|record| log_chain(genesis, record)).collect();
     for (first, first_chain) in chains.iter().enumerate() {
         for (second, second_chain) in chains.iter().enumerate().skip(first + 1) {
-            if let Some(height) = first_chain.iter().zip(second_chain).position(|(a, b)| a != b) {
+            let differs = first_chain.iter().zip(second_chain).find_map(|pair| match pair {
+                (Some(a), Some(b)) if a != b => Some((*a, *b)),
+                _ => None,
+            });
+            if let Some((first_block, second_block)) = differs {
+                let height = first_chain.iter().position(|digest| *digest == Some(first_block)).unwrap_or(0);
                 violations.push(Violation::Divergence {
                     height: height as u64,
                     first: honest[first].name.clone(),
                     second: honest[second].name.clone(),
-                    first_block: first_chain[height],
-                    second_block: second_chain[height],
+                    first_block,
+                    second_block,
                 });
             }
         }
@@ -189,26 +199,29 @@ pub fn check(observation: &Observation) -> Vec<Violation> {
             violations.push(Violation::Halted { validator: record.name.clone() });
             continue;
         };
-        for (height, entry) in history.iter().enumerate() {
-            if chain.get(height) != Some(&entry.block) {
-                violations.push(Violation::NotDurable { validator: record.name.clone(), height: height as u64 });
+        for (height, entry) in history.iter() {
+            if height > 0 && height <= record.log_start {
+                // Below the log: the snapshot the validator joined from holds it.
+                continue;
+            }
+            if chain.get(height as usize) != Some(&Some(entry.block)) {
+                violations.push(Violation::NotDurable { validator: record.name.clone(), height });
                 break;
             }
         }
     }
 
     // Agreement on state: reported ledger digests at equal heights are equal.
-    let reported: Vec<(&ValidatorRecord, &Vec<FinalizedEntry>)> =
+    let reported: Vec<(&ValidatorRecord, &History)> =
         honest.iter().filter_map(|record| record.history.as_ref().map(|history| (*record, history))).collect();
     for (index, (first, first_history)) in reported.iter().enumerate() {
         for (second, second_history) in reported.iter().skip(index + 1) {
-            let mismatch = first_history
-                .iter()
-                .zip(second_history.iter())
-                .position(|(a, b)| a.block == b.block && a.state_digest != b.state_digest);
-            if let Some(height) = mismatch {
+            let mismatch = first_history.iter().find(|(height, a)| {
+                second_history.get(*height).is_some_and(|b| a.block == b.block && a.state_digest != b.state_digest)
+            });
+            if let Some((height, _)) = mismatch {
                 violations.push(Violation::StateDigestMismatch {
-                    height: height as u64,
+                    height,
                     first: first.name.clone(),
                     second: second.name.clone(),
                 });
@@ -216,8 +229,9 @@ pub fn check(observation: &Observation) -> Vec<Violation> {
         }
     }
 
-    // Validity: re-execute the longest honest log.
-    let Some(longest) = honest.iter().max_by_key(|record| record.log.len()) else {
+    // Validity: re-execute the longest honest log from genesis.
+    let Some(longest) = honest.iter().filter(|record| record.log_start == 0).max_by_key(|record| record.log.len())
+    else {
         return violations;
     };
     let replay = match replay(&observation.genesis, &longest.log) {
@@ -229,13 +243,16 @@ pub fn check(observation: &Observation) -> Vec<Violation> {
     };
     for (record, history) in &reported {
         let chain = log_chain(genesis, record);
-        for (height, entry) in history.iter().enumerate() {
+        for (height, entry) in history.iter() {
+            let height_index = height as usize;
             // Only heights on the replayed chain can be compared (divergence is reported above).
-            if replay.blocks.get(height) != Some(&entry.block) || chain.get(height) != Some(&entry.block) {
+            if replay.blocks.get(height_index) != Some(&entry.block)
+                || chain.get(height_index) != Some(&Some(entry.block))
+            {
                 break;
             }
-            if replay.state_digests[height] != entry.state_digest {
-                violations.push(Violation::WrongLedgerDigest { validator: record.name.clone(), height: height as u64 });
+            if replay.state_digests[height_index] != entry.state_digest {
+                violations.push(Violation::WrongLedgerDigest { validator: record.name.clone(), height });
                 break;
             }
         }
@@ -324,7 +341,7 @@ pub fn replay(genesis: &Genesis, log: &[Block]) -> Result<Replay, (u64, String)>
     let mut state = ChainState::genesis(&genesis.block());
     let mut replay = Replay {
         blocks: vec![state.block()],
-        state_digests: vec![state.ledger_digest()],
+        state_digests: vec![state.state_digest()],
         occurrences: BTreeMap::new(),
         outcomes: BTreeMap::new(),
         state: state.clone(),
@@ -342,7 +359,7 @@ pub fn replay(genesis: &Genesis, log: &[Block]) -> Result<Replay, (u64, String)>
         }
         state = next;
         replay.blocks.push(state.block());
-        replay.state_digests.push(state.ledger_digest());
+        replay.state_digests.push(state.state_digest());
     }
     replay.state = state;
     Ok(replay)

@@ -58,6 +58,10 @@ const POLL: Duration = Duration::from_millis(100);
 /// How long a stopped validator's tasks get to release their storage.
 const STOP_GRACE: Duration = Duration::from_secs(1);
 
+/// Finalized heights between snapshots in the simulator: small, so that a restart usually
+/// starts from a snapshot.
+const SNAPSHOT_INTERVAL: u64 = 8;
+
 /// What a run produced: the observation the checkers judge, and how long it took.
 #[derive(Debug)]
 pub struct Run {
@@ -157,6 +161,7 @@ async fn register(
         blocks: register(channel::BLOCKS).await,
         requests: register(channel::REQUESTS).await,
         fetch: register(channel::FETCH).await,
+        snapshots: register(channel::SNAPSHOTS).await,
     }
 }
 
@@ -300,7 +305,8 @@ impl Cluster {
     }
 
     fn consensus_config(partition: &str) -> ConsensusConfig {
-        ConsensusConfig::local(partition.to_string())
+        // Snapshots often, so that restarts in a seed start from one and execute the rest.
+        ConsensusConfig { snapshot_interval: SNAPSHOT_INTERVAL, ..ConsensusConfig::local(partition.to_string()) }
     }
 
     /// Starts every validator: honest and proposer faults on plain channels, twins and vote
@@ -329,7 +335,7 @@ impl Cluster {
                         .start_split(
                             index,
                             &partition,
-                            [silent, all.clone(), all.clone(), all.clone(), all.clone(), all],
+                            [silent, all.clone(), all.clone(), all.clone(), all.clone(), all.clone(), all],
                             Arc::new(everyone),
                             Arc::new(Vec::new()),
                         )
@@ -390,7 +396,7 @@ impl Cluster {
         &self,
         index: usize,
         partition: &str,
-        audiences: [Audience; 6],
+        audiences: [Audience; 7],
         primary_from: Arc<Vec<ValidatorKey>>,
         secondary_from: Arc<Vec<ValidatorKey>>,
     ) -> (Validator, Option<Validator>) {
@@ -412,20 +418,21 @@ impl Cluster {
                 });
             ((primary_sender, primary_receiver), (secondary_sender, secondary_receiver))
         };
-        let [votes, certificates, resolver, blocks, requests, fetch] = audiences;
+        let [votes, certificates, resolver, blocks, requests, fetch, snapshots] = audiences;
         let (votes, votes_twin) = split(channels.votes, votes);
         let (certificates, certificates_twin) = split(channels.certificates, certificates);
         let (resolver, resolver_twin) = split(channels.resolver, resolver);
         let (blocks, blocks_twin) = split(channels.blocks, blocks);
         let (requests, requests_twin) = split(channels.requests, requests);
         let (fetch, fetch_twin) = split(channels.fetch, fetch);
+        let (snapshots, snapshots_twin) = split(channels.snapshots, snapshots);
         let primary = validator::start(
             self.context.child("validator").with_attribute("index", partition),
             self.genesis.clone(),
             self.signers[index].clone(),
             Self::consensus_config(partition),
             self.oracle.control(self.key(index)),
-            Channels { votes, certificates, resolver, blocks, requests, fetch },
+            Channels { votes, certificates, resolver, blocks, requests, fetch, snapshots },
         )
         .expect("a genesis validator");
         if !twin {
@@ -445,6 +452,7 @@ impl Cluster {
                 blocks: blocks_twin,
                 requests: requests_twin,
                 fetch: fetch_twin,
+                snapshots: snapshots_twin,
             },
         )
         .expect("a genesis validator");
@@ -713,8 +721,12 @@ impl Cluster {
         let mut validators = Vec::new();
         for (instance, history) in self.instances.iter().zip(histories) {
             let partition = format!("{}-finalized", instance.partition);
-            let log = match FinalizedLog::open(self.context.child("reader"), partition).await {
-                Ok((_, blocks)) => blocks,
+            let blocks = match FinalizedLog::open(self.context.child("reader"), partition).await {
+                Ok(log) => log.blocks().await.map(|blocks| (log.start(), blocks)),
+                Err(error) => Err(error),
+            };
+            let (log_start, log) = match blocks {
+                Ok(blocks) => blocks,
                 Err(error) => panic!("validator {} log unreadable: {error}", instance.name),
             };
             validators.push(ValidatorRecord {
@@ -723,6 +735,7 @@ impl Cluster {
                 honest: instance.honest,
                 history,
                 log,
+                log_start,
             });
         }
         let height = validators.iter().filter(|record| record.honest).map(|record| record.log.len()).max().unwrap_or(0);
@@ -829,7 +842,7 @@ async fn deliver(
         let patience = draw.millis(1_000, 4_000);
         let asked = context.current();
         while context.current().duration_since(asked).unwrap_or_default() < patience {
-            if let Some(outcome) = mailbox.outcome(key.clone()).await {
+            if let Ok(Some(outcome)) = mailbox.outcome(key.clone()).await {
                 lock(shared).acknowledged.push(Acknowledgement {
                     key: key.clone(),
                     outcome: outcome.clone(),

@@ -2,7 +2,7 @@
 //! the unbroken history passes. This shows the checkers can fail without needing a buggy chain.
 
 use std::time::Duration;
-use tally_chain::application::FinalizedEntry;
+use tally_chain::application::{FinalizedEntry, History};
 use tally_chain::keys::{ClientSigner, public_key, signer_from_seed};
 use tally_chain::{Block, ChainState, Genesis, Request, RequestResult};
 use tally_ledger::{Account, Transfer};
@@ -36,7 +36,7 @@ fn transfer(fixture: &Fixture, id: u128, amount: u128) -> Request {
 /// and the history a validator would report for them.
 fn chain(fixture: &Fixture, blocks: Vec<Vec<Request>>, view_offset: u64) -> (Vec<Block>, Vec<FinalizedEntry>) {
     let mut state = ChainState::genesis(&fixture.genesis.block());
-    let mut history = vec![FinalizedEntry { block: state.block(), state_digest: state.ledger_digest() }];
+    let mut history = vec![FinalizedEntry { block: state.block(), state_digest: state.state_digest() }];
     let mut log = Vec::new();
     for requests in blocks {
         let height = state.height() + 1;
@@ -45,19 +45,19 @@ fn chain(fixture: &Fixture, blocks: Vec<Vec<Request>>, view_offset: u64) -> (Vec
             height,
             height + view_offset,
             1_000 * height + view_offset,
-            state.ledger_digest(),
+            state.state_digest(),
             requests,
         );
         state.check_child(&fixture.genesis, &block).unwrap();
         state = state.execute(&block).0;
-        history.push(FinalizedEntry { block: block.digest(), state_digest: state.ledger_digest() });
+        history.push(FinalizedEntry { block: block.digest(), state_digest: state.state_digest() });
         log.push(block);
     }
     (log, history)
 }
 
 fn record(index: usize, log: Vec<Block>, history: Vec<FinalizedEntry>) -> ValidatorRecord {
-    ValidatorRecord { index, name: index.to_string(), honest: true, history: Some(history), log }
+    ValidatorRecord { index, name: index.to_string(), honest: true, history: Some(History { base: 0, entries: history }), log, log_start: 0 }
 }
 
 /// Two honest validators that agree, and one acknowledged transfer.
@@ -123,7 +123,7 @@ fn a_reported_state_digest_that_differs_is_reported() {
     let fixture = fixture();
     let mut observation = agreeing(&fixture);
     let history = observation.validators[1].history.as_mut().unwrap();
-    history[2].state_digest[0] ^= 1;
+    history.entries[2].state_digest[0] ^= 1;
     let violations = check(&observation);
     assert!(violations.contains(&Violation::StateDigestMismatch { height: 2, first: "0".into(), second: "1".into() }));
     assert!(violations.contains(&Violation::WrongLedgerDigest { validator: "1".into(), height: 2 }));
@@ -174,8 +174,8 @@ fn a_request_finalized_twice_is_reported() {
     // replay, and the count shows the repeat.
     let (mut log, mut history) = chain(&fixture, vec![vec![accounts(&fixture)], vec![transfer(&fixture, 1, 5)]], 0);
     let state = replay(&fixture.genesis, &log).unwrap().state;
-    let repeat = Block::new(state.block(), 3, 3, 3_000, state.ledger_digest(), vec![transfer(&fixture, 1, 5)]);
-    history.push(FinalizedEntry { block: repeat.digest(), state_digest: state.ledger_digest() });
+    let repeat = Block::new(state.block(), 3, 3, 3_000, state.state_digest(), vec![transfer(&fixture, 1, 5)]);
+    history.push(FinalizedEntry { block: repeat.digest(), state_digest: state.state_digest() });
     log.push(repeat);
     observation.validators = vec![record(0, log.clone(), history.clone()), record(1, log, history)];
     let violations = check(&observation);

@@ -6,17 +6,27 @@
 //! each time a block arrives. Meanwhile the actor asks every peer for the missing block on the
 //! fetch channel, again every `FETCH_RETRY` until it arrives; a peer that holds the block sends
 //! it back on the block channel, where it is checked like any other block (its digest is
-//! computed from its bytes, so a peer cannot answer with a different block).
+//! computed from its bytes, so a peer cannot answer with a different block). A fetch names the
+//! height it expects, so that a peer can serve an old block from its log, and asks for a run of
+//! ancestors when a finalized chain is being walked down.
+//!
+//! A validator more than one snapshot interval behind a finalized block (after a long outage,
+//! or with an empty disk) asks its peers for their latest snapshot, fetches it in chunks from
+//! one of them, and offers it to the state as a candidate: it is adopted only once the
+//! finalized chain reaches down to it and the block above it commits to its state digest (see
+//! `ApplicationState::finalize`). A candidate that fails is dropped, and its peer is not asked
+//! again.
 
 use crate::application::fault::Fault;
 use crate::application::ingress::{Mailbox, Message};
 use crate::application::log::FinalizedLog;
-use crate::application::state::{ApplicationState, Finalized, Lookup};
+use crate::application::snapshots::{SNAPSHOT_CHUNK_SIZE, SnapshotMessage, Snapshots};
+use crate::application::state::{ApplicationState, Finalized, FinalizedBlock, Lookup, OutcomeLookup};
 use crate::application::voted::VotedBlocks;
 use crate::block::{Block, BlockDigest};
 use crate::consensus::{ConsensusContext, Plan};
 use crate::error::ChainError;
-use crate::execution::RequestOutcome;
+use crate::execution::{ChainState, RequestOutcome};
 use crate::genesis::Genesis;
 use crate::keys::ValidatorKey;
 use crate::request::{Request, RequestKey};
@@ -26,7 +36,7 @@ use commonware_macros::select_loop;
 use commonware_p2p::{Blocker, Receiver, Recipients, Sender};
 use commonware_runtime::{Clock, ContextCell, Handle, Metrics, Spawner, Storage, spawn_cell};
 use commonware_utils::channel::{fallible::OneshotExt as _, mpsc, oneshot};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The most proposals or verifications waiting for blocks at once; the oldest are dropped
@@ -38,6 +48,17 @@ const WANTED_MAX: usize = 64;
 
 /// How long to wait for a missing block before asking the peers again.
 const FETCH_RETRY: Duration = Duration::from_millis(250);
+
+/// The most blocks one fetch asks for: the block and its ancestors, when walking a finalized
+/// chain down.
+const FETCH_BATCH: u8 = 32;
+
+/// How long to wait for a snapshot offer or chunk before asking again, and how many times.
+const SNAPSHOT_RETRY: Duration = Duration::from_secs(2);
+const SNAPSHOT_ATTEMPTS: u32 = 3;
+
+/// The largest snapshot accepted from a peer: what one validator's memory can hold.
+const SNAPSHOT_SIZE_MAX: u64 = 16 * 1024 * 1024 * 1024;
 
 /// How often held requests are considered for gossiping again (with backoff, see `Mempool`),
 /// and the most bytes sent again per tick. Gossip is best effort; repeating it makes a request
@@ -65,6 +86,10 @@ pub struct ActorConfig<B> {
     pub log_partition: String,
     /// Where the blocks this validator proposed or verified live until they are finalized.
     pub voted_partition: String,
+    /// Where snapshots live.
+    pub snapshot_partition: String,
+    /// A snapshot is written every this many finalized heights.
+    pub snapshot_interval: u64,
     /// How the proposer misbehaves (`Fault::None` outside the simulator).
     pub fault: Fault,
     /// Blocks peers that send malformed messages.
@@ -77,6 +102,17 @@ pub struct Links<S, R> {
     pub blocks: (S, R),
     pub requests: (S, R),
     pub fetch: (S, R),
+    pub snapshots: (S, R),
+}
+
+/// A snapshot being fetched from a peer.
+struct Download {
+    peer: ValidatorKey,
+    height: u64,
+    length: u64,
+    bytes: Vec<u8>,
+    asked: SystemTime,
+    attempts: u32,
 }
 
 /// A proposal waiting for its parent's state.
@@ -101,7 +137,7 @@ enum Vouch {
 }
 
 /// The application actor of one validator.
-pub struct Actor<E, B, S, R> {
+pub struct Actor<E: Clock + Spawner + Storage + Metrics, B, S, R> {
     context: ContextCell<E>,
     state: ApplicationState,
     /// Messages from Simplex: unbounded, because Simplex bounds its own requests and a
@@ -112,8 +148,12 @@ pub struct Actor<E, B, S, R> {
     blocks: (S, R),
     requests: (S, R),
     fetch: (S, R),
-    /// Missing blocks and when they were last asked for.
-    wanted: BTreeMap<BlockDigest, SystemTime>,
+    snapshot_link: (S, R),
+    /// Missing blocks: when they were last asked for, the height expected (0 if unknown), and
+    /// whether to ask for a run of ancestors too.
+    wanted: BTreeMap<BlockDigest, (SystemTime, u64, bool)>,
+    /// Runs of heights asked for (lowest, highest, when), not asked again within `FETCH_RETRY`.
+    runs: Vec<(u64, u64, SystemTime)>,
     /// When the oldest mempool requests were last gossiped again.
     gossiped: SystemTime,
     /// When waiting verifications were last retried by the clock.
@@ -133,6 +173,20 @@ pub struct Actor<E, B, S, R> {
     log_partition: String,
     /// Where vouched-for blocks live.
     voted_partition: String,
+    snapshot_partition: String,
+    snapshot_interval: u64,
+    /// Opened by `run`.
+    log: Option<FinalizedLog<E>>,
+    voted: Option<VotedBlocks<E>>,
+    snapshots: Option<Snapshots<E>>,
+    /// The snapshot being fetched, if any.
+    download: Option<Download>,
+    /// When peers were last asked what snapshots they hold.
+    offers_asked: SystemTime,
+    /// A fetched snapshot offered to the state: its bytes and the peer it came from.
+    candidate: Option<(Vec<u8>, ValidatorKey)>,
+    /// Peers whose snapshot the chain refused.
+    refused_peers: BTreeSet<ValidatorKey>,
     /// Verdicts to send once their blocks are synced.
     vouches: Vec<Vouch>,
     /// Clients waiting for requests to be finalized and durable.
@@ -142,7 +196,7 @@ pub struct Actor<E, B, S, R> {
     answered_height: u64,
 }
 
-impl<E, B, S, R> std::fmt::Debug for Actor<E, B, S, R> {
+impl<E: Clock + Spawner + Storage + Metrics, B, S, R> std::fmt::Debug for Actor<E, B, S, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Actor")
             .field("status", &self.state.status())
@@ -161,7 +215,15 @@ where
 {
     /// Builds the actor and the mailbox that Simplex and clients use.
     pub fn new(context: E, config: ActorConfig<B>, links: Links<S, R>) -> (Self, Mailbox) {
-        let ActorConfig { genesis, log_partition, voted_partition, fault, blocker } = config;
+        let ActorConfig {
+            genesis,
+            log_partition,
+            voted_partition,
+            snapshot_partition,
+            snapshot_interval,
+            fault,
+            blocker,
+        } = config;
         let (sender, mailbox) = mpsc::unbounded_channel();
         let (client_sender, clients) = mpsc::channel(CLIENT_QUEUE_MAX);
         let actor = Self {
@@ -172,7 +234,9 @@ where
             blocks: links.blocks,
             requests: links.requests,
             fetch: links.fetch,
+            snapshot_link: links.snapshots,
             wanted: BTreeMap::new(),
+            runs: Vec::new(),
             gossiped: UNIX_EPOCH,
             ticked: UNIX_EPOCH,
             proposals: Vec::new(),
@@ -183,6 +247,15 @@ where
             fault,
             log_partition,
             voted_partition,
+            snapshot_partition,
+            snapshot_interval,
+            log: None,
+            voted: None,
+            snapshots: None,
+            download: None,
+            offers_asked: UNIX_EPOCH,
+            candidate: None,
+            refused_peers: BTreeSet::new(),
             vouches: Vec::new(),
             waiters: HashMap::new(),
             waiting_clients: 0,
@@ -201,33 +274,15 @@ where
     }
 
     async fn run(mut self) {
-        // Rebuild the ledger from the finalized log before answering anything.
-        let log_context = self.context.child("finalized_log");
-        let (mut log, blocks) = FinalizedLog::open(log_context, self.log_partition.clone())
-            .await
-            .unwrap_or_else(|error| panic!("validator halted: {error}"));
-        for block in blocks {
-            self.state.restore(block).unwrap_or_else(|error| panic!("validator halted: {error}"));
-        }
-        // Blocks vouched for before a restart: Simplex may have notarized them, and peers may
-        // need them from us.
-        let voted_context = self.context.child("voted_blocks");
-        let (mut voted, vouched) = VotedBlocks::open(voted_context, self.voted_partition.clone())
-            .await
-            .unwrap_or_else(|error| panic!("validator halted: {error}"));
-        for block in vouched {
-            // Finalized meanwhile, or beyond the pending bound: not needed.
-            let _ = self.state.insert_block(block);
-        }
-        self.answered_height = self.state.finalized_height();
+        self.open().await.unwrap_or_else(|error| panic!("validator halted: {error}"));
         select_loop! {
             self.context,
             on_stopped => {},
             Some(message) = self.mailbox.recv() else break => {
-                self.handle(message);
+                self.handle(message).await;
             },
             Some(message) = self.clients.recv() else break => {
-                self.handle(message);
+                self.handle(message).await;
             },
             Ok((peer, bytes)) = self.blocks.1.recv() else break => {
                 // A malformed block is a faulty peer; an unwanted one (too old, too many
@@ -245,13 +300,17 @@ where
                 }
             },
             Ok((peer, bytes)) = self.fetch.1.recv() else break => {
-                match BlockDigest::decode_cfg(bytes, &()) {
-                    Ok(digest) => {
-                        if let Some(block) = self.state.block(&digest) {
-                            self.fetch_reply(peer, block.encode());
-                        }
+                match decode_fetch(bytes.as_ref()) {
+                    Some((digest, height, count)) => self.serve_fetch(peer, digest, height, count).await,
+                    None => {
+                        self.blocker.block(peer);
                     }
-                    Err(_) => {
+                }
+            },
+            Ok((peer, bytes)) = self.snapshot_link.1.recv() else break => {
+                match SnapshotMessage::decode(bytes::Bytes::copy_from_slice(bytes.as_ref())) {
+                    Some(message) => self.snapshot_message(peer, message).await,
+                    None => {
                         self.blocker.block(peer);
                     }
                 }
@@ -276,15 +335,113 @@ where
                 // Finalized blocks reach the disk before any later message is answered, so no
                 // outcome is visible before its block is durable.
                 self.propose_idle();
-                self.persist(&mut log, &mut voted).await;
+                self.persist().await;
                 self.ask();
+                self.catch_up();
                 self.gossip_again();
                 self.tick();
             },
         }
     }
 
-    fn handle(&mut self, message: Message) {
+    /// Opens the disk: restores the newest snapshot, then executes the finalized log's blocks
+    /// after it, and reads back the blocks vouched for before a restart.
+    async fn open(&mut self) -> Result<(), ChainError> {
+        let (snapshots, restored) =
+            Snapshots::open(self.context.child("snapshots"), self.snapshot_partition.clone()).await?;
+        let mut log = FinalizedLog::open(self.context.child("finalized_log"), self.log_partition.clone()).await?;
+        let base = restored.as_ref().map_or(0, ChainState::height);
+        if let Some(state) = restored {
+            self.state.start_from(state);
+        }
+        if log.start() > base {
+            return Err(ChainError::Storage(format!(
+                "the finalized log starts above height {} but the newest snapshot is at height {base}",
+                log.start()
+            )));
+        }
+        if log.len() < base {
+            // A peer's snapshot was adopted and written, and the log not yet restarted above it.
+            log.restart_above(base).await?;
+        }
+        for height in base + 1..=log.len() {
+            let record = log.read(height).await?.expect("within the log's bounds");
+            self.state.restore(record.block)?;
+        }
+        self.state.persisted(log.len());
+        self.log = Some(log);
+        self.snapshots = Some(snapshots);
+        // Blocks vouched for before a restart: Simplex may have notarized them, and peers may
+        // need them from us.
+        let (voted, vouched) = VotedBlocks::open(self.context.child("voted_blocks"), self.voted_partition.clone()).await?;
+        for block in vouched {
+            // Finalized meanwhile, or beyond the pending bound: not needed.
+            let _ = self.state.insert_block(block);
+        }
+        self.voted = Some(voted);
+        self.answered_height = self.state.finalized_height();
+        Ok(())
+    }
+
+    fn log(&self) -> &FinalizedLog<E> {
+        self.log.as_ref().expect("opened before the loop")
+    }
+
+    /// Reads a finalized record from the log; a storage failure halts the validator.
+    async fn read_log(&mut self, height: u64) -> Option<crate::application::log::LogRecord> {
+        let log = self.log.as_ref().expect("opened before the loop");
+        log.read(height).await.unwrap_or_else(|error| panic!("validator halted: {error}"))
+    }
+
+    /// The outcome of `key`, reading the log if it is no longer in memory. `Err` if it was
+    /// finalized below the history this validator holds.
+    async fn outcome(&mut self, key: &RequestKey) -> Result<Option<RequestOutcome>, ChainError> {
+        match self.state.outcome(key) {
+            OutcomeLookup::Final(outcome) => Ok(Some(outcome)),
+            OutcomeLookup::NotFinal => Ok(None),
+            OutcomeLookup::Stored { height } => {
+                let record = self.read_log(height).await.ok_or(ChainError::OutcomeNotHeld { height })?;
+                let index = record.block.requests.iter().position(|request| request.key() == *key);
+                let index = index.expect("the included set names the block holding the request");
+                Ok(Some(record.outcomes[index].clone()))
+            }
+        }
+    }
+
+    /// The finalized block at `height`, from memory or the log, if this validator holds it.
+    async fn finalized_block(&mut self, height: u64) -> Option<FinalizedBlock> {
+        if let Some(block) = self.state.finalized_block(height) {
+            return Some(block);
+        }
+        let block = self.read_log(height).await?.block;
+        let state_digest = match self.state.finalized_block(height + 1) {
+            Some(above) => above.block.state_digest,
+            None => self.read_log(height + 1).await?.block.state_digest,
+        };
+        Some(FinalizedBlock { height, digest: block.digest(), block, state_digest })
+    }
+
+    /// Answers a peer's fetch: the block, and up to `count - 1` of its ancestors, from memory or
+    /// the log. Unknown blocks get no answer.
+    async fn serve_fetch(&mut self, peer: ValidatorKey, digest: BlockDigest, height: u64, count: u8) {
+        let (mut digest, mut height) = (digest, height);
+        for _ in 0..count.min(FETCH_BATCH) {
+            let block = match self.state.block(&digest) {
+                Some(block) => block.clone(),
+                None => match self.read_log(height).await {
+                    Some(record) if record.block.digest() == digest => record.block,
+                    _ => return,
+                },
+            };
+            (digest, height) = (block.parent, block.height.saturating_sub(1));
+            self.fetch_reply(peer.clone(), block.encode());
+            if height == 0 {
+                return;
+            }
+        }
+    }
+
+    async fn handle(&mut self, message: Message) {
         match message {
             Message::Propose { context, response } => {
                 let asked = self.context.current();
@@ -315,10 +472,10 @@ where
                 response.send_lossy(self.state.status());
             }
             Message::History { response } => {
-                response.send_lossy(self.state.history().to_vec());
+                response.send_lossy(self.state.history().clone());
             }
             Message::Outcome { key, response } => {
-                response.send_lossy(self.state.outcome(&key).cloned());
+                response.send_lossy(self.outcome(&key).await);
             }
             Message::WaitOutcome { key, response } => {
                 // Outcomes in the state are durable: the actor persists before it reads the
@@ -328,19 +485,37 @@ where
                     // behind; forget them before refusing a new one.
                     self.forget_closed_waiters();
                 }
-                if let Some(outcome) = self.state.outcome(&key) {
-                    response.send_lossy(outcome.clone());
-                } else if self.waiting_clients < WAITERS_MAX {
-                    self.waiting_clients += 1;
-                    self.waiters.entry(key).or_default().push(response);
+                match self.outcome(&key).await {
+                    Ok(Some(outcome)) => {
+                        response.send_lossy(outcome);
+                    }
+                    Ok(None) if self.waiting_clients < WAITERS_MAX => {
+                        self.waiting_clients += 1;
+                        self.waiters.entry(key).or_default().push(response);
+                    }
+                    // Beyond the bound, or an outcome held elsewhere, the response is dropped:
+                    // the client asks `outcome` later.
+                    Ok(None) | Err(_) => {}
                 }
-                // Beyond the bound the response is dropped: the client asks again later.
             }
             Message::FinalizedState { response } => {
                 response.send_lossy(self.state.finalized_state());
             }
             Message::Blocks { from_height, limit, response } => {
-                response.send_lossy(self.state.finalized_blocks(from_height, limit));
+                let mut blocks = Vec::new();
+                let top = self.state.finalized_height();
+                let mut height = from_height;
+                while height <= top && blocks.len() < limit {
+                    // Heights below a snapshot this validator joined from are not held.
+                    if let Some(block) = self.finalized_block(height).await {
+                        blocks.push(block);
+                    } else if height < self.log().start() {
+                        height = self.log().start();
+                        continue;
+                    }
+                    height += 1;
+                }
+                response.send_lossy(blocks);
             }
         }
     }
@@ -409,7 +584,9 @@ where
             match self.state.finalize(target) {
                 Ok(Finalized::Done { .. }) => {}
                 Ok(Finalized::Missing(digest)) => {
-                    self.want(digest);
+                    // Walking a finalized chain down: ask for a run of ancestors at once.
+                    let height = self.state.expected_height(&digest);
+                    self.want_run(digest, height);
                     self.finalizations.push(target);
                 }
                 // Non-determinism or corruption must never be silent: halt this validator.
@@ -431,25 +608,33 @@ where
     /// Makes what the last message changed durable, then answers what waited for it: appends
     /// newly finalized blocks to the log and syncs it, then answers clients waiting for those
     /// outcomes; writes and syncs the blocks this validator just proposed or verified, then
-    /// gives Simplex the verdicts.
-    async fn persist(&mut self, log: &mut FinalizedLog<E>, voted: &mut VotedBlocks<E>) {
+    /// gives Simplex the verdicts. Writes a snapshot every `snapshot_interval` heights.
+    async fn persist(&mut self) {
         let halt = |error: ChainError| -> ! { panic!("validator halted: {error}") };
+        self.adopt_candidate().await.unwrap_or_else(|error| halt(error));
         let height = self.state.finalized_height();
+        let log = self.log.as_mut().expect("opened before the loop");
         if log.len() != height {
-            let blocks: Vec<Block> = self.state.history()[(log.len() + 1) as usize..=height as usize]
-                .iter()
-                .map(|entry| self.state.block(&entry.block).expect("finalized blocks are kept").clone())
-                .collect();
-            log.append(&blocks).await.unwrap_or_else(|error| halt(error));
+            let records = self.state.unpersisted(log.len());
+            log.append(&records).await.unwrap_or_else(|error| halt(error));
+            self.state.persisted(height);
+            let voted = self.voted.as_mut().expect("opened before the loop");
             voted.prune(height).await.unwrap_or_else(|error| halt(error));
+            let snapshots = self.snapshots.as_mut().expect("opened before the loop");
+            let latest = snapshots.latest().map_or(0, |latest| latest.height);
+            if height >= latest + self.snapshot_interval {
+                let state = self.state.finalized_state();
+                snapshots.write(height, state.snapshot()).await.unwrap_or_else(|error| halt(error));
+            }
         }
         if height != self.answered_height {
             self.answered_height = height;
-            self.answer_waiters();
+            self.answer_waiters().await;
         }
         if self.vouches.is_empty() {
             return;
         }
+        let voted = self.voted.as_mut().expect("opened before the loop");
         for vouch in &self.vouches {
             let (Vouch::Proposed { block, .. } | Vouch::Verified { block, .. }) = vouch;
             // A block pruned meanwhile was finalized or lost; either way the verdict stands.
@@ -466,6 +651,34 @@ where
         }
     }
 
+    /// Once the state adopted a fetched snapshot, makes it this validator's own: writes it as
+    /// its snapshot, then restarts the log above it (in this order, so that a crash between the
+    /// two finds the snapshot and restarts the log on open). A snapshot the chain refused
+    /// marks its peer.
+    async fn adopt_candidate(&mut self) -> Result<(), ChainError> {
+        let Some((bytes, peer)) = self.candidate.take() else {
+            return Ok(());
+        };
+        let base = self.state.history().base;
+        if self.state.candidate_height().is_some() {
+            // Still waiting for the chain to reach it.
+            self.candidate = Some((bytes, peer));
+            return Ok(());
+        }
+        let log = self.log.as_mut().expect("opened before the loop");
+        if base <= log.len() {
+            // Refused (or overtaken by the chain): never adopted.
+            if self.state.snapshots_refused() > 0 {
+                self.refused_peers.insert(peer);
+            }
+            return Ok(());
+        }
+        let snapshots = self.snapshots.as_mut().expect("opened before the loop");
+        snapshots.write(base, bytes).await?;
+        log.restart_above(base).await?;
+        Ok(())
+    }
+
     fn forget_closed_waiters(&mut self) {
         self.waiters.retain(|_, responses| {
             responses.retain(|response| !response.is_closed());
@@ -476,10 +689,18 @@ where
 
     /// Answers the clients whose requests are now finalized (and durable), and forgets those
     /// that stopped waiting.
-    fn answer_waiters(&mut self) {
-        for (key, responses) in &mut self.waiters {
-            if let Some(outcome) = self.state.outcome(key) {
-                for response in responses.drain(..) {
+    async fn answer_waiters(&mut self) {
+        let keys: Vec<RequestKey> = self
+            .waiters
+            .keys()
+            .filter(|key| !matches!(self.state.outcome(key), OutcomeLookup::NotFinal))
+            .cloned()
+            .collect();
+        for key in keys {
+            let outcome = self.outcome(&key).await;
+            let responses = self.waiters.remove(&key).unwrap_or_default();
+            if let Ok(Some(outcome)) = outcome {
+                for response in responses {
                     response.send_lossy(outcome.clone());
                 }
             }
@@ -528,26 +749,154 @@ where
 
     /// Notes a missing block; `ask` requests it.
     fn want(&mut self, digest: BlockDigest) {
+        let height = self.state.expected_height(&digest);
         if self.wanted.len() < WANTED_MAX {
-            self.wanted.entry(digest).or_insert(UNIX_EPOCH);
+            self.wanted.entry(digest).or_insert((UNIX_EPOCH, height, false));
         }
     }
 
-    /// Asks every peer for each missing block not asked for within `FETCH_RETRY`.
+    /// Notes a missing block of a finalized chain; `ask` requests it with a run of ancestors.
+    fn want_run(&mut self, digest: BlockDigest, height: u64) {
+        if self.wanted.len() < WANTED_MAX || self.wanted.contains_key(&digest) {
+            let entry = self.wanted.entry(digest).or_insert((UNIX_EPOCH, height, true));
+            entry.2 = true;
+        }
+    }
+
+    /// Asks every peer for each missing block not asked for within `FETCH_RETRY`, except blocks
+    /// a run asked for recently is bringing.
     fn ask(&mut self) {
         if self.wanted.is_empty() {
             return;
         }
         let now = self.context.current();
-        let due: Vec<BlockDigest> = self
+        let recent = |asked: SystemTime| now.duration_since(asked).unwrap_or_default() < FETCH_RETRY;
+        self.runs.retain(|(_, _, asked)| recent(*asked));
+        let due: Vec<(BlockDigest, u64, bool)> = self
             .wanted
             .iter()
-            .filter(|(_, asked)| now.duration_since(**asked).unwrap_or_default() >= FETCH_RETRY)
-            .map(|(digest, _)| *digest)
+            .filter(|(_, (asked, _, _))| !recent(*asked))
+            .map(|(digest, (_, height, run))| (*digest, *height, *run))
             .collect();
-        for digest in due {
-            self.fetch.0.send(Recipients::All, digest.encode(), false);
-            self.wanted.insert(digest, now);
+        for (digest, height, run) in due {
+            let coming = height > 0 && self.runs.iter().any(|(low, high, _)| (*low..=*high).contains(&height));
+            if coming {
+                continue;
+            }
+            let count = if run && height > 0 { FETCH_BATCH } else { 1 };
+            self.fetch.0.send(Recipients::All, encode_fetch(digest, height, count), false);
+            self.wanted.insert(digest, (now, height, run));
+            if count > 1 {
+                self.runs.push((height.saturating_sub(u64::from(count) - 1), height, now));
+            }
+        }
+    }
+
+    /// Starts fetching a snapshot when a finalized block is more than a snapshot interval ahead
+    /// (peers have written one since this validator's finalized height), and keeps a fetch going: asks again for a chunk that did not come, and gives up
+    /// on a peer after `SNAPSHOT_ATTEMPTS`.
+    fn catch_up(&mut self) {
+        let now = self.context.current();
+        let since = |asked: SystemTime| now.duration_since(asked).unwrap_or_default();
+        if let Some(download) = &mut self.download {
+            if since(download.asked) < SNAPSHOT_RETRY {
+                return;
+            }
+            download.attempts += 1;
+            if download.attempts > SNAPSHOT_ATTEMPTS {
+                self.download = None;
+            } else {
+                download.asked = now;
+                let index = (download.bytes.len() / SNAPSHOT_CHUNK_SIZE) as u32;
+                let message = SnapshotMessage::AskChunk { height: download.height, index };
+                let peer = download.peer.clone();
+                self.snapshot_link.0.send(Recipients::One(peer), message.encode(), false);
+                return;
+            }
+        }
+        if self.candidate.is_some() || since(self.offers_asked) < SNAPSHOT_RETRY {
+            return;
+        }
+        let finalized = self.state.finalized_height();
+        let behind = self
+            .finalizations
+            .iter()
+            .filter_map(|target| self.state.block(target).map(|block| block.height))
+            .any(|height| height > finalized + self.snapshot_interval);
+        if behind {
+            self.offers_asked = now;
+            self.snapshot_link.0.send(Recipients::All, SnapshotMessage::AskOffer.encode(), false);
+        }
+    }
+
+    /// Answers or follows up a snapshot message from a peer.
+    async fn snapshot_message(&mut self, peer: ValidatorKey, message: SnapshotMessage) {
+        let snapshots = self.snapshots.as_ref().expect("opened before the loop");
+        match message {
+            SnapshotMessage::AskOffer => {
+                let latest = snapshots.latest();
+                let offer = SnapshotMessage::Offer {
+                    height: latest.map_or(0, |latest| latest.height),
+                    length: latest.map_or(0, |latest| latest.length),
+                };
+                self.snapshot_link.0.send(Recipients::One(peer), offer.encode(), false);
+            }
+            SnapshotMessage::AskChunk { height, index } => {
+                if let Some(bytes) = snapshots.read_chunk(height, index).await {
+                    let chunk = SnapshotMessage::Chunk { height, index, bytes: bytes.into() };
+                    self.snapshot_link.0.send(Recipients::One(peer), chunk.encode(), false);
+                }
+            }
+            SnapshotMessage::Offer { height, length } => {
+                let better = self.download.as_ref().is_none_or(|download| height > download.height);
+                let useful = height > self.state.finalized_height()
+                    && self.state.candidate_height().is_none_or(|candidate| height > candidate)
+                    && self.candidate.is_none()
+                    && length > 0
+                    && length <= SNAPSHOT_SIZE_MAX;
+                if better && useful && !self.refused_peers.contains(&peer) {
+                    let ask = SnapshotMessage::AskChunk { height, index: 0 };
+                    self.snapshot_link.0.send(Recipients::One(peer.clone()), ask.encode(), false);
+                    let asked = self.context.current();
+                    self.download = Some(Download { peer, height, length, bytes: Vec::new(), asked, attempts: 0 });
+                }
+            }
+            SnapshotMessage::Chunk { height, index, bytes } => {
+                let Some(download) = &mut self.download else {
+                    return;
+                };
+                let expected = (download.bytes.len() / SNAPSHOT_CHUNK_SIZE) as u32;
+                if download.peer != peer || download.height != height || index != expected {
+                    return;
+                }
+                let whole = bytes.len() == SNAPSHOT_CHUNK_SIZE;
+                download.bytes.extend_from_slice(&bytes);
+                let received = download.bytes.len() as u64;
+                if received > download.length || (received < download.length && !whole) {
+                    // Not the snapshot it offered.
+                    self.refused_peers.insert(peer);
+                    self.download = None;
+                    return;
+                }
+                if received < download.length {
+                    download.asked = self.context.current();
+                    download.attempts = 0;
+                    let ask = SnapshotMessage::AskChunk { height, index: index + 1 };
+                    self.snapshot_link.0.send(Recipients::One(peer), ask.encode(), false);
+                    return;
+                }
+                let download = self.download.take().expect("matched above");
+                match ChainState::restore(&download.bytes) {
+                    Ok(state) if state.height() == height => {
+                        self.state.offer_candidate(state);
+                        self.candidate = Some((download.bytes, peer));
+                        self.retry();
+                    }
+                    _ => {
+                        self.refused_peers.insert(peer);
+                    }
+                }
+            }
         }
     }
 
@@ -569,6 +918,23 @@ where
             self.wanted.clear();
         }
     }
+}
+
+/// A fetch: `digest (32) | expected height (8, 0 if unknown) | count (1)`.
+fn encode_fetch(digest: BlockDigest, height: u64, count: u8) -> bytes::Bytes {
+    let mut bytes = digest.encode().to_vec();
+    bytes.extend_from_slice(&height.to_be_bytes());
+    bytes.push(count);
+    bytes.into()
+}
+
+fn decode_fetch(bytes: &[u8]) -> Option<(BlockDigest, u64, u8)> {
+    if bytes.len() != 32 + 8 + 1 {
+        return None;
+    }
+    let digest = BlockDigest::decode_cfg(bytes::Bytes::copy_from_slice(&bytes[..32]), &()).ok()?;
+    let height = u64::from_be_bytes(bytes[32..40].try_into().ok()?);
+    Some((digest, height, bytes[40]))
 }
 
 fn push_bounded<T>(list: &mut Vec<T>, item: T) {

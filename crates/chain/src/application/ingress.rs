@@ -6,7 +6,7 @@
 //! (finalizations drive execution).
 
 use crate::application::activity::Observed;
-use crate::application::state::{FinalizedBlock, FinalizedEntry, Status};
+use crate::application::state::{FinalizedBlock, History, Status};
 use crate::block::BlockDigest;
 use crate::consensus::{Activity, ConsensusContext, Plan};
 use crate::error::ChainError;
@@ -26,8 +26,8 @@ pub enum Message {
     Observed(Observed),
     Submit { request: Request, response: oneshot::Sender<Result<(), ChainError>> },
     Status { response: oneshot::Sender<Status> },
-    History { response: oneshot::Sender<Vec<FinalizedEntry>> },
-    Outcome { key: RequestKey, response: oneshot::Sender<Option<RequestOutcome>> },
+    History { response: oneshot::Sender<History> },
+    Outcome { key: RequestKey, response: oneshot::Sender<Result<Option<RequestOutcome>, ChainError>> },
     WaitOutcome { key: RequestKey, response: oneshot::Sender<RequestOutcome> },
     FinalizedState { response: oneshot::Sender<Arc<ChainState>> },
     Blocks { from_height: u64, limit: usize, response: oneshot::Sender<Vec<FinalizedBlock>> },
@@ -89,8 +89,9 @@ impl Mailbox {
         receiver.await.ok()
     }
 
-    /// The finalized chain by height: each block and the ledger digest after it.
-    pub async fn history(&self) -> Option<Vec<FinalizedEntry>> {
+    /// The finalized chain by height, from the validator's base (genesis, or the snapshot it
+    /// started from): each block and the state digest after it.
+    pub async fn history(&self) -> Option<History> {
         let (response, receiver) = oneshot::channel();
         if !self.send_client(Message::History { response }) {
             return None;
@@ -98,13 +99,15 @@ impl Mailbox {
         receiver.await.ok()
     }
 
-    /// What happened to a finalized request, if it is finalized.
-    pub async fn outcome(&self, key: RequestKey) -> Option<RequestOutcome> {
+    /// What happened to a request: `Ok(None)` if it is not finalized (yet), `Err(Busy)` if the
+    /// validator is too busy to answer or stopped, `Err(OutcomeNotHeld)` if it was finalized
+    /// below the history this validator holds.
+    pub async fn outcome(&self, key: RequestKey) -> Result<Option<RequestOutcome>, ChainError> {
         let (response, receiver) = oneshot::channel();
         if !self.send_client(Message::Outcome { key, response }) {
-            return None;
+            return Err(ChainError::Busy);
         }
-        receiver.await.ok().flatten()
+        receiver.await.unwrap_or(Err(ChainError::Busy))
     }
 
     /// Waits until a request is finalized and its block is on disk, then answers its outcome.

@@ -1,16 +1,29 @@
-//! The finalized block log: every finalized block, in height order, on disk.
+//! The finalized block log: every finalized block, in height order, with the outcome of each of
+//! its requests, on disk.
 //!
-//! A Commonware contiguous variable journal (one item per block, position = height - 1). Blocks
-//! are appended and fsynced after they are finalized and executed, and before any outcome of
-//! theirs is answered. On start the log is replayed to rebuild the ledger. Storage errors are
-//! fail-stop: the caller halts the validator.
+//! A Commonware contiguous variable journal (one record per block, position = height - 1).
+//! Records are appended and fsynced after their blocks are finalized and executed, and before
+//! any outcome of theirs is answered. A restart restores the latest snapshot and executes only
+//! the blocks after it; older blocks and outcomes are read from here when asked for, so memory
+//! holds only recent ones. A validator that joined from a peer's snapshot has a log that starts
+//! above genesis (`start`). Storage errors are fail-stop: the caller halts the validator.
+//!
+//! Record format (big-endian): `block length (4) | block | per request: timestamp ns (8) |
+//! result`, where a result is `1 | count (4) | count × (timestamp (8), status (4))` for
+//! accounts, `2 | …` the same for transfers, or `3 | batch error` for a refused batch.
 
 use crate::block::Block;
-use crate::constants::BLOCK_SIZE_MAX;
+use crate::constants::{BLOCK_SIZE_MAX, REQUEST_EVENTS_MAX};
 use crate::error::ChainError;
+use crate::execution::{RequestOutcome, RequestResult};
+use bytes::{Buf as _, BufMut};
+use commonware_codec::{Buf, Decode as _, EncodeSize, Error as CodecError, Read, ReadExt as _, Write};
 use commonware_runtime::buffer::paged::CacheRef;
 use commonware_storage::journal::contiguous::{Contiguous as _, variable};
 use commonware_utils::{NZU16, NZU64, NZUsize};
+use tally_ledger::{
+    BatchError, CreateAccountResult, CreateAccountStatus, CreateTransferResult, CreateTransferStatus,
+};
 
 /// Blocks per journal section (file).
 const BLOCKS_PER_SECTION: u64 = 1_024;
@@ -19,70 +32,286 @@ const BUFFER_SIZE: usize = BLOCK_SIZE_MAX;
 const PAGE_SIZE: u16 = 4_096;
 const PAGE_CACHE_PAGES: usize = 256;
 
+/// One finalized block and what its requests' outcomes were.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    pub block: Block,
+    /// One per request, in block order.
+    pub outcomes: Vec<RequestOutcome>,
+}
+
+fn write_results(buf: &mut impl BufMut, tag: u8, results: impl ExactSizeIterator<Item = (u64, u32)>) {
+    buf.put_u8(tag);
+    buf.put_u32(u32::try_from(results.len()).expect("a request has at most 8,190 events"));
+    for (timestamp, status) in results {
+        buf.put_u64(timestamp);
+        buf.put_u32(status);
+    }
+}
+
+fn read_results(buf: &mut impl Buf) -> Result<Vec<(u64, u32)>, CodecError> {
+    let count = u32::read(buf)? as usize;
+    if count > REQUEST_EVENTS_MAX || buf.remaining() < count * 12 {
+        return Err(CodecError::InvalidLength(count));
+    }
+    Ok((0..count).map(|_| (buf.get_u64(), buf.get_u32())).collect())
+}
+
+impl Write for LogRecord {
+    fn write(&self, buf: &mut impl BufMut) {
+        buf.put_u32(u32::try_from(self.block.encode_size()).expect("blocks fit in u32"));
+        self.block.write(buf);
+        for outcome in &self.outcomes {
+            buf.put_u64(outcome.timestamp_ns);
+            match &outcome.result {
+                RequestResult::Accounts(results) => write_results(
+                    buf,
+                    1,
+                    results.iter().map(|result| (result.timestamp, result.status.code())),
+                ),
+                RequestResult::Transfers(results) => write_results(
+                    buf,
+                    2,
+                    results.iter().map(|result| (result.timestamp, result.status.code())),
+                ),
+                RequestResult::Refused(error) => {
+                    buf.put_u8(3);
+                    let (kind, a, b) = match *error {
+                        BatchError::TooLong { events, max } => (1, events as u64, max as u64),
+                        BatchError::TimestampRegressed { timestamp, previous } => (2, timestamp, previous),
+                        BatchError::TimestampOutOfRange { timestamp, events } => (3, timestamp, events as u64),
+                    };
+                    buf.put_u8(kind);
+                    buf.put_u64(a);
+                    buf.put_u64(b);
+                }
+            }
+        }
+    }
+}
+
+impl EncodeSize for LogRecord {
+    fn encode_size(&self) -> usize {
+        let outcomes: usize = self
+            .outcomes
+            .iter()
+            .map(|outcome| {
+                8 + match &outcome.result {
+                    RequestResult::Accounts(results) => 5 + 12 * results.len(),
+                    RequestResult::Transfers(results) => 5 + 12 * results.len(),
+                    RequestResult::Refused(_) => 1 + 17,
+                }
+            })
+            .sum();
+        4 + self.block.encode_size() + outcomes
+    }
+}
+
+impl Read for LogRecord {
+    type Cfg = ();
+
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        let length = u32::read(buf)? as usize;
+        if length > BLOCK_SIZE_MAX || buf.remaining() < length {
+            return Err(CodecError::InvalidLength(length));
+        }
+        let block = Block::decode_cfg(buf.copy_to_bytes(length), &())?;
+        let mut outcomes = Vec::with_capacity(block.requests.len());
+        for _ in 0..block.requests.len() {
+            let timestamp_ns = u64::read(buf)?;
+            let result = match u8::read(buf)? {
+                1 => RequestResult::Accounts(
+                    read_results(buf)?
+                        .into_iter()
+                        .map(|(timestamp, code)| {
+                            let status = CreateAccountStatus::from_code(code)
+                                .ok_or(CodecError::Invalid("LogRecord", "account status"))?;
+                            Ok(CreateAccountResult { timestamp, status })
+                        })
+                        .collect::<Result<_, CodecError>>()?,
+                ),
+                2 => RequestResult::Transfers(
+                    read_results(buf)?
+                        .into_iter()
+                        .map(|(timestamp, code)| {
+                            let status = CreateTransferStatus::from_code(code)
+                                .ok_or(CodecError::Invalid("LogRecord", "transfer status"))?;
+                            Ok(CreateTransferResult { timestamp, status })
+                        })
+                        .collect::<Result<_, CodecError>>()?,
+                ),
+                3 => {
+                    let kind = u8::read(buf)?;
+                    let (a, b) = (u64::read(buf)?, u64::read(buf)?);
+                    RequestResult::Refused(match kind {
+                        1 => BatchError::TooLong { events: a as usize, max: b as usize },
+                        2 => BatchError::TimestampRegressed { timestamp: a, previous: b },
+                        3 => BatchError::TimestampOutOfRange { timestamp: a, events: b as usize },
+                        _ => return Err(CodecError::Invalid("LogRecord", "batch error")),
+                    })
+                }
+                _ => return Err(CodecError::Invalid("LogRecord", "result kind")),
+            };
+            outcomes.push(RequestOutcome { height: block.height, timestamp_ns, result });
+        }
+        Ok(Self { block, outcomes })
+    }
+}
+
 /// The on-disk log of finalized blocks.
 pub struct FinalizedLog<E: commonware_storage::Context> {
+    context: E,
+    partition: String,
     /// `None` only after a failed operation consumed it (the validator halts then).
-    journal: Option<variable::Journal<E, Block>>,
+    journal: Option<variable::Journal<E, LogRecord>>,
 }
 
 impl<E: commonware_storage::Context> std::fmt::Debug for FinalizedLog<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FinalizedLog").field("blocks", &self.len()).finish()
+        f.debug_struct("FinalizedLog").field("start", &self.start()).field("blocks", &self.len()).finish()
     }
 }
 
 fn storage_error(error: impl std::fmt::Display) -> ChainError {
-    ChainError::Storage(error.to_string())
+    ChainError::Storage(format!("finalized log: {error}"))
+}
+
+fn config(partition: String) -> variable::Config<()> {
+    variable::Config {
+        partition,
+        items_per_section: NZU64!(BLOCKS_PER_SECTION),
+        compression: None,
+        codec_config: (),
+        page_cache: CacheRef::new(NZU16!(PAGE_SIZE), NZUsize!(PAGE_CACHE_PAGES)),
+        write_buffer: NZUsize!(BUFFER_SIZE),
+        replay_buffer: NZUsize!(BUFFER_SIZE),
+    }
 }
 
 impl<E: commonware_storage::Context> FinalizedLog<E> {
-    /// Opens (or creates) the log in `partition` and reads back every block in it.
-    pub async fn open(context: E, partition: String) -> Result<(Self, Vec<Block>), ChainError> {
-        let config = variable::Config {
-            partition,
-            items_per_section: NZU64!(BLOCKS_PER_SECTION),
-            compression: None,
-            codec_config: (),
-            page_cache: CacheRef::new(NZU16!(PAGE_SIZE), NZUsize!(PAGE_CACHE_PAGES)),
-            write_buffer: NZUsize!(BUFFER_SIZE),
-            replay_buffer: NZUsize!(BUFFER_SIZE),
-        };
-        let journal = variable::Journal::<E, Block>::init(context, config).await.map_err(storage_error)?;
-        let bounds = journal.bounds();
-        assert_eq!(bounds.start, 0, "the finalized log is never pruned");
-        let mut blocks = Vec::with_capacity(bounds.end as usize);
-        for position in bounds {
-            let block = journal.read(position).await.map_err(storage_error)?;
-            if block.height != position + 1 {
-                return Err(ChainError::Storage(format!(
-                    "log position {position} holds height {} (corrupt log)",
-                    block.height
-                )));
-            }
-            blocks.push(block);
-        }
-        Ok((Self { journal: Some(journal) }, blocks))
+    /// Opens (or creates) the log in `partition`.
+    pub async fn open(context: E, partition: String) -> Result<Self, ChainError> {
+        let journal = variable::Journal::<E, LogRecord>::init(context.child("journal"), config(partition.clone()))
+            .await
+            .map_err(storage_error)?;
+        Ok(Self { context, partition, journal: Some(journal) })
     }
 
-    /// The number of blocks in the log (the highest persisted height).
+    /// The highest height in the log (0 when empty from genesis).
     pub fn len(&self) -> u64 {
         self.journal.as_ref().map_or(0, |journal| journal.bounds().end)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len() == self.start()
     }
 
-    /// Appends blocks (the next heights, in order) and syncs them to disk.
-    pub async fn append(&mut self, blocks: &[Block]) -> Result<(), ChainError> {
-        let mut journal = self.journal.take().ok_or_else(|| storage_error("log failed earlier"))?;
-        for block in blocks {
-            assert_eq!(block.height, journal.bounds().end + 1, "the log grows by one height at a time");
-            let (next, _position) = journal.append(block).await.map_err(storage_error)?;
+    /// The height below the first record: 0 for a log from genesis, the snapshot's height for a
+    /// validator that joined from a peer's snapshot.
+    pub fn start(&self) -> u64 {
+        self.journal.as_ref().map_or(0, |journal| journal.bounds().start)
+    }
+
+    /// The record of the block at `height`, if the log holds it.
+    pub async fn read(&self, height: u64) -> Result<Option<LogRecord>, ChainError> {
+        let journal = self.journal.as_ref().ok_or_else(|| storage_error("failed earlier"))?;
+        if height <= journal.bounds().start || height > journal.bounds().end {
+            return Ok(None);
+        }
+        let record = journal.read(height - 1).await.map_err(storage_error)?;
+        if record.block.height != height {
+            return Err(storage_error(format!("position {} holds height {} (corrupt log)", height - 1, record.block.height)));
+        }
+        Ok(Some(record))
+    }
+
+    /// Every block in the log, in height order (for checkers and tools; a validator reads only
+    /// what it needs).
+    pub async fn blocks(&self) -> Result<Vec<Block>, ChainError> {
+        let mut blocks = Vec::new();
+        for height in self.start() + 1..=self.len() {
+            let record = self.read(height).await?.expect("within bounds");
+            blocks.push(record.block);
+        }
+        Ok(blocks)
+    }
+
+    /// Appends records (the next heights, in order) and syncs them to disk.
+    pub async fn append(&mut self, records: &[LogRecord]) -> Result<(), ChainError> {
+        let mut journal = self.journal.take().ok_or_else(|| storage_error("failed earlier"))?;
+        for record in records {
+            assert_eq!(record.block.height, journal.bounds().end + 1, "the log grows by one height at a time");
+            let (next, _position) = journal.append(record).await.map_err(storage_error)?;
             journal = next;
         }
         journal = journal.sync().await.map_err(storage_error)?;
         self.journal = Some(journal);
         Ok(())
+    }
+
+    /// Empties the log and starts it above `height`: a validator adopting a peer's snapshot at
+    /// `height` keeps the blocks after it.
+    pub async fn restart_above(&mut self, height: u64) -> Result<(), ChainError> {
+        self.journal = None;
+        let journal =
+            variable::Journal::<E, LogRecord>::init_at_size(self.context.child("journal"), config(self.partition.clone()), height)
+                .await
+                .map_err(storage_error)?;
+        self.journal = Some(journal);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::hash;
+    use crate::keys::signer_from_seed;
+    use crate::request::Request;
+    use commonware_codec::Encode as _;
+    use tally_ledger::{Account, Transfer};
+
+    #[test]
+    fn records_round_trip_every_kind_of_result() {
+        let client = signer_from_seed(3);
+        let account = Account { id: 1, ledger: 1, code: 1, ..Account::default() };
+        let transfer = Transfer { id: 1, debit_account_id: 1, credit_account_id: 2, ledger: 1, code: 1, ..Transfer::default() };
+        let requests = vec![
+            Request::create_accounts(1, 1, &client, &[account]).unwrap(),
+            Request::create_transfers(1, 2, &client, &[transfer, transfer]).unwrap(),
+            Request::create_transfers(1, 3, &client, &[transfer]).unwrap(),
+        ];
+        let block = Block::new(hash(b"parent"), 4, 4, 9_000, [3; 32], requests);
+        let outcome = |timestamp_ns, result| RequestOutcome { height: 4, timestamp_ns, result };
+        let record = LogRecord {
+            block,
+            outcomes: vec![
+                outcome(
+                    9_000,
+                    RequestResult::Accounts(vec![CreateAccountResult {
+                        timestamp: 9_000,
+                        status: CreateAccountStatus::Created,
+                    }]),
+                ),
+                outcome(
+                    9_001,
+                    RequestResult::Transfers(vec![
+                        CreateTransferResult { timestamp: 9_001, status: CreateTransferStatus::Created },
+                        CreateTransferResult { timestamp: 9_002, status: CreateTransferStatus::ExistsWithDifferentAmount },
+                    ]),
+                ),
+                outcome(9_003, RequestResult::Refused(BatchError::TimestampRegressed { timestamp: 5, previous: 7 })),
+            ],
+        };
+        let encoded = record.encode();
+        assert_eq!(encoded.len(), record.encode_size());
+        assert_eq!(LogRecord::decode_cfg(encoded.clone(), &()).unwrap(), record);
+
+        // An unknown status code or a cut record is refused, not misread.
+        let status_at = 4 + record.block.encode_size() + 8 + 5 + 8;
+        let mut unknown = encoded.to_vec();
+        unknown[status_at..status_at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(LogRecord::decode_cfg(bytes::Bytes::from(unknown), &()).is_err());
+        assert!(LogRecord::decode_cfg(encoded.slice(..encoded.len() - 1), &()).is_err());
     }
 }

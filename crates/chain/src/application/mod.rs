@@ -7,6 +7,7 @@ pub mod actor;
 pub mod fault;
 pub mod ingress;
 pub mod log;
+pub mod snapshots;
 pub mod state;
 pub mod voted;
 
@@ -14,4 +15,4 @@ pub use activity::{Observed, ValidatorActivity};
 pub use actor::{Actor, ActorConfig, Links};
 pub use fault::Fault;
 pub use ingress::Mailbox;
-pub use state::{ApplicationState, FinalizedBlock, FinalizedEntry, Status};
+pub use state::{ApplicationState, FinalizedBlock, FinalizedEntry, History, OutcomeLookup, Status};

@@ -10,9 +10,19 @@
 //! case of one chain growing. The tip is rebuilt from a copy of the finalized state only when
 //! a block builds on a branch other than the tip's (after a failed view), and a block whose
 //! speculative and final executions disagree halts the validator.
+//!
+//! Memory holds the pending blocks, the finalized blocks not yet in the log plus the last
+//! `RECENT_HEIGHTS_KEPT` of them (with their requests' outcomes), and one small entry per
+//! finalized height since this validator started. Older blocks and outcomes are on disk; the
+//! actor reads them when asked (`OutcomeLookup::Stored`).
+//!
+//! A validator far behind (or starting with an empty disk) can adopt a peer's snapshot as a
+//! `candidate`: it becomes the finalized state only once a finalized chain reaches down to it,
+//! with the block right above it committing to the snapshot's state digest.
 
 use crate::application::activity::{ConsensusActivity, Observed, ValidatorActivity};
 use crate::application::fault::{Fault, corrupt};
+use crate::application::log::LogRecord;
 use crate::block::{Block, BlockDigest, StateDigest};
 use crate::constants::{
     BLOCK_HEADER_SIZE, BLOCK_REQUESTS_MAX, BLOCK_SIZE_MAX, BLOCK_TIMESTAMP_DRIFT_NS_MAX, PENDING_BLOCKS_MAX,
@@ -23,7 +33,7 @@ use crate::genesis::Genesis;
 use crate::keys::ValidatorKey;
 use crate::mempool::Mempool;
 use crate::request::{Request, RequestKey};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -40,6 +50,50 @@ pub enum Lookup {
     Invalid(ChainError),
 }
 
+/// Finalized heights whose blocks and outcomes stay in memory after they reach the log.
+pub const RECENT_HEIGHTS_KEPT: u64 = 64;
+
+/// Where a request's outcome is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutcomeLookup {
+    /// Final, and here.
+    Final(RequestOutcome),
+    /// Final at this height, and only on disk: read it from the finalized log.
+    Stored { height: u64 },
+    /// Not in the finalized chain (yet).
+    NotFinal,
+}
+
+/// The finalized chain's entries from `base` up, as far as this validator has them in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct History {
+    /// The height of `entries[0]`: 0 from genesis, else the snapshot this validator started
+    /// from.
+    pub base: u64,
+    pub entries: Vec<FinalizedEntry>,
+}
+
+impl History {
+    pub fn get(&self, height: u64) -> Option<&FinalizedEntry> {
+        height.checked_sub(self.base).and_then(|index| self.entries.get(usize::try_from(index).ok()?))
+    }
+
+    /// The highest height (the finalized one).
+    pub fn height(&self) -> u64 {
+        self.base + self.entries.len() as u64 - 1
+    }
+
+    /// Whether `other` has the same entry at every height both hold.
+    pub fn agrees_with(&self, other: &History) -> bool {
+        self.iter().all(|(height, entry)| other.get(height).is_none_or(|theirs| theirs == entry))
+    }
+
+    /// (height, entry) pairs from the base up.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &FinalizedEntry)> {
+        self.entries.iter().enumerate().map(|(index, entry)| (self.base + index as u64, entry))
+    }
+}
+
 /// How far a finalization got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finalized {
@@ -53,7 +107,7 @@ pub enum Finalized {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FinalizedEntry {
     pub block: BlockDigest,
-    /// The ledger digest after executing the block.
+    /// The state digest after executing the block.
     pub state_digest: StateDigest,
 }
 
@@ -63,7 +117,7 @@ pub struct FinalizedBlock {
     pub height: u64,
     pub digest: BlockDigest,
     pub block: Block,
-    /// The ledger digest after executing the block.
+    /// The state digest after executing the block.
     pub state_digest: StateDigest,
 }
 
@@ -72,6 +126,9 @@ pub struct FinalizedBlock {
 pub struct Status {
     pub finalized_height: u64,
     pub finalized_block: BlockDigest,
+    /// The digest the next block commits to (the ledger's and the included requests').
+    pub state_digest: StateDigest,
+    /// The ledger's own digest (what account and transfer proofs are checked against).
     pub ledger_digest: StateDigest,
     pub mempool_requests: usize,
     /// Requests finalized so far.
@@ -94,10 +151,17 @@ pub struct Status {
 #[derive(Debug)]
 pub struct ApplicationState {
     genesis: Genesis,
-    /// Every block of the finalized chain plus the pending blocks above it.
-    blocks: HashMap<BlockDigest, Block>,
-    /// The finalized chain by height (index 0 is genesis).
-    history: Vec<FinalizedEntry>,
+    genesis_block: Block,
+    /// Blocks above the finalized height (received or built).
+    pending: HashMap<BlockDigest, Block>,
+    /// Finalized blocks not yet persisted, and the last `RECENT_HEIGHTS_KEPT` persisted ones,
+    /// with each request's outcome, by height.
+    recent: BTreeMap<u64, (Block, Vec<(RequestKey, RequestOutcome)>)>,
+    /// The finalized height the log holds.
+    persisted: u64,
+    /// The finalized chain by height, from `history.base` (genesis, or the snapshot this
+    /// validator started from).
+    history: History,
     /// The state after the last finalized block. Shared with readers, who hold it briefly: a
     /// finalization changes it in place unless a reader still holds it, then it is copied.
     finalized: Arc<ChainState>,
@@ -109,9 +173,10 @@ pub struct ApplicationState {
     /// Pending blocks that broke a rule, and the rule.
     invalid: HashMap<BlockDigest, ChainError>,
     mempool: Mempool,
-    /// Outcomes of finalized requests. Unbounded for now, like `ChainState::included`.
-    outcomes: HashMap<RequestKey, RequestOutcome>,
-    events_finalized: u64,
+    /// A peer's snapshot above the finalized height, waiting for a finalized chain to reach it.
+    candidate: Option<ChainState>,
+    /// Candidates refused because the finalized block above them disagreed.
+    snapshots_refused: u64,
     blocks_refused: u64,
     activity: ConsensusActivity,
 }
@@ -120,23 +185,51 @@ impl ApplicationState {
     pub fn new(genesis: Genesis) -> Self {
         let block = genesis.block();
         let finalized = Arc::new(ChainState::genesis(&block));
-        let history = vec![FinalizedEntry { block: block.digest(), state_digest: finalized.ledger_digest() }];
-        let mut blocks = HashMap::new();
-        blocks.insert(block.digest(), block);
+        let history = History {
+            base: 0,
+            entries: vec![FinalizedEntry { block: block.digest(), state_digest: finalized.state_digest() }],
+        };
         Self {
             activity: ConsensusActivity::new(&genesis),
             genesis,
-            blocks,
+            genesis_block: block,
+            pending: HashMap::new(),
+            recent: BTreeMap::new(),
+            persisted: 0,
             history,
             finalized,
             tip: None,
             executed: HashMap::new(),
             invalid: HashMap::new(),
             mempool: Mempool::new(),
-            outcomes: HashMap::new(),
-            events_finalized: 0,
+            candidate: None,
+            snapshots_refused: 0,
             blocks_refused: 0,
         }
+    }
+
+    /// Starts from a snapshot (this validator's own, read back on restart, or a peer's that
+    /// was checked against the finalized chain) instead of genesis. Everything at or below its
+    /// height is on disk or held by peers, nothing of it in memory.
+    pub fn start_from(&mut self, state: ChainState) {
+        let height = state.height();
+        assert!(height >= self.finalized.height(), "a snapshot never moves the chain back");
+        self.history =
+            History { base: height, entries: vec![FinalizedEntry { block: state.block(), state_digest: state.state_digest() }] };
+        let included: Vec<RequestKey> = self
+            .mempool
+            .select(|_| false, usize::MAX, usize::MAX)
+            .iter()
+            .map(Request::key)
+            .filter(|key| state.includes(key))
+            .collect();
+        self.mempool.remove(included.iter());
+        self.finalized = Arc::new(state);
+        self.recent.clear();
+        self.persisted = height;
+        self.tip = None;
+        self.candidate = None;
+        self.prune();
     }
 
     pub fn genesis(&self) -> &Genesis {
@@ -144,24 +237,94 @@ impl ApplicationState {
     }
 
     pub fn genesis_digest(&self) -> BlockDigest {
-        self.history[0].block
+        self.genesis_block.digest()
     }
 
+    /// A pending block, or a finalized one still in memory.
     pub fn block(&self, digest: &BlockDigest) -> Option<&Block> {
-        self.blocks.get(digest)
+        if let Some(block) = self.pending.get(digest) {
+            return Some(block);
+        }
+        if *digest == self.genesis_block.digest() {
+            return Some(&self.genesis_block);
+        }
+        self.recent.values().map(|(block, _)| block).find(|block| block.digest() == *digest)
     }
 
     pub fn finalized_height(&self) -> u64 {
         self.finalized.height()
     }
 
-    /// The finalized chain, by height.
-    pub fn history(&self) -> &[FinalizedEntry] {
+    /// The finalized chain, by height, since this validator's base.
+    pub fn history(&self) -> &History {
         &self.history
     }
 
-    pub fn outcome(&self, key: &RequestKey) -> Option<&RequestOutcome> {
-        self.outcomes.get(key)
+    /// Where the outcome of request `key` is.
+    pub fn outcome(&self, key: &RequestKey) -> OutcomeLookup {
+        let Some(height) = self.finalized.inclusion_height(key) else {
+            return OutcomeLookup::NotFinal;
+        };
+        match self.recent.get(&height) {
+            Some((_, outcomes)) => outcomes
+                .iter()
+                .find(|(included, _)| included == key)
+                .map_or(OutcomeLookup::Stored { height }, |(_, outcome)| OutcomeLookup::Final(outcome.clone())),
+            None => OutcomeLookup::Stored { height },
+        }
+    }
+
+    /// The finalized height the log holds.
+    pub fn persisted_height(&self) -> u64 {
+        self.persisted
+    }
+
+    /// The finalized blocks the log lacks (above `log_height`), as log records.
+    pub fn unpersisted(&self, log_height: u64) -> Vec<LogRecord> {
+        self.recent
+            .range(log_height + 1..)
+            .map(|(_, (block, outcomes))| LogRecord {
+                block: block.clone(),
+                outcomes: outcomes.iter().map(|(_, outcome)| outcome.clone()).collect(),
+            })
+            .collect()
+    }
+
+    /// Notes that the log holds every finalized block up to `height`, and forgets the blocks
+    /// and outcomes that are now only needed on disk.
+    pub fn persisted(&mut self, height: u64) {
+        assert!(height <= self.finalized.height());
+        self.persisted = height;
+        let keep_from = height.saturating_sub(RECENT_HEIGHTS_KEPT) + 1;
+        self.recent = self.recent.split_off(&keep_from);
+    }
+
+    /// The height a missing block should have, from a block that names it as its parent, or 0
+    /// if none does (a peer serving old blocks from its log needs the height).
+    pub fn expected_height(&self, digest: &BlockDigest) -> u64 {
+        self.pending
+            .values()
+            .chain(self.recent.values().map(|(block, _)| block))
+            .find(|block| block.parent == *digest)
+            .map_or(0, |block| block.height - 1)
+    }
+
+    /// A peer's snapshot to adopt once a finalized chain reaches down to it (see `finalize`).
+    /// Ignored unless it is above the finalized height.
+    pub fn offer_candidate(&mut self, state: ChainState) {
+        if state.height() > self.finalized.height() {
+            self.candidate = Some(state);
+        }
+    }
+
+    /// The height of the snapshot waiting to be adopted.
+    pub fn candidate_height(&self) -> Option<u64> {
+        self.candidate.as_ref().map(ChainState::height)
+    }
+
+    /// Snapshots refused because the finalized chain disagreed with them.
+    pub fn snapshots_refused(&self) -> u64 {
+        self.snapshots_refused
     }
 
     pub fn status(&self) -> Status {
@@ -169,10 +332,11 @@ impl ApplicationState {
         Status {
             finalized_height: self.finalized.height(),
             finalized_block: self.finalized.block(),
+            state_digest: self.finalized.state_digest(),
             ledger_digest: self.finalized.ledger_digest(),
             mempool_requests: self.mempool.len(),
-            requests_finalized: self.outcomes.len(),
-            events_finalized: self.events_finalized,
+            requests_finalized: self.finalized.requests_included(),
+            events_finalized: self.finalized.events(),
             blocks_refused: self.blocks_refused,
             view,
             leader: self.activity.leader(view),
@@ -192,24 +356,11 @@ impl ApplicationState {
         self.finalized.clone()
     }
 
-    /// Up to `limit` finalized blocks from `from_height` up (genesis is height 0).
-    pub fn finalized_blocks(&self, from_height: u64, limit: usize) -> Vec<FinalizedBlock> {
-        let start = usize::try_from(from_height).unwrap_or(usize::MAX).min(self.history.len());
-        self.history[start..]
-            .iter()
-            .take(limit)
-            .enumerate()
-            .map(|(offset, entry)| FinalizedBlock {
-                height: (start + offset) as u64,
-                digest: entry.block,
-                block: self.blocks[&entry.block].clone(),
-                state_digest: entry.state_digest,
-            })
-            .collect()
-    }
-
-    fn pending_blocks(&self) -> usize {
-        self.blocks.len() - self.history.len()
+    /// The finalized block at `height` if it is in memory (genesis always is).
+    pub fn finalized_block(&self, height: u64) -> Option<FinalizedBlock> {
+        let entry = self.history.get(height)?;
+        let block = if height == 0 { &self.genesis_block } else { &self.recent.get(&height)?.0 };
+        Some(FinalizedBlock { height, digest: entry.block, block: block.clone(), state_digest: entry.state_digest })
     }
 
     /// Accepts a client request (from the client or a peer's gossip): the client must be
@@ -240,17 +391,17 @@ impl ApplicationState {
     /// contents, never taken from the sender.
     pub fn insert_block(&mut self, block: Block) -> Result<BlockDigest, ChainError> {
         let digest = block.digest();
-        if self.blocks.contains_key(&digest) {
+        if self.pending.contains_key(&digest) {
             return Ok(digest);
         }
         if block.height <= self.finalized.height() {
-            // Too old to matter: at or below the finalized height, and not the finalized block.
+            // Too old to matter: at or below the finalized height.
             return Err(ChainError::ConflictsWithFinalized { height: self.finalized.height() });
         }
-        if self.pending_blocks() >= PENDING_BLOCKS_MAX {
+        if self.pending.len() >= PENDING_BLOCKS_MAX {
             return Err(ChainError::TooManyPendingBlocks);
         }
-        self.blocks.insert(digest, block);
+        self.pending.insert(digest, block);
         Ok(digest)
     }
 
@@ -266,11 +417,13 @@ impl ApplicationState {
         let height = self.finalized.height();
         if let Some(tip) = &mut self.tip
             && tip.height() < height
-            && self.history[tip.height() as usize].block == tip.block()
+            && self.history.get(tip.height()).is_some_and(|entry| entry.block == tip.block())
+            && (tip.height() + 1..=height).all(|height| self.recent.contains_key(&height))
         {
-            for entry in &self.history[tip.height() as usize + 1..] {
-                tip.apply(&self.blocks[&entry.block]);
-                assert_eq!(tip.ledger_digest(), entry.state_digest, "execution is deterministic");
+            for (height, (block, _)) in self.recent.range(tip.height() + 1..) {
+                tip.apply(block);
+                let entry = self.history.get(*height).expect("finalized heights have entries");
+                assert_eq!(tip.state_digest(), entry.state_digest, "execution is deterministic");
             }
             return;
         }
@@ -293,7 +446,7 @@ impl ApplicationState {
             if let Some(error) = self.invalid.get(&cursor) {
                 return Lookup::Invalid(error.clone());
             }
-            let Some(block) = self.blocks.get(&cursor) else {
+            let Some(block) = self.pending.get(&cursor) else {
                 return Lookup::Missing(cursor);
             };
             if block.height <= self.finalized.height() {
@@ -311,13 +464,13 @@ impl ApplicationState {
         let mempool = &self.mempool;
         let verified = |request: &Request| mempool.get(&request.key()) == Some(request);
         for digest in path.into_iter().rev() {
-            let block = &self.blocks[&digest];
+            let block = &self.pending[&digest];
             if let Err(error) = tip.check_child_with(&self.genesis, block, verified) {
                 self.invalid.insert(digest, error.clone());
                 return Lookup::Invalid(error);
             }
             tip.apply(block);
-            self.executed.insert(digest, tip.ledger_digest());
+            self.executed.insert(digest, tip.state_digest());
         }
         Lookup::Ready
     }
@@ -343,7 +496,7 @@ impl ApplicationState {
         let timestamp_ns = now_ns.max(state.timestamp_ns() + 1);
         let requests =
             self.mempool.select(|key| state.includes(key), BLOCK_REQUESTS_MAX, BLOCK_SIZE_MAX - BLOCK_HEADER_SIZE);
-        let block = Block::new(parent, state.height() + 1, view, timestamp_ns, state.ledger_digest(), requests);
+        let block = Block::new(parent, state.height() + 1, view, timestamp_ns, state.state_digest(), requests);
         let digest = self.insert_block(block.clone()).map_err(Lookup::Invalid)?;
         // A proposer is committed to verifying its own block: it must pass every check.
         match self.execute_to(digest) {
@@ -384,7 +537,7 @@ impl ApplicationState {
 
     /// Judges block `digest` proposed in `view` on `parent`, at local time `now_ns`.
     pub fn verify(&mut self, parent: BlockDigest, view: u64, digest: BlockDigest, now_ns: u64) -> Lookup {
-        let Some(block) = self.blocks.get(&digest) else {
+        let Some(block) = self.block(&digest) else {
             return Lookup::Missing(digest);
         };
         let verdict = if block.parent != parent {
@@ -404,25 +557,49 @@ impl ApplicationState {
 
     /// Executes the finalized chain up to `digest`. A block whose state digest disagrees with
     /// ours, or that breaks a rule here, is a safety failure: the validator must halt.
+    ///
+    /// If the walk down from `digest` meets the candidate snapshot's block, and the block above
+    /// it commits to the candidate's state digest, the candidate becomes the finalized state and
+    /// execution goes on from it. A candidate the chain disagrees with is dropped.
     pub fn finalize(&mut self, digest: BlockDigest) -> Result<Finalized, ChainError> {
-        if let Some(block) = self.blocks.get(&digest)
+        if let Some(block) = self.block(&digest)
             && block.height <= self.finalized.height()
         {
-            let entry = self.history.get(block.height as usize).map(|entry| entry.block);
+            let height = block.height;
+            let entry = self.history.get(height).map(|entry| entry.block);
             if entry != Some(digest) {
                 return Err(ChainError::FinalizedBlockInvalid {
-                    height: block.height,
+                    height,
                     block: digest,
                     reason: "conflicts with the finalized chain".into(),
                 });
             }
-            return Ok(Finalized::Done { height: block.height });
+            return Ok(Finalized::Done { height });
         }
-        // Collect the path down to the finalized block.
+        // Collect the path down to the finalized block (or the candidate snapshot's).
         let mut path = Vec::new();
         let mut cursor = digest;
         while cursor != self.finalized.block() {
-            let Some(block) = self.blocks.get(&cursor) else {
+            if let Some(candidate) = &self.candidate
+                && cursor == candidate.block()
+            {
+                let above = path.last().map(|digest| &self.pending[digest]);
+                match above {
+                    Some(above) if above.state_digest == candidate.state_digest() => {
+                        let candidate = self.candidate.take().expect("checked above");
+                        self.start_from(candidate);
+                        break;
+                    }
+                    // Nothing above it yet to check it against: keep walking (the walk stops at
+                    // a missing block, and a later finalization checks it).
+                    None => {}
+                    Some(_) => {
+                        self.candidate = None;
+                        self.snapshots_refused += 1;
+                    }
+                }
+            }
+            let Some(block) = self.pending.get(&cursor) else {
                 return Ok(Finalized::Missing(cursor));
             };
             if block.height <= self.finalized.height() {
@@ -436,9 +613,9 @@ impl ApplicationState {
             cursor = block.parent;
         }
         for digest in path.into_iter().rev() {
-            let block = &self.blocks[&digest];
+            let block = self.pending.remove(&digest).expect("the path is pending");
             let (height, state_digest) = (block.height, block.state_digest);
-            let local = self.finalized.ledger_digest();
+            let local = self.finalized.state_digest();
             if state_digest != local {
                 return Err(ChainError::StateDivergence {
                     height,
@@ -449,12 +626,12 @@ impl ApplicationState {
             }
             // A block executed speculatively passed every check on this same state.
             if !self.executed.contains_key(&digest)
-                && let Err(error) = self.finalized.check_child(&self.genesis, block)
+                && let Err(error) = self.finalized.check_child(&self.genesis, &block)
             {
                 return Err(ChainError::FinalizedBlockInvalid { height, block: digest, reason: error.to_string() });
             }
-            let outcomes = Arc::make_mut(&mut self.finalized).apply(block);
-            let after = self.finalized.ledger_digest();
+            let outcomes = Arc::make_mut(&mut self.finalized).apply(&block);
+            let after = self.finalized.state_digest();
             if let Some(speculative) = self.executed.get(&digest)
                 && *speculative != after
             {
@@ -462,19 +639,15 @@ impl ApplicationState {
                     height,
                     block: digest,
                     reason: format!(
-                        "executing it again gave ledger digest {} where the first execution gave {}",
+                        "executing it again gave state digest {} where the first execution gave {}",
                         hex(&after),
                         hex(speculative)
                     ),
                 });
             }
-            self.history.push(FinalizedEntry { block: digest, state_digest: after });
-            self.events_finalized += block.requests.iter().map(|request| request.events_count() as u64).sum::<u64>();
+            self.history.entries.push(FinalizedEntry { block: digest, state_digest: after });
             self.mempool.remove(outcomes.iter().map(|(key, _)| key));
-            for (key, outcome) in outcomes {
-                let previous = self.outcomes.insert(key, outcome);
-                assert!(previous.is_none(), "a request is finalized once");
-            }
+            self.recent.insert(height, (block, outcomes));
         }
         self.prune();
         Ok(Finalized::Done { height: self.finalized.height() })
@@ -496,14 +669,14 @@ impl ApplicationState {
     /// Drops pending blocks, states and verdicts at or below the finalized height: they lost.
     fn prune(&mut self) {
         let height = self.finalized.height();
-        let history = &self.history;
-        self.blocks.retain(|digest, block| {
-            block.height > height || history.get(block.height as usize).is_some_and(|entry| entry.block == *digest)
-        });
-        let blocks = &self.blocks;
-        self.executed.retain(|digest, _| blocks.get(digest).is_some_and(|block| block.height > height));
-        self.invalid.retain(|digest, _| blocks.get(digest).is_some_and(|block| block.height > height));
-        assert_eq!(self.history.len() as u64, height + 1);
+        self.pending.retain(|_, block| block.height > height);
+        let pending = &self.pending;
+        self.executed.retain(|digest, _| pending.contains_key(digest));
+        self.invalid.retain(|digest, _| pending.contains_key(digest));
+        assert_eq!(self.history.height(), height);
+        if self.candidate.as_ref().is_some_and(|candidate| candidate.height() <= height) {
+            self.candidate = None;
+        }
         // A tip on a branch that lost can never be built on again. A tip behind on the finalized
         // chain catches up by executing finalized blocks (see `tip_to_finalized`).
         if let Some(tip) = &self.tip
@@ -518,10 +691,7 @@ impl ApplicationState {
     /// block.
     fn descends_from_finalized(&self, digest: BlockDigest) -> bool {
         let mut cursor = digest;
-        while let Some(block) = self.blocks.get(&cursor) {
-            if block.height <= self.finalized.height() {
-                break;
-            }
+        while let Some(block) = self.pending.get(&cursor) {
             cursor = block.parent;
         }
         cursor == self.finalized.block()
@@ -533,7 +703,7 @@ impl ApplicationState {
     /// The ledger digest after `digest`, executing it if needed (tests only).
     fn judge_and_digest(&mut self, digest: BlockDigest) -> StateDigest {
         assert!(matches!(self.execute_to(digest), Lookup::Ready));
-        self.tip.as_ref().unwrap().ledger_digest()
+        self.tip.as_ref().unwrap().state_digest()
     }
 }
 
@@ -602,9 +772,11 @@ mod tests {
             assert_eq!(state.finalize(second.digest()), Ok(Finalized::Done { height: 2 }));
         }
         assert_eq!(proposer.history(), follower.history());
-        assert_eq!(proposer.status().ledger_digest, follower.status().ledger_digest);
+        assert_eq!(proposer.status().state_digest, follower.status().state_digest);
         assert_eq!(proposer.status().mempool_requests, 0);
-        let outcome = follower.outcome(&transfer(&client, 2).key()).unwrap();
+        let OutcomeLookup::Final(outcome) = follower.outcome(&transfer(&client, 2).key()) else {
+            panic!("finalized and in memory");
+        };
         assert_eq!(outcome.height, 2);
         // A retry of a finalized request is refused with its id.
         assert_eq!(proposer.submit(transfer(&client, 2)), Err(ChainError::DuplicateRequest { id: 2 }));
@@ -648,14 +820,14 @@ mod tests {
             forged_signature,
         )
         .unwrap();
-        let bad = Block::new(genesis_state.block(), 1, 1, 2_000, genesis_state.ledger_digest(), vec![forged]);
+        let bad = Block::new(genesis_state.block(), 1, 1, 2_000, genesis_state.state_digest(), vec![forged]);
         follower.insert_block(bad.clone()).unwrap();
         assert!(matches!(
             follower.verify(genesis_state.block(), 1, bad.digest(), 2_000),
             Lookup::Invalid(ChainError::BadSignature)
         ));
         // A child of the forged block cannot be verified either.
-        let child = Block::new(bad.digest(), 2, 2, 3_000, genesis_state.ledger_digest(), vec![]);
+        let child = Block::new(bad.digest(), 2, 2, 3_000, genesis_state.state_digest(), vec![]);
         follower.insert_block(child.clone()).unwrap();
         assert!(matches!(
             follower.verify(bad.digest(), 2, child.digest(), 3_000),
@@ -709,7 +881,7 @@ mod tests {
         let message = error.to_string();
         assert!(matches!(error, ChainError::StateDivergence { height: 1, .. }), "{message}");
         assert!(message.contains("0707070707"), "names the block's digest: {message}");
-        assert!(message.contains(&hex(&tally_ledger::Ledger::new().digest())), "names ours: {message}");
+        assert!(message.contains(&hex(&ChainState::empty_state_digest())), "names ours: {message}");
     }
 
     #[test]
@@ -726,7 +898,7 @@ mod tests {
         restored.restore(first.clone()).unwrap();
         restored.restore(second.clone()).unwrap();
         assert_eq!(restored.history(), original.history());
-        assert_eq!(restored.status().ledger_digest, original.status().ledger_digest);
+        assert_eq!(restored.status().state_digest, original.status().state_digest);
         assert_eq!(restored.outcome(&transfer(&client, 2).key()), original.outcome(&transfer(&client, 2).key()));
 
         // A log that skips a height is corrupt.
@@ -752,7 +924,7 @@ mod tests {
         assert!(follower.block(&losing.digest()).is_none());
         assert!(follower.block(&first.digest()).is_some());
         assert!(matches!(follower.finalize(losing.digest()), Ok(Finalized::Missing(_))));
-        assert_eq!(follower.history().len(), 3);
+        assert_eq!(follower.history().height(), 2);
     }
 
     #[test]
@@ -791,7 +963,7 @@ mod tests {
         assert_eq!(witness.finalize(b3.digest()), Ok(Finalized::Done { height: 3 }));
         assert_eq!(follower.finalize(b3.digest()), Ok(Finalized::Done { height: 3 }));
         assert_eq!(follower.history(), witness.history());
-        assert_eq!(follower.status().ledger_digest, witness.status().ledger_digest);
+        assert_eq!(follower.status().state_digest, witness.status().state_digest);
         // Branch A lost: it is pruned and cannot be finalized.
         assert!(follower.block(&a2.digest()).is_none());
         assert!(matches!(follower.finalize(a2.digest()), Ok(Finalized::Missing(_))));

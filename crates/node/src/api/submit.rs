@@ -82,12 +82,14 @@ pub async fn request_outcome(
         return Err(Failure::halted());
     }
     match api.mailbox.outcome(key.clone()).await {
-        Some(outcome) => Ok(Json(outcome_to_json(&key, &outcome))),
-        None if api.health.is_halted() => Err(Failure::halted()),
-        None => Err(Failure::not_found(
+        Ok(Some(outcome)) => Ok(Json(outcome_to_json(&key, &outcome))),
+        Err(_) | Ok(None) if api.health.is_halted() => Err(Failure::halted()),
+        Ok(None) => Err(Failure::not_found(
             "request_not_found",
             format!("no finalized request {} from client {}", key.id, crate::hex::encode(key.client.as_ref())),
         )),
+        Err(error @ ChainError::OutcomeNotHeld { .. }) => Err(Failure::not_found("outcome_not_held", error.to_string())),
+        Err(_) => Err(Failure::busy("this validator is too busy to answer; retry shortly")),
     }
 }
 
@@ -122,8 +124,14 @@ async fn submit(api: &ApiState, request: Request) -> Result<Submitted, Failure> 
     }
     let key = request.key();
     // A retry of a finalized request answers what happened the first time.
-    if let Some(outcome) = api.mailbox.outcome(key.clone()).await {
-        return Ok(Submitted::Final(key, outcome));
+    match api.mailbox.outcome(key.clone()).await {
+        Ok(Some(outcome)) => return Ok(Submitted::Final(key, outcome)),
+        Ok(None) => {}
+        Err(error @ ChainError::OutcomeNotHeld { .. }) => {
+            return Err(Failure::not_found("outcome_not_held", error.to_string()));
+        }
+        Err(_) if api.health.is_halted() => return Err(Failure::halted()),
+        Err(_) => return Err(Failure::busy("this validator is too busy to answer; retry shortly")),
     }
     let Ok(_permit) = api.waiting.clone().try_acquire_owned() else {
         return Err(Failure::busy("too many submissions are waiting for finality here; retry shortly"));
@@ -174,7 +182,7 @@ async fn wait_outcome(api: &ApiState, key: &RequestKey, deadline: Instant) -> Op
             if api.health.is_halted() {
                 return None;
             }
-            if let Some(outcome) = api.mailbox.outcome(key.clone()).await {
+            if let Ok(Some(outcome)) = api.mailbox.outcome(key.clone()).await {
                 return Some(outcome);
             }
             tokio::time::sleep(Duration::from_millis(OUTCOME_POLL_MS)).await;

@@ -1,0 +1,216 @@
+//! The validator's snapshots on disk: the latest `ChainState` snapshot, one blob per height.
+//!
+//! A snapshot is written to a new blob named by its height and synced; only then are older
+//! blobs removed. A crash at any point leaves at least one complete snapshot (or none, before
+//! the first), and a torn newer blob fails its checksum on open and is removed. Peers read a
+//! snapshot in chunks (`read_chunk`) while this validator goes on.
+//!
+//! Storage errors while writing are fail-stop (the caller halts the validator); a snapshot that
+//! cannot be read on open is skipped, since the finalized log can rebuild the state without it.
+
+use crate::error::ChainError;
+use crate::execution::ChainState;
+use commonware_runtime::{Blob as _, ReadOptions, Storage, WriteOptions};
+
+/// The size of one chunk of a snapshot sent to a peer.
+pub const SNAPSHOT_CHUNK_SIZE: usize = 1024 * 1024;
+
+/// A snapshot this validator holds: its height and length in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    pub height: u64,
+    pub length: u64,
+}
+
+/// The snapshots of one validator.
+pub struct Snapshots<E> {
+    context: E,
+    partition: String,
+    latest: Option<SnapshotInfo>,
+}
+
+impl<E> std::fmt::Debug for Snapshots<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshots").field("latest", &self.latest).finish()
+    }
+}
+
+fn storage_error(error: impl std::fmt::Display) -> ChainError {
+    ChainError::Storage(format!("snapshots: {error}"))
+}
+
+fn name(height: u64) -> [u8; 8] {
+    height.to_be_bytes()
+}
+
+impl<E: Storage> Snapshots<E> {
+    /// Opens the store and restores the newest snapshot that reads back whole, removing those
+    /// that do not (and any older ones).
+    pub async fn open(context: E, partition: String) -> Result<(Self, Option<ChainState>), ChainError> {
+        let mut heights: Vec<u64> = context
+            .scan(&partition)
+            .await
+            .or_else(|error| match error {
+                commonware_runtime::Error::PartitionMissing(_) => Ok(Vec::new()),
+                error => Err(storage_error(error)),
+            })?
+            .into_iter()
+            .filter_map(|name| <[u8; 8]>::try_from(name.as_slice()).ok().map(u64::from_be_bytes))
+            .collect();
+        heights.sort_unstable();
+        let mut store = Self { context, partition, latest: None };
+        let mut restored = None;
+        while let Some(height) = heights.pop() {
+            if restored.is_none() {
+                match store.read_whole(height).await {
+                    Ok(bytes) => match ChainState::restore(&bytes) {
+                        Ok(state) if state.height() == height => {
+                            store.latest = Some(SnapshotInfo { height, length: bytes.len() as u64 });
+                            restored = Some(state);
+                            continue;
+                        }
+                        Ok(_) | Err(_) => {}
+                    },
+                    Err(_) => {}
+                }
+            }
+            store.context.remove(&store.partition, Some(&name(height))).await.map_err(storage_error)?;
+        }
+        Ok((store, restored))
+    }
+
+    async fn read_whole(&self, height: u64) -> Result<Vec<u8>, ChainError> {
+        let (blob, length) = self.context.open(&self.partition, &name(height)).await.map_err(storage_error)?;
+        let length = usize::try_from(length).map_err(storage_error)?;
+        let bytes = blob.read_at(0, length, ReadOptions::default()).await.map_err(storage_error)?;
+        Ok(bytes.coalesce().as_ref().to_vec())
+    }
+
+    /// The newest snapshot held.
+    pub fn latest(&self) -> Option<SnapshotInfo> {
+        self.latest
+    }
+
+    /// Writes `bytes`, the snapshot at `height`, syncs it, then removes the older one.
+    pub async fn write(&mut self, height: u64, bytes: Vec<u8>) -> Result<(), ChainError> {
+        if self.latest.is_some_and(|latest| latest.height >= height) {
+            return Ok(());
+        }
+        let length = bytes.len() as u64;
+        let (blob, _) = self.context.open(&self.partition, &name(height)).await.map_err(storage_error)?;
+        blob.resize(0).await.map_err(storage_error)?;
+        blob.write_at(0, bytes, WriteOptions::default()).await.map_err(storage_error)?;
+        blob.sync().await.map_err(storage_error)?;
+        drop(blob);
+        if let Some(previous) = self.latest.replace(SnapshotInfo { height, length }) {
+            self.context.remove(&self.partition, Some(&name(previous.height))).await.map_err(storage_error)?;
+        }
+        Ok(())
+    }
+
+    /// Chunk `index` of the snapshot at `height`, if it is the one held and the chunk exists.
+    pub async fn read_chunk(&self, height: u64, index: u32) -> Option<Vec<u8>> {
+        let latest = self.latest.filter(|latest| latest.height == height)?;
+        let offset = u64::from(index) * SNAPSHOT_CHUNK_SIZE as u64;
+        if offset >= latest.length {
+            return None;
+        }
+        let length = (latest.length - offset).min(SNAPSHOT_CHUNK_SIZE as u64) as usize;
+        let (blob, _) = self.context.open(&self.partition, &name(height)).await.ok()?;
+        let bytes = blob.read_at(offset, length, ReadOptions::default()).await.ok()?;
+        Some(bytes.coalesce().as_ref().to_vec())
+    }
+}
+
+/// Messages of the snapshot channel: a validator that is far behind asks its peers what
+/// snapshot they hold, then fetches one in chunks.
+///
+/// Wire format (big-endian): `1` (what do you hold?) | `2 | height (8) | length (8)` (this; a
+/// height of 0 means none) | `3 | height (8) | index (4)` (send me this chunk) | `4 | height (8)
+/// | index (4) | bytes` (a chunk, at most `SNAPSHOT_CHUNK_SIZE` bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotMessage {
+    AskOffer,
+    Offer { height: u64, length: u64 },
+    AskChunk { height: u64, index: u32 },
+    Chunk { height: u64, index: u32, bytes: bytes::Bytes },
+}
+
+impl SnapshotMessage {
+    pub fn encode(&self) -> bytes::Bytes {
+        use bytes::BufMut as _;
+        let mut buf = Vec::new();
+        match self {
+            Self::AskOffer => buf.put_u8(1),
+            Self::Offer { height, length } => {
+                buf.put_u8(2);
+                buf.put_u64(*height);
+                buf.put_u64(*length);
+            }
+            Self::AskChunk { height, index } => {
+                buf.put_u8(3);
+                buf.put_u64(*height);
+                buf.put_u32(*index);
+            }
+            Self::Chunk { height, index, bytes } => {
+                buf.put_u8(4);
+                buf.put_u64(*height);
+                buf.put_u32(*index);
+                buf.put_slice(bytes);
+            }
+        }
+        buf.into()
+    }
+
+    /// The message `bytes` hold, or `None` if they hold none (a faulty peer).
+    pub fn decode(mut bytes: bytes::Bytes) -> Option<Self> {
+        use bytes::Buf as _;
+        let tag = bytes.try_get_u8().ok()?;
+        let message = match tag {
+            1 => Self::AskOffer,
+            2 => Self::Offer { height: bytes.try_get_u64().ok()?, length: bytes.try_get_u64().ok()? },
+            3 => Self::AskChunk { height: bytes.try_get_u64().ok()?, index: bytes.try_get_u32().ok()? },
+            4 => {
+                let (height, index) = (bytes.try_get_u64().ok()?, bytes.try_get_u32().ok()?);
+                if bytes.is_empty() || bytes.len() > SNAPSHOT_CHUNK_SIZE {
+                    return None;
+                }
+                return Some(Self::Chunk { height, index, bytes });
+            }
+            _ => return None,
+        };
+        bytes.is_empty().then_some(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_and_garbage_is_refused() {
+        let messages = [
+            SnapshotMessage::AskOffer,
+            SnapshotMessage::Offer { height: 512, length: 9_000 },
+            SnapshotMessage::AskChunk { height: 512, index: 3 },
+            SnapshotMessage::Chunk { height: 512, index: 3, bytes: bytes::Bytes::from_static(b"part") },
+        ];
+        for message in messages {
+            assert_eq!(SnapshotMessage::decode(message.encode()), Some(message.clone()));
+            let mut longer = message.encode().to_vec();
+            if !matches!(message, SnapshotMessage::Chunk { .. }) {
+                longer.push(0);
+                assert_eq!(SnapshotMessage::decode(longer.into()), None);
+            }
+        }
+        assert_eq!(SnapshotMessage::decode(bytes::Bytes::new()), None);
+        assert_eq!(SnapshotMessage::decode(bytes::Bytes::from_static(&[9])), None);
+        assert_eq!(SnapshotMessage::decode(bytes::Bytes::from_static(&[2, 0, 0])), None);
+        let oversized = SnapshotMessage::Chunk {
+            height: 1,
+            index: 0,
+            bytes: bytes::Bytes::from(vec![0; SNAPSHOT_CHUNK_SIZE + 1]),
+        };
+        assert_eq!(SnapshotMessage::decode(oversized.encode()), None);
+    }
+}

@@ -1,0 +1,267 @@
+//! Snapshots of the replicated state: a `ChainState` as bytes, and back.
+//!
+//! A validator writes one every `SNAPSHOT_INTERVAL` finalized heights, so that a restart
+//! executes only the blocks after it, and serves it to a validator that starts with an empty
+//! disk. Every honest validator writes the same bytes at the same height, so a snapshot can be
+//! fetched in chunks from several peers.
+//!
+//! The format (integers little-endian):
+//!
+//! ```text
+//! magic "TALLYCHN" | version u32 | height u64 | block digest [32] | timestamp ns u64
+//! events u64         | ledger events in the blocks so far
+//! included count u64 | count × (client key [32], request id u128, height u64),
+//!   sorted by (height, client key, id)
+//! ledger length u64 | ledger snapshot (`tally_ledger`'s format, with its own checksum)
+//! checksum [32]      | BLAKE3 of every byte before it
+//! ```
+//!
+//! Restoring checks the format and the checksum, and never panics on bad bytes. It does not
+//! prove the state is the chain's: a caller compares `ChainState::state_digest` with the
+//! `state_digest` of the finalized block at the next height (a peer's snapshot), or trusts
+//! its own disk (a local one, behind the checksum).
+
+use crate::block::BlockDigest;
+use crate::execution::ChainState;
+use crate::keys::ClientKey;
+use crate::request::RequestKey;
+use commonware_codec::{DecodeExt as _, Encode as _};
+use std::collections::HashMap;
+use tally_ledger::{Ledger, RestoreError};
+
+const MAGIC: &[u8; 8] = b"TALLYCHN";
+const VERSION: u32 = 1;
+const CHECKSUM_CONTEXT: &str = "tally 2026 chain snapshot checksum v1";
+const ENTRY_SIZE: usize = 32 + 16 + 8;
+
+/// Why bytes are not a snapshot of a chain state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("not a Tally chain snapshot (bad magic)")]
+    BadMagic,
+    #[error("chain snapshot version {0} is not supported (this build reads version {VERSION})")]
+    UnsupportedVersion(u32),
+    #[error("chain snapshot is truncated: more bytes needed for {0}")]
+    Truncated(&'static str),
+    #[error("chain snapshot checksum does not match its contents")]
+    ChecksumMismatch,
+    #[error("chain snapshot is inconsistent: {0}")]
+    Inconsistent(String),
+    #[error("chain snapshot's ledger: {0}")]
+    Ledger(#[from] RestoreError),
+}
+
+fn checksum(bytes: &[u8]) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new_derive_key(CHECKSUM_CONTEXT);
+    hasher.update(bytes);
+    *hasher.finalize().as_bytes()
+}
+
+impl ChainState {
+    /// The whole state as bytes, for [`ChainState::restore`]. Deterministic: equal states give
+    /// equal bytes.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let ledger = self.ledger().snapshot();
+        let mut entries: Vec<(&RequestKey, u64)> = self.included().iter().map(|(key, height)| (key, *height)).collect();
+        entries.sort_unstable_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));
+        let mut bytes = Vec::with_capacity(128 + entries.len() * ENTRY_SIZE + ledger.len());
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&VERSION.to_le_bytes());
+        bytes.extend_from_slice(&self.height().to_le_bytes());
+        bytes.extend_from_slice(self.block().as_ref());
+        bytes.extend_from_slice(&self.timestamp_ns().to_le_bytes());
+        bytes.extend_from_slice(&self.events().to_le_bytes());
+        bytes.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+        for (key, height) in entries {
+            bytes.extend_from_slice(&key.client.encode());
+            bytes.extend_from_slice(&key.id.to_le_bytes());
+            bytes.extend_from_slice(&height.to_le_bytes());
+        }
+        bytes.extend_from_slice(&(ledger.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&ledger);
+        let sum = checksum(&bytes);
+        bytes.extend_from_slice(&sum);
+        bytes
+    }
+
+    /// The state a snapshot describes. Refuses anything that is not exactly a snapshot written
+    /// by [`ChainState::snapshot`].
+    pub fn restore(bytes: &[u8]) -> Result<Self, SnapshotError> {
+        if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+            return Err(SnapshotError::BadMagic);
+        }
+        let mut reader = Reader { bytes, offset: MAGIC.len() };
+        let version = u32::from_le_bytes(reader.take("version")?);
+        if version != VERSION {
+            return Err(SnapshotError::UnsupportedVersion(version));
+        }
+        if bytes.len() < reader.offset + 32 {
+            return Err(SnapshotError::Truncated("checksum"));
+        }
+        let (body, sum) = bytes.split_at(bytes.len() - 32);
+        if checksum(body) != sum {
+            return Err(SnapshotError::ChecksumMismatch);
+        }
+        reader.bytes = body;
+        let height = u64::from_le_bytes(reader.take("height")?);
+        let block_bytes: [u8; 32] = reader.take("block digest")?;
+        let block = BlockDigest::decode(bytes::Bytes::copy_from_slice(&block_bytes))
+            .map_err(|_| SnapshotError::Inconsistent("block digest".into()))?;
+        let timestamp_ns = u64::from_le_bytes(reader.take("timestamp")?);
+        let events = u64::from_le_bytes(reader.take("events")?);
+        let count = u64::from_le_bytes(reader.take("included count")?);
+        if count > (reader.remaining() / ENTRY_SIZE) as u64 {
+            return Err(SnapshotError::Truncated("included requests"));
+        }
+        let mut included = HashMap::with_capacity(count as usize);
+        let mut previous: Option<(u64, RequestKey)> = None;
+        for _ in 0..count {
+            let client: [u8; 32] = reader.take("client key")?;
+            let client = ClientKey::decode(bytes::Bytes::copy_from_slice(&client))
+                .map_err(|_| SnapshotError::Inconsistent("a client key is not a valid key".into()))?;
+            let id = u128::from_le_bytes(reader.take("request id")?);
+            let included_at = u64::from_le_bytes(reader.take("inclusion height")?);
+            if included_at == 0 || included_at > height {
+                return Err(SnapshotError::Inconsistent(format!(
+                    "request {id} included at height {included_at}, outside 1..={height}"
+                )));
+            }
+            let key = RequestKey { client, id };
+            let entry = (included_at, key);
+            if previous.as_ref().is_some_and(|previous| *previous >= entry) {
+                return Err(SnapshotError::Inconsistent("included requests are not in order".into()));
+            }
+            included.insert(entry.1.clone(), included_at);
+            previous = Some(entry);
+        }
+        let length = u64::from_le_bytes(reader.take("ledger length")?);
+        if length != reader.remaining() as u64 {
+            return Err(SnapshotError::Inconsistent(format!(
+                "ledger length {length} where {} bytes remain",
+                reader.remaining()
+            )));
+        }
+        let ledger = Ledger::restore(&reader.bytes[reader.offset..])?;
+        if ledger.timestamp_last() > 0 && height == 0 {
+            return Err(SnapshotError::Inconsistent("a ledger with events at height 0".into()));
+        }
+        Ok(ChainState::from_parts(height, block, timestamp_ns, ledger, included, events))
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    offset: usize,
+}
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], SnapshotError> {
+        let end = self.offset.checked_add(N).filter(|end| *end <= self.bytes.len());
+        let end = end.ok_or(SnapshotError::Truncated(what))?;
+        let taken = self.bytes[self.offset..end].try_into().expect("N bytes");
+        self.offset = end;
+        Ok(taken)
+    }
+
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.offset
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::Block;
+    use crate::genesis::Genesis;
+    use crate::keys::{public_key, signer_from_seed};
+    use crate::request::Request;
+    use tally_ledger::{Account, Transfer};
+
+    fn chain() -> (Genesis, ChainState) {
+        let client = signer_from_seed(9);
+        let genesis =
+            Genesis::new(5, vec![public_key(&signer_from_seed(0))], vec![public_key(&client)], 1_000).unwrap();
+        let mut state = ChainState::genesis(&genesis.block());
+        let account = |id| Account { id, ledger: 1, code: 1, ..Account::default() };
+        let transfer = |id| Transfer {
+            id,
+            debit_account_id: 1,
+            credit_account_id: 2,
+            amount: 5,
+            ledger: 1,
+            code: 1,
+            ..Transfer::default()
+        };
+        let blocks = [
+            vec![Request::create_accounts(5, 1, &client, &[account(1), account(2)]).unwrap()],
+            vec![
+                Request::create_transfers(5, 2, &client, &[transfer(10), transfer(11)]).unwrap(),
+                // Fails (no such account), so it changes no balance, but it is included.
+                Request::create_transfers(5, 3, &client, &[Transfer { debit_account_id: 9, ..transfer(12) }])
+                    .unwrap(),
+            ],
+        ];
+        for (index, requests) in blocks.into_iter().enumerate() {
+            let block = Block::new(
+                state.block(),
+                state.height() + 1,
+                state.height() + 1,
+                2_000 + index as u64 * 1_000,
+                state.state_digest(),
+                requests,
+            );
+            state.check_child(&genesis, &block).unwrap();
+            state.apply(&block);
+        }
+        (genesis, state)
+    }
+
+    #[test]
+    fn a_snapshot_restores_the_same_state_and_bytes() {
+        let (_, state) = chain();
+        let bytes = state.snapshot();
+        let restored = ChainState::restore(&bytes).unwrap();
+        assert_eq!(restored.state_digest(), state.state_digest());
+        assert_eq!(restored.height(), 2);
+        assert_eq!(restored.block(), state.block());
+        assert_eq!(restored.timestamp_ns(), state.timestamp_ns());
+        assert_eq!(restored.requests_included(), 3);
+        assert_eq!(restored.events(), 5);
+        assert_eq!(restored.snapshot(), bytes, "deterministic");
+    }
+
+    #[test]
+    fn the_state_digest_covers_the_included_requests() {
+        let (_, state) = chain();
+        let mut included = state.included().clone();
+        let key = included.keys().next().unwrap().clone();
+        included.remove(&key);
+        let ledger = ChainState::restore(&state.snapshot()).unwrap().ledger().clone();
+        let forged = ChainState::from_parts(state.height(), state.block(), state.timestamp_ns(), ledger, included, state.events());
+        assert_eq!(forged.ledger_digest(), state.ledger_digest());
+        assert_ne!(forged.state_digest(), state.state_digest());
+    }
+
+    #[test]
+    fn bad_bytes_are_refused_without_panicking() {
+        let (_, state) = chain();
+        let bytes = state.snapshot();
+        assert_eq!(ChainState::restore(b"nonsense").unwrap_err(), SnapshotError::BadMagic);
+        let mut flipped = bytes.clone();
+        flipped[30] ^= 1;
+        assert_eq!(ChainState::restore(&flipped).unwrap_err(), SnapshotError::ChecksumMismatch);
+        let mut version = bytes.clone();
+        version[8] = 9;
+        assert_eq!(ChainState::restore(&version).unwrap_err(), SnapshotError::UnsupportedVersion(9));
+        for cut in [0, 8, 12, 20, 60, bytes.len() / 2, bytes.len() - 1] {
+            assert!(ChainState::restore(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        // A count that claims more entries than bytes remain, with a valid checksum.
+        let mut body = bytes[..bytes.len() - 32].to_vec();
+        let count_at = 8 + 4 + 8 + 32 + 8 + 8;
+        body[count_at..count_at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+        let sum = checksum(&body);
+        body.extend_from_slice(&sum);
+        assert_eq!(ChainState::restore(&body).unwrap_err(), SnapshotError::Truncated("included requests"));
+    }
+}
