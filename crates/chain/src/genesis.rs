@@ -86,7 +86,14 @@ impl Genesis {
 
     /// The genesis block: height 0, view 0, no requests, the empty ledger's digest.
     pub fn block(&self) -> Block {
-        Block::new(self.commitment(), 0, 0, self.timestamp_ns, crate::execution::ChainState::empty_state_digest(), Vec::new())
+        Block::new(
+            self.commitment(),
+            0,
+            0,
+            self.timestamp_ns,
+            crate::execution::ChainState::empty_state_digest(),
+            Vec::new(),
+        )
     }
 }
 

@@ -197,8 +197,7 @@ mod tests {
             vec![
                 Request::create_transfers(5, 2, &client, &[transfer(10), transfer(11)]).unwrap(),
                 // Fails (no such account), so it changes no balance, but it is included.
-                Request::create_transfers(5, 3, &client, &[Transfer { debit_account_id: 9, ..transfer(12) }])
-                    .unwrap(),
+                Request::create_transfers(5, 3, &client, &[Transfer { debit_account_id: 9, ..transfer(12) }]).unwrap(),
             ],
         ];
         for (index, requests) in blocks.into_iter().enumerate() {
@@ -237,7 +236,14 @@ mod tests {
         let key = included.keys().next().unwrap().clone();
         included.remove(&key);
         let ledger = ChainState::restore(&state.snapshot()).unwrap().ledger().clone();
-        let forged = ChainState::from_parts(state.height(), state.block(), state.timestamp_ns(), ledger, included, state.events());
+        let forged = ChainState::from_parts(
+            state.height(),
+            state.block(),
+            state.timestamp_ns(),
+            ledger,
+            included,
+            state.events(),
+        );
         assert_eq!(forged.ledger_digest(), state.ledger_digest());
         assert_ne!(forged.state_digest(), state.state_digest());
     }

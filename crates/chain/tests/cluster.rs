@@ -106,6 +106,9 @@ impl Scenario {
     }
 }
 
+/// Finalized heights between snapshots in these tests: small, so that restarts start from one.
+const SNAPSHOT_INTERVAL: u64 = 16;
+
 /// Starts validator `index` with its storage partitions (reused on restart).
 async fn start_validator(
     context: &deterministic::Context,
@@ -113,6 +116,19 @@ async fn start_validator(
     genesis: &Genesis,
     signer: &ValidatorSigner,
     index: usize,
+    fault: Fault,
+) -> Validator {
+    start_validator_on(context, oracle, genesis, signer, index, &format!("validator-{index}"), fault).await
+}
+
+/// Starts validator `index` with the storage partitions named `partition`.
+async fn start_validator_on(
+    context: &deterministic::Context,
+    oracle: &simulated::Oracle<ValidatorKey, deterministic::Context>,
+    genesis: &Genesis,
+    signer: &ValidatorSigner,
+    index: usize,
+    partition: &str,
     fault: Fault,
 ) -> Validator {
     let control = oracle.control(public_key(signer));
@@ -127,7 +143,7 @@ async fn start_validator(
         fetch: register(channel::FETCH).await,
         snapshots: register(channel::SNAPSHOTS).await,
     };
-    let config = ConsensusConfig::local(format!("validator-{index}"));
+    let config = ConsensusConfig { snapshot_interval: SNAPSHOT_INTERVAL, ..ConsensusConfig::local(partition.into()) };
     validator::start_with_fault(
         context.child("validator").with_attribute("index", index),
         genesis.clone(),
@@ -545,6 +561,79 @@ fn peers_sending_malformed_messages_are_blocked() {
 /// The whole cluster crashes at once (every unsynced write is lost) and restarts from its
 /// files: every outcome a validator answered before the crash survives unchanged, and the
 /// cluster goes on finalizing with equal digests.
+/// A validator that lost its disk starts again with nothing but the genesis. It catches up from
+/// a peer's snapshot plus the finalized blocks after it (the block above the snapshot commits to
+/// its state digest), then takes part again.
+#[test]
+fn a_validator_with_an_empty_disk_catches_up_from_a_snapshot() {
+    let config = deterministic::Config::new().with_seed(seed() + 9).with_timeout(Some(RUN_TIMEOUT));
+    deterministic::Runner::new(config).start(|context| async move {
+        let Cluster { signers, clients, genesis, oracle, mut running } =
+            start_cluster(&context, &Scenario::honest()).await;
+        let accounts: Vec<Account> =
+            (1..=ACCOUNTS).map(|id| Account { id, ledger: 1, code: 1, ..Account::default() }).collect();
+        let opening = Request::create_accounts(CHAIN_ID, 1, &clients[0], &accounts).unwrap();
+        let early = opening.key();
+        submit(&context, &running[0].mailbox, opening).await;
+        while running[0].mailbox.outcome(early.clone()).await.ok().flatten().is_none() {
+            context.sleep(Duration::from_millis(100)).await;
+        }
+
+        // Validator 3 goes down; the others finalize well past a few snapshots.
+        running[3].consensus.abort();
+        running[3].application.abort();
+        let mut id = 2;
+        while running[0].mailbox.status().await.unwrap().finalized_height <= 4 * SNAPSHOT_INTERVAL {
+            let request = Request::create_transfers(CHAIN_ID, id, &clients[0], &[transfer(id, 1)]).unwrap();
+            submit(&context, &running[(id % 3) as usize].mailbox, request).await;
+            id += 1;
+            context.sleep(Duration::from_millis(200)).await;
+        }
+
+        // It comes back on an empty disk.
+        running[3] =
+            start_validator_on(&context, &oracle, &genesis, &signers[3], 3, "validator-3-replaced", Fault::None).await;
+        let target = running[0].mailbox.status().await.unwrap().finalized_height;
+        let mut waited = 0;
+        while running[3].mailbox.status().await.map_or(0, |status| status.finalized_height) < target {
+            waited += 1;
+            assert!(waited < 600, "validator 3 did not catch up to height {target}");
+            context.sleep(Duration::from_millis(100)).await;
+        }
+        let joined = running[3].mailbox.history().await.unwrap();
+        assert!(joined.base > 0, "validator 3 started from a snapshot, not from genesis");
+        let reference = running[0].mailbox.history().await.unwrap();
+        assert!(joined.agrees_with(&reference), "validator 3 disagrees with validator 0");
+        assert!(reference.get(joined.base).is_some(), "the snapshot's height is on the finalized chain");
+
+        // It takes part: a request through it is finalized, and it answers the outcome.
+        let request = Request::create_transfers(CHAIN_ID, id, &clients[0], &[transfer(id, 2)]).unwrap();
+        let key = request.key();
+        submit(&context, &running[3].mailbox, request).await;
+        let mut waited = 0;
+        let outcome = loop {
+            if let Ok(Some(outcome)) = running[3].mailbox.outcome(key.clone()).await {
+                break outcome;
+            }
+            waited += 1;
+            assert!(waited < 600, "a request through validator 3 was not finalized");
+            context.sleep(Duration::from_millis(100)).await;
+        };
+        assert!(outcome.height > joined.base);
+        assert_eq!(Ok(Some(outcome)), running[0].mailbox.outcome(key).await);
+        // A request finalized below its snapshot: it knows it was included, not what it did.
+        assert!(matches!(
+            running[3].mailbox.outcome(early.clone()).await,
+            Err(ChainError::OutcomeNotHeld { height: 1.. })
+        ));
+        assert!(running[0].mailbox.outcome(early).await.unwrap().is_some());
+        let (ours, theirs) = (running[3].mailbox.status().await.unwrap(), running[0].mailbox.status().await.unwrap());
+        if ours.finalized_height == theirs.finalized_height {
+            assert_eq!(ours.state_digest, theirs.state_digest);
+        }
+    });
+}
+
 #[test]
 fn the_whole_cluster_crashes_and_recovers_what_it_acknowledged() {
     let seed = seed() + 5;

@@ -50,6 +50,8 @@ pub struct SeedReport {
     pub tip: Option<tally_chain::BlockDigest>,
     /// (validator, peer) pairs the network blocked: misbehaviour the validators caught.
     pub blocked: usize,
+    /// Honest validators that caught up from a peer's snapshot (their logs start above genesis).
+    pub joined_from_snapshot: usize,
     pub requests_acknowledged: usize,
     /// After the last fault healed: how long until every honest validator finalized a new block.
     pub progressed_after: Option<Duration>,
@@ -99,6 +101,7 @@ pub fn run_scenario(scenario: scenario::Scenario) -> SeedReport {
         height: 0,
         tip: None,
         blocked: 0,
+        joined_from_snapshot: 0,
         requests_acknowledged: 0,
         progressed_after: None,
         wall,
@@ -112,6 +115,8 @@ pub fn run_scenario(scenario: scenario::Scenario) -> SeedReport {
             report.simulated = run.simulated;
             report.height = run.height;
             report.blocked = run.blocked;
+            report.joined_from_snapshot =
+                run.observation.validators.iter().filter(|record| record.honest && record.log_start > 0).count();
             report.tip = run
                 .observation
                 .validators

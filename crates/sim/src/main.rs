@@ -64,6 +64,7 @@ fn main() -> ExitCode {
     let mut progress_max = Duration::ZERO;
     let mut results: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut blocked_seeds = 0;
+    let mut snapshot_seeds = 0;
     for seed in arguments.start_seed..arguments.start_seed + arguments.seeds {
         let report = run_seed(seed, arguments.validators, arguments.options);
         simulated += report.simulated;
@@ -72,6 +73,7 @@ fn main() -> ExitCode {
             *results.entry(status).or_default() += count;
         }
         blocked_seeds += usize::from(report.blocked > 0);
+        snapshot_seeds += usize::from(report.joined_from_snapshot > 0);
         if !arguments.quiet || !report.passed() {
             println!(
                 "seed {seed}: {} | height {}, {} blocked peers, {} requests acknowledged, {:.1}s simulated, {:.2}s wall | {}",
@@ -104,6 +106,7 @@ fn main() -> ExitCode {
     let results: Vec<String> = results.iter().map(|(status, count)| format!("{status} {count}")).collect();
     println!("acknowledged transfer results: {}", results.join(", "));
     println!("seeds in which validators blocked a misbehaving peer: {blocked_seeds}");
+    println!("seeds in which a validator caught up from a peer's snapshot: {snapshot_seeds}");
     if !failed.is_empty() {
         println!("failed seeds: {failed:?}");
     }

@@ -57,7 +57,14 @@ fn chain(fixture: &Fixture, blocks: Vec<Vec<Request>>, view_offset: u64) -> (Vec
 }
 
 fn record(index: usize, log: Vec<Block>, history: Vec<FinalizedEntry>) -> ValidatorRecord {
-    ValidatorRecord { index, name: index.to_string(), honest: true, history: Some(History { base: 0, entries: history }), log, log_start: 0 }
+    ValidatorRecord {
+        index,
+        name: index.to_string(),
+        honest: true,
+        history: Some(History { base: 0, entries: history }),
+        log,
+        log_start: 0,
+    }
 }
 
 /// Two honest validators that agree, and one acknowledged transfer.

@@ -373,7 +373,8 @@ where
         self.snapshots = Some(snapshots);
         // Blocks vouched for before a restart: Simplex may have notarized them, and peers may
         // need them from us.
-        let (voted, vouched) = VotedBlocks::open(self.context.child("voted_blocks"), self.voted_partition.clone()).await?;
+        let (voted, vouched) =
+            VotedBlocks::open(self.context.child("voted_blocks"), self.voted_partition.clone()).await?;
         for block in vouched {
             // Finalized meanwhile, or beyond the pending bound: not needed.
             let _ = self.state.insert_block(block);

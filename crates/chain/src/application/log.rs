@@ -21,9 +21,7 @@ use commonware_codec::{Buf, Decode as _, EncodeSize, Error as CodecError, Read, 
 use commonware_runtime::buffer::paged::CacheRef;
 use commonware_storage::journal::contiguous::{Contiguous as _, variable};
 use commonware_utils::{NZU16, NZU64, NZUsize};
-use tally_ledger::{
-    BatchError, CreateAccountResult, CreateAccountStatus, CreateTransferResult, CreateTransferStatus,
-};
+use tally_ledger::{BatchError, CreateAccountResult, CreateAccountStatus, CreateTransferResult, CreateTransferStatus};
 
 /// Blocks per journal section (file).
 const BLOCKS_PER_SECTION: u64 = 1_024;
@@ -64,16 +62,12 @@ impl Write for LogRecord {
         for outcome in &self.outcomes {
             buf.put_u64(outcome.timestamp_ns);
             match &outcome.result {
-                RequestResult::Accounts(results) => write_results(
-                    buf,
-                    1,
-                    results.iter().map(|result| (result.timestamp, result.status.code())),
-                ),
-                RequestResult::Transfers(results) => write_results(
-                    buf,
-                    2,
-                    results.iter().map(|result| (result.timestamp, result.status.code())),
-                ),
+                RequestResult::Accounts(results) => {
+                    write_results(buf, 1, results.iter().map(|result| (result.timestamp, result.status.code())))
+                }
+                RequestResult::Transfers(results) => {
+                    write_results(buf, 2, results.iter().map(|result| (result.timestamp, result.status.code())))
+                }
                 RequestResult::Refused(error) => {
                     buf.put_u8(3);
                     let (kind, a, b) = match *error {
@@ -220,7 +214,11 @@ impl<E: commonware_storage::Context> FinalizedLog<E> {
         }
         let record = journal.read(height - 1).await.map_err(storage_error)?;
         if record.block.height != height {
-            return Err(storage_error(format!("position {} holds height {} (corrupt log)", height - 1, record.block.height)));
+            return Err(storage_error(format!(
+                "position {} holds height {} (corrupt log)",
+                height - 1,
+                record.block.height
+            )));
         }
         Ok(Some(record))
     }
@@ -253,10 +251,13 @@ impl<E: commonware_storage::Context> FinalizedLog<E> {
     /// `height` keeps the blocks after it.
     pub async fn restart_above(&mut self, height: u64) -> Result<(), ChainError> {
         self.journal = None;
-        let journal =
-            variable::Journal::<E, LogRecord>::init_at_size(self.context.child("journal"), config(self.partition.clone()), height)
-                .await
-                .map_err(storage_error)?;
+        let journal = variable::Journal::<E, LogRecord>::init_at_size(
+            self.context.child("journal"),
+            config(self.partition.clone()),
+            height,
+        )
+        .await
+        .map_err(storage_error)?;
         self.journal = Some(journal);
         Ok(())
     }
@@ -275,7 +276,8 @@ mod tests {
     fn records_round_trip_every_kind_of_result() {
         let client = signer_from_seed(3);
         let account = Account { id: 1, ledger: 1, code: 1, ..Account::default() };
-        let transfer = Transfer { id: 1, debit_account_id: 1, credit_account_id: 2, ledger: 1, code: 1, ..Transfer::default() };
+        let transfer =
+            Transfer { id: 1, debit_account_id: 1, credit_account_id: 2, ledger: 1, code: 1, ..Transfer::default() };
         let requests = vec![
             Request::create_accounts(1, 1, &client, &[account]).unwrap(),
             Request::create_transfers(1, 2, &client, &[transfer, transfer]).unwrap(),
@@ -297,7 +299,10 @@ mod tests {
                     9_001,
                     RequestResult::Transfers(vec![
                         CreateTransferResult { timestamp: 9_001, status: CreateTransferStatus::Created },
-                        CreateTransferResult { timestamp: 9_002, status: CreateTransferStatus::ExistsWithDifferentAmount },
+                        CreateTransferResult {
+                            timestamp: 9_002,
+                            status: CreateTransferStatus::ExistsWithDifferentAmount,
+                        },
                     ]),
                 ),
                 outcome(9_003, RequestResult::Refused(BatchError::TimestampRegressed { timestamp: 5, previous: 7 })),

@@ -206,11 +206,8 @@ mod tests {
         assert_eq!(SnapshotMessage::decode(bytes::Bytes::new()), None);
         assert_eq!(SnapshotMessage::decode(bytes::Bytes::from_static(&[9])), None);
         assert_eq!(SnapshotMessage::decode(bytes::Bytes::from_static(&[2, 0, 0])), None);
-        let oversized = SnapshotMessage::Chunk {
-            height: 1,
-            index: 0,
-            bytes: bytes::Bytes::from(vec![0; SNAPSHOT_CHUNK_SIZE + 1]),
-        };
+        let oversized =
+            SnapshotMessage::Chunk { height: 1, index: 0, bytes: bytes::Bytes::from(vec![0; SNAPSHOT_CHUNK_SIZE + 1]) };
         assert_eq!(SnapshotMessage::decode(oversized.encode()), None);
     }
 }

@@ -214,8 +214,10 @@ impl ApplicationState {
     pub fn start_from(&mut self, state: ChainState) {
         let height = state.height();
         assert!(height >= self.finalized.height(), "a snapshot never moves the chain back");
-        self.history =
-            History { base: height, entries: vec![FinalizedEntry { block: state.block(), state_digest: state.state_digest() }] };
+        self.history = History {
+            base: height,
+            entries: vec![FinalizedEntry { block: state.block(), state_digest: state.state_digest() }],
+        };
         let included: Vec<RequestKey> = self
             .mempool
             .select(|_| false, usize::MAX, usize::MAX)

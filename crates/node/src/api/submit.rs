@@ -88,7 +88,9 @@ pub async fn request_outcome(
             "request_not_found",
             format!("no finalized request {} from client {}", key.id, crate::hex::encode(key.client.as_ref())),
         )),
-        Err(error @ ChainError::OutcomeNotHeld { .. }) => Err(Failure::not_found("outcome_not_held", error.to_string())),
+        Err(error @ ChainError::OutcomeNotHeld { .. }) => {
+            Err(Failure::not_found("outcome_not_held", error.to_string()))
+        }
         Err(_) => Err(Failure::busy("this validator is too busy to answer; retry shortly")),
     }
 }
