@@ -57,8 +57,8 @@ const FETCH_BATCH: u8 = 32;
 const SNAPSHOT_RETRY: Duration = Duration::from_secs(2);
 const SNAPSHOT_ATTEMPTS: u32 = 3;
 
-/// The largest snapshot accepted from a peer: what one validator's memory can hold.
-const SNAPSHOT_SIZE_MAX: u64 = 16 * 1024 * 1024 * 1024;
+/// The largest snapshot accepted from a peer (it is assembled in memory).
+const SNAPSHOT_SIZE_MAX: u64 = 4 * 1024 * 1024 * 1024;
 
 /// How often held requests are considered for gossiping again (with backoff, see `Mempool`),
 /// and the most bytes sent again per tick. Gossip is best effort; repeating it makes a request
@@ -183,8 +183,9 @@ pub struct Actor<E: Clock + Spawner + Storage + Metrics, B, S, R> {
     download: Option<Download>,
     /// When peers were last asked what snapshots they hold.
     offers_asked: SystemTime,
-    /// A fetched snapshot offered to the state: its bytes and the peer it came from.
-    candidate: Option<(Vec<u8>, ValidatorKey)>,
+    /// A fetched snapshot offered to the state: its bytes, the peer it came from, and the
+    /// state's count of refused snapshots when it was offered.
+    candidate: Option<(Vec<u8>, ValidatorKey, u64)>,
     /// Peers whose snapshot the chain refused.
     refused_peers: BTreeSet<ValidatorKey>,
     /// Verdicts to send once their blocks are synced.
@@ -289,9 +290,20 @@ where
                 // pending) is dropped.
                 match Block::decode_cfg(bytes, &()) {
                     Ok(block) => {
-                        if let Ok(digest) = self.state.insert_block(block) {
-                            self.wanted.remove(&digest);
-                            self.retry();
+                        let digest = block.digest();
+                        match self.state.insert_block(block) {
+                            Ok(_) => {
+                                self.wanted.remove(&digest);
+                                self.retry();
+                            }
+                            // At or below the finalized height: no longer wanted, and a
+                            // finalization of it (reported late, or below an adopted
+                            // snapshot) has nothing left to do.
+                            Err(ChainError::ConflictsWithFinalized { .. }) => {
+                                self.wanted.remove(&digest);
+                                self.finalizations.retain(|target| *target != digest);
+                            }
+                            Err(_) => {}
                         }
                     }
                     Err(_) => {
@@ -415,9 +427,12 @@ where
             return Some(block);
         }
         let block = self.read_log(height).await?.block;
-        let state_digest = match self.state.finalized_block(height + 1) {
-            Some(above) => above.block.state_digest,
-            None => self.read_log(height + 1).await?.block.state_digest,
+        let state_digest = match self.state.history().get(height) {
+            Some(entry) => entry.state_digest,
+            None => match self.state.finalized_block(height + 1) {
+                Some(above) => above.block.state_digest,
+                None => self.read_log(height + 1).await?.block.state_digest,
+            },
         };
         Some(FinalizedBlock { height, digest: block.digest(), block, state_digest })
     }
@@ -657,19 +672,19 @@ where
     /// two finds the snapshot and restarts the log on open). A snapshot the chain refused
     /// marks its peer.
     async fn adopt_candidate(&mut self) -> Result<(), ChainError> {
-        let Some((bytes, peer)) = self.candidate.take() else {
+        let Some((bytes, peer, refused)) = self.candidate.take() else {
             return Ok(());
         };
         let base = self.state.history().base;
         if self.state.candidate_height().is_some() {
             // Still waiting for the chain to reach it.
-            self.candidate = Some((bytes, peer));
+            self.candidate = Some((bytes, peer, refused));
             return Ok(());
         }
         let log = self.log.as_mut().expect("opened before the loop");
         if base <= log.len() {
-            // Refused (or overtaken by the chain): never adopted.
-            if self.state.snapshots_refused() > 0 {
+            // Refused, or overtaken by the chain: never adopted. Only a refusal marks the peer.
+            if self.state.snapshots_refused() > refused {
                 self.refused_peers.insert(peer);
             }
             return Ok(());
@@ -805,6 +820,8 @@ where
             }
             download.attempts += 1;
             if download.attempts > SNAPSHOT_ATTEMPTS {
+                // A peer that offers a snapshot and does not send it is not asked again.
+                self.refused_peers.insert(download.peer.clone());
                 self.download = None;
             } else {
                 download.asked = now;
@@ -818,16 +835,21 @@ where
         if self.candidate.is_some() || since(self.offers_asked) < SNAPSHOT_RETRY {
             return;
         }
-        let finalized = self.state.finalized_height();
-        let behind = self
-            .finalizations
-            .iter()
-            .filter_map(|target| self.state.block(target).map(|block| block.height))
-            .any(|height| height > finalized + self.snapshot_interval);
-        if behind {
+        if self.catch_up_target().is_some() {
             self.offers_asked = now;
             self.snapshot_link.0.send(Recipients::All, SnapshotMessage::AskOffer.encode(), false);
         }
+    }
+
+    /// The highest known finalized height, if it is more than a snapshot interval above this
+    /// validator's: peers have written a snapshot since, and one is worth fetching.
+    fn catch_up_target(&self) -> Option<u64> {
+        let finalized = self.state.finalized_height();
+        self.finalizations
+            .iter()
+            .filter_map(|target| self.state.block(target).map(|block| block.height))
+            .max()
+            .filter(|height| *height > finalized + self.snapshot_interval)
     }
 
     /// Answers or follows up a snapshot message from a peer.
@@ -849,8 +871,14 @@ where
                 }
             }
             SnapshotMessage::Offer { height, length } => {
-                let better = self.download.as_ref().is_none_or(|download| height > download.height);
-                let useful = height > self.state.finalized_height()
+                // Only while catching up, and only a snapshot below a block known to be
+                // finalized (the block above it must exist to check it). A download under way
+                // is replaced only before its first chunk.
+                let below_target = self.catch_up_target().is_some_and(|target| height < target);
+                let better =
+                    self.download.as_ref().is_none_or(|download| download.bytes.is_empty() && height > download.height);
+                let useful = below_target
+                    && height > self.state.finalized_height()
                     && self.state.candidate_height().is_none_or(|candidate| height > candidate)
                     && self.candidate.is_none()
                     && length > 0
@@ -889,8 +917,9 @@ where
                 let download = self.download.take().expect("matched above");
                 match ChainState::restore(&download.bytes) {
                     Ok(state) if state.height() == height => {
+                        let refused = self.state.snapshots_refused();
                         self.state.offer_candidate(state);
-                        self.candidate = Some((download.bytes, peer));
+                        self.candidate = Some((download.bytes, peer, refused));
                         self.retry();
                     }
                     _ => {

@@ -62,16 +62,15 @@ impl<E: Storage> Snapshots<E> {
         let mut restored = None;
         while let Some(height) = heights.pop() {
             if restored.is_none() {
-                match store.read_whole(height).await {
-                    Ok(bytes) => match ChainState::restore(&bytes) {
-                        Ok(state) if state.height() == height => {
-                            store.latest = Some(SnapshotInfo { height, length: bytes.len() as u64 });
-                            restored = Some(state);
-                            continue;
-                        }
-                        Ok(_) | Err(_) => {}
-                    },
-                    Err(_) => {}
+                // A read error stops the validator (the disk may come back); only a snapshot
+                // whose bytes are wrong (torn by a crash) is removed.
+                let bytes = store.read_whole(height).await?;
+                if let Ok(state) = ChainState::restore(&bytes)
+                    && state.height() == height
+                {
+                    store.latest = Some(SnapshotInfo { height, length: bytes.len() as u64 });
+                    restored = Some(state);
+                    continue;
                 }
             }
             store.context.remove(&store.partition, Some(&name(height))).await.map_err(storage_error)?;

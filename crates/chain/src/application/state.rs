@@ -587,7 +587,9 @@ impl ApplicationState {
             {
                 let above = path.last().map(|digest| &self.pending[digest]);
                 match above {
-                    Some(above) if above.state_digest == candidate.state_digest() => {
+                    // The block above must follow the candidate by every rule (its height,
+                    // timestamp and state digest), or the candidate is not the chain's state.
+                    Some(above) if candidate.check_child(&self.genesis, above).is_ok() => {
                         let candidate = self.candidate.take().expect("checked above");
                         self.start_from(candidate);
                         break;

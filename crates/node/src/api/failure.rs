@@ -22,6 +22,11 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("unauthorized", 401, "gateway mode: no gateway here, or a missing or wrong bearer token"),
     ("unknown_client", 403, "the client key is not listed in the genesis"),
     ("request_not_found", 404, "no finalized request with this client and id"),
+    (
+        "outcome_not_held",
+        404,
+        "the request was finalized below the history this validator holds; ask another validator",
+    ),
     ("account_not_found", 404, "no account with this id"),
     ("transfer_not_found", 404, "no transfer with this id"),
     ("route_not_found", 404, "no such path"),
