@@ -79,13 +79,19 @@ async fn start_node(
         context.child("validator").with_attribute("index", index),
         genesis.clone(),
         signer.clone(),
-        ConsensusConfig::local(format!("tcp-validator-{index}")),
+        ConsensusConfig {
+            snapshot_interval: SNAPSHOT_INTERVAL,
+            ..ConsensusConfig::local(format!("tcp-validator-{index}"))
+        },
         oracle,
         channels,
     )
     .expect("a genesis validator");
     Node { validator, network }
 }
+
+/// Finalized heights between snapshots: small, so that the restart below starts from one.
+const SNAPSHOT_INTERVAL: u64 = 4;
 
 async fn submit(context: &runtime::Context, mailbox: &Mailbox, request: Request) {
     loop {
@@ -138,6 +144,14 @@ fn run(storage: PathBuf) {
                 nodes[crashed] = start_node(&context, crashed, &signers[crashed], &genesis, &peers).await;
                 let status = nodes[crashed].validator.mailbox.status().await.unwrap();
                 assert!(status.finalized_height >= height_at_crash, "restart lost finalized blocks: {status:?}");
+                println!(
+                    "tcp: validator {crashed} crashed at height {height_at_crash}, restarted at {}",
+                    status.finalized_height
+                );
+                if height_at_crash >= SNAPSHOT_INTERVAL {
+                    let history = nodes[crashed].validator.mailbox.history().await.unwrap();
+                    assert!(history.base > 0, "the restart did not start from its snapshot");
+                }
             }
             let id = 100 + round;
             let transfers: Vec<Transfer> = (0..10)

@@ -85,6 +85,10 @@ struct Instance {
     index: usize,
     name: String,
     honest: bool,
+    /// Restarted on an empty disk: it forgot the votes it signed, and peers that see it sign
+    /// a conflicting one block it. It counts as the one faulty validator then: the liveness
+    /// checks do not wait for it, the safety checks still hold it to the chain.
+    lost_disk: bool,
     partition: String,
     running: Option<Validator>,
 }
@@ -371,7 +375,7 @@ impl Cluster {
         shared.mailboxes.push(Some(validator.mailbox.clone()));
         shared.names.push(name.clone());
         drop(shared);
-        self.instances.push(Instance { index, name, honest, partition, running: Some(validator) });
+        self.instances.push(Instance { index, name, honest, lost_disk: false, partition, running: Some(validator) });
     }
 
     async fn start_plain(&self, index: usize, partition: &str, fault: Fault) -> Validator {
@@ -522,7 +526,7 @@ impl Cluster {
     async fn honest_heights(&self) -> Vec<Option<u64>> {
         let mut heights = Vec::new();
         for instance in &self.instances {
-            if !instance.honest {
+            if !instance.honest || instance.lost_disk {
                 continue;
             }
             if let Some(validator) = &instance.running {
@@ -588,7 +592,12 @@ impl Cluster {
         }
         for crash in &self.scenario.crashes {
             events.push((crash.at, Event::Crash(crash.validator)));
-            events.push((crash.at + crash.down_for, Event::Restart(crash.validator)));
+            let restart = if crash.disk_lost {
+                Event::RestartOnEmptyDisk(crash.validator)
+            } else {
+                Event::Restart(crash.validator)
+            };
+            events.push((crash.at + crash.down_for, restart));
         }
         events.sort_by_key(|(at, event)| (*at, *event));
         let until_or_end = until.unwrap_or(Duration::MAX);
@@ -608,6 +617,17 @@ impl Cluster {
                     for instance in self.instances_of(index) {
                         // Down at a power loss, it restarted with everyone on resume.
                         if self.instances[instance].running.is_none() {
+                            self.restart(instance).await;
+                        }
+                    }
+                }
+                Event::RestartOnEmptyDisk(index) => {
+                    for instance in self.instances_of(index) {
+                        if self.instances[instance].running.is_none() {
+                            // New partitions: the old disk is gone for good.
+                            let partition = format!("{}-replaced", self.instances[instance].partition);
+                            self.instances[instance].partition = partition;
+                            self.instances[instance].lost_disk = true;
                             self.restart(instance).await;
                         }
                     }
@@ -758,6 +778,8 @@ impl Cluster {
 enum Event {
     Heal(usize),
     Restart(usize),
+    /// A restart on an empty disk.
+    RestartOnEmptyDisk(usize),
     Cut(usize),
     Crash(usize),
 }

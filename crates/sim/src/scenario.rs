@@ -111,6 +111,11 @@ pub struct Crash {
     pub validator: usize,
     pub at: Duration,
     pub down_for: Duration,
+    /// The validator's disk is lost too: it restarts with nothing but the genesis, and
+    /// catches up from its peers (from a snapshot when it is far enough behind). Drawn only
+    /// when no validator is Byzantine, since a validator that forgot its votes may sign
+    /// conflicting ones and counts as one of the f faulty.
+    pub disk_lost: bool,
 }
 
 /// The most clients a scenario runs concurrently.
@@ -164,7 +169,7 @@ impl Scenario {
         let byzantine_count = draw.below(faulty_max(validators) as u64 + 1) as usize;
         let faulty = draw.subset(validators, byzantine_count);
         let honest: Vec<usize> = (0..validators).filter(|index| !faulty.contains(index)).collect();
-        let byzantine = faulty
+        let byzantine: Vec<(usize, Byzantine)> = faulty
             .iter()
             .map(|&index| {
                 let behaviour = match draw.below(4) {
@@ -200,13 +205,21 @@ impl Scenario {
                 let validator = honest[draw.below(honest.len() as u64) as usize];
                 let at = draw.millis(300, 9_000);
                 let down_for = draw.millis(200, 3_000).min(FAULTS_END.saturating_sub(at));
-                Crash { validator, at, down_for }
+                Crash { validator, at, down_for, disk_lost: false }
             })
             .collect::<Vec<_>>();
         let crashes = without_overlaps(crashes);
 
+        let mut crashes = crashes;
         let power_loss = draw.chance(1, 4).then(|| draw.millis(1_000, 10_000));
         let power_loss_retention_percent = if draw.chance(1, 2) { 0 } else { draw.between(1, 99) };
+        let (clients, requests_per_client, workload_seed) =
+            (draw.between(2, CLIENTS_MAX) as usize, draw.between(4, REQUESTS_PER_CLIENT_MAX) as usize, draw.next_u64());
+        // Drawn last, so that the draws above are the same as before disk loss existed.
+        if byzantine.is_empty() && !crashes.is_empty() && draw.chance(1, 3) {
+            let lost = draw.below(crashes.len() as u64) as usize;
+            crashes[lost].disk_lost = true;
+        }
         Self {
             seed,
             validators,
@@ -216,9 +229,9 @@ impl Scenario {
             crashes,
             power_loss,
             power_loss_retention_percent,
-            clients: draw.between(2, CLIENTS_MAX) as usize,
-            requests_per_client: draw.between(4, REQUESTS_PER_CLIENT_MAX) as usize,
-            workload_seed: draw.next_u64(),
+            clients,
+            requests_per_client,
+            workload_seed,
         }
     }
 
@@ -257,7 +270,10 @@ impl Scenario {
         let crashes: Vec<String> = self
             .crashes
             .iter()
-            .map(|crash| format!("{}@{}+{}ms", crash.validator, crash.at.as_millis(), crash.down_for.as_millis()))
+            .map(|crash| {
+                let lost = if crash.disk_lost { " disk lost" } else { "" };
+                format!("{}@{}+{}ms{lost}", crash.validator, crash.at.as_millis(), crash.down_for.as_millis())
+            })
             .collect();
         let power_loss = match self.power_loss {
             Some(at) => format!(

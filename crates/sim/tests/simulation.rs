@@ -137,6 +137,7 @@ fn whole_cluster_restart(seed: u64) -> Scenario {
             validator,
             at: Duration::from_millis(3_000),
             down_for: Duration::from_millis(1_000),
+            disk_lost: false,
         })
         .collect();
     Scenario {
@@ -167,6 +168,29 @@ fn the_whole_cluster_restarts_after_stopping_at_once() {
         let report = run_scenario(whole_cluster_restart(seed));
         assert!(report.passed(), "seed {seed} (height {}): {:#?}", report.height, report.failures);
     }
+}
+
+/// A validator that loses its disk while the others finalize on restarts with only the
+/// genesis, catches up from a peer's snapshot plus the blocks after it, and every checker
+/// still passes (its log starts at the snapshot).
+#[test]
+fn a_validator_that_lost_its_disk_catches_up_from_a_snapshot() {
+    let mut caught_up = 0;
+    for seed in 0..3 {
+        let mut scenario = whole_cluster_restart(seed);
+        scenario.crashes = vec![tally_sim::scenario::Crash {
+            validator: 2,
+            at: Duration::from_millis(500),
+            down_for: Duration::from_millis(20_000),
+            disk_lost: true,
+        }];
+        scenario.requests_per_client = 8;
+        let report = run_scenario(scenario);
+        assert!(report.passed(), "seed {seed} (height {}): {:#?}", report.height, report.failures);
+        println!("seed {seed}: height {}, {} caught up from a snapshot", report.height, report.joined_from_snapshot);
+        caught_up += report.joined_from_snapshot;
+    }
+    assert!(caught_up > 0, "no seed caught up from a snapshot");
 }
 
 /// The chain crate's faulty proposers cannot break safety even beyond f: a corrupted block

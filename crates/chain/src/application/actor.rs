@@ -10,8 +10,8 @@
 //! height it expects, so that a peer can serve an old block from its log, and asks for a run of
 //! ancestors when a finalized chain is being walked down.
 //!
-//! A validator more than one snapshot interval behind a finalized block (after a long outage,
-//! or with an empty disk) asks its peers for their latest snapshot, fetches it in chunks from
+//! A validator with an empty disk, more than one snapshot interval behind a finalized block,
+//! asks its peers for their latest snapshot, fetches it in chunks from
 //! one of them, and offers it to the state as a candidate: it is adopted only once the
 //! finalized chain reaches down to it and the block above it commits to its state digest (see
 //! `ApplicationState::finalize`). A candidate that fails is dropped, and its peer is not asked
@@ -56,6 +56,10 @@ const FETCH_BATCH: u8 = 32;
 /// How long to wait for a snapshot offer or chunk before asking again, and how many times.
 const SNAPSHOT_RETRY: Duration = Duration::from_secs(2);
 const SNAPSHOT_ATTEMPTS: u32 = 3;
+
+/// How long a validator far behind waits for a snapshot before it walks the finalized chain
+/// down block by block instead (if no peer offers one it can use).
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(30);
 
 /// The largest snapshot accepted from a peer (it is assembled in memory).
 const SNAPSHOT_SIZE_MAX: u64 = 4 * 1024 * 1024 * 1024;
@@ -183,6 +187,8 @@ pub struct Actor<E: Clock + Spawner + Storage + Metrics, B, S, R> {
     download: Option<Download>,
     /// When peers were last asked what snapshots they hold.
     offers_asked: SystemTime,
+    /// When this validator started waiting for a snapshot to catch up from.
+    catch_up_since: Option<SystemTime>,
     /// A fetched snapshot offered to the state: its bytes, the peer it came from, and the
     /// state's count of refused snapshots when it was offered.
     candidate: Option<(Vec<u8>, ValidatorKey, u64)>,
@@ -255,6 +261,7 @@ where
             snapshots: None,
             download: None,
             offers_asked: UNIX_EPOCH,
+            catch_up_since: None,
             candidate: None,
             refused_peers: BTreeSet::new(),
             vouches: Vec::new(),
@@ -596,18 +603,29 @@ where
     }
 
     fn finalize(&mut self) {
+        // Before the targets are taken out of the list it reads.
+        let catch_up = self.catch_up_target();
         for target in std::mem::take(&mut self.finalizations) {
             match self.state.finalize(target) {
                 Ok(Finalized::Done { .. }) => {}
                 Ok(Finalized::Missing(digest)) => {
-                    // Walking a finalized chain down: ask for a run of ancestors at once.
+                    // Walking a finalized chain down: ask for a run of ancestors at once. While a
+                    // snapshot is awaited, ask one block at a time, and none below where the
+                    // snapshot will pick up.
                     let height = self.state.expected_height(&digest);
-                    self.want_run(digest, height);
+                    match catch_up {
+                        Some(target) if self.snapshot_will_cover(height, target) => {}
+                        Some(_) => self.want(digest),
+                        None => self.want_run(digest, height),
+                    }
                     self.finalizations.push(target);
                 }
                 // Non-determinism or corruption must never be silent: halt this validator.
                 Err(error) => panic!("validator halted: {error}"),
             }
+        }
+        if catch_up.is_none() {
+            self.catch_up_since = None;
         }
     }
 
@@ -766,8 +784,17 @@ where
     /// Notes a missing block; `ask` requests it.
     fn want(&mut self, digest: BlockDigest) {
         let height = self.state.expected_height(&digest);
-        if self.wanted.len() < WANTED_MAX {
-            self.wanted.entry(digest).or_insert((UNIX_EPOCH, height, false));
+        if let Some(target) = self.catch_up_target()
+            && self.snapshot_will_cover(height, target)
+        {
+            return;
+        }
+        if self.wanted.len() < WANTED_MAX || self.wanted.contains_key(&digest) {
+            let entry = self.wanted.entry(digest).or_insert((UNIX_EPOCH, height, false));
+            // Learned since it was first wanted (a peer serves an old block only by height).
+            if height > 0 {
+                entry.1 = height;
+            }
         }
     }
 
@@ -776,6 +803,9 @@ where
         if self.wanted.len() < WANTED_MAX || self.wanted.contains_key(&digest) {
             let entry = self.wanted.entry(digest).or_insert((UNIX_EPOCH, height, true));
             entry.2 = true;
+            if height > 0 {
+                entry.1 = height;
+            }
         }
     }
 
@@ -841,10 +871,32 @@ where
         }
     }
 
+    /// Whether a block at `height` (0 if unknown) is below the snapshot being fetched, while this
+    /// validator waits (up to `SNAPSHOT_WAIT`) for it to catch up to `target`: fetching the block
+    /// would be wasted.
+    fn snapshot_will_cover(&mut self, height: u64, target: u64) -> bool {
+        let now = self.context.current();
+        let since = *self.catch_up_since.get_or_insert(now);
+        // Only once a peer offered a usable snapshot (none may have one yet).
+        let coming = self.download.is_some() || self.candidate.is_some();
+        let waiting = coming && now.duration_since(since).unwrap_or_default() < SNAPSHOT_WAIT;
+        // A block of unknown height is a finalization Simplex reported (it reports the views it
+        // learns of while catching up): one below the snapshot, most likely.
+        waiting && (height == 0 || height + 2 * self.snapshot_interval < target)
+    }
+
     /// The highest known finalized height, if it is more than a snapshot interval above this
     /// validator's: peers have written a snapshot since, and one is worth fetching.
+    ///
+    /// Only a validator with nothing finalized (an empty disk) catches up from a snapshot. One
+    /// with a finalized chain walks the blocks down to it instead: a snapshot proves the chain
+    /// above its own height, not that the chain extends this validator's finalized block, and
+    /// beyond f faulty validators that could silently move it to a conflicting chain.
     fn catch_up_target(&self) -> Option<u64> {
         let finalized = self.state.finalized_height();
+        if finalized > 0 {
+            return None;
+        }
         self.finalizations
             .iter()
             .filter_map(|target| self.state.block(target).map(|block| block.height))

@@ -312,9 +312,10 @@ impl ApplicationState {
     }
 
     /// A peer's snapshot to adopt once a finalized chain reaches down to it (see `finalize`).
-    /// Ignored unless it is above the finalized height.
+    /// Ignored unless nothing is finalized here yet (a validator starting on an empty disk).
     pub fn offer_candidate(&mut self, state: ChainState) {
-        if state.height() > self.finalized.height() {
+        // Only onto an empty chain: a snapshot cannot show that it extends a finalized block.
+        if self.finalized.height() == 0 && state.height() > 0 {
             self.candidate = Some(state);
         }
     }
