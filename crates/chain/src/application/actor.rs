@@ -57,7 +57,7 @@ const FETCH_BATCH: u8 = 32;
 const SNAPSHOT_RETRY: Duration = Duration::from_secs(2);
 const SNAPSHOT_ATTEMPTS: u32 = 3;
 
-/// How long a validator far behind waits for a snapshot before it walks the finalized chain
+/// How long a validator on an empty disk waits for a snapshot before it walks the finalized chain
 /// down block by block instead (if no peer offers one it can use).
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(30);
 

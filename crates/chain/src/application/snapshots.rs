@@ -1,7 +1,7 @@
 //! The validator's snapshots on disk: the latest `ChainState` snapshot, one blob per height.
 //!
-//! A snapshot is written to a new blob named by its height and synced; only then are older
-//! blobs removed. A crash at any point leaves at least one complete snapshot (or none, before
+//! A snapshot is written to a new blob named by its height and synced; only then is the one
+//! before the previous removed (the previous stays, for peers still fetching it). A crash at any point leaves at least one complete snapshot (or none, before
 //! the first), and a torn newer blob fails its checksum on open and is removed. Peers read a
 //! snapshot in chunks (`read_chunk`) while this validator goes on.
 //!
@@ -26,12 +26,13 @@ pub struct SnapshotInfo {
 pub struct Snapshots<E> {
     context: E,
     partition: String,
-    latest: Option<SnapshotInfo>,
+    /// The snapshots held, oldest first: the newest, and the one before it.
+    held: Vec<SnapshotInfo>,
 }
 
 impl<E> std::fmt::Debug for Snapshots<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Snapshots").field("latest", &self.latest).finish()
+        f.debug_struct("Snapshots").field("held", &self.held).finish()
     }
 }
 
@@ -58,9 +59,15 @@ impl<E: Storage> Snapshots<E> {
             .filter_map(|name| <[u8; 8]>::try_from(name.as_slice()).ok().map(u64::from_be_bytes))
             .collect();
         heights.sort_unstable();
-        let mut store = Self { context, partition, latest: None };
+        let mut store = Self { context, partition, held: Vec::new() };
         let mut restored = None;
         while let Some(height) = heights.pop() {
+            if restored.is_some() && store.held.len() == 1 {
+                // The one before the newest, kept for peers (they check what they fetch).
+                let (_, length) = store.context.open(&store.partition, &name(height)).await.map_err(storage_error)?;
+                store.held.insert(0, SnapshotInfo { height, length });
+                continue;
+            }
             if restored.is_none() {
                 // A read error stops the validator (the disk may come back); only a snapshot
                 // whose bytes are wrong (torn by a crash) is removed.
@@ -68,7 +75,7 @@ impl<E: Storage> Snapshots<E> {
                 if let Ok(state) = ChainState::restore(&bytes)
                     && state.height() == height
                 {
-                    store.latest = Some(SnapshotInfo { height, length: bytes.len() as u64 });
+                    store.held.push(SnapshotInfo { height, length: bytes.len() as u64 });
                     restored = Some(state);
                     continue;
                 }
@@ -87,12 +94,12 @@ impl<E: Storage> Snapshots<E> {
 
     /// The newest snapshot held.
     pub fn latest(&self) -> Option<SnapshotInfo> {
-        self.latest
+        self.held.last().copied()
     }
 
     /// Writes `bytes`, the snapshot at `height`, syncs it, then removes the older one.
     pub async fn write(&mut self, height: u64, bytes: Vec<u8>) -> Result<(), ChainError> {
-        if self.latest.is_some_and(|latest| latest.height >= height) {
+        if self.latest().is_some_and(|latest| latest.height >= height) {
             return Ok(());
         }
         let length = bytes.len() as u64;
@@ -101,15 +108,17 @@ impl<E: Storage> Snapshots<E> {
         blob.write_at(0, bytes, WriteOptions::default()).await.map_err(storage_error)?;
         blob.sync().await.map_err(storage_error)?;
         drop(blob);
-        if let Some(previous) = self.latest.replace(SnapshotInfo { height, length }) {
-            self.context.remove(&self.partition, Some(&name(previous.height))).await.map_err(storage_error)?;
+        self.held.push(SnapshotInfo { height, length });
+        if self.held.len() > 2 {
+            let oldest = self.held.remove(0);
+            self.context.remove(&self.partition, Some(&name(oldest.height))).await.map_err(storage_error)?;
         }
         Ok(())
     }
 
-    /// Chunk `index` of the snapshot at `height`, if it is the one held and the chunk exists.
+    /// Chunk `index` of the snapshot at `height`, if it is held and the chunk exists.
     pub async fn read_chunk(&self, height: u64, index: u32) -> Option<Vec<u8>> {
-        let latest = self.latest.filter(|latest| latest.height == height)?;
+        let latest = *self.held.iter().find(|held| held.height == height)?;
         let offset = u64::from(index) * SNAPSHOT_CHUNK_SIZE as u64;
         if offset >= latest.length {
             return None;
@@ -121,7 +130,7 @@ impl<E: Storage> Snapshots<E> {
     }
 }
 
-/// Messages of the snapshot channel: a validator that is far behind asks its peers what
+/// Messages of the snapshot channel: a validator on an empty disk, far behind, asks its peers what
 /// snapshot they hold, then fetches one in chunks.
 ///
 /// Wire format (big-endian): `1` (what do you hold?) | `2 | height (8) | length (8)` (this; a
@@ -185,6 +194,54 @@ impl SnapshotMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::genesis::Genesis;
+    use crate::keys::{public_key, signer_from_seed};
+    use commonware_runtime::{Runner as _, Supervisor as _, deterministic};
+
+    /// A chain state at `height` (empty blocks on top of genesis).
+    fn state_at(height: u64) -> ChainState {
+        let genesis = Genesis::new(1, vec![public_key(&signer_from_seed(0))], Vec::new(), 0).unwrap();
+        let mut state = ChainState::genesis(&genesis.block());
+        for next in 1..=height {
+            let block =
+                crate::block::Block::new(state.block(), next, next, next * 10, state.state_digest(), Vec::new());
+            state.apply(&block);
+        }
+        state
+    }
+
+    #[test]
+    fn the_store_keeps_the_newest_two_and_reopens_at_the_newest_whole_one() {
+        deterministic::Runner::default().start(|context| async move {
+            let partition = "snapshots".to_string();
+            let (mut store, restored) = Snapshots::open(context.child("store"), partition.clone()).await.unwrap();
+            assert!(restored.is_none());
+            for height in [4, 8, 12] {
+                store.write(height, state_at(height).snapshot()).await.unwrap();
+            }
+            assert_eq!(store.latest().map(|latest| latest.height), Some(12));
+            // The one before stays for peers fetching it; the oldest is gone.
+            assert!(store.read_chunk(8, 0).await.is_some());
+            assert!(store.read_chunk(4, 0).await.is_none());
+            assert_eq!(store.read_chunk(12, 0).await.unwrap(), state_at(12).snapshot());
+            assert!(store.read_chunk(12, 1).await.is_none());
+            drop(store);
+
+            let (store, restored) = Snapshots::open(context.child("store"), partition.clone()).await.unwrap();
+            assert_eq!(restored.unwrap().state_digest(), state_at(12).state_digest());
+            assert!(store.read_chunk(8, 0).await.is_some());
+            drop(store);
+
+            // A torn newest snapshot (a crash mid-write) is removed; the one before is used.
+            let (blob, length) = context.open(&partition, &name(12)).await.unwrap();
+            blob.resize(length / 2).await.unwrap();
+            blob.sync().await.unwrap();
+            drop(blob);
+            let (store, restored) = Snapshots::open(context, partition).await.unwrap();
+            assert_eq!(restored.unwrap().height(), 8);
+            assert_eq!(store.latest().map(|latest| latest.height), Some(8));
+        });
+    }
 
     #[test]
     fn messages_round_trip_and_garbage_is_refused() {

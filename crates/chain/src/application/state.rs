@@ -16,9 +16,9 @@
 //! finalized height since this validator started. Older blocks and outcomes are on disk; the
 //! actor reads them when asked (`OutcomeLookup::Stored`).
 //!
-//! A validator far behind (or starting with an empty disk) can adopt a peer's snapshot as a
-//! `candidate`: it becomes the finalized state only once a finalized chain reaches down to it,
-//! with the block right above it committing to the snapshot's state digest.
+//! A validator starting with an empty disk can adopt a peer's snapshot as a `candidate`: it
+//! becomes the finalized state only once a finalized chain reaches down to it, with the block
+//! right above it following it by every rule (its state digest included).
 
 use crate::application::activity::{ConsensusActivity, Observed, ValidatorActivity};
 use crate::application::fault::{Fault, corrupt};
