@@ -634,6 +634,35 @@ fn a_validator_with_an_empty_disk_catches_up_from_a_snapshot() {
     });
 }
 
+/// A validator down while the others finalize more blocks than it holds pending
+/// (`PENDING_BLOCKS_MAX`) restarts from its disk and walks the finalized chain down to its own
+/// height: ancestors of a finalized block are held within a byte budget instead.
+#[test]
+fn a_validator_far_behind_walks_a_long_finalized_chain_down() {
+    let config = deterministic::Config::new().with_seed(seed() + 11).with_timeout(Some(Duration::from_secs(1_200)));
+    deterministic::Runner::new(config).start(|context| async move {
+        let Cluster { signers, genesis, oracle, mut running, .. } = start_cluster(&context, &Scenario::honest()).await;
+        running[3].consensus.abort();
+        running[3].application.abort();
+        let behind = tally_chain::constants::PENDING_BLOCKS_MAX as u64 + 100;
+        while running[0].mailbox.status().await.unwrap().finalized_height < behind {
+            context.sleep(Duration::from_secs(1)).await;
+        }
+        running[3] = start_validator(&context, &oracle, &genesis, &signers[3], 3, Fault::None).await;
+        let restarted = running[3].mailbox.status().await.unwrap().finalized_height;
+        let target = running[0].mailbox.status().await.unwrap().finalized_height;
+        assert!(target > restarted + tally_chain::constants::PENDING_BLOCKS_MAX as u64);
+        let mut waited = 0;
+        while running[3].mailbox.status().await.map_or(0, |status| status.finalized_height) < target {
+            waited += 1;
+            assert!(waited < 1_200, "validator 3 did not walk up to height {target}");
+            context.sleep(Duration::from_millis(100)).await;
+        }
+        let history = running[3].mailbox.history().await.unwrap();
+        assert!(history.agrees_with(&running[0].mailbox.history().await.unwrap()));
+    });
+}
+
 #[test]
 fn the_whole_cluster_crashes_and_recovers_what_it_acknowledged() {
     let seed = seed() + 5;

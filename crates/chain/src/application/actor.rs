@@ -46,6 +46,9 @@ const WAITING_MAX: usize = 256;
 /// The most missing blocks asked for at once.
 const WANTED_MAX: usize = 64;
 
+/// The most digests tracked as ancestors of a finalized block not yet received.
+const ANCESTORS_TRACKED_MAX: usize = 4_096;
+
 /// How long to wait for a missing block before asking the peers again.
 const FETCH_RETRY: Duration = Duration::from_millis(250);
 
@@ -158,6 +161,9 @@ pub struct Actor<E: Clock + Spawner + Storage + Metrics, B, S, R> {
     wanted: BTreeMap<BlockDigest, (SystemTime, u64, bool)>,
     /// Runs of heights asked for (lowest, highest, when), not asked again within `FETCH_RETRY`.
     runs: Vec<(u64, u64, SystemTime)>,
+    /// Digests known to be ancestors of a finalized block (the parents on a finalized chain
+    /// being walked down): held beyond the pending-block count, within a byte budget.
+    ancestors: BTreeSet<BlockDigest>,
     /// When the oldest mempool requests were last gossiped again.
     gossiped: SystemTime,
     /// When waiting verifications were last retried by the clock.
@@ -244,6 +250,7 @@ where
             snapshot_link: links.snapshots,
             wanted: BTreeMap::new(),
             runs: Vec::new(),
+            ancestors: BTreeSet::new(),
             gossiped: UNIX_EPOCH,
             ticked: UNIX_EPOCH,
             proposals: Vec::new(),
@@ -298,7 +305,18 @@ where
                 match Block::decode_cfg(bytes, &()) {
                     Ok(block) => {
                         let digest = block.digest();
-                        match self.state.insert_block(block) {
+                        let parent = block.parent;
+                        let inserted = if self.ancestors.remove(&digest) {
+                            let inserted = self.state.insert_finalized_ancestor(block);
+                            // A run of ancestors arrives child first: its parent comes next.
+                            if inserted.is_ok() && self.ancestors.len() < ANCESTORS_TRACKED_MAX {
+                                self.ancestors.insert(parent);
+                            }
+                            inserted
+                        } else {
+                            self.state.insert_block(block)
+                        };
+                        match inserted {
                             Ok(_) => {
                                 self.wanted.remove(&digest);
                                 self.retry();
@@ -609,6 +627,9 @@ where
             match self.state.finalize(target) {
                 Ok(Finalized::Done { .. }) => {}
                 Ok(Finalized::Missing(digest)) => {
+                    if self.ancestors.len() < ANCESTORS_TRACKED_MAX {
+                        self.ancestors.insert(digest);
+                    }
                     // Walking a finalized chain down: ask for a run of ancestors at once. While a
                     // snapshot is awaited, ask one block at a time, and none below where the
                     // snapshot will pick up.
@@ -781,6 +802,18 @@ where
         self.blocks.0.send(Recipients::One(peer), block, false);
     }
 
+    /// Keeps `wanted` within `WANTED_MAX` by forgetting the block asked for longest ago (one that
+    /// may never come, such as a proposal a peer withheld), so that new wants are never refused.
+    fn make_room_to_want(&mut self, digest: &BlockDigest) {
+        if self.wanted.len() < WANTED_MAX || self.wanted.contains_key(digest) {
+            return;
+        }
+        let oldest = self.wanted.iter().min_by_key(|(_, (asked, _, _))| *asked).map(|(digest, _)| *digest);
+        if let Some(oldest) = oldest {
+            self.wanted.remove(&oldest);
+        }
+    }
+
     /// Notes a missing block; `ask` requests it.
     fn want(&mut self, digest: BlockDigest) {
         let height = self.state.expected_height(&digest);
@@ -789,23 +822,21 @@ where
         {
             return;
         }
-        if self.wanted.len() < WANTED_MAX || self.wanted.contains_key(&digest) {
-            let entry = self.wanted.entry(digest).or_insert((UNIX_EPOCH, height, false));
-            // Learned since it was first wanted (a peer serves an old block only by height).
-            if height > 0 {
-                entry.1 = height;
-            }
+        self.make_room_to_want(&digest);
+        let entry = self.wanted.entry(digest).or_insert((UNIX_EPOCH, height, false));
+        // Learned since it was first wanted (a peer serves an old block only by height).
+        if height > 0 {
+            entry.1 = height;
         }
     }
 
     /// Notes a missing block of a finalized chain; `ask` requests it with a run of ancestors.
     fn want_run(&mut self, digest: BlockDigest, height: u64) {
-        if self.wanted.len() < WANTED_MAX || self.wanted.contains_key(&digest) {
-            let entry = self.wanted.entry(digest).or_insert((UNIX_EPOCH, height, true));
-            entry.2 = true;
-            if height > 0 {
-                entry.1 = height;
-            }
+        self.make_room_to_want(&digest);
+        let entry = self.wanted.entry(digest).or_insert((UNIX_EPOCH, height, true));
+        entry.2 = true;
+        if height > 0 {
+            entry.1 = height;
         }
     }
 
@@ -850,9 +881,11 @@ where
             }
             download.attempts += 1;
             if download.attempts > SNAPSHOT_ATTEMPTS {
-                // A peer that offers a snapshot and does not send it is not asked again.
-                self.refused_peers.insert(download.peer.clone());
+                // Given up (a slow or partitioned peer, or a snapshot it no longer holds); peers
+                // are asked for offers again after `SNAPSHOT_RETRY`.
                 self.download = None;
+                self.offers_asked = now;
+                return;
             } else {
                 download.asked = now;
                 let index = (download.bytes.len() / SNAPSHOT_CHUNK_SIZE) as u32;
@@ -995,6 +1028,9 @@ where
             }
         }
         self.finalize();
+        if self.finalizations.is_empty() {
+            self.ancestors.clear();
+        }
         if self.proposals.is_empty() && self.verifications.is_empty() && self.finalizations.is_empty() {
             // Nothing waits for a block any more.
             self.wanted.clear();

@@ -33,6 +33,7 @@ use crate::genesis::Genesis;
 use crate::keys::ValidatorKey;
 use crate::mempool::Mempool;
 use crate::request::{Request, RequestKey};
+use commonware_codec::EncodeSize as _;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -49,6 +50,10 @@ pub enum Lookup {
     Later,
     Invalid(ChainError),
 }
+
+/// The most bytes of pending blocks, counting the ancestors of a finalized block that a
+/// validator far behind holds while it walks the finalized chain down to its own height.
+pub const FINALIZED_ANCESTORS_SIZE_MAX: usize = 1024 * 1024 * 1024;
 
 /// Finalized heights whose blocks and outcomes stay in memory after they reach the log.
 pub const RECENT_HEIGHTS_KEPT: u64 = 64;
@@ -154,6 +159,8 @@ pub struct ApplicationState {
     genesis_block: Block,
     /// Blocks above the finalized height (received or built).
     pending: HashMap<BlockDigest, Block>,
+    /// The encoded size of `pending`.
+    pending_bytes: usize,
     /// Finalized blocks not yet persisted, and the last `RECENT_HEIGHTS_KEPT` persisted ones,
     /// with each request's outcome, by height.
     recent: BTreeMap<u64, (Block, Vec<(RequestKey, RequestOutcome)>)>,
@@ -194,6 +201,7 @@ impl ApplicationState {
             genesis,
             genesis_block: block,
             pending: HashMap::new(),
+            pending_bytes: 0,
             recent: BTreeMap::new(),
             persisted: 0,
             history,
@@ -393,6 +401,18 @@ impl ApplicationState {
     /// Stores a block received from a peer (or built here). Its digest is computed from its
     /// contents, never taken from the sender.
     pub fn insert_block(&mut self, block: Block) -> Result<BlockDigest, ChainError> {
+        self.insert(block, false)
+    }
+
+    /// Stores a block the caller knows is an ancestor of a finalized block (its digest is the
+    /// parent of a block on a finalized chain being walked down). Such blocks are bounded by
+    /// their bytes, `FINALIZED_ANCESTORS_SIZE_MAX`, rather than by `PENDING_BLOCKS_MAX`, so that
+    /// a validator far behind can walk down a long finalized chain of small blocks.
+    pub fn insert_finalized_ancestor(&mut self, block: Block) -> Result<BlockDigest, ChainError> {
+        self.insert(block, true)
+    }
+
+    fn insert(&mut self, block: Block, finalized_ancestor: bool) -> Result<BlockDigest, ChainError> {
         let digest = block.digest();
         if self.pending.contains_key(&digest) {
             return Ok(digest);
@@ -401,9 +421,15 @@ impl ApplicationState {
             // Too old to matter: at or below the finalized height.
             return Err(ChainError::ConflictsWithFinalized { height: self.finalized.height() });
         }
-        if self.pending.len() >= PENDING_BLOCKS_MAX {
+        let full = if finalized_ancestor {
+            self.pending_bytes >= FINALIZED_ANCESTORS_SIZE_MAX
+        } else {
+            self.pending.len() >= PENDING_BLOCKS_MAX
+        };
+        if full {
             return Err(ChainError::TooManyPendingBlocks);
         }
+        self.pending_bytes += block.encode_size();
         self.pending.insert(digest, block);
         Ok(digest)
     }
@@ -607,6 +633,16 @@ impl ApplicationState {
             let Some(block) = self.pending.get(&cursor) else {
                 return Ok(Finalized::Missing(cursor));
             };
+            // The finalized chain passes the candidate's height through another block: the
+            // candidate is not on it.
+            if self
+                .candidate
+                .as_ref()
+                .is_some_and(|candidate| block.height <= candidate.height() && cursor != candidate.block())
+            {
+                self.candidate = None;
+                self.snapshots_refused += 1;
+            }
             if block.height <= self.finalized.height() {
                 return Err(ChainError::FinalizedBlockInvalid {
                     height: block.height,
@@ -619,6 +655,7 @@ impl ApplicationState {
         }
         for digest in path.into_iter().rev() {
             let block = self.pending.remove(&digest).expect("the path is pending");
+            self.pending_bytes -= block.encode_size();
             let (height, state_digest) = (block.height, block.state_digest);
             let local = self.finalized.state_digest();
             if state_digest != local {
@@ -674,7 +711,15 @@ impl ApplicationState {
     /// Drops pending blocks, states and verdicts at or below the finalized height: they lost.
     fn prune(&mut self) {
         let height = self.finalized.height();
-        self.pending.retain(|_, block| block.height > height);
+        let mut removed = 0;
+        self.pending.retain(|_, block| {
+            let keep = block.height > height;
+            if !keep {
+                removed += block.encode_size();
+            }
+            keep
+        });
+        self.pending_bytes -= removed;
         let pending = &self.pending;
         self.executed.retain(|digest, _| pending.contains_key(digest));
         self.invalid.retain(|digest, _| pending.contains_key(digest));
