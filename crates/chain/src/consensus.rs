@@ -38,9 +38,9 @@ pub struct ConsensusConfig {
     /// The prefix of this validator's storage partitions.
     pub partition: String,
     /// A snapshot of the finalized state is written every this many finalized heights, so that
-    /// a restart executes at most this many blocks, and a validator far behind can fetch one.
-    /// At most `SNAPSHOT_INTERVAL_MAX`, so that a peer's snapshot is always within reach of
-    /// the blocks a validator may hold pending.
+    /// a restart executes at most this many blocks, and a validator starting on an empty disk
+    /// can fetch one. At most `SNAPSHOT_INTERVAL_MAX`, so that a peer's snapshot is within reach
+    /// of the pending blocks a validator holds while it walks down to the snapshot.
     pub snapshot_interval: u64,
 }
 
