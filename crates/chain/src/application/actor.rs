@@ -56,6 +56,10 @@ const FETCH_RETRY: Duration = Duration::from_millis(250);
 /// chain down.
 const FETCH_BATCH: u8 = 32;
 
+/// The most block bytes one fetch is answered with (a run of small blocks is whole; a run of
+/// large ones stops early), so that a short fetch cannot make a validator send much more.
+const FETCH_REPLY_SIZE_MAX: usize = 8 * 1024 * 1024;
+
 /// How long to wait for a snapshot offer or chunk before asking again, and how many times.
 const SNAPSHOT_RETRY: Duration = Duration::from_secs(2);
 const SNAPSHOT_ATTEMPTS: u32 = 3;
@@ -466,6 +470,7 @@ where
     /// the log. Unknown blocks get no answer.
     async fn serve_fetch(&mut self, peer: ValidatorKey, digest: BlockDigest, height: u64, count: u8) {
         let (mut digest, mut height) = (digest, height);
+        let mut sent = 0;
         for _ in 0..count.min(FETCH_BATCH) {
             let block = match self.state.block(&digest) {
                 Some(block) => block.clone(),
@@ -475,8 +480,10 @@ where
                 },
             };
             (digest, height) = (block.parent, block.height.saturating_sub(1));
-            self.fetch_reply(peer.clone(), block.encode());
-            if height == 0 {
+            let encoded = block.encode();
+            sent += encoded.len();
+            self.fetch_reply(peer.clone(), encoded);
+            if height == 0 || sent >= FETCH_REPLY_SIZE_MAX {
                 return;
             }
         }
