@@ -68,6 +68,16 @@ async fn submit(context: &deterministic::Context, mailbox: &Mailbox, request: Re
     }
 }
 
+/// Waits (in simulated time, up to `bound`) until the validator has finalized `height`.
+async fn wait_for_height(context: &deterministic::Context, mailbox: &Mailbox, height: u64, bound: Duration) {
+    let started = context.current();
+    while mailbox.status().await.map_or(0, |status| status.finalized_height) < height {
+        let waited = context.current().duration_since(started).unwrap_or_default();
+        assert!(waited < bound, "the validator did not reach height {height} within {bound:?}");
+        context.sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Reliable links with small jitter.
 fn reliable() -> Link {
     Link { latency: Duration::from_millis(20), jitter: Duration::from_millis(5), success_rate: probability!(1.0) }
@@ -594,12 +604,7 @@ fn a_validator_with_an_empty_disk_catches_up_from_a_snapshot() {
         running[3] =
             start_validator_on(&context, &oracle, &genesis, &signers[3], 3, "validator-3-replaced", Fault::None).await;
         let target = running[0].mailbox.status().await.unwrap().finalized_height;
-        let mut waited = 0;
-        while running[3].mailbox.status().await.map_or(0, |status| status.finalized_height) < target {
-            waited += 1;
-            assert!(waited < 600, "validator 3 did not catch up to height {target}");
-            context.sleep(Duration::from_millis(100)).await;
-        }
+        wait_for_height(&context, &running[3].mailbox, target, Duration::from_secs(60)).await;
         let joined = running[3].mailbox.history().await.unwrap();
         assert!(joined.base > 0, "validator 3 started from a snapshot, not from genesis");
         let reference = running[0].mailbox.history().await.unwrap();
@@ -652,12 +657,7 @@ fn a_validator_far_behind_walks_a_long_finalized_chain_down() {
         let restarted = running[3].mailbox.status().await.unwrap().finalized_height;
         let target = running[0].mailbox.status().await.unwrap().finalized_height;
         assert!(target > restarted + tally_chain::constants::PENDING_BLOCKS_MAX as u64);
-        let mut waited = 0;
-        while running[3].mailbox.status().await.map_or(0, |status| status.finalized_height) < target {
-            waited += 1;
-            assert!(waited < 1_200, "validator 3 did not walk up to height {target}");
-            context.sleep(Duration::from_millis(100)).await;
-        }
+        wait_for_height(&context, &running[3].mailbox, target, Duration::from_secs(120)).await;
         let history = running[3].mailbox.history().await.unwrap();
         assert!(history.agrees_with(&running[0].mailbox.history().await.unwrap()));
     });

@@ -164,8 +164,6 @@ pub struct ApplicationState {
     /// Finalized blocks not yet persisted, and the last `RECENT_HEIGHTS_KEPT` persisted ones,
     /// with each request's outcome, by height.
     recent: BTreeMap<u64, (Block, Vec<(RequestKey, RequestOutcome)>)>,
-    /// The finalized height the log holds.
-    persisted: u64,
     /// The finalized chain by height, from `history.base` (genesis, or the snapshot this
     /// validator started from).
     history: History,
@@ -203,7 +201,6 @@ impl ApplicationState {
             pending: HashMap::new(),
             pending_bytes: 0,
             recent: BTreeMap::new(),
-            persisted: 0,
             history,
             finalized,
             tip: None,
@@ -236,7 +233,6 @@ impl ApplicationState {
         self.mempool.remove(included.iter());
         self.finalized = Arc::new(state);
         self.recent.clear();
-        self.persisted = height;
         self.tip = None;
         self.candidate = None;
         self.prune();
@@ -284,11 +280,6 @@ impl ApplicationState {
         }
     }
 
-    /// The finalized height the log holds.
-    pub fn persisted_height(&self) -> u64 {
-        self.persisted
-    }
-
     /// The finalized blocks the log lacks (above `log_height`), as log records.
     pub fn unpersisted(&self, log_height: u64) -> Vec<LogRecord> {
         self.recent
@@ -304,7 +295,6 @@ impl ApplicationState {
     /// and outcomes that are now only needed on disk.
     pub fn persisted(&mut self, height: u64) {
         assert!(height <= self.finalized.height());
-        self.persisted = height;
         let keep_from = height.saturating_sub(RECENT_HEIGHTS_KEPT) + 1;
         self.recent = self.recent.split_off(&keep_from);
     }
