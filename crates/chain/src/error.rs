@@ -19,6 +19,8 @@ pub enum ChainError {
     RequestTooLong { bytes: usize, max: usize },
     #[error("request id {id} from this client was already accepted")]
     DuplicateRequest { id: u128 },
+    #[error("request id {id} from this client names a request with other events; use a new id")]
+    RequestIdConflict { id: u128 },
     #[error("the mempool is full; retry later")]
     Busy,
     #[error(

@@ -24,7 +24,7 @@ use crate::block::{Block, BlockDigest, StateDigest};
 use crate::constants::BLOCK_REQUESTS_MAX;
 use crate::error::ChainError;
 use crate::genesis::Genesis;
-use crate::request::{Events, Request, RequestKey};
+use crate::request::{Events, EventsDigest, Request, RequestKey};
 use crate::request_set::RequestSetHash;
 use std::collections::{HashMap, HashSet};
 use tally_ledger::{BatchError, CreateAccountResult, CreateTransferResult, Ledger};
@@ -41,6 +41,9 @@ pub enum RequestResult {
 /// A finalized request's fate: where it was ordered and what the ledger answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestOutcome {
+    /// The included request's `Request::events_digest`: a submission of the same name compares
+    /// its own against it to tell a retry from a different request that reuses the id.
+    pub events_digest: EventsDigest,
     pub height: u64,
     pub timestamp_ns: u64,
     pub result: RequestResult,
@@ -244,7 +247,8 @@ impl ChainState {
             assert!(previous.is_none(), "check_child refuses repeated requests");
             self.included_hash.add(&key, block.height);
             self.events += request.events_count() as u64;
-            outcomes.push((key, RequestOutcome { height: block.height, timestamp_ns, result }));
+            let events_digest = request.events_digest();
+            outcomes.push((key, RequestOutcome { events_digest, height: block.height, timestamp_ns, result }));
         }
         self.height = block.height;
         self.block = block.digest();

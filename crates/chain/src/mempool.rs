@@ -60,11 +60,15 @@ impl Mempool {
     }
 
     /// Accepts a request whose signature the caller verified. A request already held is a
-    /// duplicate (a client retry); a full mempool answers busy.
+    /// duplicate (a client retry) if it asks the same, and a conflict if it reuses the name for
+    /// other events; a full mempool answers busy.
     pub fn insert(&mut self, request: Request) -> Result<(), ChainError> {
         let key = request.key();
-        if self.sequence_by_key.contains_key(&key) {
-            return Err(ChainError::DuplicateRequest { id: key.id });
+        if let Some(held) = self.get(&key) {
+            if held.kind() == request.kind() && held.body() == request.body() {
+                return Err(ChainError::DuplicateRequest { id: key.id });
+            }
+            return Err(ChainError::RequestIdConflict { id: key.id });
         }
         let size = request.encode_size();
         if self.requests.len() >= MEMPOOL_REQUESTS_MAX || self.size + size > MEMPOOL_SIZE_MAX {
@@ -171,6 +175,23 @@ mod tests {
         assert_eq!(mempool.len(), MEMPOOL_REQUESTS_MAX);
         mempool.remove([&request(0).key()]);
         mempool.insert(request(MEMPOOL_REQUESTS_MAX as u128)).unwrap();
+    }
+
+    #[test]
+    fn a_held_id_with_other_events_is_a_conflict() {
+        let mut mempool = Mempool::new();
+        mempool.insert(request(7)).unwrap();
+        let mut other =
+            Transfer { id: 7, debit_account_id: 1, credit_account_id: 2, ledger: 1, code: 1, ..Transfer::default() };
+        other.amount = 2;
+        let conflicting = Request::create_transfers(1, 7, &signer_from_seed(1), &[other]).unwrap();
+        assert_eq!(conflicting.key(), request(7).key());
+        assert_ne!(conflicting.events_digest(), request(7).events_digest());
+        assert_eq!(mempool.insert(conflicting), Err(ChainError::RequestIdConflict { id: 7 }));
+        // The same events are a retry, and the held request is the first one.
+        assert_eq!(mempool.insert(request(7)), Err(ChainError::DuplicateRequest { id: 7 }));
+        assert_eq!(mempool.get(&request(7).key()), Some(&request(7)));
+        assert_eq!(mempool.len(), 1);
     }
 
     #[test]

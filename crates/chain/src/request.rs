@@ -40,6 +40,12 @@ impl RequestKind {
     }
 }
 
+/// The key of BLAKE3's derive-key mode for `Request::events_digest`.
+const EVENTS_DIGEST_CONTEXT: &str = "tally 2026 request events digest v1";
+
+/// What a request asks, without its name or signature: see `Request::events_digest`.
+pub type EventsDigest = [u8; 32];
+
 /// The name of a request across retries: its client and the client's id for it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RequestKey {
@@ -157,6 +163,18 @@ impl Request {
     /// The request's name across retries.
     pub fn key(&self) -> RequestKey {
         RequestKey { client: self.client.clone(), id: self.id }
+    }
+
+    /// BLAKE3 (derive-key mode) of the kind code and the body: what the request asks, without
+    /// its name (client, id) or its signature. Two requests of one name are the same request
+    /// exactly when these digests match: a retry answers the recorded outcome, while a
+    /// different request that reuses the id is refused (`request_id_conflict`). The signature
+    /// is left out so that a client whose Ed25519 signatures are randomized can still retry.
+    pub fn events_digest(&self) -> EventsDigest {
+        let mut hasher = blake3::Hasher::new_derive_key(EVENTS_DIGEST_CONTEXT);
+        hasher.update(&[self.kind as u8]);
+        hasher.update(&self.body);
+        *hasher.finalize().as_bytes()
     }
 
     /// The number of events in the body.

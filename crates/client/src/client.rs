@@ -415,6 +415,11 @@ impl Client {
                     poll = (poll * 2).min(self.options.backoff_max);
                     attempts.sleep(poll).await
                 }
+                Verdict::Refused(ClientError::Api { status: 409, code, validator, .. })
+                    if code == "request_id_conflict" =>
+                {
+                    return Err(ClientError::RequestIdConflict { validator, request_id: request.id() });
+                }
                 Verdict::Refused(error) => return Err(error),
                 Verdict::Retry { reason, retry_after } => {
                     attempts.fail(format!("{validator}: {reason}"), retry_after, &self.options).await
@@ -437,6 +442,7 @@ impl Client {
             value,
             request.id(),
             &client_key_to_hex(request.client()),
+            &wire::hex(&request.events_digest()),
             request.events_count(),
         )?;
         let results = match request.kind() {

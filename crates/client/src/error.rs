@@ -50,6 +50,14 @@ pub enum ClientError {
     #[error("request {request_id} was not final after {waited_ms} ms; retry with the same id, it applies at most once")]
     NotFinal { request_id: u128, waited_ms: u64 },
 
+    /// The request id was already used by this client for a request with other events (the
+    /// validator answered 409 `request_id_conflict`, or the recorded outcome is of other
+    /// events). Nothing of this request applied: send it with a new id.
+    #[error(
+        "{validator}: request id {request_id} was already used for other events; nothing applied, send it with a new id"
+    )]
+    RequestIdConflict { validator: String, request_id: u128 },
+
     /// The ledger refused a finalized request as a whole (its batch timestamp left no room for
     /// its events), so none of its events applied. The request is spent: its id answers this
     /// again.
@@ -93,6 +101,7 @@ impl ClientError {
             Self::Options { .. } => "invalid_options",
             Self::BatchIncomplete { .. } => "batch_incomplete",
             Self::BatchRefused { .. } => "batch_refused",
+            Self::RequestIdConflict { .. } => "request_id_conflict",
         }
     }
 

@@ -182,13 +182,16 @@ pub struct OutcomeJson {
     pub results: Vec<(String, u64)>,
 }
 
-/// Reads a request outcome and checks it answers the request `request_id` of `client` with one
-/// result per event, indexed 0, 1, 2, ….
+/// Reads a request outcome and checks it answers the request `request_id` of `client` with
+/// `events_digest` (hex) and one result per event, indexed 0, 1, 2, …. An outcome of the same
+/// name for other events means the id was used before for another request:
+/// `ClientError::RequestIdConflict`.
 pub fn outcome_from_json(
     reader: &Reader<'_>,
     value: &Value,
     request_id: u128,
     client: &str,
+    events_digest: &str,
     events: usize,
 ) -> Result<OutcomeJson, ClientError> {
     let object = reader.object(value, "the answer")?;
@@ -216,6 +219,9 @@ pub fn outcome_from_json(
             "the outcome is for request {} of {}, not {request_id} of {client}",
             outcome.request_id, outcome.client
         )));
+    }
+    if !reader.text(object, "events_digest")?.eq_ignore_ascii_case(events_digest) {
+        return Err(ClientError::RequestIdConflict { validator: reader.validator.to_string(), request_id });
     }
     if let Some(reason) = object.get("refused") {
         let reason = reason.as_str().ok_or_else(|| reader.error("refused is not a string"))?;
@@ -431,14 +437,15 @@ mod tests {
     fn outcomes_parse_into_the_ledgers_statuses() {
         let reader = Reader { validator: "v" };
         let client = "ab".repeat(32);
+        let digest = "0f".repeat(32);
         let value = json!({
-            "request_id": "77", "client": client, "height": "12", "timestamp": "1000",
+            "request_id": "77", "client": client, "height": "12", "timestamp": "1000", "events_digest": digest,
             "results": [
                 {"index": 0, "status": "created", "timestamp": "1000"},
                 {"index": 1, "status": "exceeds_credits", "timestamp": "1001"},
             ],
         });
-        let outcome = outcome_from_json(&reader, &value, 77, &client, 2).unwrap();
+        let outcome = outcome_from_json(&reader, &value, 77, &client, &digest, 2).unwrap();
         assert_eq!(outcome.height, 12);
         let results = transfer_results(&reader, &outcome.results).unwrap();
         assert_eq!(results[0], CreateTransferResult { timestamp: 1000, status: CreateTransferStatus::Created });
@@ -457,20 +464,24 @@ mod tests {
         }
 
         // Answers that do not match the request are refused.
-        assert!(outcome_from_json(&reader, &value, 78, &client, 2).is_err(), "another id");
-        assert!(outcome_from_json(&reader, &value, 77, &"cd".repeat(32), 2).is_err(), "another client");
-        assert!(outcome_from_json(&reader, &value, 77, &client, 3).is_err(), "missing results");
+        assert!(outcome_from_json(&reader, &value, 78, &client, &digest, 2).is_err(), "another id");
+        assert!(outcome_from_json(&reader, &value, 77, &"cd".repeat(32), &digest, 2).is_err(), "another client");
+        assert!(outcome_from_json(&reader, &value, 77, &client, &digest, 3).is_err(), "missing results");
         let mut shuffled = value.clone();
         shuffled["results"][0]["index"] = json!(1);
-        assert!(outcome_from_json(&reader, &shuffled, 77, &client, 2).is_err(), "out of order");
+        assert!(outcome_from_json(&reader, &shuffled, 77, &client, &digest, 2).is_err(), "out of order");
         let mut refused = value.clone();
         refused["results"] = json!([]);
         refused["refused"] = json!("batch timestamp leaves no room");
-        let error = outcome_from_json(&reader, &refused, 77, &client, 2).unwrap_err();
+        let error = outcome_from_json(&reader, &refused, 77, &client, &digest, 2).unwrap_err();
         assert!(matches!(error, ClientError::BatchRefused { request_id: 77, height: 12, .. }), "{error}");
+        // An outcome of other events under this name: the id was used for another request.
+        let error = outcome_from_json(&reader, &value, 77, &client, &"f0".repeat(32), 2).unwrap_err();
+        assert!(matches!(error, ClientError::RequestIdConflict { request_id: 77, .. }), "{error}");
+        assert_eq!(error.code(), "request_id_conflict");
         let mut missing = value.clone();
         missing.as_object_mut().unwrap().remove("height");
-        assert!(outcome_from_json(&reader, &missing, 77, &client, 2).is_err(), "no height");
+        assert!(outcome_from_json(&reader, &missing, 77, &client, &digest, 2).is_err(), "no height");
     }
 
     #[test]

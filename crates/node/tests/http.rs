@@ -337,6 +337,59 @@ async fn a_replayed_request_answers_its_first_outcome() {
 }
 
 #[tokio::test]
+async fn a_request_id_reused_for_other_events_is_a_conflict() {
+    within(async {
+        let cluster = cluster();
+        let first = create_accounts(cluster.chain_id, 2_100, &cluster.client, &[account(2_101, AccountFlags::NONE)]);
+        let (status, recorded) = post(&cluster.urls[0], "/v1/requests", &first).await;
+        assert_eq!(status, StatusCode::OK, "{recorded}");
+        assert_eq!(statuses(&recorded), ["created"]);
+        assert_eq!(recorded["events_digest"].as_str().map(str::len), Some(64), "{recorded}");
+        // The same id for other events, through every validator: 409, and nothing applies.
+        let other = create_accounts(cluster.chain_id, 2_100, &cluster.client, &[account(2_102, AccountFlags::NONE)]);
+        for url in &cluster.urls {
+            let (status, body) = post(url, "/v1/requests", &other).await;
+            assert_eq!((status, error_code(&body)), (StatusCode::CONFLICT, "request_id_conflict"), "{body}");
+            assert_eq!(body["error"]["field"], "request_id");
+        }
+        let (status, body) = get(&cluster.urls[2], "/v1/accounts/2102").await;
+        assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "account_not_found"));
+        // An identical retry still answers the recorded outcome.
+        let (status, again) = post(&cluster.urls[1], "/v1/requests", &first).await;
+        assert_eq!((status, &again), (StatusCode::OK, &recorded));
+
+        // Gateway callers share one key, so their ids can collide: the same answer there.
+        let bearer = format!("Bearer {}", cluster.gateway_token);
+        let gateway = |body: Value| {
+            let bearer = bearer.clone();
+            let url = cluster.urls[3].clone();
+            async move {
+                answer(
+                    http()
+                        .post(format!("{url}/v1/accounts"))
+                        .header("authorization", bearer)
+                        .json(&body)
+                        .send()
+                        .await
+                        .unwrap(),
+                )
+                .await
+            }
+        };
+        let (status, created) =
+            gateway(json!({ "accounts": [{ "id": "2201", "ledger": 7, "code": 10 }], "request_id": "2200" })).await;
+        assert_eq!(status, StatusCode::OK, "{created}");
+        let (status, body) =
+            gateway(json!({ "accounts": [{ "id": "2202", "ledger": 7, "code": 10 }], "request_id": "2200" })).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::CONFLICT, "request_id_conflict"), "{body}");
+        let (status, again) =
+            gateway(json!({ "accounts": [{ "id": "2201", "ledger": 7, "code": 10 }], "request_id": "2200" })).await;
+        assert_eq!((status, &again), (StatusCode::OK, &created));
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn the_gateway_signs_for_callers_with_the_token_only() {
     within(async {
         let cluster = cluster();

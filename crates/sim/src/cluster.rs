@@ -865,6 +865,13 @@ async fn deliver(
         let asked = context.current();
         while context.current().duration_since(asked).unwrap_or_default() < patience {
             if let Ok(Some(outcome)) = mailbox.outcome(key.clone()).await {
+                if outcome.events_digest != request.events_digest() {
+                    // Every retry carries the same events, so the outcome must be of them.
+                    lock(shared).refusals.push(format!(
+                        "request {} from validator {name} answered with another request's outcome",
+                        key.id
+                    ));
+                }
                 lock(shared).acknowledged.push(Acknowledgement {
                     key: key.clone(),
                     outcome: outcome.clone(),

@@ -102,6 +102,10 @@ fn client_commands_against_a_cluster() {
     assert_eq!(first["requests"][0]["request_id"], "555");
     let again = run_json(&transfer);
     assert_eq!(again, first, "the same request id applies once and answers the same");
+    // The same request id for another transfer is refused, and nothing applies.
+    let reused: Vec<&str> = transfer.iter().map(|arg| if *arg == "25" { "26" } else { arg }).collect();
+    let (_, error) = fail(&reused);
+    assert!(error.contains("request id 555 was already used for other events"), "{error}");
 
     // A refused transfer prints its status and exits with an error.
     let (text, error) = fail(&[

@@ -173,12 +173,18 @@ async fn a_retry_with_the_same_id_applies_once() {
     assert_ne!(fresh.requests[0].request_id, request_id);
     assert_eq!(client.lookup_account(base + 2).await.unwrap().unwrap().credits_posted, 40);
 
-    // The outcome is kept per id: the same id with other events still answers the first.
+    // The same id with other events is refused as a conflict, through either validator, and
+    // never applies.
     let other_events = [transfer(base + 11, base + 1, base + 2, 1)];
     let signer = cluster.signer();
     let request = Request::create_transfers(cluster.chain_id, request_id, &signer, &other_events).unwrap();
-    let receipt = client.submit(&request).await.unwrap();
-    assert_eq!(receipt.height, first.height());
+    for sender in [&client, &other] {
+        let error = sender.submit(&request).await.unwrap_err();
+        assert!(matches!(error, ClientError::RequestIdConflict { request_id: id, .. } if id == request_id), "{error}");
+        assert_eq!(error.code(), "request_id_conflict");
+    }
+    let error = client.create_transfers_with_id(request_id, &other_events).await.unwrap_err();
+    assert_eq!(error.code(), "request_id_conflict", "{error}");
     assert_eq!(client.lookup_transfer(base + 11).await.unwrap(), None, "the second body never applied");
 }
 

@@ -111,7 +111,7 @@ impl Read for LogRecord {
         }
         let block = Block::decode_cfg(buf.copy_to_bytes(length), &())?;
         let mut outcomes = Vec::with_capacity(block.requests.len());
-        for _ in 0..block.requests.len() {
+        for request in &block.requests {
             let timestamp_ns = u64::read(buf)?;
             let result = match u8::read(buf)? {
                 1 => RequestResult::Accounts(
@@ -146,7 +146,13 @@ impl Read for LogRecord {
                 }
                 _ => return Err(CodecError::Invalid("LogRecord", "result kind")),
             };
-            outcomes.push(RequestOutcome { height: block.height, timestamp_ns, result });
+            // The digest is not stored: the block beside the outcomes holds the request itself.
+            outcomes.push(RequestOutcome {
+                events_digest: request.events_digest(),
+                height: block.height,
+                timestamp_ns,
+                result,
+            });
         }
         Ok(Self { block, outcomes })
     }
@@ -283,12 +289,19 @@ mod tests {
             Request::create_transfers(1, 2, &client, &[transfer, transfer]).unwrap(),
             Request::create_transfers(1, 3, &client, &[transfer]).unwrap(),
         ];
+        let digests: Vec<_> = requests.iter().map(Request::events_digest).collect();
         let block = Block::new(hash(b"parent"), 4, 4, 9_000, [3; 32], requests);
-        let outcome = |timestamp_ns, result| RequestOutcome { height: 4, timestamp_ns, result };
+        let outcome = |index: usize, timestamp_ns, result| RequestOutcome {
+            events_digest: digests[index],
+            height: 4,
+            timestamp_ns,
+            result,
+        };
         let record = LogRecord {
             block,
             outcomes: vec![
                 outcome(
+                    0,
                     9_000,
                     RequestResult::Accounts(vec![CreateAccountResult {
                         timestamp: 9_000,
@@ -296,6 +309,7 @@ mod tests {
                     }]),
                 ),
                 outcome(
+                    1,
                     9_001,
                     RequestResult::Transfers(vec![
                         CreateTransferResult { timestamp: 9_001, status: CreateTransferStatus::Created },
@@ -305,7 +319,7 @@ mod tests {
                         },
                     ]),
                 ),
-                outcome(9_003, RequestResult::Refused(BatchError::TimestampRegressed { timestamp: 5, previous: 7 })),
+                outcome(2, 9_003, RequestResult::Refused(BatchError::TimestampRegressed { timestamp: 5, previous: 7 })),
             ],
         };
         let encoded = record.encode();

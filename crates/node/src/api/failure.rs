@@ -32,6 +32,11 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("route_not_found", 404, "no such path"),
     ("method_not_allowed", 405, "the path exists but not with this method"),
     ("body_timeout", 408, "the body did not arrive within 30 s"),
+    (
+        "request_id_conflict",
+        409,
+        "the client already used this request id for other events; an identical retry answers the recorded outcome",
+    ),
     ("body_too_large", 413, "the body is over 8 MiB"),
     ("busy", 429, "the mempool or this validator's queue is full; retry after Retry-After seconds"),
     ("halted", 503, "this validator stopped (a storage failure or a state divergence); use another"),
@@ -117,6 +122,19 @@ impl Failure {
 
     pub fn body_timeout(message: impl Into<String>) -> Self {
         Self::new(StatusCode::REQUEST_TIMEOUT, "body_timeout", "", message)
+    }
+
+    /// A request whose name (client, id) names a request with other events, held or finalized.
+    pub fn request_id_conflict(id: u128, client: &str) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "request_id_conflict",
+            "request_id",
+            format!(
+                "request id {id} of client {client} was already used for other events; a retry must send the same \
+                 events, and a new request needs a new id"
+            ),
+        )
     }
 
     pub fn busy(message: impl Into<String>) -> Self {

@@ -94,6 +94,7 @@ pub fn outcome_to_json(key: &RequestKey, outcome: &RequestOutcome) -> Value {
         "client": hex::encode(key.client.as_ref()),
         "height": outcome.height.to_string(),
         "timestamp": outcome.timestamp_ns.to_string(),
+        "events_digest": hex::encode(&outcome.events_digest),
     });
     let fields = answer.as_object_mut().expect("an object");
     match &outcome.result {

@@ -21,6 +21,7 @@ use commonware_cryptography::{Hasher as _, Sha256};
 use rand_core::Rng as _;
 use std::time::Duration;
 use tally_chain::keys::{ClientKey, PUBLIC_KEY_SIZE};
+use tally_chain::request::EventsDigest;
 use tally_chain::{ChainError, Request, RequestKey, RequestOutcome};
 use tokio::time::Instant;
 
@@ -125,9 +126,10 @@ async fn submit(api: &ApiState, request: Request) -> Result<Submitted, Failure> 
         return Err(Failure::halted());
     }
     let key = request.key();
+    let events_digest = request.events_digest();
     // A retry of a finalized request answers what happened the first time.
     match api.mailbox.outcome(key.clone()).await {
-        Ok(Some(outcome)) => return Ok(Submitted::Final(key, outcome)),
+        Ok(Some(outcome)) => return answered(key, outcome, &events_digest),
         Ok(None) => {}
         Err(error @ ChainError::OutcomeNotHeld { .. }) => {
             return Err(Failure::not_found("outcome_not_held", error.to_string()));
@@ -142,6 +144,7 @@ async fn submit(api: &ApiState, request: Request) -> Result<Submitted, Failure> 
     match api.mailbox.submit(request).await {
         // A duplicate is a retry of a request this validator holds or has finalized: wait for it.
         Ok(()) | Err(ChainError::DuplicateRequest { .. }) => {}
+        Err(ChainError::RequestIdConflict { id }) => return Err(Failure::request_id_conflict(id, &client)),
         Err(ChainError::Busy) => {
             return Err(if api.health.is_halted() {
                 Failure::halted()
@@ -160,11 +163,22 @@ async fn submit(api: &ApiState, request: Request) -> Result<Submitted, Failure> 
     match wait_outcome(api, &key, started + api.wait).await {
         Some(outcome) => {
             api.metrics.observe_finalization(started.elapsed());
-            Ok(Submitted::Final(key, outcome))
+            answered(key, outcome, &events_digest)
         }
         None if api.health.is_halted() => Err(Failure::halted()),
         None => Ok(Submitted::Pending(key)),
     }
+}
+
+/// A finalized request's outcome as the answer to a submission of `events_digest` under its
+/// name: the outcome if the submission is the same request (a retry), and a conflict if the
+/// name was used for other events. (The request finalized may be another one than the one this
+/// submission put in the mempool: whichever of the two reached a block first.)
+fn answered(key: RequestKey, outcome: RequestOutcome, events_digest: &EventsDigest) -> Result<Submitted, Failure> {
+    if outcome.events_digest != *events_digest {
+        return Err(Failure::request_id_conflict(key.id, &crate::hex::encode(key.client.as_ref())));
+    }
+    Ok(Submitted::Final(key, outcome))
 }
 
 /// The outcome of `key` once final and durable, or `None` at `deadline`, when the validator
