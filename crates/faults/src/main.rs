@@ -1,0 +1,275 @@
+//! `tally-faults`: Tally's fault suite on real processes. Four `tally start` validators on
+//! loopback, every link between them through a fault proxy; concurrent clients submit
+//! transfers and record every answer while a nemesis, on a schedule drawn from a printed seed,
+//! kills, pauses, cuts off, damages, fills the disk of and steps the clock of validators, and
+//! crashes all four at once. Afterwards it checks that every acknowledged transfer is present
+//! once with its acknowledged result on every validator, one state digest at one height,
+//! money conserved per ledger, new transfers accepted within 30 s of the last heal, and no
+//! panics; it prints a table of faults and checks and exits non-zero if a check failed.
+//!
+//! ```text
+//! cargo run --release -p tally-faults -- [--seed S] [--duration-secs 180]
+//! cargo run --release -p tally-faults -- --soak          # an hour, with memory and disk over time
+//! ```
+
+mod checks;
+mod cluster;
+mod draw;
+mod nemesis;
+mod proxy;
+mod workload;
+
+use anyhow::Context as _;
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tally_ledger::Transfer;
+use workload::{Answer, Intent, Journal};
+
+/// How soon after the last heal the cluster must accept a new transfer.
+const LIVENESS_BOUND: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Parser)]
+#[command(name = "tally-faults", about = "Tally's fault suite: real validators, a seeded nemesis, checked afterwards")]
+struct Args {
+    /// The seed of the schedule [default: drawn from the clock, and printed].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// How long the nemesis works, in seconds [default: 180, or 3600 with --soak].
+    #[arg(long)]
+    duration_secs: Option<u64>,
+    /// A long run (an hour unless --duration-secs says otherwise) that also samples every
+    /// validator's memory and disk each minute and reports whether they level off.
+    #[arg(long)]
+    soak: bool,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 4)]
+    clients: u64,
+    /// The `tally` binary [default: the one beside this binary].
+    #[arg(long)]
+    tally: Option<PathBuf>,
+    /// Where the cluster's files go (emptied first) [default: a directory under the system's temp].
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// The first of the eight ports the validators listen on [default: a free range].
+    #[arg(long)]
+    base_port: Option<u16>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    match runtime.block_on(run(args)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("tally-faults: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<bool> {
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |elapsed| elapsed.as_nanos() as u64)
+    });
+    let duration = Duration::from_secs(args.duration_secs.unwrap_or(if args.soak { 3_600 } else { 180 }));
+    let tally = match args.tally {
+        Some(path) => path,
+        None => std::env::current_exe()?.with_file_name("tally"),
+    };
+    anyhow::ensure!(tally.exists(), "no tally binary at {} (build it, or give --tally)", tally.display());
+    let dir = args.dir.unwrap_or_else(|| std::env::temp_dir().join("tally-faults"));
+    let base_port = match args.base_port {
+        Some(port) => port,
+        None => free_base_port()?,
+    };
+    println!("tally-faults: seed {seed}, {} s of faults; replay the schedule with", duration.as_secs());
+    println!("  cargo run --release -p tally-faults -- --seed {seed} --duration-secs {}", duration.as_secs());
+
+    let draw = draw::Draw::new(seed);
+    let mut schedule = draw.fork(0);
+    let disk_victim = schedule.below(4);
+    let tmpfs_mib = if args.soak { 4_096 } else { 512 };
+    let mut cluster = cluster::Cluster::start(&dir, &tally, base_port, disk_victim, tmpfs_mib).await?;
+    println!(
+        "cluster up in {}: disk faults {}, clock steps {}",
+        dir.display(),
+        match cluster.tmpfs {
+            Some((index, mib)) => format!("on validator {index} ({mib} MiB tmpfs)"),
+            None => String::from("skipped (mounting a tmpfs needs root)"),
+        },
+        if cluster.can_step_clocks() { "with libfaketime" } else { "skipped (install Debian's faketime)" },
+    );
+    let urls: Vec<String> = cluster.validators.iter().map(|validator| validator.api.clone()).collect();
+    let signer = tally_client::load_signer(&cluster.client_key).context("the client key")?;
+    let client_key = tally_client::Client::new(&urls, cluster.chain_id, signer.clone())?.client_key_hex().to_string();
+
+    // The accounts, before any fault.
+    let setup = workload::client(&urls, 0, cluster.chain_id, &signer, Duration::from_secs(60));
+    let created = setup.create_accounts(&workload::accounts()).await.context("creating the accounts")?;
+    anyhow::ensure!(
+        created.results.iter().all(|result| result.status == tally_ledger::CreateAccountStatus::Created),
+        "the accounts were not all created: {:?}",
+        created.results
+    );
+
+    // Clients and nemesis.
+    let journal = Arc::new(Mutex::new(Journal::default()));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let pause = if args.soak { Duration::from_millis(200) } else { Duration::from_millis(20) };
+    let mut tasks = tokio::task::JoinSet::new();
+    for number in 0..args.clients {
+        let clients: Vec<_> = (0..urls.len())
+            .map(|first| workload::client(&urls, first, cluster.chain_id, &signer, Duration::from_secs(20)))
+            .collect();
+        let (journal, stopped, draw) = (journal.clone(), stopped.clone(), draw.fork(100 + number));
+        tasks.spawn(workload::run_client(number + 1, clients, draw, journal, stopped, pause));
+    }
+    let started = Instant::now();
+    let sample_every = args.soak.then_some(Duration::from_secs(60));
+    let mut nemesis = nemesis::Nemesis::new(&mut cluster, schedule, started, sample_every);
+    nemesis.run(started + duration).await;
+    let last_heal = nemesis.outcome.last_heal.unwrap_or_else(Instant::now);
+    for index in 0..4 {
+        let _ = nemesis.cluster.wait_healthy(index, Duration::from_secs(60)).await;
+    }
+    let mut outcome = std::mem::take(&mut nemesis.outcome);
+    if args.soak {
+        nemesis.sample();
+        outcome.samples.extend(std::mem::take(&mut nemesis.outcome.samples));
+    }
+
+    // Liveness: a new transfer after the last heal.
+    let probe = workload::client(&urls, 0, cluster.chain_id, &signer, LIVENESS_BOUND);
+    let probe_transfer = Transfer {
+        id: u128::MAX - 1,
+        debit_account_id: 1,
+        credit_account_id: 2,
+        amount: 1,
+        ledger: 1,
+        code: 1,
+        ..Transfer::default()
+    };
+    let probe_id = tally_client::random_request_id();
+    let probe_record = workload::send(&probe, probe_id, vec![probe_transfer], Intent::Succeed, &journal).await;
+    let liveness_after = last_heal.elapsed();
+    let live = matches!(probe_record.answer, Answer::Acknowledged { .. }) && liveness_after <= LIVENESS_BOUND;
+
+    stop.send_replace(true);
+    while tasks.join_next().await.is_some() {}
+
+    // Every request without a final answer is sent again with its id until it has one: it
+    // applies at most once, so afterwards every record is acknowledged.
+    let resolver = workload::client(&urls, 1, cluster.chain_id, &signer, Duration::from_secs(60));
+    let unknown: Vec<usize> = {
+        let journal = journal.lock().unwrap();
+        (0..journal.records.len())
+            .filter(|index| matches!(journal.records[*index].answer, Answer::Unknown(_)))
+            .collect()
+    };
+    for index in &unknown {
+        let record = journal.lock().unwrap().records[*index].clone();
+        let answer = match resolver.create_transfers_with_id(record.request_id, &record.transfers).await {
+            Ok(outcome) => Answer::Acknowledged { height: outcome.height(), results: outcome.results },
+            Err(error) => Answer::Unknown(format!("still no answer after the faults healed: {error}")),
+        };
+        let resolved = workload::Record { answer, ..record };
+        workload::judge(&resolved, &journal);
+        journal.lock().unwrap().records[*index] = resolved;
+    }
+
+    // The checks.
+    let single: Vec<tally_client::Client> = urls
+        .iter()
+        .map(|url| workload::client(std::slice::from_ref(url), 0, cluster.chain_id, &signer, Duration::from_secs(10)))
+        .collect();
+    let journal = std::mem::take(&mut *journal.lock().unwrap());
+    let mut results = vec![
+        checks::Check::new(
+            "clients saw no wrong answer",
+            journal.violations.clone(),
+            format!(
+                "{} requests; {} retries answered the same; {} reused ids refused",
+                journal.records.len(),
+                journal.retries_same,
+                journal.conflicts_refused
+            ),
+        ),
+        checks::one_state_digest(&urls).await,
+        checks::acknowledged_everywhere(&urls, &client_key, &journal, &single).await,
+        checks::balances(&urls, &single, &checks::model(&journal.records)).await,
+        checks::Check::new(
+            "new transfers within 30 s of the last heal",
+            if live { Vec::new() } else { vec![format!("{:?} after {liveness_after:?}", probe_record.answer)] },
+            format!("acknowledged {:.1} s after the last heal", liveness_after.as_secs_f64()),
+        ),
+    ];
+    let logs: Vec<PathBuf> = cluster.validators.iter().map(|validator| validator.log.clone()).collect();
+    results.push(checks::no_panics(&logs));
+    cluster.shut_down();
+
+    report(seed, duration, &outcome, &unknown, &results);
+    Ok(results.iter().all(|check| check.passed))
+}
+
+fn report(seed: u64, duration: Duration, outcome: &nemesis::Outcome, unknown: &[usize], results: &[checks::Check]) {
+    println!();
+    println!("faults (seed {seed}, {} s):", duration.as_secs());
+    println!("| fault | times |");
+    println!("| --- | --- |");
+    for kind in nemesis::Kind::ALL {
+        let times = outcome.events.iter().filter(|event| event.kind == kind).count();
+        println!("| {} | {times} |", kind.describe());
+    }
+    println!();
+    println!("the schedule:");
+    for event in &outcome.events {
+        println!("- {:>6.1} s  {:?}: {}", event.at.as_secs_f64(), event.kind, event.detail);
+    }
+    if !outcome.stopped_on_their_own.is_empty() {
+        println!();
+        println!("validators that stopped on their own (restarted, as an operator would):");
+        for note in &outcome.stopped_on_their_own {
+            println!("- {note}");
+        }
+    }
+    println!();
+    println!("{} requests had no final answer during the faults and were resolved afterwards", unknown.len());
+    if !outcome.samples.is_empty() {
+        println!();
+        println!("| minute | RSS MiB per validator | data MiB per validator |");
+        println!("| --- | --- | --- |");
+        for sample in &outcome.samples {
+            let rss: Vec<String> = sample
+                .rss_kib
+                .iter()
+                .map(|kib| kib.map_or(String::from("-"), |kib| (kib / 1024).to_string()))
+                .collect();
+            let disk: Vec<String> = sample.disk_bytes.iter().map(|bytes| (bytes >> 20).to_string()).collect();
+            println!("| {:.0} | {} | {} |", sample.at.as_secs_f64() / 60.0, rss.join(" "), disk.join(" "));
+        }
+    }
+    println!();
+    println!("| check | result | detail |");
+    println!("| --- | --- | --- |");
+    for check in results {
+        println!("| {} | {} | {} |", check.name, if check.passed { "pass" } else { "FAIL" }, check.detail);
+    }
+}
+
+/// A base port with eight free ports after it, below the ephemeral range.
+fn free_base_port() -> anyhow::Result<u16> {
+    for attempt in 0..200u32 {
+        let base = 20_000 + ((std::process::id().wrapping_mul(7_919) + attempt * 104_729) % 12_000) as u16;
+        let free = (0..8).all(|offset| std::net::TcpListener::bind(("127.0.0.1", base + offset)).is_ok());
+        if free {
+            return Ok(base);
+        }
+    }
+    anyhow::bail!("no free range of 8 ports")
+}
