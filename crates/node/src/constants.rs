@@ -90,6 +90,7 @@ const _: () = assert!(WRITES_IN_FLIGHT_MAX < CONNECTIONS_MAX);
 const _: () = assert!(BODY_READ_GRACE_MS < BODY_READ_TIMEOUT_MS);
 // Every parsing turn can be used by a full body while others are still arriving.
 const _: () = assert!(BODY_BYTES_IN_FLIGHT_MAX >= BODIES_IN_FLIGHT_MAX * BODY_SIZE_MAX);
-// A full body at the minimum rate can still miss the deadline; the deadline is the harder bound
-// for large bodies and the rate for small ones.
+// The rate divides a body's length into the time it may take; the deadline bounds large bodies
+// (8 MiB at the minimum rate would take over eight minutes), the rate small ones.
 const _: () = assert!(BODY_READ_RATE_MIN_BYTES_PER_SECOND > 0);
+const _: () = assert!(BODY_SIZE_MAX as u64 / BODY_READ_RATE_MIN_BYTES_PER_SECOND * 1_000 > BODY_READ_TIMEOUT_MS);
