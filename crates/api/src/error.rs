@@ -15,6 +15,8 @@ pub enum ErrorCode {
     MissingField,
     /// A field this version does not know.
     UnknownField,
+    /// An object that names the same field twice (JSON leaves the meaning open).
+    DuplicateField,
     /// A number string that is not a plain decimal integer, or out of the field's range.
     InvalidNumber,
     /// A flag name this version does not know for that kind of flags.
@@ -32,6 +34,7 @@ impl ErrorCode {
         Self::InvalidType,
         Self::MissingField,
         Self::UnknownField,
+        Self::DuplicateField,
         Self::InvalidNumber,
         Self::UnknownFlag,
         Self::BatchTooLong,
@@ -45,6 +48,7 @@ impl ErrorCode {
             Self::InvalidType => "invalid_type",
             Self::MissingField => "missing_field",
             Self::UnknownField => "unknown_field",
+            Self::DuplicateField => "duplicate_field",
             Self::InvalidNumber => "invalid_number",
             Self::UnknownFlag => "unknown_flag",
             Self::BatchTooLong => "batch_too_long",

@@ -31,16 +31,48 @@ pub const GATEWAY_TOKEN_LENGTH_MIN: usize = 16;
 /// Connections the API serves at once per validator; more wait in the kernel's accept queue.
 pub const CONNECTIONS_MAX: usize = 256;
 
+/// Connections one client address may hold at once. When an address is at the cap, its
+/// connection idle longest is closed to make room; if none of its connections is idle, the new
+/// one is closed at once. So one address cannot take every slot.
+pub const CONNECTIONS_PER_ADDRESS_MAX: usize = 64;
+
+/// Above this many open connections, the validator closes idle ones (no request in progress),
+/// idle longest first, and a connection that finishes a request closes instead of staying open
+/// for the next: a new caller finds a free slot at once instead of waiting for idle sockets to
+/// time out.
+pub const CONNECTIONS_IDLE_CLOSE_FROM: usize = CONNECTIONS_MAX / 4 * 3;
+
 /// How long a connection may take to send a request's headers, and stay idle between requests.
 pub const HEADER_READ_TIMEOUT_MS: u64 = 10_000;
 
-/// How long a caller may take to send a request's body.
+/// How long a caller may take to send a request's body, at most.
 pub const BODY_READ_TIMEOUT_MS: u64 = 30_000;
 
-/// Bodies read and parsed at once per validator (each up to `BODY_SIZE_MAX`, and its parsed
-/// JSON several times that), and how long a request waits for its turn before 429.
+/// The slowest a body may arrive: after `BODY_READ_GRACE_MS`, at least this many bytes a
+/// second on average since the request began, or the request ends with 408 `body_timeout`. A
+/// caller trickling a byte at a time is cut off within about the grace, not the full deadline.
+pub const BODY_READ_RATE_MIN_BYTES_PER_SECOND: u64 = 16 * 1024;
+pub const BODY_READ_GRACE_MS: u64 = 2_000;
+
+/// Raw body bytes held at once per validator, across every body being read: a body takes its
+/// share as its bytes arrive and gives it back when it is parsed. Over the budget, a request
+/// answers 429 `busy`. Reading a body takes no parsing turn, so slow senders cannot hold the
+/// turns; they can hold at most this many bytes, and only by sending them.
+pub const BODY_BYTES_IN_FLIGHT_MAX: usize = 2 * BODIES_IN_FLIGHT_MAX * BODY_SIZE_MAX;
+
+/// Bodies parsed at once per validator (each up to `BODY_SIZE_MAX`, and its parsed JSON several
+/// times that), and how long a body that has arrived waits for its turn before 429.
 pub const BODIES_IN_FLIGHT_MAX: usize = 8;
 pub const BODY_TURN_WAIT_MS: u64 = 2_000;
+
+/// Writes (`POST /v1/requests`, `/v1/accounts`, `/v1/transfers`) in progress at once per
+/// validator, from reading the body to the answer; one more answers 429 `busy` at once. The
+/// other connections stay free for reads, `/healthz` and `/metrics` while writes wait for
+/// finality.
+pub const WRITES_IN_FLIGHT_MAX: usize = CONNECTIONS_MAX / 2;
+
+/// How often, at most, the API logs that it is refusing or closing connections for lack of room.
+pub const CONNECTION_WARNING_INTERVAL_MS: u64 = 10_000;
 
 /// How long an orderly stop waits for in-flight HTTP answers and for the validator's tasks.
 pub const STOP_TIMEOUT_MS: u64 = 10_000;
@@ -52,3 +84,13 @@ pub const OUTCOME_POLL_MS: u64 = 20;
 const _: () = assert!(WAIT_MS_DEFAULT <= WAIT_MS_MAX);
 const _: () = assert!(PAGE_LIMIT_DEFAULT <= PAGE_LIMIT_MAX);
 const _: () = assert!(OUTCOME_POLL_MS < WAIT_MS_DEFAULT);
+const _: () = assert!(CONNECTIONS_PER_ADDRESS_MAX < CONNECTIONS_IDLE_CLOSE_FROM);
+const _: () = assert!(CONNECTIONS_IDLE_CLOSE_FROM < CONNECTIONS_MAX);
+const _: () = assert!(WRITES_IN_FLIGHT_MAX < CONNECTIONS_MAX);
+const _: () = assert!(BODY_READ_GRACE_MS < BODY_READ_TIMEOUT_MS);
+// Every parsing turn can be used by a full body while others are still arriving.
+const _: () = assert!(BODY_BYTES_IN_FLIGHT_MAX >= BODIES_IN_FLIGHT_MAX * BODY_SIZE_MAX);
+// The rate divides a body's length into the time it may take; the deadline bounds large bodies
+// (8 MiB at the minimum rate would take over eight minutes), the rate small ones.
+const _: () = assert!(BODY_READ_RATE_MIN_BYTES_PER_SECOND > 0);
+const _: () = assert!(BODY_SIZE_MAX as u64 / BODY_READ_RATE_MIN_BYTES_PER_SECOND * 1_000 > BODY_READ_TIMEOUT_MS);

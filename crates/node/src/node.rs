@@ -297,6 +297,7 @@ async fn start(
         wait: config.wait,
         waiting: Arc::new(Semaphore::new(config.waiting_requests_max)),
         bodies: Arc::new(Semaphore::new(crate::constants::BODIES_IN_FLIGHT_MAX)),
+        body_bytes: Arc::new(Semaphore::new(crate::constants::BODY_BYTES_IN_FLIGHT_MAX)),
         health,
         metrics: Arc::new(NodeMetrics::new()),
         runtime_metrics: Arc::new(move || metrics_context.encode()),

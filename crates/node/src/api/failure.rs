@@ -13,6 +13,12 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("invalid_type", 400, "a field has the wrong JSON type or text form (a number for a decimal string, bad hex)"),
     ("missing_field", 400, "a required field is missing"),
     ("unknown_field", 400, "a field this version does not know"),
+    ("duplicate_field", 400, "an object of the body names the same field twice"),
+    (
+        "invalid_path",
+        400,
+        "the path or a query value has a bad percent-encoding (not % and two hex digits, or not UTF-8)",
+    ),
     ("invalid_number", 400, "a decimal string that is not a plain integer, or out of the field's range"),
     ("unknown_flag", 400, "a flag name this version does not know"),
     ("unknown_kind", 400, "a request kind other than create_accounts and create_transfers"),
@@ -31,14 +37,23 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("transfer_not_found", 404, "no transfer with this id"),
     ("route_not_found", 404, "no such path"),
     ("method_not_allowed", 405, "the path exists but not with this method"),
-    ("body_timeout", 408, "the body did not arrive within 30 s"),
+    (
+        "body_timeout",
+        408,
+        "the body arrived slower than 16 KiB/s after the first 2 s, or not within 30 s, or broke off",
+    ),
     (
         "request_id_conflict",
         409,
         "the client already used this request id for other events; an identical retry answers the recorded outcome",
     ),
     ("body_too_large", 413, "the body is over 8 MiB"),
-    ("busy", 429, "the mempool or this validator's queue is full; retry after Retry-After seconds"),
+    (
+        "busy",
+        429,
+        "the mempool, this validator's queue, its write slots or its body budget are full; retry after Retry-After \
+         seconds",
+    ),
     ("halted", 503, "this validator stopped (a storage failure or a state divergence); use another"),
 ];
 
@@ -59,6 +74,10 @@ impl Failure {
 
     pub fn invalid_type(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_type", field, message)
+    }
+
+    pub fn invalid_path(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_path", field, message)
     }
 
     pub fn missing_field(field: &str) -> Self {

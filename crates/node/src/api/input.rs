@@ -4,20 +4,25 @@
 use crate::api::ApiState;
 use crate::api::failure::Failure;
 use crate::constants::{
-    BODIES_IN_FLIGHT_MAX, BODY_READ_TIMEOUT_MS, BODY_SIZE_MAX, BODY_TURN_WAIT_MS, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX,
+    BODIES_IN_FLIGHT_MAX, BODY_BYTES_IN_FLIGHT_MAX, BODY_READ_GRACE_MS, BODY_READ_RATE_MIN_BYTES_PER_SECOND,
+    BODY_READ_TIMEOUT_MS, BODY_SIZE_MAX, BODY_TURN_WAIT_MS, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX,
 };
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, header};
+use hyper::body::Body as _;
 use serde_json::{Map, Value};
+use std::pin::Pin;
 use std::time::Duration;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
-/// A body that was read, holding one of the validator's `BODIES_IN_FLIGHT_MAX` turns until it
-/// is dropped: keep it until the body is parsed, so that at most that many large bodies and
-/// their parsed JSON are in memory at once.
+/// A body that was read, holding its share of the validator's `BODY_BYTES_IN_FLIGHT_MAX` and
+/// one of its `BODIES_IN_FLIGHT_MAX` parsing turns until it is dropped: keep it until the body
+/// is parsed, so that at most that many bodies and their parsed JSON are in memory at once.
 #[derive(Debug)]
 pub struct Received {
     bytes: Bytes,
+    _share: Option<OwnedSemaphorePermit>,
     _turn: OwnedSemaphorePermit,
 }
 
@@ -29,25 +34,36 @@ impl std::ops::Deref for Received {
     }
 }
 
-/// Reads a body of at most `BODY_SIZE_MAX` bytes within `BODY_READ_TIMEOUT_MS`, once one of the
-/// validator's `BODIES_IN_FLIGHT_MAX` turns is free (429 `busy` after `BODY_TURN_WAIT_MS`).
+/// Reads a body of at most `BODY_SIZE_MAX` bytes, arriving at no less than the minimum rate and
+/// within `BODY_READ_TIMEOUT_MS` (408 `body_timeout`), and then takes one of the validator's
+/// `BODIES_IN_FLIGHT_MAX` parsing turns (429 `busy` after `BODY_TURN_WAIT_MS`). The turn is
+/// taken only once the whole body is here, so callers sending slowly hold no turn.
 pub async fn read_body(api: &ApiState, headers: &HeaderMap, body: Body) -> Result<Received, Failure> {
+    let (bytes, share) = read_bytes(&api.body_bytes, headers, body).await?;
     let turn = tokio::time::timeout(Duration::from_millis(BODY_TURN_WAIT_MS), api.bodies.clone().acquire_owned())
         .await
         .map_err(|_| {
-            Failure::busy(format!("{BODIES_IN_FLIGHT_MAX} request bodies are being read already; retry shortly"))
+            Failure::busy(format!("{BODIES_IN_FLIGHT_MAX} request bodies are being parsed already; retry shortly"))
         })?
         .expect("the body semaphore is never closed");
-    let read = tokio::time::timeout(Duration::from_millis(BODY_READ_TIMEOUT_MS), read_bytes(headers, body));
-    let bytes = read
-        .await
-        .map_err(|_| Failure::body_timeout(format!("the body did not arrive within {BODY_READ_TIMEOUT_MS} ms")))??;
-    Ok(Received { bytes, _turn: turn })
+    Ok(Received { bytes, _share: share, _turn: turn })
+}
+
+/// How long after a request began its body may have sent only `received` bytes: the grace, and
+/// then the time those bytes take at the minimum rate.
+pub fn body_due(received: usize) -> Duration {
+    let rate_micros = (received as u64).saturating_mul(1_000_000) / BODY_READ_RATE_MIN_BYTES_PER_SECOND;
+    Duration::from_millis(BODY_READ_GRACE_MS) + Duration::from_micros(rate_micros)
 }
 
 /// Reads a body of at most `BODY_SIZE_MAX` bytes: a declared length over the limit is refused
-/// before reading, a chunked body as soon as it crosses the limit.
-async fn read_bytes(headers: &HeaderMap, body: Body) -> Result<Bytes, Failure> {
+/// before reading, any other body as soon as it crosses the limit. Each chunk takes its share of
+/// `budget` as it arrives (429 `busy` when the validator holds too many body bytes already).
+async fn read_bytes(
+    budget: &std::sync::Arc<Semaphore>,
+    headers: &HeaderMap,
+    mut body: Body,
+) -> Result<(Bytes, Option<OwnedSemaphorePermit>), Failure> {
     let too_large = || Failure::body_too_large(format!("the body is over the limit of {BODY_SIZE_MAX} bytes"));
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -56,8 +72,55 @@ async fn read_bytes(headers: &HeaderMap, body: Body) -> Result<Bytes, Failure> {
     if declared.is_some_and(|length| length > BODY_SIZE_MAX as u64) {
         return Err(too_large());
     }
-    // The only way reading a body fails without the connection being gone is the limit.
-    axum::body::to_bytes(body, BODY_SIZE_MAX).await.map_err(|_| too_large())
+    let started = Instant::now();
+    let deadline = started + Duration::from_millis(BODY_READ_TIMEOUT_MS);
+    let mut held: Vec<u8> = Vec::new();
+    let mut share: Option<OwnedSemaphorePermit> = None;
+    loop {
+        let due = (started + body_due(held.len())).min(deadline);
+        let frame = std::future::poll_fn(|context| Pin::new(&mut body).poll_frame(context));
+        let frame = match tokio::time::timeout_at(due, frame).await {
+            Err(_) if due == deadline => {
+                return Err(Failure::body_timeout(format!("the body did not arrive within {BODY_READ_TIMEOUT_MS} ms")));
+            }
+            Err(_) => {
+                return Err(Failure::body_timeout(format!(
+                    "the body arrived slower than {BODY_READ_RATE_MIN_BYTES_PER_SECOND} bytes a second \
+                     ({} bytes in {} ms)",
+                    held.len(),
+                    started.elapsed().as_millis()
+                )));
+            }
+            Ok(None) => break,
+            // The connection broke or the chunked encoding was wrong: the caller may not even
+            // hear this answer.
+            Ok(Some(Err(error))) => {
+                return Err(Failure::body_timeout(format!("the body broke off after {} bytes: {error}", held.len())));
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        if held.len() + data.len() > BODY_SIZE_MAX {
+            return Err(too_large());
+        }
+        if data.is_empty() {
+            continue;
+        }
+        let chunk = u32::try_from(data.len()).expect("a chunk is at most BODY_SIZE_MAX bytes");
+        let taken = budget.clone().try_acquire_many_owned(chunk).map_err(|_| {
+            Failure::busy(format!(
+                "this validator holds {BODY_BYTES_IN_FLIGHT_MAX} bytes of request bodies already; retry shortly"
+            ))
+        })?;
+        match share.as_mut() {
+            Some(share) => share.merge(taken),
+            None => share = Some(taken),
+        }
+        held.extend_from_slice(&data);
+    }
+    assert!(held.len() <= BODY_SIZE_MAX);
+    assert_eq!(share.as_ref().map_or(0, |share| share.num_permits()), held.len());
+    Ok((Bytes::from(held), share))
 }
 
 /// A JSON body.
@@ -115,15 +178,47 @@ pub fn hex_bytes(value: &Value, field: &str, length: usize) -> Result<Vec<u8>, F
     crate::hex::decode(text, length).map_err(|why| Failure::invalid_type(field, format!("{field} {why}")))
 }
 
+/// Decodes `%XX` escapes, refusing a `%` not followed by two hex digits and bytes that are not
+/// UTF-8. A `+` stays a `+`: no parameter of the API holds spaces.
+pub fn percent_decode(text: &str) -> Result<String, String> {
+    if !text.contains('%') {
+        return Ok(text.to_string());
+    }
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] != b'%' {
+            decoded.push(bytes[index]);
+            index += 1;
+            continue;
+        }
+        let escape = bytes.get(index + 1..index + 3).and_then(|digits| std::str::from_utf8(digits).ok());
+        let Some(byte) = escape.and_then(|digits| u8::from_str_radix(digits, 16).ok()) else {
+            let end = (index + 3).min(bytes.len());
+            return Err(format!(
+                "{:?} is not a percent-encoding (% and two hex digits)",
+                String::from_utf8_lossy(&bytes[index..end])
+            ));
+        };
+        decoded.push(byte);
+        index += 3;
+    }
+    String::from_utf8(decoded).map_err(|_| format!("{text:?} does not decode to UTF-8"))
+}
+
 /// The `limit` query parameter of a page: 1 to `PAGE_LIMIT_MAX`, `PAGE_LIMIT_DEFAULT` if absent.
+/// Names and values are percent-decoded (`limit=%31` is 1).
 pub fn page_limit(query: Option<&str>) -> Result<usize, Failure> {
     let mut limit = PAGE_LIMIT_DEFAULT;
     for pair in query.unwrap_or_default().split('&').filter(|pair| !pair.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = percent_decode(name).map_err(|why| Failure::invalid_path("query", why))?;
         if name != "limit" {
-            return Err(Failure::unknown_field(name, &["limit"]));
+            return Err(Failure::unknown_field(&name, &["limit"]));
         }
-        let parsed = decimal_text(value, "limit")?;
+        let value = percent_decode(value).map_err(|why| Failure::invalid_path("limit", why))?;
+        let parsed = decimal_text(&value, "limit")?;
         if parsed == 0 || parsed > PAGE_LIMIT_MAX as u128 {
             return Err(Failure::invalid_number("limit", format!("limit must be from 1 to {PAGE_LIMIT_MAX}")));
         }
@@ -154,5 +249,37 @@ mod tests {
         assert_eq!(page_limit(Some("limit=101")).unwrap_err().code, "invalid_number");
         assert_eq!(page_limit(Some("limit=x")).unwrap_err().code, "invalid_number");
         assert_eq!(page_limit(Some("offset=3")).unwrap_err().code, "unknown_field");
+    }
+
+    #[test]
+    fn query_values_are_percent_decoded() {
+        assert_eq!(page_limit(Some("limit=%31")).unwrap(), 1);
+        assert_eq!(page_limit(Some("%6Cimit=%32%35")).unwrap(), 25);
+        for bad in ["limit=%ZZ", "limit=%3", "limit=%", "limit=%FF", "li%Gmit=1"] {
+            assert_eq!(page_limit(Some(bad)).unwrap_err().code, "invalid_path", "{bad:?}");
+        }
+        // A decoded value still follows the decimal rule.
+        assert_eq!(page_limit(Some("limit=%2B1")).unwrap_err().code, "invalid_number");
+    }
+
+    #[test]
+    fn percent_decoding_is_strict() {
+        assert_eq!(percent_decode("plain").unwrap(), "plain");
+        assert_eq!(percent_decode("%41%62c").unwrap(), "Abc");
+        assert_eq!(percent_decode("%C3%A9").unwrap(), "\u{e9}");
+        for bad in ["%", "%4", "%4G", "%ZZ", "%FF", "%C3"] {
+            assert!(percent_decode(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_body_may_trickle_only_during_the_grace() {
+        assert_eq!(body_due(0), Duration::from_millis(BODY_READ_GRACE_MS));
+        // Each further second needs the minimum rate's worth of bytes.
+        let rate = BODY_READ_RATE_MIN_BYTES_PER_SECOND as usize;
+        assert_eq!(body_due(rate), Duration::from_millis(BODY_READ_GRACE_MS + 1_000));
+        assert_eq!(body_due(10 * rate), Duration::from_millis(BODY_READ_GRACE_MS + 10_000));
+        // One byte buys well under a millisecond.
+        assert!(body_due(1) < Duration::from_millis(BODY_READ_GRACE_MS + 1));
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP/JSON API every validator serves (docs/API.md). Handlers only translate: JSON in,
 //! a call on the validator's `Mailbox`, JSON out. Every route is listed in `routes.rs`.
 
+pub mod connections;
 pub mod dashboard;
 pub mod failure;
 pub mod input;
@@ -12,9 +13,13 @@ pub mod status;
 pub mod submit;
 
 use crate::config::Gateway;
+use crate::constants::WRITES_IN_FLIGHT_MAX;
 use crate::genesis_file::GenesisFile;
 use crate::metrics::NodeMetrics;
 use axum::Router;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use failure::Failure;
 use routes::{Endpoint, Method, ROUTES};
@@ -54,8 +59,10 @@ pub struct Shared {
     pub wait: Duration,
     /// One permit per submission waiting for finality.
     pub waiting: Arc<Semaphore>,
-    /// One permit per request body being read and parsed (`input::read_body`).
+    /// One permit per request body being parsed (`input::read_body`).
     pub bodies: Arc<Semaphore>,
+    /// One permit per byte of request bodies held (`input::read_body`).
+    pub body_bytes: Arc<Semaphore>,
     pub health: Arc<Health>,
     pub metrics: Arc<NodeMetrics>,
     pub runtime_metrics: RuntimeMetrics,
@@ -137,15 +144,44 @@ async fn method_not_allowed() -> Failure {
     Failure::method_not_allowed()
 }
 
+/// Refuses a path with a bad percent-encoding in the API's own form, before any handler reads
+/// its parameters (axum's own answer to one is plain text).
+async fn check_path(request: Request, next: Next) -> Response {
+    if let Err(why) = input::percent_decode(request.uri().path()) {
+        return Failure::invalid_path("path", format!("the path is not valid: {why}")).into_response();
+    }
+    next.run(request).await
+}
+
+/// Lets at most `WRITES_IN_FLIGHT_MAX` writes be in progress at once; one more answers 429 at
+/// once, so writes waiting for finality cannot take every connection from reads.
+async fn limit_writes(
+    axum::extract::State(writes): axum::extract::State<Arc<Semaphore>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Ok(_write) = writes.try_acquire_owned() else {
+        return Failure::busy(format!("{WRITES_IN_FLIGHT_MAX} writes are in progress here already; retry shortly"))
+            .into_response();
+    };
+    next.run(request).await
+}
+
 /// The API's router, built from `ROUTES`.
 pub fn router(state: ApiState) -> Router {
+    let writes = Arc::new(Semaphore::new(WRITES_IN_FLIGHT_MAX));
     let mut router = Router::new();
     for route in ROUTES {
-        router = router.route(route.path, handler(route.method, route.endpoint));
+        let mut handler = handler(route.method, route.endpoint);
+        if route.endpoint.is_write() {
+            handler = handler.layer(middleware::from_fn_with_state(writes.clone(), limit_writes));
+        }
+        router = router.route(route.path, handler);
     }
     router
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(check_path))
         // Bodies are read by `input::read_body`, which answers 413 in the API's own form.
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)

@@ -43,6 +43,13 @@ pub enum Endpoint {
     RecentTransfers,
 }
 
+impl Endpoint {
+    /// Whether the endpoint submits requests to the chain (and may wait for their finality).
+    pub fn is_write(self) -> bool {
+        matches!(self, Self::SubmitRequest | Self::GatewayAccounts | Self::GatewayTransfers)
+    }
+}
+
 /// One route: a method, a path (with `{name}` parameters, as both axum and OpenAPI write them)
 /// and what it does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -210,13 +210,15 @@ async fn wait_outcome(api: &ApiState, key: &RequestKey, deadline: Instant) -> Op
     }
 }
 
-/// Whether `headers` carry the gateway's bearer token. Both sides are hashed first and the
-/// digests compared without an early exit, so the time taken says nothing about the token.
+/// Whether `headers` carry the gateway's bearer token. The scheme's name is case-insensitive
+/// (RFC 9110), so `bearer` and `BEARER` do too. Both tokens are hashed first and the digests
+/// compared without an early exit, so the time taken says nothing about the token.
 fn authorized(expected: &str, headers: &HeaderMap) -> bool {
     let Some(given) = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
+        .and_then(|value| value.split_once(' '))
+        .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then_some(token))
     else {
         return false;
     };
@@ -284,6 +286,12 @@ mod tests {
             authorized("correct-horse-battery", &headers)
         };
         assert!(with("Bearer correct-horse-battery"));
+        assert!(with("bearer correct-horse-battery"));
+        assert!(with("BEARER correct-horse-battery"));
+        assert!(with("BeArEr correct-horse-battery"));
+        assert!(!with("Bearercorrect-horse-battery"));
+        assert!(!with("Bearer: correct-horse-battery"));
+        assert!(!with("bear correct-horse-battery"));
         assert!(!with("Bearer correct-horse-batter"));
         assert!(!with("Bearer correct-horse-battery2"));
         assert!(!with("Basic correct-horse-battery"));
