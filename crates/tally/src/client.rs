@@ -872,7 +872,6 @@ fn short(hex: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser as _;
 
     /// A parsed client command line.
     #[derive(Debug)]

@@ -109,7 +109,8 @@ pub fn init(args: InitArgs) -> anyhow::Result<()> {
         println!("genesis.json; then run there");
     }
     println!("  tally start --config validator-<i>.toml");
-    println!("keep the files private: the keys and configs are mode 0600 (start refuses them otherwise)");
+    println!("keep the keys and configs private (mode 0600): `tally start` refuses a key, or a config with a");
+    println!("gateway token, that the group or others can read");
     Ok(())
 }
 
