@@ -24,8 +24,8 @@ with --gateway also gateway.key.";
 
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
-    /// How many validators (n = 3f + 1 tolerates f faulty ones).
-    #[arg(long = "validators", id = "validator_count", default_value_t = 4)]
+    /// How many validators (n = 3f + 1 tolerates f faulty ones; fewer than 4 tolerate none).
+    #[arg(long = "validators", id = "validator_count", value_name = "N", default_value_t = 4)]
     validators: usize,
     /// The validators' IP addresses: one for all, or one per validator.
     #[arg(long, value_delimiter = ',', default_value = "127.0.0.1")]
@@ -60,8 +60,8 @@ pub struct DevArgs {
     /// The cluster's directory: keys, genesis, configs and data.
     #[arg(long, value_name = "DIR", default_value = "tally-dev")]
     dir: PathBuf,
-    /// How many validators, on the first run [default: 4].
-    #[arg(long = "validators", id = "validator_count")]
+    /// How many validators, on the first run [default: 4] (fewer than 4 tolerate no faulty one).
+    #[arg(long = "validators", id = "validator_count", value_name = "N")]
     validators: Option<usize>,
     /// The first port, on the first run.
     #[arg(long, default_value_t = BASE_PORT_DEFAULT)]
