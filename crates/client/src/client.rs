@@ -80,7 +80,7 @@ pub type CreateTransfersOutcome = BatchOutcome<CreateTransferResult>;
 /// use tally_ledger::{Account, CreateAccountStatus};
 ///
 /// let signer = load_signer("client.key".as_ref())?;
-/// let client = Client::new(["http://127.0.0.1:8080", "http://127.0.0.1:8081"], 1, signer)?;
+/// let client = Client::new(["http://127.0.0.1:7001", "http://127.0.0.1:7003"], 1, signer)?;
 /// let outcome = client.create_accounts(&[Account { id: 1, ledger: 1, code: 10, ..Account::default() }]).await?;
 /// assert_eq!(outcome.results[0].status, CreateAccountStatus::Created);
 /// let account = client.lookup_account(1).await?.expect("created");
@@ -105,14 +105,39 @@ enum Verdict {
     Answer(Value),
     /// 202: accepted, not final yet.
     Pending { retry_after: Option<Duration> },
-    /// Worth trying again, here or elsewhere: no connection, a timeout, 5xx, 429.
-    Retry { reason: String, retry_after: Option<Duration> },
+    /// Worth trying again, here or elsewhere: no answer, 5xx, 429.
+    Retry(Failure),
     /// A final refusal with the API's error code.
     Refused(ClientError),
 }
 
+/// Why one attempt at one validator failed.
+struct Failure {
+    /// What the validator did, to follow its URL: "is down: connection refused".
+    reason: String,
+    /// How long the validator asked to be left alone.
+    retry_after: Option<Duration>,
+    /// Whether the validator gave an HTTP answer at all.
+    answered: bool,
+}
+
+impl Failure {
+    fn answered(reason: String, retry_after: Option<Duration>) -> Self {
+        Self { reason, retry_after, answered: true }
+    }
+
+    fn unanswered(reason: String) -> Self {
+        Self { reason, retry_after: None, answered: false }
+    }
+
+    /// The failure as a sentence about `validator`.
+    fn at(&self, validator: &str) -> String {
+        format!("validator {validator} {}", self.reason)
+    }
+}
+
 /// The bookkeeping of one call's attempts: which validator is next, how long to back off, and
-/// when to give up.
+/// when to give up (the policy [`ClientOptions`] describes).
 struct Attempts {
     started: Instant,
     deadline: Instant,
@@ -120,11 +145,15 @@ struct Attempts {
     index: usize,
     validators: usize,
     backoff: Duration,
-    last_error: String,
+    /// Each validator's last failure in this call, by index.
+    failures: Vec<Option<String>>,
+    /// Attempts in a row that got no HTTP answer.
+    unanswered: usize,
 }
 
 impl Attempts {
     fn new(first: usize, validators: usize, wait: Duration, backoff: Duration) -> Self {
+        assert!(validators > 0);
         let started = Instant::now();
         Self {
             started,
@@ -133,22 +162,33 @@ impl Attempts {
             index: first % validators,
             validators,
             backoff,
-            last_error: String::from("no attempt was made"),
+            failures: vec![None; validators],
+            unanswered: 0,
         }
+    }
+
+    /// A validator answered (202, or a 404 while following a request): it can be reached.
+    fn heard(&mut self) {
+        self.unanswered = 0;
     }
 
     fn waited_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Moves to the next validator after a failed attempt and sleeps: the server's `Retry-After`
-    /// if it gave one (bounded), or an exponential backoff once every validator has been tried.
-    /// Returns false if the call's time is up.
-    async fn fail(&mut self, reason: String, retry_after: Option<Duration>, options: &ClientOptions) -> bool {
+    /// Moves to the next validator after a failed attempt at `validator` and sleeps: the
+    /// server's `Retry-After` if it gave one (bounded), or an exponential backoff once every
+    /// validator has been tried. Returns false if the call's time is up, or if no validator has
+    /// answered for `unreachable_rounds` rounds.
+    async fn fail(&mut self, validator: &str, failure: Failure, options: &ClientOptions) -> bool {
         self.count += 1;
-        self.last_error = reason;
+        self.failures[self.index] = Some(failure.at(validator));
+        self.unanswered = if failure.answered { 0 } else { self.unanswered + 1 };
         self.index = (self.index + 1) % self.validators;
-        let pause = match retry_after {
+        if self.unanswered >= self.validators * options.unreachable_rounds as usize {
+            return false;
+        }
+        let pause = match failure.retry_after {
             Some(wait) => wait.min(options.retry_after_max),
             None if (self.count as usize).is_multiple_of(self.validators) => {
                 let pause = self.backoff;
@@ -171,7 +211,8 @@ impl Attempts {
     }
 
     fn unavailable(&self) -> ClientError {
-        ClientError::Unavailable { attempts: self.count, last: self.last_error.clone() }
+        assert!(self.count > 0, "a call gives up only after a failed attempt");
+        ClientError::Unavailable { attempts: self.count, failures: self.failures.iter().flatten().cloned().collect() }
     }
 }
 
@@ -372,7 +413,8 @@ impl Client {
 
     /// Sends a signed request and waits until it is final: through the validators in turn on
     /// failures, following it while it is pending, always with the same request, so that it can
-    /// apply only once. Gives up after [`ClientOptions::submit_wait`].
+    /// apply only once. Gives up after [`ClientOptions::submit_wait`], or sooner when no
+    /// validator can be reached (see [`ClientOptions`]).
     pub async fn submit(&self, request: &Request) -> Result<Receipt, ClientError> {
         let body = serde_json::to_vec(&wire::request_to_json(request)).expect("JSON values serialize");
         let outcome_path = format!("/v1/requests/{}/{}", client_key_to_hex(request.client()), request.id());
@@ -401,6 +443,7 @@ impl Client {
                     return self.receipt(validator, &value, request);
                 }
                 Verdict::Pending { retry_after } => {
+                    attempts.heard();
                     if resend {
                         accepted_at = Some(Instant::now());
                     }
@@ -411,6 +454,7 @@ impl Client {
                 Verdict::Refused(ClientError::Api { status: 404, ref code, .. })
                     if !resend && code == "request_not_found" =>
                 {
+                    attempts.heard();
                     attempts.index = (attempts.index + 1) % self.validators.len();
                     poll = (poll * 2).min(self.options.backoff_max);
                     attempts.sleep(poll).await
@@ -421,9 +465,7 @@ impl Client {
                     return Err(ClientError::RequestIdConflict { validator, request_id: request.id() });
                 }
                 Verdict::Refused(error) => return Err(error),
-                Verdict::Retry { reason, retry_after } => {
-                    attempts.fail(format!("{validator}: {reason}"), retry_after, &self.options).await
-                }
+                Verdict::Retry(failure) => attempts.fail(validator, failure, &self.options).await,
             };
             if !keep_going {
                 return Err(match accepted_at {
@@ -460,13 +502,13 @@ impl Client {
         }
         let response = match builder.send().await {
             Ok(response) => response,
-            Err(error) => return Verdict::Retry { reason: describe(&error), retry_after: None },
+            Err(error) => return Verdict::Retry(Failure::unanswered(describe(&error, &self.options))),
         };
         let status = response.status();
         let retry_after = retry_after_header(&response);
         let bytes = match response.bytes().await {
             Ok(bytes) => bytes,
-            Err(error) => return Verdict::Retry { reason: describe(&error), retry_after: None },
+            Err(error) => return Verdict::Retry(Failure::unanswered(describe(&error, &self.options))),
         };
         let value = serde_json::from_slice::<Value>(&bytes).ok();
         judge(validator, status, value, retry_after)
@@ -483,11 +525,15 @@ impl Client {
     ) -> Verdict {
         match tokio::time::timeout_at(deadline, self.exchange(validator, method, path, body)).await {
             Ok(verdict) => verdict,
-            Err(_) => Verdict::Retry { reason: String::from("the call's time ran out"), retry_after: None },
+            Err(_) => {
+                Verdict::Retry(Failure::unanswered(String::from("gave no answer before the call's wait was over")))
+            }
         }
     }
 
-    /// A read (a GET, or a POST that changes nothing) with failover.
+    /// A read (a GET, or a POST that changes nothing) with failover. Gives up after
+    /// [`ClientOptions::read_wait`], or sooner when no validator can be reached (see
+    /// [`ClientOptions`]).
     async fn read(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, ClientError> {
         let body = body.map(|value| serde_json::to_vec(&value).expect("JSON values serialize"));
         let mut attempts = Attempts::new(
@@ -499,16 +545,18 @@ impl Client {
         loop {
             let validator = &self.validators[attempts.index];
             let verdict = self.exchange_before(attempts.deadline, validator, method.clone(), path, body.clone()).await;
-            let (reason, retry_after) = match verdict {
+            let failure = match verdict {
                 Verdict::Answer(value) => {
                     self.preferred.store(attempts.index, Ordering::Relaxed);
                     return Ok(value);
                 }
                 Verdict::Refused(error) => return Err(error),
-                Verdict::Pending { retry_after } => (String::from("answered 202 to a read"), retry_after),
-                Verdict::Retry { reason, retry_after } => (reason, retry_after),
+                Verdict::Pending { retry_after } => {
+                    Failure::answered(String::from("answered 202 to a read"), retry_after)
+                }
+                Verdict::Retry(failure) => failure,
             };
-            if !attempts.fail(format!("{validator}: {reason}"), retry_after, &self.options).await {
+            if !attempts.fail(validator, failure, &self.options).await {
                 return Err(attempts.unavailable());
             }
         }
@@ -608,7 +656,8 @@ impl Client {
     }
 
     /// The status of every validator, in the order given: each validator's own answer, or why
-    /// it gave none (this asks each once, with no failover).
+    /// it gave none ("validator http://… is down: connection refused"). This asks each once,
+    /// with no failover.
     pub async fn status_of_each(&self) -> Vec<(String, Result<ClusterStatus, ClientError>)> {
         let mut statuses = Vec::with_capacity(self.validators.len());
         for validator in &self.validators {
@@ -616,7 +665,9 @@ impl Client {
                 Verdict::Answer(value) => ClusterStatus::from_json(&Reader { validator }, &value),
                 Verdict::Refused(error) => Err(error),
                 Verdict::Pending { .. } => Err(ClientError::invalid_answer(validator, "202 to GET /v1/status")),
-                Verdict::Retry { reason, .. } => Err(ClientError::Unavailable { attempts: 1, last: reason }),
+                Verdict::Retry(failure) => {
+                    Err(ClientError::Unavailable { attempts: 1, failures: vec![failure.at(validator)] })
+                }
             };
             statuses.push((validator.clone(), status));
         }
@@ -665,22 +716,32 @@ impl ResultOf for CreateTransferResult {
     }
 }
 
-/// A transport error in a few words (reqwest's own display omits the cause).
-fn describe(error: &reqwest::Error) -> String {
-    let mut text = if error.is_timeout() {
-        String::from("timed out")
-    } else if error.is_connect() {
-        String::from("could not connect")
+/// What a validator did when an exchange got no HTTP answer, in a few words that follow its URL
+/// ("is down: connection refused"). reqwest's own display omits the cause.
+fn describe(error: &reqwest::Error, options: &ClientOptions) -> String {
+    let causes = || std::iter::successors(std::error::Error::source(error), |cause| cause.source());
+    let io_kind = causes().find_map(|cause| cause.downcast_ref::<std::io::Error>()).map(std::io::Error::kind);
+    // The innermost cause says the most ("Connection refused", "failed to lookup address").
+    let innermost = causes().last().map_or_else(|| error.to_string(), ToString::to_string);
+    if error.is_connect() {
+        if io_kind == Some(std::io::ErrorKind::ConnectionRefused) {
+            String::from("is down: connection refused")
+        } else if error.is_timeout() || io_kind == Some(std::io::ErrorKind::TimedOut) {
+            format!("is unreachable: no connection within {:?}", options.connect_timeout)
+        } else {
+            format!("is unreachable: {innermost}")
+        }
+    } else if error.is_timeout() {
+        format!("gave no answer within {:?}", options.http_timeout)
     } else {
-        String::from("request failed")
-    };
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+        // Connected, but what answered does not speak HTTP (a peer-to-peer port), or it closed
+        // the connection midway (a validator stopping).
+        format!("gave no HTTP answer ({innermost}); is the URL a Tally validator's API?")
     }
-    text
+}
+
+fn not_tally(validator: &str, reason: String) -> ClientError {
+    ClientError::NotTally { validator: validator.to_string(), reason }
 }
 
 /// What an HTTP answer means for the client.
@@ -688,7 +749,7 @@ fn judge(validator: &str, status: StatusCode, value: Option<Value>, retry_after:
     let code = status.as_u16();
     match (code, value) {
         (200, Some(value)) => Verdict::Answer(value),
-        (200, None) => Verdict::Refused(ClientError::invalid_answer(validator, "200 without a JSON body")),
+        (200, None) => Verdict::Refused(not_tally(validator, format!("it answered {status} without a JSON body"))),
         (202, value) => {
             let hinted = value
                 .as_ref()
@@ -702,23 +763,24 @@ fn judge(validator: &str, status: StatusCode, value: Option<Value>, retry_after:
         }
         (429 | 500..=599, value) => {
             let reason = match value.as_ref().and_then(wire::error_from_json) {
-                Some((code_name, _, message)) => format!("{code} {code_name}: {message}"),
+                Some((code_name, _, message)) => format!("answered {code} {code_name}: {message}"),
                 None => format!("answered {status}"),
             };
-            Verdict::Retry { reason, retry_after }
+            Verdict::Retry(Failure::answered(reason, retry_after))
         }
-        (_, value) => {
-            let (code_name, field, message) = value.as_ref().and_then(wire::error_from_json).unwrap_or_else(|| {
-                (format!("http_{code}"), String::new(), format!("answered {status} without an API error"))
-            });
-            Verdict::Refused(ClientError::Api {
+        (_, value) => match value.as_ref().and_then(wire::error_from_json) {
+            Some((code_name, field, message)) => Verdict::Refused(ClientError::Api {
                 validator: validator.to_string(),
                 status: code,
                 code: code_name,
                 field,
                 message,
-            })
-        }
+            }),
+            // A Tally validator answers every refusal in the API's error form.
+            None => {
+                Verdict::Refused(not_tally(validator, format!("it answered {status} without the API's error form")))
+            }
+        },
     }
 }
 
@@ -778,13 +840,13 @@ mod tests {
     fn answers_are_judged_by_status() {
         let verdict = |code: u16, value: Option<Value>| judge("v", StatusCode::from_u16(code).unwrap(), value, None);
         assert!(matches!(verdict(200, Some(json!({}))), Verdict::Answer(_)));
-        assert!(matches!(verdict(200, None), Verdict::Refused(ClientError::InvalidAnswer { .. })));
+        assert!(matches!(verdict(200, None), Verdict::Refused(ClientError::NotTally { .. })));
         match verdict(202, Some(json!({"state": "pending", "retry_after_ms": 250}))) {
             Verdict::Pending { retry_after } => assert_eq!(retry_after, Some(Duration::from_millis(250))),
             _ => panic!("202 is pending"),
         }
         for code in [429, 500, 502, 503] {
-            assert!(matches!(verdict(code, None), Verdict::Retry { .. }), "{code} is retried");
+            assert!(matches!(verdict(code, None), Verdict::Retry(Failure { answered: true, .. })), "{code} is retried");
         }
         let error = json!({"error": {"code": "unknown_client", "field": "client", "message": "not listed"}});
         match verdict(403, Some(error)) {
@@ -795,7 +857,13 @@ mod tests {
             _ => panic!("403 is final"),
         }
         match verdict(404, None) {
-            Verdict::Refused(error) => assert_eq!(error.code(), "http_404"),
+            Verdict::Refused(error) => {
+                assert_eq!(error.code(), "not_tally");
+                assert_eq!(
+                    error.to_string(),
+                    "v does not answer as a Tally validator: it answered 404 Not Found without the API's error form"
+                );
+            }
             _ => panic!("404 is final"),
         }
     }

@@ -10,6 +10,20 @@ pub const REQUEST_EVENTS_MAX: usize = tally_chain::constants::REQUEST_EVENTS_MAX
 pub const POLL_MIN: Duration = Duration::from_millis(20);
 
 /// How long the client waits for things, and how it backs off.
+///
+/// Reads and writes follow one policy. A call tries the validators in turn, starting with the
+/// last one that answered:
+///
+/// - A final answer (200, or a refusal with one of the API's error codes) ends the call.
+/// - An answer that asks to wait (429 `busy`, 5xx, or 202 for a write not yet final) moves on
+///   to the next validator, or polls, with backoff, until the call's wait is over
+///   (`read_wait` for a read, `submit_wait` for a write, whose wait includes finalization).
+/// - No HTTP answer at all (the connection refused, not made within `connect_timeout`, closed
+///   without an answer, or no answer within `http_timeout`) moves on too, but after
+///   `unreachable_rounds` rounds in a row in which no validator answered, the call ends at
+///   once: the URLs are wrong or the validators down, and waiting longer would only hide it.
+///
+/// A call that gives up says, for each validator, what went wrong there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientOptions {
     /// To open a TCP connection to a validator.
@@ -24,6 +38,9 @@ pub struct ClientOptions {
     pub submit_wait: Duration,
     /// In total for one read (a lookup, a query, the status) over every attempt.
     pub read_wait: Duration,
+    /// Rounds in a row (each validator tried once) without any HTTP answer that end a call
+    /// before its wait is over.
+    pub unreachable_rounds: u32,
     /// The first pause after every validator failed once; it doubles up to `backoff_max`.
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
@@ -45,6 +62,7 @@ impl Default for ClientOptions {
             http_timeout: Duration::from_secs(15),
             submit_wait: Duration::from_secs(60),
             read_wait: Duration::from_secs(10),
+            unreachable_rounds: 2,
             backoff_initial: Duration::from_millis(50),
             backoff_max: Duration::from_secs(2),
             retry_after_max: Duration::from_secs(5),
@@ -70,6 +88,9 @@ impl ClientOptions {
         if let Some((name, _)) = durations.iter().find(|(_, duration)| duration.is_zero()) {
             return invalid(&format!("{name} must be longer than zero"));
         }
+        if self.unreachable_rounds == 0 {
+            return invalid("unreachable_rounds must be at least 1");
+        }
         if self.backoff_initial > self.backoff_max {
             return invalid("backoff_initial must not exceed backoff_max");
         }
@@ -91,6 +112,8 @@ mod tests {
         assert_eq!(zero.check().unwrap_err().code(), "invalid_options");
         let inverted = ClientOptions { backoff_initial: Duration::from_secs(3), ..ClientOptions::default() };
         assert!(inverted.check().is_err());
+        let no_rounds = ClientOptions { unreachable_rounds: 0, ..ClientOptions::default() };
+        assert_eq!(no_rounds.check().unwrap_err().code(), "invalid_options");
         for events in [0, REQUEST_EVENTS_MAX + 1] {
             let options = ClientOptions { request_events_max: events, ..ClientOptions::default() };
             assert_eq!(options.check().unwrap_err().code(), "invalid_options");

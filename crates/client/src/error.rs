@@ -38,11 +38,18 @@ pub enum ClientError {
     #[error("{validator} answered {status} {code}{}: {message}", field_suffix(field))]
     Api { validator: String, status: u16, code: String, field: String, message: String },
 
-    /// No validator gave an answer within the call's bounds (connection errors, timeouts, 5xx,
-    /// `busy`). A request may still have reached a validator and apply; sending it again with the
-    /// same id is safe: it applies at most once.
-    #[error("no validator answered after {attempts} attempts; the last error: {last}")]
-    Unavailable { attempts: u32, last: String },
+    /// No validator gave a final answer within the call's bounds (refused connections,
+    /// timeouts, 5xx, `busy`; see [`ClientOptions`](crate::ClientOptions) for when a call gives
+    /// up). `failures` says what went wrong at each validator tried, in the order given, as
+    /// "validator http://… is down: connection refused". A request may still have reached a
+    /// validator and apply; sending it again with the same id is safe: it applies at most once.
+    #[error("{}", unavailable_message(*attempts, failures))]
+    Unavailable { attempts: u32, failures: Vec<String> },
+
+    /// What answers at a validator URL is not a Tally validator's API (a web page, a 404
+    /// without the API's error form): the URL is likely wrong, for example a peer-to-peer port.
+    #[error("{validator} does not answer as a Tally validator: {reason}")]
+    NotTally { validator: String, reason: String },
 
     /// A request was accepted but not finalized within the client's total wait. It may still be
     /// finalized: send it again with the same id (`create_*_with_id`), which applies it at most
@@ -81,6 +88,11 @@ pub enum ClientError {
     InvalidAnswer { validator: String, reason: String },
 }
 
+fn unavailable_message(attempts: u32, failures: &[String]) -> String {
+    let failures = failures.join("; ");
+    if attempts == 1 { failures } else { format!("no answer after {attempts} attempts: {failures}") }
+}
+
 fn field_suffix(field: &str) -> String {
     if field.is_empty() { String::new() } else { format!(" at {field}") }
 }
@@ -97,6 +109,7 @@ impl ClientError {
             Self::Unavailable { .. } => "unavailable",
             Self::NotFinal { .. } => "not_final",
             Self::InvalidAnswer { .. } => "invalid_answer",
+            Self::NotTally { .. } => "not_tally",
             Self::Setup { .. } => "setup",
             Self::Options { .. } => "invalid_options",
             Self::BatchIncomplete { .. } => "batch_incomplete",
@@ -135,5 +148,17 @@ mod tests {
         let local = ClientError::input("empty_batch", "accounts", "a batch needs at least one event");
         assert_eq!(local.code(), "empty_batch");
         assert_eq!(ClientError::NotFinal { request_id: 7, waited_ms: 10 }.code(), "not_final");
+
+        let down = String::from("validator http://127.0.0.1:7001 is down: connection refused");
+        let once = ClientError::Unavailable { attempts: 1, failures: vec![down.clone()] };
+        assert_eq!(once.to_string(), down);
+        let busy = String::from("validator http://127.0.0.1:7003 answered 429 busy: the mempool is full");
+        let twice = ClientError::Unavailable { attempts: 4, failures: vec![down, busy] };
+        assert_eq!(
+            twice.to_string(),
+            "no answer after 4 attempts: validator http://127.0.0.1:7001 is down: connection refused; validator \
+             http://127.0.0.1:7003 answered 429 busy: the mempool is full"
+        );
+        assert_eq!(twice.code(), "unavailable");
     }
 }

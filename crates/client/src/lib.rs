@@ -6,8 +6,9 @@
 //! use tally_client::{Client, load_signer};
 //! use tally_ledger::{Account, AccountFilter, AccountFilterFlags, CreateTransferStatus, Transfer};
 //!
-//! let signer = load_signer("client.key".as_ref())?;
-//! let client = Client::new(["http://127.0.0.1:7000", "http://127.0.0.1:7001"], 1, signer)?;
+//! // The client key and the API URLs (not the peer-to-peer ports) of the cluster `tally dev` runs.
+//! let signer = load_signer("tally-dev/client-0.key".as_ref())?;
+//! let client = Client::new(["http://127.0.0.1:7001", "http://127.0.0.1:7003"], 1, signer)?;
 //!
 //! let account = |id| Account { id, ledger: 1, code: 10, ..Account::default() };
 //! client.create_accounts(&[account(1), account(2)]).await?;
@@ -36,6 +37,14 @@
 //! same id, within a total bound ([`ClientOptions::submit_wait`]). If the bound passes, the error
 //! says whether the request may still apply ([`ClientError::NotFinal`]); sending it again with
 //! the same id is always safe.
+//!
+//! Reads retry the same way within [`ClientOptions::read_wait`]. For reads and writes alike, a
+//! call ends at once when no validator gives any HTTP answer for a couple of rounds
+//! ([`ClientOptions::unreachable_rounds`]): a wrong URL or a cluster that is down fails in
+//! moments, with [`ClientError::Unavailable`] naming each validator and what went wrong there
+//! ("validator http://127.0.0.1:7001 is down: connection refused"). A URL where something
+//! other than a Tally validator answers gives [`ClientError::NotTally`]. [`ClientOptions`]
+//! spells out the policy.
 //!
 //! # Long batches
 //!

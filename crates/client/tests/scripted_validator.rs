@@ -244,3 +244,108 @@ async fn server_errors_fail_over_and_answers_that_do_not_match_are_refused() {
     let error = client(&[garbage], options()).lookup_accounts(&[5]).await.unwrap_err();
     assert_eq!(error.code(), "invalid_answer", "{error}");
 }
+
+/// A URL where nothing listens: a port bound and released at once.
+fn dead_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", listener.local_addr().unwrap())
+}
+
+/// A server that takes connections and does `serve` with each: what is at a wrong URL.
+async fn raw(serve: fn(tokio::net::TcpStream) -> tokio::task::JoinHandle<()>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            serve(stream);
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn unreachable_urls_fail_reads_and_writes_alike_at_once_naming_the_url_and_cause() {
+    // The default bounds: a read may take 10 s and a write 60 s when validators answer "busy";
+    // none is needed to learn that nothing answers at all.
+    let defaults = ClientOptions::default();
+    // Closes each connection without a word, as a peer-to-peer port does with HTTP.
+    let mute = raw(|stream| tokio::spawn(async move { drop(stream) })).await;
+    // Holds each connection open and never answers.
+    let silent = raw(|stream| {
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            drop(stream);
+        })
+    })
+    .await;
+    let dead = dead_url();
+    let quick_timeout = ClientOptions { http_timeout: Duration::from_millis(300), ..defaults.clone() };
+    for (url, options, cause) in [
+        (&dead, &defaults, "is down: connection refused".to_string()),
+        (&mute, &defaults, "gave no HTTP answer".to_string()),
+        (&silent, &quick_timeout, "gave no answer within 300ms".to_string()),
+    ] {
+        let client = client(std::slice::from_ref(url), options.clone());
+        let started = Instant::now();
+        let read = client.lookup_account(1).await.unwrap_err();
+        let write = client.create_accounts(&[account(1)]).await.unwrap_err();
+        let elapsed = started.elapsed();
+        for error in [&read, &write] {
+            assert_eq!(error.code(), "unavailable", "{error}");
+            assert!(error.to_string().contains(&format!("validator {url} {cause}")), "{error}");
+            // Every validator tried `unreachable_rounds` times, no more.
+            assert!(matches!(error, ClientError::Unavailable { attempts: 2, .. }), "{error}");
+        }
+        assert!(elapsed < Duration::from_secs(3), "{url}: {elapsed:?}");
+    }
+
+    // Several validators: each one's failure is named, in the order given.
+    let client = client(&[dead.clone(), mute.clone()], defaults.clone());
+    let error = client.lookup_account(1).await.unwrap_err();
+    let text = error.to_string();
+    let (first, second) = (text.find(&dead).expect("the dead URL"), text.find(&mute).expect("the mute URL"));
+    assert!(first < second, "{text}");
+    assert!(matches!(error, ClientError::Unavailable { attempts: 4, .. }), "{error}");
+}
+
+#[tokio::test]
+async fn a_busy_validator_is_waited_for_but_an_unreachable_one_is_not() {
+    // One validator busy, one dead: the busy one answers, so the call keeps going until its wait
+    // is over (and would succeed if the busy one became free).
+    let (busy, _) = scripted(|_, _| (429, vec![], error("busy"))).await;
+    let waits = ClientOptions { read_wait: Duration::from_millis(800), ..options() };
+    let started = Instant::now();
+    let error = client(&[dead_url(), busy.clone()], waits).lookup_account(1).await.unwrap_err();
+    assert!(started.elapsed() >= Duration::from_millis(800), "{error}");
+    assert!(error.to_string().contains(&format!("validator {busy} answered 429 busy")), "{error}");
+}
+
+#[tokio::test]
+async fn what_answers_but_is_not_tally_is_named() {
+    let html = raw(|mut stream| {
+        tokio::spawn(async move {
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request).await;
+            let page = "<html>nothing here</html>";
+            let head = format!(
+                "HTTP/1.1 404 Not Found\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                page.len()
+            );
+            let _ = stream.write_all(format!("{head}{page}").as_bytes()).await;
+        })
+    })
+    .await;
+    let client = client(std::slice::from_ref(&html), options());
+    let started = Instant::now();
+    for error in [client.lookup_account(1).await.unwrap_err(), client.create_accounts(&[account(1)]).await.unwrap_err()]
+    {
+        assert_eq!(error.code(), "not_tally", "{error}");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{html} does not answer as a Tally validator: it answered 404 Not Found without the API's error form"
+            )
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(1), "a final answer is not retried");
+}

@@ -7,13 +7,13 @@
 //! validator-<i>.toml      validator i's config (0600: it may hold the gateway token)
 //! client-<j>.key          client j's private key (0600), listed in the genesis
 //! gateway.key             the gateway's client key (0600), if gateway mode is on
-//! data/validator-<i>/     validator i's data directory, created on first start
+//! data/validator-<i>/     validator i's data directory (0700), created on first start
 //! ```
 //!
-//! Validator `i` listens for peers on `base_port + 2i` and serves its API on
-//! `base_port + 2i + 1`.
+//! The directory itself is created with mode 0700. Validator `i` listens for peers on
+//! `base_port + 2i` and serves its API on `base_port + 2i + 1`.
 
-use crate::config::{ApiSection, ConfigFile, GatewaySection, P2pProfile, PeerSection};
+use crate::config::{ApiSection, ConfigFile, GatewaySection, P2pProfile, PeerSection, create_private_dir};
 use crate::error::NodeError;
 use crate::genesis_file::{GenesisFile, ValidatorEntry};
 use crate::hex;
@@ -30,6 +30,20 @@ use tally_chain::keys::public_key;
 pub const VALIDATORS_MAX: usize = 100;
 /// The most client keys one layout generates.
 pub const CLIENTS_MAX: usize = 100;
+/// The first port of a generated cluster unless another is given (`tally init`, `tally dev`):
+/// validator 0's API is then at port 7001, validator 1's at 7003, and so on.
+pub const BASE_PORT_DEFAULT: u16 = 7_000;
+
+/// How many faulty validators a cluster of `validators` tolerates: the largest `f` with
+/// `3f + 1 <= validators`.
+pub fn faults_tolerated(validators: usize) -> usize {
+    validators.saturating_sub(1) / 3
+}
+
+/// The smallest cluster that tolerates `faults` faulty validators.
+pub fn validators_for(faults: usize) -> usize {
+    3 * faults + 1
+}
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -57,7 +71,22 @@ impl Layout {
         }
     }
 
-    fn check(&self) -> Result<(), NodeError> {
+    /// A warning for a cluster that tolerates no faulty validator: one crash stops it.
+    pub fn fault_warning(&self) -> Option<String> {
+        let faults = faults_tolerated(self.validators);
+        (faults == 0).then(|| {
+            format!(
+                "a cluster of {} validator{} tolerates {faults} faulty validators (n = 3f + 1): if one stops, the \
+                 cluster stops; {} validators are the fewest that tolerate one",
+                self.validators,
+                if self.validators == 1 { "" } else { "s" },
+                validators_for(1)
+            )
+        })
+    }
+
+    /// Refuses a layout that cannot be generated; nothing is written before this passes.
+    pub fn check(&self) -> Result<(), NodeError> {
         let fail = |text: String| Err(NodeError::Layout(text));
         if self.validators == 0 || self.validators > VALIDATORS_MAX {
             return fail(format!("validators must be from 1 to {VALIDATORS_MAX}"));
@@ -165,7 +194,7 @@ fn write_private(path: &Path, text: &str) -> Result<(), NodeError> {
 /// directory that already holds a genesis, so keys are never overwritten.
 pub fn init(layout: &Layout, dir: &Path) -> Result<ClusterFiles, NodeError> {
     layout.check()?;
-    std::fs::create_dir_all(dir).map_err(|source| NodeError::io(dir, source))?;
+    create_private_dir(dir)?;
     let genesis_path = dir.join("genesis.json");
     if genesis_path.exists() {
         return Err(NodeError::Layout(format!("{} already exists; choose an empty directory", genesis_path.display())));
@@ -249,12 +278,22 @@ pub fn init(layout: &Layout, dir: &Path) -> Result<ClusterFiles, NodeError> {
 mod tests {
     use super::*;
     use crate::config::NodeConfig;
+    use std::os::unix::fs::PermissionsExt as _;
 
     #[test]
     fn init_writes_configs_that_load() {
         let dir = tempfile::tempdir().unwrap();
-        let files = init(&Layout::loopback(4, 17_000), dir.path()).unwrap();
+        let cluster = dir.path().join("new");
+        let files = init(&Layout::loopback(4, 17_000), &cluster).unwrap();
         assert_eq!(files.configs.len(), 4);
+        // Only the owner can read the keys and configs (the gateway token), or enter the directory.
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&cluster), 0o700);
+        for path in files.configs.iter().chain(&files.client_keys) {
+            assert_eq!(mode(path), 0o600, "{}", path.display());
+        }
+        assert_eq!(mode(&cluster.join("validator-0.key")), 0o600);
+        assert_eq!(mode(&cluster.join("gateway.key")), 0o600);
         let configs: Vec<NodeConfig> = files.configs.iter().map(|path| NodeConfig::load(path).unwrap()).collect();
         for (index, config) in configs.iter().enumerate() {
             assert_eq!(config.peers.len(), 3);
@@ -266,8 +305,8 @@ mod tests {
         // The clients and the gateway are listed.
         assert_eq!(configs[0].genesis.clients().len(), 2);
         // A second init into the same directory is refused.
-        assert!(matches!(init(&Layout::loopback(4, 17_000), dir.path()), Err(NodeError::Layout(_))));
-        let reopened = ClusterFiles::open(dir.path()).unwrap();
+        assert!(matches!(init(&Layout::loopback(4, 17_000), &cluster), Err(NodeError::Layout(_))));
+        let reopened = ClusterFiles::open(&cluster).unwrap();
         assert_eq!(reopened.configs, files.configs);
         assert_eq!(reopened.client_keys, files.client_keys);
         assert_eq!(reopened.gateway_token, files.gateway_token);
@@ -283,6 +322,23 @@ mod tests {
         assert!(init(&layout, dir.path()).unwrap_err().to_string().contains("one per validator"));
         layout.validators = 0;
         assert!(init(&layout, dir.path()).unwrap_err().to_string().contains("validators must be"));
+        // Nothing was written for any of them.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn clusters_that_tolerate_no_fault_are_warned_about() {
+        assert_eq!((1..=8).map(faults_tolerated).collect::<Vec<_>>(), [0, 0, 0, 1, 1, 1, 2, 2]);
+        assert_eq!(validators_for(1), 4);
+        for validators in 1..=3 {
+            let warning = Layout::loopback(validators, 7_000).fault_warning().expect("a warning");
+            assert!(warning.contains(&format!("{validators} validator")), "{warning}");
+            assert!(warning.contains("tolerates 0 faulty"), "{warning}");
+            assert!(warning.contains("4 validators are the fewest"), "{warning}");
+        }
+        for validators in [4, 5, 7, 100] {
+            assert_eq!(Layout::loopback(validators, 7_000).fault_warning(), None);
+        }
     }
 
     #[test]
@@ -293,6 +349,7 @@ mod tests {
         let path = dir.path().join("edited.toml");
         let check = |text: String, expected: &str| {
             std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
             let error = NodeConfig::load(&path).unwrap_err().to_string();
             assert!(error.contains(expected), "expected {expected:?} in {error:?}");
             assert!(error.contains("edited.toml") || error.contains("genesis"), "{error}");
@@ -317,5 +374,26 @@ mod tests {
         let mut stranger = config;
         stranger.gateway.as_mut().unwrap().client_key = PathBuf::from("validator-1.key");
         check(stranger.to_toml(), "not listed in the genesis");
+    }
+
+    #[test]
+    fn a_config_with_a_gateway_token_must_be_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = init(&Layout::loopback(4, 19_000), dir.path()).unwrap();
+        let path = &files.configs[0];
+        NodeConfig::load(path).unwrap();
+        for mode in [0o644, 0o640, 0o604] {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let error = NodeConfig::load(path).unwrap_err().to_string();
+            assert!(error.contains(&format!("chmod 600 {}", path.display())), "{error}");
+            assert!(error.contains("gateway token"), "{error}");
+        }
+        // Without a token, the config holds nothing secret: readable by others is fine.
+        let mut file: ConfigFile = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        file.gateway = None;
+        let open = dir.path().join("open.toml");
+        std::fs::write(&open, file.to_toml()).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+        NodeConfig::load(&open).unwrap();
     }
 }

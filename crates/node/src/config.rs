@@ -4,7 +4,7 @@
 //! chain_id = 1                    # must equal the genesis file's chain_id
 //! genesis = "genesis.json"        # paths are relative to this file
 //! key = "validator-0.key"         # this validator's private key (mode 0600)
-//! data_dir = "data/validator-0"   # the finalized block log and the consensus journal
+//! data_dir = "data/validator-0"   # the finalized block log and the consensus journal (0700)
 //! p2p_listen = "0.0.0.0:7100"     # where the other validators connect
 //! api_listen = "0.0.0.0:7101"     # the HTTP API and the dashboard
 //! p2p_profile = "wan"             # "lan": private addresses, fast redials; "wan": public only
@@ -21,6 +21,9 @@
 //! client_key = "gateway.key"
 //! token = "<at least 16 characters>"
 //! ```
+//!
+//! A config file with a `[gateway]` section holds a secret: it must be readable by its owner
+//! only (mode 0600), as key files must, or the validator refuses to start.
 
 use crate::constants::{GATEWAY_TOKEN_LENGTH_MIN, WAIT_MS_DEFAULT, WAIT_MS_MAX, WAITING_REQUESTS_MAX_DEFAULT};
 use crate::error::NodeError;
@@ -29,6 +32,7 @@ use crate::key_file::{self, parse_public_key, public_key_hex};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tally_chain::keys::{ClientSigner, ValidatorKey, ValidatorSigner, public_key};
@@ -43,6 +47,12 @@ pub enum P2pProfile {
     /// Public addresses only, conservative redial and rate limits: the internet.
     #[default]
     Wan,
+}
+
+/// Creates a directory, and its missing parents, that only the owner can enter (mode 0700). An
+/// existing directory is left as it is.
+pub fn create_private_dir(path: &Path) -> Result<(), NodeError> {
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(|source| NodeError::io(path, source))
 }
 
 /// The HTTP API's limits.
@@ -146,6 +156,12 @@ impl NodeConfig {
         let text = std::fs::read_to_string(path).map_err(|source| NodeError::io(path, source))?;
         let problem = |problem: String| NodeError::Config { path: path.to_path_buf(), problem };
         let file: ConfigFile = toml::from_str(&text).map_err(|error| problem(error.to_string()))?;
+        // The token lets anyone who reads it sign as the gateway client.
+        if file.gateway.is_some()
+            && let Some(why) = key_file::check_private(path, "the gateway token")?
+        {
+            return Err(problem(why));
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         Self::from_file(file, base).map_err(|error| match error {
             NodeError::Config { problem: text, .. } => problem(text),

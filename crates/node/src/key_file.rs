@@ -56,14 +56,23 @@ pub fn write(path: &Path, key: &ed25519::PrivateKey) -> Result<(), NodeError> {
     file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(|source| NodeError::io(path, source))
 }
 
+/// Whether only the owner can read `path`, which holds `secret`: `None` if so, or else what is
+/// wrong and the command that fixes it.
+pub fn check_private(path: &Path, secret: &str) -> Result<Option<String>, NodeError> {
+    let metadata = std::fs::metadata(path).map_err(|source| NodeError::io(path, source))?;
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 == 0 {
+        return Ok(None);
+    }
+    Ok(Some(format!("mode {mode:o} lets the group or others read {secret}; run `chmod 600 {}`", path.display())))
+}
+
 /// Reads a key file written by `write` (or by hand: 64 hex characters, surrounding whitespace
 /// allowed). Refuses files that the group or others can read.
 pub fn read(path: &Path) -> Result<ed25519::PrivateKey, NodeError> {
     let problem = |problem: String| NodeError::KeyFile { path: path.to_path_buf(), problem };
-    let metadata = std::fs::metadata(path).map_err(|source| NodeError::io(path, source))?;
-    let mode = metadata.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(problem(format!("mode {mode:o} lets others read the private key; run `chmod 600` on it")));
+    if let Some(why) = check_private(path, "the private key")? {
+        return Err(problem(why));
     }
     let text = std::fs::read_to_string(path).map_err(|source| NodeError::io(path, source))?;
     let seed = hex::decode(text.trim(), SEED_SIZE).map_err(|why| problem(format!("the key {why}")))?;
@@ -91,7 +100,10 @@ mod tests {
         // Readable by others: refused.
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let error = read(&path).unwrap_err().to_string();
-        assert!(error.contains("chmod 600"), "{error}");
+        assert!(error.contains(&format!("chmod 600 {}", path.display())), "{error}");
+        assert!(error.contains("mode 644"), "{error}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(read(&path).unwrap_err().to_string().contains("group or others"));
     }
 
     #[test]

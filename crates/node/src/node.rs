@@ -135,7 +135,7 @@ pub fn run(config: NodeConfig) -> Result<RunningNode, NodeError> {
         purpose: "the other validators",
         cause,
     })?);
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::io(&config.data_dir, source))?;
+    crate::config::create_private_dir(&config.data_dir)?;
 
     let validator = config.validator();
     let (stop, stop_receiver) = oneshot::channel();

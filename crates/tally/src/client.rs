@@ -2,9 +2,13 @@
 //! cluster for its status, through `tally-client` (signed requests, failover, safe retries).
 //!
 //! Every command takes the validators (`--validator URL`, repeatable, or `TALLY_VALIDATORS`
-//! with commas), the client key file for writes (`--key FILE` or `TALLY_CLIENT_KEY`), and the
-//! chain id (`--chain-id`, `TALLY_CHAIN_ID`, or else the id the first validator reports).
-//! Results print as a table, or as JSON with `--json`.
+//! with commas), the client key file for writes (`--key FILE` or `TALLY_CLIENT_KEY`), and, for
+//! writes, the chain id (`--chain-id`, `TALLY_CHAIN_ID`, or else the id the first validator that
+//! answers reports). These options belong to the client commands only, after the command's
+//! name or anywhere among its arguments. Results print as a table, or as JSON with `--json`.
+//!
+//! A wrong or unreachable URL fails at once, naming the URL and what went wrong there; reads
+//! and writes retry alike, as `tally_client::ClientOptions` describes.
 
 use anyhow::{Context as _, anyhow, bail};
 use serde_json::{Value, json};
@@ -20,25 +24,46 @@ use tally_ledger::{
 /// The heading of the shared client options in `--help`.
 const CLIENT_HEADING: &str = "Cluster options";
 
-/// Where the cluster is and who the client is (shared by every client command).
+/// Where the cluster is and who the client is (shared by every client command, and added to
+/// each by [`add_cluster_options`]).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClientArgs {
     /// A validator's API URL (http://HOST:PORT); repeat it to fail over in order.
-    #[arg(long = "validator", value_name = "URL", env = "TALLY_VALIDATORS", value_delimiter = ',', global = true, help_heading = CLIENT_HEADING)]
+    #[arg(long = "validator", value_name = "URL", env = "TALLY_VALIDATORS", value_delimiter = ',', help_heading = CLIENT_HEADING)]
     pub validators: Vec<String>,
 
     /// The client's private key file (64 hex digits, mode 0600), for commands that write.
-    #[arg(long, value_name = "FILE", env = "TALLY_CLIENT_KEY", global = true, help_heading = CLIENT_HEADING)]
+    #[arg(long, value_name = "FILE", env = "TALLY_CLIENT_KEY", help_heading = CLIENT_HEADING)]
     pub key: Option<PathBuf>,
 
-    /// The chain id: client commands sign for it [default: the one the first validator
-    /// reports]; `init` gives it to the new chain [default: 1].
-    #[arg(long, value_name = "ID", env = "TALLY_CHAIN_ID", global = true, help_heading = CLIENT_HEADING)]
+    /// The chain id that writes are signed for [default: the one the first validator that
+    /// answers reports].
+    #[arg(long, value_name = "ID", env = "TALLY_CHAIN_ID", help_heading = CLIENT_HEADING)]
     pub chain_id: Option<u64>,
 
     /// Print JSON instead of a table.
-    #[arg(long, global = true, help_heading = CLIENT_HEADING)]
+    #[arg(long, help_heading = CLIENT_HEADING)]
     pub json: bool,
+}
+
+/// Adds the cluster options ([`ClientArgs`]) to each client command of `command`, and to no
+/// other command: `tally init --help` does not list `--validator`.
+pub fn add_cluster_options(command: clap::Command) -> clap::Command {
+    use clap::{Args as _, Subcommand as _};
+    let names: Vec<String> = ClientCommand::augment_subcommands(clap::Command::new("client"))
+        .get_subcommands()
+        .map(|subcommand| subcommand.get_name().to_string())
+        .collect();
+    assert!(!names.is_empty());
+    names.iter().fold(command, |command, name| command.mut_subcommand(name, ClientArgs::augment_args))
+}
+
+/// The cluster options given to the client command that `matches` (the whole command line's)
+/// ran.
+pub fn cluster_args(matches: &clap::ArgMatches) -> Result<ClientArgs, clap::Error> {
+    use clap::FromArgMatches as _;
+    let (_, command) = matches.subcommand().expect("a client command was given");
+    ClientArgs::from_arg_matches(command)
 }
 
 /// The fields of a new account.
@@ -382,7 +407,6 @@ async fn execute(args: &ClientArgs, command: ClientCommand) -> anyhow::Result<Ou
     })
 }
 
-/// The client for these arguments. Reads need no key (a throwaway one signs nothing).
 /// Creates `accounts` under `request_id` (a random one if none) and reports each event.
 async fn create_accounts(
     client: &Client,
@@ -413,15 +437,20 @@ async fn create_transfers(
     Ok(created_output(&outcome, &ids, json))
 }
 
+/// The client for these arguments. Reads sign nothing, so they need neither a key (a throwaway
+/// one stands in) nor the chain id, and go straight to the validators.
 async fn connect(args: &ClientArgs, writes: bool) -> anyhow::Result<Client> {
     if args.validators.is_empty() {
         bail!("no validator given: pass --validator http://HOST:PORT or set TALLY_VALIDATORS");
     }
-    let signer = match (&args.key, writes) {
-        (Some(path), _) => tally_client::load_signer(path)?,
-        (None, true) => bail!("this command signs a request: pass --key FILE or set TALLY_CLIENT_KEY"),
-        (None, false) => tally_client::generate_signer(),
+    if !writes {
+        // The chain id is only ever part of a signature.
+        return Ok(Client::new(&args.validators, args.chain_id.unwrap_or(0), tally_client::generate_signer())?);
+    }
+    let Some(path) = &args.key else {
+        bail!("this command signs a request: pass --key FILE or set TALLY_CLIENT_KEY");
     };
+    let signer = tally_client::load_signer(path)?;
     match args.chain_id {
         Some(chain_id) => Ok(Client::new(&args.validators, chain_id, signer)?),
         None => {
@@ -843,19 +872,21 @@ fn short(hex: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser as _;
 
-    /// The client commands as `tally` flattens them, to test their parsing.
-    #[derive(Debug, clap::Parser)]
+    /// A parsed client command line.
+    #[derive(Debug)]
     struct Cli {
-        #[command(flatten)]
         args: ClientArgs,
-        #[command(subcommand)]
         command: ClientCommand,
     }
 
+    /// Parses a client command line as `tally` does.
     fn parse(line: &str) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("tally").chain(line.split_whitespace()))
+        use clap::{FromArgMatches as _, Subcommand as _};
+        let command = ClientCommand::augment_subcommands(clap::Command::new("tally").subcommand_required(true));
+        let matches = add_cluster_options(command)
+            .try_get_matches_from(std::iter::once("tally").chain(line.split_whitespace()))?;
+        Ok(Cli { args: cluster_args(&matches)?, command: ClientCommand::from_arg_matches(&matches)? })
     }
 
     #[test]
@@ -873,7 +904,7 @@ mod tests {
         assert_eq!(transfer.flags, TransferFlags::PENDING | TransferFlags::LINKED);
         assert_eq!((transfer.timeout, transfer.code, transfer.ledger), (9, 3, 1));
 
-        let cli = parse("--json create-account --id 7 --ledger 1 --code 2 --flags history --request-id 99").unwrap();
+        let cli = parse("create-account --json --id 7 --ledger 1 --code 2 --flags history --request-id 99").unwrap();
         assert!(cli.args.json);
         let ClientCommand::CreateAccount { account, request_id: Some(99) } = cli.command else { panic!() };
         assert_eq!(account_from_fields(&account).unwrap().flags, AccountFlags::HISTORY);
@@ -889,6 +920,7 @@ mod tests {
         assert!(parse("lookup-accounts").is_err(), "ids are required");
         assert!(parse("account -1").is_err(), "ids are unsigned");
         assert!(parse("transfer --id 1").is_err(), "the transfer's fields are required");
+        assert!(parse("--validator http://a:1 account 1").is_err(), "cluster options follow the command");
     }
 
     #[test]

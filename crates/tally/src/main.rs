@@ -8,7 +8,7 @@
 mod client;
 mod validators;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
 
 const EXAMPLES: &str = "\
@@ -16,8 +16,8 @@ Examples:
   tally dev                                   a local cluster of 4 validators in ./tally-dev
   tally init --validators 4 --hosts 10.0.0.1,10.0.0.2,10.0.0.3,10.0.0.4 --out cluster
   tally start --config cluster/validator-0.toml
-  tally --validator http://127.0.0.1:7001 --key tally-dev/client-0.key \\
-      create-account --id 1 --ledger 1 --code 10";
+  tally create-account --id 1 --ledger 1 --code 10 \\
+      --validator http://127.0.0.1:7001 --key tally-dev/client-0.key";
 
 /// Tally: a Byzantine-fault-tolerant ledger database.
 #[derive(Debug, Parser)]
@@ -27,9 +27,8 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
     log_format: LogFormat,
 
-    #[command(flatten)]
-    client: client::ClientArgs,
-
+    // The client commands' own options (`--validator`, `--key`, `--chain-id`, `--json`) are
+    // added to each of them by `client::add_cluster_options`.
     #[command(subcommand)]
     command: Command,
 }
@@ -75,12 +74,26 @@ fn init_logging(format: LogFormat, default_filter: &str) {
     }
 }
 
+/// The command line, with the cluster options of the client command if one was given.
+fn parse() -> (Cli, Option<client::ClientArgs>) {
+    let mut command = client::add_cluster_options(Cli::command());
+    let matches = command.get_matches_mut();
+    let parsed = Cli::from_arg_matches(&matches).and_then(|cli| {
+        let cluster = match cli.command {
+            Command::Client(_) => Some(client::cluster_args(&matches)?),
+            Command::Init(_) | Command::Start(_) | Command::Dev(_) => None,
+        };
+        Ok((cli, cluster))
+    });
+    parsed.unwrap_or_else(|error| error.format(&mut command).exit())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let (cli, cluster) = parse();
     let result = match cli.command {
         Command::Init(args) => {
             init_logging(cli.log_format, "warn");
-            validators::init(args, cli.client.chain_id)
+            validators::init(args)
         }
         Command::Start(args) => {
             init_logging(cli.log_format, validators::LOG_FILTER);
@@ -92,11 +105,12 @@ fn main() -> ExitCode {
         }
         Command::Client(command) => {
             init_logging(cli.log_format, "warn");
+            let cluster = cluster.expect("a client command has cluster options");
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .map_err(anyhow::Error::from)
-                .and_then(|runtime| runtime.block_on(client::run(cli.client, command)))
+                .and_then(|runtime| runtime.block_on(client::run(cluster, command)))
         }
     };
     match result {

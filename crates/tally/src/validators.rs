@@ -3,15 +3,14 @@
 use anyhow::{Context as _, bail};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use tally_node::cluster::{self, ClusterFiles, Layout};
+use tally_node::cluster::{self, BASE_PORT_DEFAULT, ClusterFiles, Layout};
 use tally_node::{NodeConfig, RunningNode};
 
 /// Logs of a running validator: Tally's at info, the libraries' warnings.
 pub const LOG_FILTER: &str = "warn,tally_node=info,tally_chain=info,tally=info";
 
-/// The first port of a generated cluster: validator `i` listens for peers on `base + 2i` and
-/// serves its API on `base + 2i + 1`.
-const BASE_PORT_DEFAULT: u16 = 7_000;
+/// How many validators `tally dev` runs unless told otherwise: the fewest that tolerate a fault.
+const DEV_VALIDATORS_DEFAULT: usize = 4;
 
 pub const INIT_EXAMPLES: &str = "\
 Examples:
@@ -20,12 +19,13 @@ Examples:
   tally init --validators 7 --hosts 10.0.0.1 --clients 3 --gateway --chain-id 42 --out cluster
 
 Validator i listens for peers on BASE_PORT + 2i and serves its API on BASE_PORT + 2i + 1.
-The chain id is the global --chain-id (default 1).";
+Each validator's host needs its validator-<i>.toml and validator-<i>.key, genesis.json, and
+with --gateway also gateway.key.";
 
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
-    /// How many validators (n = 3f + 1 tolerates f faulty ones).
-    #[arg(long = "validators", id = "validator_count", default_value_t = 4)]
+    /// How many validators (n = 3f + 1 tolerates f faulty ones; fewer than 4 tolerate none).
+    #[arg(long = "validators", id = "validator_count", value_name = "N", default_value_t = 4)]
     validators: usize,
     /// The validators' IP addresses: one for all, or one per validator.
     #[arg(long, value_delimiter = ',', default_value = "127.0.0.1")]
@@ -40,7 +40,10 @@ pub struct InitArgs {
     /// without keys can write through it.
     #[arg(long)]
     gateway: bool,
-    /// The directory to write (created; must not hold a genesis already).
+    /// The new chain's id: client requests are signed for it.
+    #[arg(long, value_name = "ID", default_value_t = 1)]
+    chain_id: u64,
+    /// The directory to write (created with mode 0700; must not hold a genesis already).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
 }
@@ -57,8 +60,8 @@ pub struct DevArgs {
     /// The cluster's directory: keys, genesis, configs and data.
     #[arg(long, value_name = "DIR", default_value = "tally-dev")]
     dir: PathBuf,
-    /// How many validators, on the first run [default: 4].
-    #[arg(long = "validators", id = "validator_count")]
+    /// How many validators, on the first run [default: 4] (fewer than 4 tolerate no faulty one).
+    #[arg(long = "validators", id = "validator_count", value_name = "N")]
     validators: Option<usize>,
     /// The first port, on the first run.
     #[arg(long, default_value_t = BASE_PORT_DEFAULT)]
@@ -70,15 +73,17 @@ pub struct DevArgs {
     except: Vec<usize>,
 }
 
-pub fn init(args: InitArgs, chain_id: Option<u64>) -> anyhow::Result<()> {
+pub fn init(args: InitArgs) -> anyhow::Result<()> {
     let layout = Layout {
         validators: args.validators,
         hosts: args.hosts,
         base_port: args.base_port,
         clients: args.clients,
-        chain_id: chain_id.unwrap_or(1),
+        chain_id: args.chain_id,
         gateway: args.gateway,
     };
+    layout.check()?;
+    warn_about_faults(&layout);
     let files = cluster::init(&layout, &args.out)?;
     println!(
         "wrote a cluster of {} validators (chain {}) to {}",
@@ -96,8 +101,35 @@ pub fn init(args: InitArgs, chain_id: Option<u64>) -> anyhow::Result<()> {
     if let Some(token) = &files.gateway_token {
         println!("  gateway token {token}");
     }
-    println!("copy each validator's .toml and .key, and genesis.json, to its host; then run");
+    if files.gateway_token.is_some() {
+        println!("copy to each validator's host its validator-<i>.toml and validator-<i>.key, genesis.json,");
+        println!("and gateway.key (every validator signs for gateway callers with it); then run there");
+    } else {
+        println!("copy to each validator's host its validator-<i>.toml and validator-<i>.key, and");
+        println!("genesis.json; then run there");
+    }
     println!("  tally start --config validator-<i>.toml");
+    println!("keep the keys and configs private (mode 0600): `tally start` refuses a key, or a config with a");
+    println!("gateway token, that the group or others can read");
+    Ok(())
+}
+
+/// Says on standard error when a cluster would stop at its first faulty validator.
+fn warn_about_faults(layout: &Layout) {
+    if let Some(warning) = layout.fault_warning() {
+        eprintln!("warning: {warning}");
+    }
+}
+
+/// Refuses `--except` indexes outside a cluster of `validators`, or that leave none to run.
+fn check_except(except: &[usize], validators: usize) -> anyhow::Result<()> {
+    assert!(validators > 0);
+    if let Some(index) = except.iter().find(|index| **index >= validators) {
+        bail!("--except {index}: the cluster has validators 0 to {}", validators - 1);
+    }
+    if (0..validators).all(|index| except.contains(&index)) {
+        bail!("--except leaves no validator to run here");
+    }
     Ok(())
 }
 
@@ -118,6 +150,7 @@ fn is_cluster(dir: &Path) -> bool {
 }
 
 pub fn dev(args: DevArgs) -> anyhow::Result<()> {
+    // Every flag is checked before anything is written, so a mistake leaves no half-made cluster.
     let files = if is_cluster(&args.dir) {
         let files = ClusterFiles::open(&args.dir)?;
         if let Some(count) = args.validators
@@ -129,22 +162,21 @@ pub fn dev(args: DevArgs) -> anyhow::Result<()> {
                 files.configs.len()
             );
         }
+        check_except(&args.except, files.configs.len())?;
         println!("resuming the cluster in {}", args.dir.display());
         files
     } else {
-        let layout = Layout::loopback(args.validators.unwrap_or(4), args.base_port);
+        let layout = Layout::loopback(args.validators.unwrap_or(DEV_VALIDATORS_DEFAULT), args.base_port);
+        layout.check()?;
+        check_except(&args.except, layout.validators)?;
+        warn_about_faults(&layout);
         let files = cluster::init(&layout, &args.dir)?;
         println!("created a cluster of {} validators in {}", layout.validators, args.dir.display());
         files
     };
-    if let Some(index) = args.except.iter().find(|index| **index >= files.configs.len()) {
-        bail!("--except {index}: the cluster has validators 0 to {}", files.configs.len() - 1);
-    }
     let running: Vec<(usize, &PathBuf)> =
         files.configs.iter().enumerate().filter(|(index, _)| !args.except.contains(index)).collect();
-    if running.is_empty() {
-        bail!("--except leaves no validator to run here");
-    }
+    assert!(!running.is_empty(), "check_except leaves a validator to run");
     let configs = running.iter().map(|(_, path)| NodeConfig::load(path)).collect::<Result<Vec<_>, _>>()?;
     // Start every validator at once, each on its own thread. On an error, the validators that
     // started stop as they are dropped.
@@ -173,8 +205,8 @@ pub fn dev(args: DevArgs) -> anyhow::Result<()> {
     if let Some(key) = files.client_keys.first() {
         println!();
         println!("try:");
-        println!("  tally --validator {first} --key {} create-account --id 1 --ledger 1 --code 10", key.display());
-        println!("  tally --validator {first} account 1");
+        println!("  tally create-account --id 1 --ledger 1 --code 10 --validator {first} --key {}", key.display());
+        println!("  tally account 1 --validator {first}");
     }
     println!();
     println!("Ctrl-C stops the cluster; `tally dev --dir {}` resumes it.", args.dir.display());
@@ -212,4 +244,21 @@ fn wait_for_stop(nodes: &[RunningNode]) -> anyhow::Result<()> {
         tracing::info!("stopping");
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn except_names_validators_of_the_cluster_and_leaves_one() {
+        check_except(&[], 4).unwrap();
+        check_except(&[3], 4).unwrap();
+        check_except(&[0, 1, 2], 4).unwrap();
+        let error = check_except(&[9], 4).unwrap_err().to_string();
+        assert!(error.contains("--except 9") && error.contains("0 to 3"), "{error}");
+        let error = check_except(&[0, 1, 2, 3], 4).unwrap_err().to_string();
+        assert!(error.contains("no validator to run"), "{error}");
+        assert!(check_except(&[0], 1).is_err());
+    }
 }

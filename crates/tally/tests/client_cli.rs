@@ -64,7 +64,7 @@ fn client_commands_against_a_cluster() {
     // commands ask the cluster.
     let cluster_args = ["--validator", &dead, "--validator", &cluster.urls[1], "--validator", &cluster.urls[2]];
     let with = |args: &[&str]| -> Vec<String> {
-        cluster_args.iter().chain(["--key", &key].iter()).chain(args).map(|arg| arg.to_string()).collect()
+        args.iter().chain(&cluster_args).chain(["--key", &key].iter()).map(|arg| arg.to_string()).collect()
     };
     let run = |args: &[&str]| ok(&with(args).iter().map(String::as_str).collect::<Vec<_>>(), &[]);
     let run_json = |args: &[&str]| ok_json(&with(args).iter().map(String::as_str).collect::<Vec<_>>(), &[]);
@@ -157,8 +157,20 @@ fn client_commands_against_a_cluster() {
     let (text, error) = fail(&["status", "--each", "--json"]);
     let each: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(each[0]["error"]["code"], "unavailable");
+    assert_eq!(each[0]["error"]["message"], format!("validator {dead} is down: connection refused"));
     assert_eq!(each[1]["status"]["chain_id"], "1");
     assert!(error.contains("1 of 3 validators did not answer"), "{error}");
+    // As a table: the down validator's row says so, and the others' rows follow.
+    let (text, _) = fail(&["status", "--each"]);
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows.len(), 4, "a header and three rows:\n{text}");
+    assert!(
+        rows[1].starts_with(&dead) && rows[1].ends_with(&format!("validator {dead} is down: connection refused")),
+        "{text}"
+    );
+    for (row, url) in rows[2..].iter().zip(&cluster.urls[1..3]) {
+        assert!(row.starts_with(url.as_str()) && row.trim_end().ends_with(" -"), "{text}");
+    }
 
     // The environment instead of flags, with the dead validator first in the list.
     let validators = format!("{dead},{}", cluster.urls[3]);
@@ -169,7 +181,7 @@ fn client_commands_against_a_cluster() {
 
     // Signing for another chain is refused with the validators' code, not retried forever.
     let output = tally(
-        &with(&["--chain-id", "2", "create-account", "--id", "5", "--ledger", "1", "--code", "1"])
+        &with(&["create-account", "--id", "5", "--ledger", "1", "--code", "1", "--chain-id", "2"])
             .iter()
             .map(String::as_str)
             .collect::<Vec<_>>(),
@@ -180,7 +192,7 @@ fn client_commands_against_a_cluster() {
 
     // Mistakes are explained.
     let output =
-        tally(&["--validator", &cluster.urls[1], "create-account", "--id", "6", "--ledger", "1", "--code", "1"], &[]);
+        tally(&["create-account", "--id", "6", "--ledger", "1", "--code", "1", "--validator", &cluster.urls[1]], &[]);
     assert!(stderr(&output).contains("TALLY_CLIENT_KEY"), "{}", stderr(&output));
     let output = tally(&["account", "1"], &[]);
     assert!(stderr(&output).contains("TALLY_VALIDATORS"), "{}", stderr(&output));
@@ -189,4 +201,63 @@ fn client_commands_against_a_cluster() {
     let broken = write(dir.path(), "broken.json", r#"[{"id": "8", "ledger": -1}]"#);
     let (_, error) = fail(&["create-accounts", "--file", &broken]);
     assert!(error.contains("accounts[0].ledger"), "{error}");
+}
+
+#[test]
+fn wrong_urls_fail_at_once_with_the_url_and_the_cause() {
+    let cluster = Cluster::start(4, |_, _| {});
+    let key = cluster.client_key_path().to_str().unwrap().to_string();
+    let dead = dead_url();
+    // A validator's peer-to-peer port: it takes the connection but speaks no HTTP.
+    let api_port: u16 = cluster.urls[0].rsplit(':').next().unwrap().parse().unwrap();
+    let p2p = format!("http://127.0.0.1:{}", api_port - 1);
+    // A web server that is not Tally: it answers 404 with a page.
+    let (web, _server) = not_tally_server();
+
+    let read = ["account", "1"];
+    let write = ["create-account", "--id", "1", "--ledger", "1", "--code", "10", "--key", &key];
+    for (url, expected) in [
+        (&dead, "is down: connection refused"),
+        (&p2p, "Tally validator"),
+        (&web, "does not answer as a Tally validator"),
+    ] {
+        // Reads and writes alike (a write first asks for the chain id), with the environment's
+        // retry bounds far away: a read may retry for 10 s, a write for 60 s.
+        for command in [&read[..], &write[..]] {
+            let args: Vec<&str> = command.iter().copied().chain(["--validator", url.as_str()]).collect();
+            let started = std::time::Instant::now();
+            let output = tally(&args, &[]);
+            let elapsed = started.elapsed();
+            assert!(!output.status.success(), "{args:?}");
+            let error = stderr(&output);
+            assert!(error.contains(url.as_str()) && error.contains(expected), "{args:?}: {error}");
+            assert!(
+                !error.contains("chain id") || command == &write[..],
+                "{args:?}: a read asks for no chain id: {error}"
+            );
+            assert!(elapsed < std::time::Duration::from_secs(5), "{args:?} took {elapsed:?}: {error}");
+        }
+    }
+}
+
+/// A plain HTTP server that answers every request 404 with an HTML page, and the thread that
+/// serves it (for as long as the test runs).
+fn not_tally_server() -> (String, std::thread::JoinHandle<()>) {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let page = "<html>nothing here</html>";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 404 Not Found\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
+                page.len()
+            );
+        }
+    });
+    (url, server)
 }

@@ -54,7 +54,12 @@ impl Running {
 
     /// Sends `signal` (by name, as kill(1) takes it), waits for a clean exit, and returns what
     /// the process printed.
-    fn stop_with(mut self, signal: &str) -> String {
+    fn stop_with(self, signal: &str) -> String {
+        self.stop_with_output(signal).0
+    }
+
+    /// Like `stop_with`, with what the process printed on standard error too (if piped).
+    fn stop_with_output(mut self, signal: &str) -> (String, String) {
         let status = Command::new("kill").args([format!("-{signal}"), self.pid().to_string()]).status().unwrap();
         assert!(status.success());
         let mut child = self.0.take().unwrap();
@@ -63,8 +68,9 @@ impl Running {
             if let Some(status) = child.try_wait().unwrap() {
                 let output = child.wait_with_output().unwrap();
                 let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+                let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
                 assert!(status.success(), "exit {status:?} after SIG{signal}; stdout:\n{stdout}");
-                return stdout;
+                return (stdout, stderr);
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
@@ -171,6 +177,114 @@ fn tally(args: &[&str]) -> std::process::Output {
     Command::new(TALLY).args(args).output().expect("the tally binary runs")
 }
 
+/// A file's permission bits.
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).unwrap_or_else(|error| panic!("{}: {error}", path.display())).permissions().mode() & 0o777
+}
+
+fn set_mode(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn start_refuses_secrets_that_others_can_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cluster");
+    let output = tally(&["init", "--gateway", "--out", out.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    // The gateway's key has to reach every validator's host, and the message says so.
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.contains("gateway.key"), "{printed}");
+    assert_eq!(mode(&out.join("gateway.key")), 0o600);
+
+    // The config holds the gateway token: readable by the group or others, it is refused.
+    let config = out.join("validator-0.toml");
+    for loose in [0o644, 0o640] {
+        set_mode(&config, loose);
+        let output = tally(&["start", "--config", config.to_str().unwrap()]);
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(&format!("chmod 600 {}", config.display())), "{stderr}");
+        assert!(stderr.contains("gateway token"), "{stderr}");
+    }
+    set_mode(&config, 0o600);
+    // So is a key file.
+    let key = out.join("validator-0.key");
+    set_mode(&key, 0o644);
+    let output = tally(&["start", "--config", config.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("chmod 600 {}", key.display())), "{stderr}");
+    assert!(!out.join("data").exists(), "a refused start creates nothing");
+}
+
+#[test]
+fn init_warns_about_clusters_that_tolerate_no_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    for validators in ["1", "3"] {
+        let out = dir.path().join(validators);
+        let output = tally(&["init", "--validators", validators, "--out", out.to_str().unwrap()]);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("warning:") && stderr.contains("tolerates 0 faulty"), "{stderr}");
+        assert!(stderr.contains("4 validators are the fewest that tolerate one"), "{stderr}");
+        assert!(out.join("genesis.json").exists());
+    }
+}
+
+#[test]
+fn dev_checks_every_flag_before_writing_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("dev");
+    std::fs::create_dir(&cluster).unwrap();
+    let path = cluster.to_str().unwrap();
+    for (args, expected) in [
+        (&["--except", "9"][..], "--except 9: the cluster has validators 0 to 3"),
+        (&["--validators", "2", "--except", "0", "--except", "1"][..], "leaves no validator"),
+        (&["--validators", "0"][..], "validators must be"),
+        (&["--validators", "4", "--base-port", "65530"][..], "no room"),
+    ] {
+        let args: Vec<&str> = ["dev", "--dir", path].iter().chain(args).copied().collect();
+        let output = tally(&args);
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("warning"), "{args:?}: nothing is said about a cluster never made: {stderr}");
+        let left: Vec<_> = std::fs::read_dir(&cluster).unwrap().collect();
+        assert!(left.is_empty(), "{args:?} wrote {left:?}");
+    }
+    let absent = dir.path().join("absent");
+    let output = tally(&["dev", "--dir", absent.to_str().unwrap(), "--except", "4"]);
+    assert!(!output.status.success());
+    assert!(!absent.exists(), "the directory is not even created");
+}
+
+#[test]
+fn dev_warns_about_a_cluster_that_tolerates_no_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("dev");
+    let base = free_base_port(2);
+    let child = Command::new(TALLY)
+        .args(["dev", "--dir", cluster.to_str().unwrap(), "--validators", "1", "--base-port", &base.to_string()])
+        // Quiet logs, so that the piped standard error cannot fill up.
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the tally binary runs");
+    let running = Running(Some(child));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(wait_healthy(&[format!("http://127.0.0.1:{}", base + 1)]));
+    let (stdout, stderr) = running.stop_with_output("INT");
+    assert!(stdout.contains("created a cluster of 1 validators"), "{stdout}");
+    assert!(stderr.contains("warning: a cluster of 1 validator tolerates 0 faulty validators"), "{stderr}");
+    assert!(stderr.contains("4 validators are the fewest"), "{stderr}");
+    assert_eq!(mode(&cluster), 0o700);
+    assert_eq!(mode(&cluster.join("data/validator-0")), 0o700);
+}
+
 #[test]
 fn init_writes_a_cluster_that_start_runs() {
     let dir = tempfile::tempdir().unwrap();
@@ -192,9 +306,14 @@ fn init_writes_a_cluster_that_start_runs() {
         out.to_str().unwrap(),
     ]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("warning"), "4 validators tolerate a fault");
     for name in ["genesis.json", "validator-0.toml", "validator-3.key", "client-1.key"] {
         assert!(out.join(name).exists(), "{name}");
+        assert_eq!(mode(&out.join(name)), 0o600, "{name}");
     }
+    assert_eq!(mode(&out), 0o700);
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(!printed.contains("gateway.key"), "no gateway, nothing to say about it:\n{printed}");
     assert!(!out.join("gateway.key").exists(), "no gateway unless asked");
     let genesis: Value = serde_json::from_str(&std::fs::read_to_string(out.join("genesis.json")).unwrap()).unwrap();
     assert_eq!(genesis["chain_id"], 9);
@@ -213,6 +332,9 @@ fn init_writes_a_cluster_that_start_runs() {
     let status: Value = runtime.block_on(get(&url, "/v1/status")).1;
     assert_eq!(status["chain_id"], "9");
     assert_eq!(status["validators"].as_array().unwrap().len(), 4);
+    // The validator made its data directory (and its parent) for its owner only.
+    assert_eq!(mode(&out.join("data")), 0o700);
+    assert_eq!(mode(&out.join("data/validator-0")), 0o700);
     let printed = running.stop_with("TERM");
     assert!(printed.contains(&format!("serving {url}")), "{printed}");
 }
@@ -239,8 +361,29 @@ fn version_and_help_with_examples() {
     for command in ["init", "start", "dev"] {
         let help = tally(&[command, "--help"]);
         assert!(help.status.success(), "{command}");
-        assert!(String::from_utf8_lossy(&help.stdout).contains("Example"), "{command} --help has no example");
+        let text = String::from_utf8_lossy(&help.stdout);
+        assert!(text.contains("Example"), "{command} --help has no example");
+        // The client commands' options are theirs alone.
+        for client_option in ["--validator <URL>", "--key <FILE>", "--json", "Cluster options"] {
+            assert!(!text.contains(client_option), "{command} --help lists {client_option}:\n{text}");
+        }
     }
+    for command in ["start", "dev"] {
+        let text = String::from_utf8_lossy(&tally(&[command, "--help"]).stdout).into_owned();
+        assert!(!text.contains("--chain-id"), "{command} --help lists --chain-id:\n{text}");
+    }
+    for command in ["account", "create-account", "status"] {
+        let help = tally(&[command, "--help"]);
+        assert!(help.status.success(), "{command}");
+        let text = String::from_utf8_lossy(&help.stdout);
+        for client_option in ["--validator <URL>", "--key <FILE>", "--chain-id <ID>", "--json", "Cluster options"] {
+            assert!(text.contains(client_option), "{command} --help lacks {client_option}:\n{text}");
+        }
+    }
+    // Given to a command that does not take them, they are refused.
+    let output = tally(&["init", "--validator", "http://127.0.0.1:7001", "--out", "never-written"]);
+    assert!(!output.status.success());
+    assert!(!std::path::Path::new("never-written").exists());
     let help = tally(&["--help"]);
     assert!(String::from_utf8_lossy(&help.stdout).contains("--log-format"));
 }

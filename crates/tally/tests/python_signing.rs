@@ -51,7 +51,7 @@ fn a_python_client_signs_requests_that_validators_accept() {
     // wrote to (another validator may still be a block behind).
     let account = |id: &str| -> Value {
         let output = Command::new(env!("CARGO_BIN_EXE_tally"))
-            .args(["--validator", &cluster.urls[1], "account", id, "--json"])
+            .args(["account", id, "--validator", &cluster.urls[1], "--json"])
             .env_remove("TALLY_VALIDATORS")
             .env_remove("TALLY_CHAIN_ID")
             .output()
