@@ -46,6 +46,14 @@ const EVENTS_DIGEST_CONTEXT: &str = "tally 2026 request events digest v1";
 /// What a request asks, without its name or signature: see `Request::events_digest`.
 pub type EventsDigest = [u8; 32];
 
+/// `Request::events_digest` of a request of `kind` with `body` (the events' encoding).
+pub fn events_digest(kind: RequestKind, body: &[u8]) -> EventsDigest {
+    let mut hasher = blake3::Hasher::new_derive_key(EVENTS_DIGEST_CONTEXT);
+    hasher.update(&[kind as u8]);
+    hasher.update(body);
+    *hasher.finalize().as_bytes()
+}
+
 /// The name of a request across retries: its client and the client's id for it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RequestKey {
@@ -171,10 +179,7 @@ impl Request {
     /// different request that reuses the id is refused (`request_id_conflict`). The signature
     /// is left out so that a client whose Ed25519 signatures are randomized can still retry.
     pub fn events_digest(&self) -> EventsDigest {
-        let mut hasher = blake3::Hasher::new_derive_key(EVENTS_DIGEST_CONTEXT);
-        hasher.update(&[self.kind as u8]);
-        hasher.update(&self.body);
-        *hasher.finalize().as_bytes()
+        events_digest(self.kind, &self.body)
     }
 
     /// The number of events in the body.

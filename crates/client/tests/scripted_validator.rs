@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tally_chain::keys::signer_from_seed;
+use tally_chain::request::{RequestKind, events_digest};
 use tally_client::{Client, ClientError, ClientOptions, EventResults};
 use tally_ledger::{Account, CreateAccountStatus};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
@@ -78,11 +79,14 @@ async fn scripted(script: impl Fn(usize, &Seen) -> Answer + Send + Sync + 'stati
     (url, log)
 }
 
-/// The outcome a validator answers for a signed request: every event created.
+/// The outcome a validator answers for a signed request of accounts: every event created.
 fn created(request: &Value) -> Value {
     let events = request["events"].as_array().unwrap().len();
+    let accounts = tally_api::accounts_from_json(&request["events"], "events").unwrap();
+    let digest = events_digest(RequestKind::CreateAccounts, &tally_ledger::encode_accounts(&accounts));
     json!({
         "request_id": request["id"], "client": request["client"], "height": "7", "timestamp": "1000",
+        "events_digest": tally_client::wire::hex(&digest),
         "results": (0..events).map(|index| json!({"index": index, "status": "created", "timestamp": (1000 + index).to_string()})).collect::<Vec<_>>(),
     })
 }
