@@ -459,6 +459,13 @@ impl Client {
                     poll = (poll * 2).min(self.options.backoff_max);
                     attempts.sleep(poll).await
                 }
+                // That validator joined from a snapshot above the request's height and holds no
+                // outcome from before; the others do.
+                Verdict::Refused(ClientError::Api { status: 404, ref code, .. }) if code == "outcome_not_held" => {
+                    attempts.heard();
+                    attempts.index = (attempts.index + 1) % self.validators.len();
+                    attempts.sleep(constants::POLL_MIN).await
+                }
                 Verdict::Refused(ClientError::Api { status: 409, code, validator, .. })
                     if code == "request_id_conflict" =>
                 {

@@ -215,6 +215,16 @@ async fn a_refusal_midway_through_a_split_batch_keeps_the_final_part() {
 }
 
 #[tokio::test]
+async fn a_validator_without_the_outcome_sends_the_client_to_another() {
+    // It joined from a snapshot above the request's height.
+    let (joined, joined_log) = scripted(|_, _| (404, vec![], error("outcome_not_held"))).await;
+    let (holder, _) = scripted(|_, seen| (200, vec![], created(seen.body.as_ref().unwrap()))).await;
+    let outcome = client(&[joined, holder], options()).create_accounts(&[account(1)]).await.unwrap();
+    assert_eq!(outcome.results.len(), 1);
+    assert_eq!(joined_log.lock().unwrap().len(), 1, "asked once, then the next validator");
+}
+
+#[tokio::test]
 async fn server_errors_fail_over_and_answers_that_do_not_match_are_refused() {
     let (broken, broken_log) = scripted(|_, _| (500, vec![], json!("internal"))).await;
     let (healthy, _) = scripted(|_, seen| (200, vec![], created(seen.body.as_ref().unwrap()))).await;

@@ -59,6 +59,7 @@ impl Cluster {
         tmpfs_mib: u64,
     ) -> anyhow::Result<Self> {
         if dir.exists() {
+            kill_leftovers(dir);
             unmount_below(dir);
             std::fs::remove_dir_all(dir).with_context(|| format!("cannot empty {}", dir.display()))?;
         }
@@ -272,6 +273,15 @@ impl Cluster {
         Ok(flipped)
     }
 
+    /// Removes everything in a stopped validator's data directory (the directory stays: it
+    /// may be a tmpfs mount point).
+    pub fn empty_data_dir(&self, index: usize) {
+        for entry in std::fs::read_dir(&self.validators[index].data_dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let _ = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+        }
+    }
+
     /// Waits until the validator answers `/healthz` with 200.
     pub async fn wait_healthy(&mut self, index: usize, timeout: Duration) -> anyhow::Result<()> {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
@@ -347,6 +357,22 @@ fn walk(dir: &Path) -> Vec<(PathBuf, u64)> {
         }
     }
     files
+}
+
+/// Kills validators that an earlier run, cut short, left running with their configs in `dir`
+/// (found by their command lines).
+fn kill_leftovers(dir: &Path) {
+    let Ok(dir) = dir.canonicalize() else { return };
+    let needle = dir.to_string_lossy().into_owned();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else { continue };
+        let Ok(command_line) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let command_line = String::from_utf8_lossy(&command_line).replace('\0', " ");
+        if pid != std::process::id() && command_line.contains(" start --config ") && command_line.contains(&needle) {
+            signal(pid, "CONT");
+            signal(pid, "KILL");
+        }
+    }
 }
 
 /// Mounts a tmpfs of `mib` MiB at `dir`. False where this process may not mount (not root).

@@ -56,12 +56,32 @@ struct Args {
     /// The first of the eight ports the validators listen on [default: a free range].
     #[arg(long)]
     base_port: Option<u16>,
+    /// Fail the run if a kind of fault cannot be injected on this machine (CI uses it, so that
+    /// a missing libfaketime or a refused mount does not pass unnoticed).
+    #[arg(long)]
+    require_all_faults: bool,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
-    match runtime.block_on(run(args)) {
+    // Interrupted (Ctrl-C, or CI's timeout): dropping the run stops the validators and
+    // unmounts the tmpfs (`Cluster`'s `Drop`).
+    let interrupted = async {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        }
+    };
+    let result = runtime.block_on(async {
+        tokio::select! {
+            result = run(args) => result,
+            signal = interrupted => Err(anyhow::anyhow!("stopped by {signal}; the validators were stopped")),
+        }
+    });
+    match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(error) => {
@@ -133,10 +153,18 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let started = Instant::now();
     let sample_every = args.soak.then_some(Duration::from_secs(60));
     let mut nemesis = nemesis::Nemesis::new(&mut cluster, schedule, started, sample_every);
+    for (kind, why) in nemesis.unavailable() {
+        println!("left out: {} ({why})", kind.describe());
+    }
     nemesis.run(started + duration).await;
     let last_heal = nemesis.outcome.last_heal.unwrap_or_else(Instant::now);
+    // Every validator back (they restart in parallel; one deadline for all).
+    let healthy_by = Instant::now() + Duration::from_secs(60);
     for index in 0..4 {
-        let _ = nemesis.cluster.wait_healthy(index, Duration::from_secs(60)).await;
+        let left = healthy_by.saturating_duration_since(Instant::now());
+        if let Err(error) = nemesis.cluster.wait_healthy(index, left).await {
+            nemesis.outcome.stopped_on_their_own.push(format!("after the faults: {error:#}"));
+        }
     }
     let mut outcome = std::mem::take(&mut nemesis.outcome);
     if args.soak {
@@ -165,22 +193,32 @@ async fn run(args: Args) -> anyhow::Result<bool> {
 
     // Every request without a final answer is sent again with its id until it has one: it
     // applies at most once, so afterwards every record is acknowledged.
-    let resolver = workload::client(&urls, 1, cluster.chain_id, &signer, Duration::from_secs(60));
+    // Sixteen at a time, each within 60 s.
+    let resolver = Arc::new(workload::client(&urls, 1, cluster.chain_id, &signer, Duration::from_secs(60)));
     let unknown: Vec<usize> = {
         let journal = journal.lock().unwrap();
         (0..journal.records.len())
             .filter(|index| matches!(journal.records[*index].answer, Answer::Unknown(_)))
             .collect()
     };
-    for index in &unknown {
-        let record = journal.lock().unwrap().records[*index].clone();
-        let answer = match resolver.create_transfers_with_id(record.request_id, &record.transfers).await {
-            Ok(outcome) => Answer::Acknowledged { height: outcome.height(), results: outcome.results },
-            Err(error) => Answer::Unknown(format!("still no answer after the faults healed: {error}")),
-        };
-        let resolved = workload::Record { answer, ..record };
-        workload::judge(&resolved, &journal);
-        journal.lock().unwrap().records[*index] = resolved;
+    for batch in unknown.chunks(16) {
+        let mut resolving = tokio::task::JoinSet::new();
+        for index in batch {
+            let record = journal.lock().unwrap().records[*index].clone();
+            let (resolver, index) = (resolver.clone(), *index);
+            resolving.spawn(async move {
+                let answer = match resolver.create_transfers_with_id(record.request_id, &record.transfers).await {
+                    Ok(outcome) => Answer::Acknowledged { height: outcome.height(), results: outcome.results },
+                    Err(error) => Answer::Unknown(format!("still no answer after the faults healed: {error}")),
+                };
+                (index, workload::Record { answer, ..record })
+            });
+        }
+        while let Some(joined) = resolving.join_next().await {
+            let (index, resolved) = joined.expect("a resolving task does not panic");
+            workload::judge(&resolved, &journal);
+            journal.lock().unwrap().records[index] = resolved;
+        }
     }
 
     // The checks.
@@ -201,7 +239,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             ),
         ),
         checks::one_state_digest(&urls).await,
-        checks::acknowledged_everywhere(&urls, &client_key, &journal, &single).await,
+        checks::acknowledged_everywhere(&urls, &client_key, &journal, &single, &outcome.rejoined).await,
         checks::balances(&urls, &single, &checks::model(&journal.records)).await,
         checks::Check::new(
             "new transfers within 30 s of the last heal",
@@ -210,7 +248,19 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         ),
     ];
     let logs: Vec<PathBuf> = cluster.validators.iter().map(|validator| validator.log.clone()).collect();
-    results.push(checks::no_panics(&logs));
+    results.push(checks::no_panics(&logs).0);
+    if args.require_all_faults {
+        let missing: Vec<String> = nemesis::Kind::ALL
+            .into_iter()
+            .filter(|kind| !outcome.events.iter().any(|event| event.kind == *kind && event.injected))
+            .map(|kind| format!("never injected: {}", kind.describe()))
+            .collect();
+        results.push(checks::Check::new(
+            "every kind of fault injected",
+            missing,
+            format!("{} kinds", nemesis::Kind::ALL.len()),
+        ));
+    }
     cluster.shut_down();
 
     report(seed, duration, &outcome, &unknown, &results);
@@ -223,7 +273,7 @@ fn report(seed: u64, duration: Duration, outcome: &nemesis::Outcome, unknown: &[
     println!("| fault | times |");
     println!("| --- | --- |");
     for kind in nemesis::Kind::ALL {
-        let times = outcome.events.iter().filter(|event| event.kind == kind).count();
+        let times = outcome.events.iter().filter(|event| event.kind == kind && event.injected).count();
         println!("| {} | {times} |", kind.describe());
     }
     println!();

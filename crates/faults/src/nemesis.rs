@@ -55,6 +55,8 @@ impl Kind {
 pub struct Event {
     pub at: Duration,
     pub kind: Kind,
+    /// False when the fault could not be injected (the detail says why): it is not counted.
+    pub injected: bool,
     pub detail: String,
 }
 
@@ -75,6 +77,10 @@ pub struct Outcome {
     pub samples: Vec<Sample>,
     /// When the last fault was healed.
     pub last_heal: Option<Instant>,
+    /// Validators that stopped for damage they could not repair, and were given an empty data
+    /// directory to rejoin from their peers (as an operator replaces a disk): they hold the
+    /// state, but not the history of outcomes from before they rejoined.
+    pub rejoined: std::collections::BTreeSet<usize>,
 }
 
 pub struct Nemesis<'a> {
@@ -93,30 +99,48 @@ impl<'a> Nemesis<'a> {
     }
 
     fn available(&self) -> Vec<Kind> {
-        Kind::ALL
-            .into_iter()
-            .filter(|kind| match kind {
-                Kind::FillDisk => self.cluster.tmpfs.is_some(),
-                Kind::StepClock => self.cluster.can_step_clocks(),
-                _ => true,
-            })
-            .collect()
+        let missing = self.unavailable();
+        Kind::ALL.into_iter().filter(|kind| !missing.iter().any(|(gone, _)| gone == kind)).collect()
     }
 
-    /// Runs faults until `until`, then heals everything.
+    /// The kinds that cannot be injected on this machine, and why.
+    pub fn unavailable(&self) -> Vec<(Kind, &'static str)> {
+        let mut missing = Vec::new();
+        if self.cluster.tmpfs.is_none() {
+            missing.push((Kind::FillDisk, "mounting a tmpfs needs root"));
+        }
+        if !self.cluster.can_step_clocks() {
+            missing.push((Kind::StepClock, "libfaketime is not installed (Debian's faketime)"));
+        }
+        missing
+    }
+
+    /// Runs faults until `until`, then heals everything. The kinds come in rounds, each round
+    /// every available kind once in an order drawn from the seed, so that a run of a few
+    /// minutes meets every kind.
     pub async fn run(&mut self, until: Instant) {
         let kinds = self.available();
+        let mut round: Vec<Kind> = Vec::new();
         while Instant::now() < until {
-            let quiet = self.draw.millis(2_000, 6_000);
+            let quiet = self.draw.millis(2_000, 5_000);
             self.sleep(quiet).await;
             if Instant::now() >= until {
                 break;
             }
-            let kind = kinds[self.draw.below(kinds.len())];
-            let hold = self.draw.millis(3_000, 10_000);
-            let detail = self.inject(kind, hold).await;
+            if round.is_empty() {
+                round = kinds.clone();
+                for index in (1..round.len()).rev() {
+                    round.swap(index, self.draw.below(index + 1));
+                }
+            }
+            let kind = round.pop().expect("a round holds every available kind");
+            let hold = self.draw.millis(3_000, 8_000);
+            let (injected, detail) = match self.inject(kind, hold).await {
+                Ok(detail) => (true, detail),
+                Err(why) => (false, format!("not injected: {why}")),
+            };
             println!("[{:>6.1}s] {:?}: {detail}", self.started.elapsed().as_secs_f64(), kind);
-            self.outcome.events.push(Event { at: self.started.elapsed(), kind, detail });
+            self.outcome.events.push(Event { at: self.started.elapsed(), kind, injected, detail });
             self.heal_all().await;
         }
         self.heal_all().await;
@@ -150,24 +174,27 @@ impl<'a> Nemesis<'a> {
         });
     }
 
-    async fn inject(&mut self, kind: Kind, hold: Duration) -> String {
+    async fn inject(&mut self, kind: Kind, hold: Duration) -> Result<String, String> {
         let count = self.cluster.validators.len();
         let victim = self.draw.below(count);
-        match kind {
+        Ok(match kind {
             Kind::Kill => {
+                self.ensure_running(victim)?;
                 self.cluster.kill(victim);
                 self.sleep(hold).await;
                 self.restart(victim, "after kill -9");
                 format!("validator {victim} down for {hold:?}")
             }
             Kind::KillLeader => {
-                let leader = self.leader().await.unwrap_or(victim);
+                let leader = self.leader().await.ok_or("no validator named a leader")?;
+                self.ensure_running(leader)?;
                 self.cluster.kill(leader);
                 self.sleep(hold).await;
                 self.restart(leader, "after kill -9");
                 format!("leader {leader} down for {hold:?}")
             }
             Kind::Pause => {
+                self.ensure_running(victim)?;
                 self.cluster.pause(victim);
                 self.sleep(hold).await;
                 self.cluster.resume(victim);
@@ -198,28 +225,28 @@ impl<'a> Nemesis<'a> {
                 let flips = self.draw.between(1, 4) as usize;
                 let label = self.draw.next();
                 let mut draw = self.draw.fork(label);
-                let flipped = match self.cluster.flip_bytes(victim, flips, |below| draw.next() % below.max(1)) {
-                    Ok(flipped) => flipped.join(", "),
-                    Err(error) => format!("could not flip: {error}"),
-                };
+                let flipped = self.cluster.flip_bytes(victim, flips, |below| draw.next() % below.max(1));
                 self.restart(victim, "after bytes were flipped");
+                let flipped = flipped.map_err(|error| format!("could not flip: {error}"))?;
+                if flipped.is_empty() {
+                    return Err(format!("validator {victim} has no data files yet"));
+                }
                 self.sleep(hold).await;
-                format!("validator {victim}: {flipped}")
+                format!("validator {victim}: {}", flipped.join(", "))
             }
             Kind::FillDisk => {
-                let (index, size) = self.cluster.tmpfs.expect("only drawn with a tmpfs");
-                let filled = self.cluster.fill_disk();
+                let (index, size) = self.cluster.tmpfs.ok_or("no tmpfs")?;
+                let filler = self.cluster.fill_disk().map_err(|error| format!("could not fill the disk: {error}"))?;
+                self.filler = Some(filler);
                 self.sleep(hold).await;
-                match filled {
-                    Ok(path) => self.filler = Some(path),
-                    Err(error) => return format!("could not fill validator {index}'s disk: {error}"),
-                }
                 format!("validator {index}'s {size} MiB disk full for {hold:?}")
             }
             Kind::StepClock => {
                 let magnitude = self.draw.between(2, 30) as i64;
                 let seconds = if self.draw.chance(1, 2) { magnitude } else { -magnitude };
-                let _ = self.cluster.step_clock(victim, seconds);
+                self.cluster
+                    .step_clock(victim, seconds)
+                    .map_err(|error| format!("could not step the clock: {error}"))?;
                 self.sleep(hold).await;
                 format!("validator {victim}'s clock {seconds:+} s for {hold:?}")
             }
@@ -234,7 +261,11 @@ impl<'a> Nemesis<'a> {
                 }
                 format!("all down for {down:?}")
             }
-        }
+        })
+    }
+
+    fn ensure_running(&mut self, index: usize) -> Result<(), String> {
+        if self.cluster.is_running(index) { Ok(()) } else { Err(format!("validator {index} is not running")) }
     }
 
     /// The index of the validator that leads the current view, as a running validator sees it.
@@ -267,16 +298,31 @@ impl<'a> Nemesis<'a> {
         for index in 0..self.cluster.validators.len() {
             self.cluster.resume(index);
             let _ = self.cluster.step_clock(index, 0);
-            if !self.cluster.is_running(index) {
-                let status = self.cluster.exit_status(index);
-                let last = last_lines(&self.cluster.validators[index].log, 3);
-                self.outcome.stopped_on_their_own.push(format!("validator {index} exited ({status:?}): {last}"));
-                self.restart(index, "after it exited");
+            let why = if !self.cluster.is_running(index) {
+                format!("exited ({:?})", self.cluster.exit_status(index))
             } else if self.is_halted(index).await {
-                let last = last_lines(&self.cluster.validators[index].log, 3);
-                self.outcome.stopped_on_their_own.push(format!("validator {index} halted: {last}"));
+                String::from("halted")
+            } else {
+                continue;
+            };
+            let log = &self.cluster.validators[index].log;
+            self.outcome.stopped_on_their_own.push(format!("validator {index} {why}: {}", halt_reason(log)));
+            self.cluster.kill(index);
+            self.restart(index, "after it stopped");
+            // Started again on the same files: if it stops again, the damage is for good. (A
+            // validator answers /healthz before its consensus has opened its journal, so give
+            // it a few seconds more after the first answer.)
+            let healthy = self.cluster.wait_healthy(index, Duration::from_secs(15)).await.is_ok();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            if !healthy || !self.cluster.is_running(index) || self.is_halted(index).await {
+                let reason = halt_reason(&self.cluster.validators[index].log);
+                self.outcome
+                    .stopped_on_their_own
+                    .push(format!("validator {index} stopped again ({reason}); rejoined with an empty data directory"));
                 self.cluster.kill(index);
-                self.restart(index, "after it halted");
+                self.cluster.empty_data_dir(index);
+                self.outcome.rejoined.insert(index);
+                self.restart(index, "with an empty data directory");
             }
         }
     }
@@ -289,6 +335,16 @@ impl<'a> Nemesis<'a> {
             Err(_) => false,
         }
     }
+}
+
+/// The reason of the newest halt or panic in a validator's log.
+fn halt_reason(log: &std::path::Path) -> String {
+    let text = String::from_utf8_lossy(&std::fs::read(log).unwrap_or_default()).into_owned();
+    text.lines()
+        .rev()
+        .find(|line| line.contains("validator halted") || line.contains("task panicked"))
+        .map(|line| line.split("err=").last().unwrap_or(line).trim().to_string())
+        .unwrap_or_else(|| last_lines(log, 1))
 }
 
 /// The last `count` lines of a log, joined, for a report.

@@ -70,7 +70,11 @@ fn pair(validators: usize, a: usize, b: usize) -> usize {
 /// Accepts on `listener` and forwards each connection to `target` while the link is whole.
 async fn forward(listener: TcpListener, target: SocketAddr, cut: watch::Receiver<bool>) {
     loop {
-        let Ok((mut inbound, _)) = listener.accept().await else { continue };
+        let Ok((mut inbound, _)) = listener.accept().await else {
+            // Out of descriptors, say: wait rather than spin.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
         if *cut.borrow() {
             // Refused: the dialer sees the connection close at once.
             continue;

@@ -242,17 +242,26 @@ pub async fn run_client(
             88..96 if !acknowledged.is_empty() => {
                 let first = acknowledged[draw.below(acknowledged.len())].clone();
                 let other = &clients[draw.below(clients.len())];
-                if let Ok(outcome) = other.create_transfers_with_id(first.request_id, &first.transfers).await {
-                    let again = Answer::Acknowledged { height: outcome.height(), results: outcome.results };
-                    let mut journal = journal.lock().unwrap();
-                    if again == first.answer {
-                        journal.retries_same += 1;
-                    } else {
-                        journal.violations.push(format!(
-                            "a retry of request {:#x} answered {again:?}, first {:?}",
-                            first.request_id, first.answer
-                        ));
+                match other.create_transfers_with_id(first.request_id, &first.transfers).await {
+                    Ok(outcome) => {
+                        let again = Answer::Acknowledged { height: outcome.height(), results: outcome.results };
+                        let mut journal = journal.lock().unwrap();
+                        if again == first.answer {
+                            journal.retries_same += 1;
+                        } else {
+                            journal.violations.push(format!(
+                                "a retry of request {:#x} answered {again:?}, first {:?}",
+                                first.request_id, first.answer
+                            ));
+                        }
                     }
+                    // No answer in time is fine under faults; a final refusal of a retry is not.
+                    Err(error) if no_answer(&error) => {}
+                    Err(error) => journal
+                        .lock()
+                        .unwrap()
+                        .violations
+                        .push(format!("a retry of acknowledged request {:#x} was refused: {error}", first.request_id)),
                 }
             }
             // The id of an acknowledged request reused for other events: refused, never applied.
@@ -269,17 +278,31 @@ pub async fn run_client(
                         first.request_id, outcome.results
                     )),
                     // No answer in time: the suite checks later that the other events never applied.
-                    Err(_) => {}
+                    Err(error) if no_answer(&error) => {}
+                    Err(error) => journal.lock().unwrap().violations.push(format!(
+                        "request id {:#x} reused for other events was refused with {error}, not request_id_conflict",
+                        first.request_id
+                    )),
                 }
                 journal.lock().unwrap().never_applied.extend(other.iter().map(|transfer| transfer.id));
             }
             _ => continue,
         }
+        // After a request without an answer (the cluster down or cut in two), wait a little
+        // longer: the SDK gives up at once when no validator answers at all.
+        let last_unknown =
+            journal.lock().unwrap().records.last().is_some_and(|record| matches!(record.answer, Answer::Unknown(_)));
+        let pause = if last_unknown { pause + draw.millis(300, 1_000) } else { pause };
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
             _ = stop.changed() => {}
         }
     }
+}
+
+/// Whether an error only says no final answer came in time (which faults may cause).
+fn no_answer(error: &ClientError) -> bool {
+    matches!(error, ClientError::Unavailable { .. } | ClientError::NotFinal { .. })
 }
 
 fn is_acknowledged(record: Record) -> Option<Record> {
