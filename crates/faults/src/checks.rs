@@ -77,8 +77,9 @@ pub fn model(records: &[Record]) -> Balances {
 pub async fn one_state_digest(urls: &[String]) -> Check {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("an HTTP client");
     let mut failures = Vec::new();
-    // A validator that rejoined from an empty disk may still be catching up: up to a minute.
-    for _ in 0..60 {
+    // A validator that rejoined from an empty disk may still be catching up: up to 90 s.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    while tokio::time::Instant::now() < deadline {
         failures.clear();
         let mut lists = Vec::new();
         for url in urls {
@@ -137,7 +138,13 @@ pub async fn acknowledged_everywhere(
     let mut created: Vec<(u128, Transfer, u64)> = Vec::new();
     let mut absent: Vec<u128> = journal.never_applied.clone();
     let mut acknowledged = 0;
+    // Bounded as a whole, so that a validator that hangs cannot hold the suite past CI's limit.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     for record in &journal.records {
+        if tokio::time::Instant::now() >= deadline {
+            failures.push(String::from("the validators did not answer every outcome within 120 s"));
+            break;
+        }
         let Answer::Acknowledged { height, results } = &record.answer else {
             failures.push(format!("request {:#x} never got a final answer", record.request_id));
             continue;

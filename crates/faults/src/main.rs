@@ -109,7 +109,11 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         None => free_base_port()?,
     };
     println!("tally-faults: seed {seed}, {} s of faults; replay the schedule with", duration.as_secs());
-    println!("  cargo run --release -p tally-faults -- --seed {seed} --duration-secs {}", duration.as_secs());
+    println!(
+        "  cargo run --release -p tally-faults -- --seed {seed} --duration-secs {}{}",
+        duration.as_secs(),
+        if args.soak { " --soak" } else { "" }
+    );
 
     let draw = draw::Draw::new(seed);
     let mut schedule = draw.fork(0);
