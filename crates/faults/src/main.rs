@@ -14,7 +14,6 @@
 
 mod checks;
 mod cluster;
-mod draw;
 mod nemesis;
 mod proxy;
 mod workload;
@@ -115,9 +114,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         if args.soak { " --soak" } else { "" }
     );
 
-    let draw = draw::Draw::new(seed);
-    let mut schedule = draw.fork(0);
-    let disk_victim = schedule.below(4);
+    // One stream of draws for the schedule, one per client, all from the seed.
+    let stream = |label: u64| tally_sim::scenario::Draw::new(seed ^ label.wrapping_mul(0xA076_1D64_78BD_642F));
+    let mut schedule = stream(0);
+    let disk_victim = schedule.index(4);
     let tmpfs_mib = if args.soak { 4_096 } else { 512 };
     let mut cluster = cluster::Cluster::start(&dir, &tally, base_port, disk_victim, tmpfs_mib).await?;
     println!(
@@ -151,7 +151,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         let clients: Vec<_> = (0..urls.len())
             .map(|first| workload::client(&urls, first, cluster.chain_id, &signer, Duration::from_secs(20)))
             .collect();
-        let (journal, stopped, draw) = (journal.clone(), stopped.clone(), draw.fork(100 + number));
+        let (journal, stopped, draw) = (journal.clone(), stopped.clone(), stream(100 + number));
         tasks.spawn(workload::run_client(number + 1, clients, draw, journal, stopped, pause));
     }
     let started = Instant::now();

@@ -4,9 +4,9 @@
 //! until they heal but must not lose anything.
 
 use crate::cluster::Cluster;
-use crate::draw::Draw;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use tally_sim::scenario::Draw;
 
 /// The kinds of fault, in the order the report lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -130,7 +130,7 @@ impl<'a> Nemesis<'a> {
             if round.is_empty() {
                 round = kinds.clone();
                 for index in (1..round.len()).rev() {
-                    round.swap(index, self.draw.below(index + 1));
+                    round.swap(index, self.draw.index(index + 1));
                 }
             }
             let kind = round.pop().expect("a round holds every available kind");
@@ -176,7 +176,7 @@ impl<'a> Nemesis<'a> {
 
     async fn inject(&mut self, kind: Kind, hold: Duration) -> Result<String, String> {
         let count = self.cluster.validators.len();
-        let victim = self.draw.below(count);
+        let victim = self.draw.index(count);
         Ok(match kind {
             Kind::Kill => {
                 self.ensure_running(victim)?;
@@ -209,7 +209,7 @@ impl<'a> Nemesis<'a> {
                 format!("validator {victim} cut off for {hold:?}")
             }
             Kind::Split => {
-                let partner = (victim + 1 + self.draw.below(count - 1)) % count;
+                let partner = (victim + 1 + self.draw.index(count - 1)) % count;
                 let half: Vec<usize> = vec![victim, partner];
                 for a in &half {
                     for b in (0..count).filter(|b| !half.contains(b)) {
@@ -223,9 +223,8 @@ impl<'a> Nemesis<'a> {
             Kind::FlipBytes => {
                 self.cluster.kill(victim);
                 let flips = self.draw.between(1, 4) as usize;
-                let label = self.draw.next();
-                let mut draw = self.draw.fork(label);
-                let flipped = self.cluster.flip_bytes(victim, flips, |below| draw.next() % below.max(1));
+                let mut draw = Draw::new(self.draw.next_u64());
+                let flipped = self.cluster.flip_bytes(victim, flips, |below| draw.below(below.max(1)));
                 self.restart(victim, "after bytes were flipped");
                 let flipped = flipped.map_err(|error| format!("could not flip: {error}"))?;
                 if flipped.is_empty() {

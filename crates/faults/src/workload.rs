@@ -4,11 +4,11 @@
 //! acknowledged requests through other validators (which must answer the same), and reuses of
 //! an acknowledged request id for other events (which must be refused and never apply).
 
-use crate::draw::Draw;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tally_client::{Client, ClientError, ClientOptions, ClientSigner};
 use tally_ledger::{Account, AccountFlags, CreateTransferResult, CreateTransferStatus, Transfer, TransferFlags};
+use tally_sim::scenario::Draw;
 
 /// Two ledgers of ordinary accounts, and per ledger one account that may not go negative.
 pub const LEDGERS: [u32; 2] = [1, 2];
@@ -156,15 +156,15 @@ pub async fn run_client(
     let mut pending: Vec<Transfer> = Vec::new();
     let mut acknowledged: Vec<Record> = Vec::new();
     while !*stop.borrow() {
-        let client = &clients[draw.below(clients.len())];
-        let ledger_index = draw.below(LEDGERS.len());
+        let client = &clients[draw.index(clients.len())];
+        let ledger_index = draw.index(LEDGERS.len());
         let ledger = LEDGERS[ledger_index];
         let (ordinary, guarded) = ledger_accounts(ledger_index);
         let pick_two = |draw: &mut Draw| {
-            let debit = ordinary[draw.below(ordinary.len())];
-            let mut credit = ordinary[draw.below(ordinary.len())];
+            let debit = ordinary[draw.index(ordinary.len())];
+            let mut credit = ordinary[draw.index(ordinary.len())];
             while credit == debit {
-                credit = ordinary[draw.below(ordinary.len())];
+                credit = ordinary[draw.index(ordinary.len())];
             }
             (debit, credit)
         };
@@ -178,7 +178,7 @@ pub async fn run_client(
             ..Transfer::default()
         };
         let request_id = tally_client::random_request_id();
-        let choice = draw.below(100);
+        let choice = draw.index(100);
         match choice {
             // A single transfer.
             0..35 => {
@@ -196,7 +196,7 @@ pub async fn run_client(
                     transfer.flags = TransferFlags::LINKED;
                 }
                 let intent = if draw.chance(1, 3) {
-                    let last = draw.below(length);
+                    let last = draw.index(length);
                     chain[last].credit_account_id = MISSING_ACCOUNT;
                     Intent::Fail
                 } else {
@@ -217,7 +217,7 @@ pub async fn run_client(
             }
             // Post or void a pending transfer.
             70..80 if !pending.is_empty() => {
-                let first = pending.swap_remove(draw.below(pending.len()));
+                let first = pending.swap_remove(draw.index(pending.len()));
                 let flags = if draw.chance(1, 2) {
                     TransferFlags::POST_PENDING_TRANSFER
                 } else {
@@ -240,8 +240,8 @@ pub async fn run_client(
             }
             // A retry of an acknowledged request through another validator: the same answer.
             88..96 if !acknowledged.is_empty() => {
-                let first = acknowledged[draw.below(acknowledged.len())].clone();
-                let other = &clients[draw.below(clients.len())];
+                let first = acknowledged[draw.index(acknowledged.len())].clone();
+                let other = &clients[draw.index(clients.len())];
                 match other.create_transfers_with_id(first.request_id, &first.transfers).await {
                     Ok(outcome) => {
                         let again = Answer::Acknowledged { height: outcome.height(), results: outcome.results };
@@ -266,7 +266,7 @@ pub async fn run_client(
             }
             // The id of an acknowledged request reused for other events: refused, never applied.
             96..100 if !acknowledged.is_empty() => {
-                let first = acknowledged[draw.below(acknowledged.len())].clone();
+                let first = acknowledged[draw.index(acknowledged.len())].clone();
                 let mut other = first.transfers.clone();
                 for transfer in &mut other {
                     transfer.id = new_transfer_id();

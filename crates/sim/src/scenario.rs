@@ -32,6 +32,11 @@ impl Draw {
         self.next_u64() % count
     }
 
+    /// An index into a collection of `count` items.
+    pub fn index(&mut self, count: usize) -> usize {
+        self.below(count as u64) as usize
+    }
+
     /// A number in `min..=max`.
     pub fn between(&mut self, min: u64, max: u64) -> u64 {
         assert!(min <= max);
