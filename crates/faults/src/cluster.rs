@@ -310,6 +310,24 @@ impl Cluster {
         }
     }
 
+    /// Whether the validator's API says it halted (503 on `/healthz`).
+    pub async fn is_halted(&self, index: usize) -> bool {
+        let Ok(http) = reqwest::Client::builder().timeout(Duration::from_secs(2)).build() else { return false };
+        let url = format!("{}/healthz", self.validators[index].api);
+        match http.get(url).send().await {
+            Ok(response) => response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE,
+            Err(_) => false,
+        }
+    }
+
+    /// Gives a stopped validator an empty data directory and starts it: it rejoins from its
+    /// peers, as on a replaced disk.
+    pub fn rejoin(&mut self, index: usize) -> anyhow::Result<()> {
+        self.kill(index);
+        self.empty_data_dir(index);
+        self.restart(index)
+    }
+
     /// Resident memory of the validator's process, in KiB.
     pub fn rss_kib(&self, index: usize) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid(index)?)).ok()?;

@@ -318,31 +318,27 @@ impl<'a> Nemesis<'a> {
                 self.outcome
                     .stopped_on_their_own
                     .push(format!("validator {index} stopped again ({reason}); rejoined with an empty data directory"));
-                self.cluster.kill(index);
-                self.cluster.empty_data_dir(index);
                 self.outcome.rejoined.insert(index);
-                self.restart(index, "with an empty data directory");
+                if let Err(error) = self.cluster.rejoin(index) {
+                    self.outcome.stopped_on_their_own.push(format!("validator {index} could not rejoin: {error}"));
+                }
             }
         }
     }
 
     async fn is_halted(&self, index: usize) -> bool {
-        let Ok(http) = reqwest::Client::builder().timeout(Duration::from_secs(2)).build() else { return false };
-        let url = format!("{}/healthz", self.cluster.validators[index].api);
-        match http.get(url).send().await {
-            Ok(response) => response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE,
-            Err(_) => false,
-        }
+        self.cluster.is_halted(index).await
     }
 }
 
 /// The reason of the newest halt or panic in a validator's log.
-fn halt_reason(log: &std::path::Path) -> String {
+pub fn halt_reason(log: &std::path::Path) -> String {
     let text = String::from_utf8_lossy(&std::fs::read(log).unwrap_or_default()).into_owned();
-    text.lines()
-        .rev()
-        .find(|line| line.contains("validator halted") || line.contains("task panicked"))
-        .map(|line| line.split("err=").last().unwrap_or(line).trim().to_string())
+    // The task's own error names the cause; the node's line after it only says that it halted.
+    let newest = |needle: &str| text.lines().rev().find(|line| line.contains(needle)).map(str::to_string);
+    newest("task panicked err=")
+        .or_else(|| newest("validator halted"))
+        .map(|line| line.split("err=").last().unwrap_or(&line).trim().to_string())
         .unwrap_or_else(|| last_lines(log, 1))
 }
 
