@@ -33,7 +33,7 @@ pub const CONNECTIONS_MAX: usize = 256;
 
 /// Connections one client address may hold at once. When an address is at the cap, its
 /// connection idle longest is closed to make room; if none of its connections is idle, the new
-/// one is closed at once. So one address cannot take every slot.
+/// one is answered 429 `busy` and closed. So one address cannot take every slot.
 pub const CONNECTIONS_PER_ADDRESS_MAX: usize = 64;
 
 /// Above this many open connections, the validator closes idle ones (no request in progress),

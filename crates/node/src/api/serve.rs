@@ -264,23 +264,50 @@ impl Connection {
     }
 }
 
-/// Answers a connection refused at the per-address cap with a fixed 429 `busy`, then reads what
-/// the caller sent until it closes; all within `REFUSAL_WRITE_TIMEOUT_MS`.
+/// Answers a connection refused at the per-address cap with a fixed 429 `busy`, all within
+/// `REFUSAL_WRITE_TIMEOUT_MS`: waits for the request's head first (an HTTP client takes an answer
+/// that comes before its request for a broken connection), then writes the answer, and reads
+/// what else the caller sent until it closes.
 async fn refuse(mut stream: TcpStream, answer: Bytes, _permit: OwnedSemaphorePermit) {
+    let started = tokio::time::Instant::now();
+    let budget = Duration::from_millis(REFUSAL_WRITE_TIMEOUT_MS);
+    let mut buffer = [0u8; 4096];
+    let mut read = 0;
+    let head = async {
+        // The last three bytes of the previous read, so that a head end split across reads is seen.
+        let mut window: Vec<u8> = Vec::new();
+        while read < REFUSAL_DRAIN_MAX {
+            let count = stream.read(&mut buffer).await?;
+            if count == 0 {
+                return Ok(false);
+            }
+            read += count;
+            window.extend_from_slice(&buffer[..count]);
+            if window.windows(4).any(|four| four == b"\r\n\r\n") {
+                break;
+            }
+            window.drain(..window.len().saturating_sub(3));
+        }
+        Ok::<bool, std::io::Error>(true)
+    };
+    // A caller that sends no head within half the budget is answered anyway.
+    if let Ok(Err(_) | Ok(false)) = tokio::time::timeout_at(started + budget / 2, head).await {
+        return;
+    }
     let answered = async {
         stream.write_all(&answer).await?;
         stream.shutdown().await?;
-        let mut sink = [0u8; 4096];
-        let mut drained = 0;
-        while drained < REFUSAL_DRAIN_MAX {
-            match stream.read(&mut sink).await? {
+        // Read the rest until the caller closes: closing with bytes unread would reset the
+        // connection, and the answer could be lost on its way.
+        while read < REFUSAL_DRAIN_MAX {
+            match stream.read(&mut buffer).await? {
                 0 => break,
-                read => drained += read,
+                count => read += count,
             }
         }
         Ok::<(), std::io::Error>(())
     };
-    let _ = tokio::time::timeout(Duration::from_millis(REFUSAL_WRITE_TIMEOUT_MS), answered).await;
+    let _ = tokio::time::timeout_at(started + budget, answered).await;
 }
 
 /// The whole HTTP answer to a connection refused at the per-address cap.
