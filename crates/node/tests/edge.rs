@@ -1,5 +1,7 @@
-//! The API's edge under hostile or heavy callers: slow bodies, idle sockets, saturated writes,
-//! bad encodings in the URL, duplicate JSON keys, and the bearer scheme's case. Tests that load
+//! The API's edge under hostile or heavy callers: slow and stalled bodies, idle sockets,
+//! saturated writes, callers holding bodies or connections they do not finish, callers that do
+//! not read their answers, bad encodings in the URL, duplicate JSON keys, and the bearer
+//! scheme's case. Tests that load
 //! a validator start one of their own, so that they do not disturb each other.
 
 mod support;
@@ -10,7 +12,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 use support::*;
 use tally_ledger::AccountFlags;
-use tally_node::constants::{BODIES_IN_FLIGHT_MAX, CONNECTIONS_MAX, CONNECTIONS_PER_ADDRESS_MAX, WRITES_IN_FLIGHT_MAX};
+use tally_node::constants::{
+    ANSWER_WRITE_TIMEOUT_MS, BODIES_IN_FLIGHT_MAX, BODY_BYTES_IN_FLIGHT_MAX, BODY_BYTES_PER_ADDRESS_MAX,
+    BODY_READ_GAP_MAX_MS, BODY_SIZE_MAX, CONNECTIONS_MAX, CONNECTIONS_PER_ADDRESS_MAX, WRITES_IN_FLIGHT_MAX,
+};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -261,11 +266,16 @@ async fn query_values_are_percent_decoded() {
         let (status, body) = get(url, "/v1/transfers/recent?%6Cimit=%32").await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert!(body["transfers"].as_array().unwrap().len() <= 2, "{body}");
-        for query in ["limit=%ZZ", "limit=%F", "limit=%FF"] {
+        for query in ["limit=%ZZ", "limit=%F", "limit=%FF", "limit=%+1"] {
             let (status, body) = get(url, &format!("/v1/blocks?{query}")).await;
             assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "invalid_path"), "{query}: {body}");
             assert_eq!(body["error"]["field"], "limit", "{query}");
         }
+        // A parameter name that does not decode cannot be named: `field` is `query`, as
+        // docs/API.md says.
+        let (status, body) = get(url, "/v1/blocks?li%ZZmit=1").await;
+        assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "invalid_path"), "{body}");
+        assert_eq!(body["error"]["field"], "query");
         let (status, body) = get(url, "/v1/blocks?limit=%30").await;
         assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "invalid_number"), "{body}");
     })
@@ -310,6 +320,239 @@ async fn the_bearer_scheme_is_case_insensitive() {
         let (status, body) = answer(response).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(statuses(&body), ["created"]);
+    })
+    .await;
+}
+
+/// Opens a connection from `from` that POSTs to `path` a body declared as `BODY_SIZE_MAX` bytes
+/// and sends 2 KiB every 50 ms (40 KiB a second, above the minimum rate) until the server stops
+/// reading or the task is aborted.
+async fn stream_body(server: SocketAddr, from: IpAddr, path: &'static str) {
+    let mut stream = connect_from(from, server).await;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: {server}\r\ncontent-type: application/json\r\ncontent-length: {BODY_SIZE_MAX}\r\n\r\n"
+    );
+    if stream.write_all(head.as_bytes()).await.is_err() {
+        return;
+    }
+    let chunk = vec![b' '; 2 * 1024];
+    loop {
+        if stream.write_all(&chunk).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// More callers than there are write slots, each sending a write's body and never finishing it,
+/// hold no write slot: a valid write is still taken. (A slot is taken only by a request that
+/// has been read and whose signature or bearer token checks.)
+#[tokio::test]
+async fn callers_with_no_valid_request_hold_no_write_slot() {
+    within(async {
+        let lone = start_lone("no-write-slot", Duration::from_millis(500), 16);
+        let server = address_of(&lone.url);
+        let addresses = 4;
+        let senders = WRITES_IN_FLIGHT_MAX + 8;
+        assert!(senders.div_ceil(addresses) <= CONNECTIONS_PER_ADDRESS_MAX);
+        let streaming: Vec<_> = (0..senders)
+            .map(|index| tokio::spawn(stream_body(server, loopback(40 + (index % addresses) as u8), "/v1/requests")))
+            .collect();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+
+        let request = create_accounts(lone.chain_id, 1, &lone.client, &[account(1, AccountFlags::NONE)]);
+        let (status, body) = post(&lone.url, "/v1/requests", &request).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "a valid write found no slot: {body}");
+        for sender in &streaming {
+            assert!(!sender.is_finished(), "a sender was cut off");
+        }
+        for sender in streaming {
+            sender.abort();
+        }
+    })
+    .await;
+}
+
+/// A body that sent a lot at once and then stalls earns no time by it: a stall longer than the
+/// gap ends the request with 408 `body_timeout` within seconds, not at the body's deadline.
+#[tokio::test]
+async fn a_stalled_body_is_cut_off_whatever_it_sent_before() {
+    within(async {
+        let server = address_of(&lone().url);
+        let mut stream = TcpStream::connect(server).await.unwrap();
+        let head = format!(
+            "POST /v1/accounts/lookup HTTP/1.1\r\nhost: {server}\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\n\r\n",
+            4 * 1024 * 1024
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&vec![b' '; 2 * 1024 * 1024]).await.unwrap();
+        let started = Instant::now();
+        let mut reply = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut reply)).await;
+        let reply = String::from_utf8_lossy(&reply);
+        assert!(reply.starts_with("HTTP/1.1 408"), "after {:?}: {reply}", started.elapsed());
+        assert!(reply.contains("\"body_timeout\"") && reply.contains("stalled"), "{reply}");
+        let bound = Duration::from_millis(BODY_READ_GAP_MAX_MS) + Duration::from_secs(5);
+        assert!(started.elapsed() < bound, "cut off after {:?}", started.elapsed());
+    })
+    .await;
+}
+
+/// One address sending large bodies and then holding them cannot take the validator's whole
+/// body budget: past its share its requests answer 429, and another address's body is read.
+#[tokio::test]
+async fn one_address_cannot_hold_the_whole_body_budget() {
+    within(async {
+        let lone = start_lone("body-budget", Duration::from_millis(500), 16);
+        let server = address_of(&lone.url);
+        let held = std::sync::Arc::new(vec![b' '; BODY_SIZE_MAX - BODY_SIZE_MAX / 16]);
+        // Enough bodies from one address to fill the validator's budget if nothing stopped it.
+        let holders = BODY_BYTES_IN_FLIGHT_MAX / held.len();
+        assert!(holders * held.len() > BODY_BYTES_IN_FLIGHT_MAX - 1024 * 1024);
+        assert!(holders <= CONNECTIONS_PER_ADDRESS_MAX && held.len() < BODY_BYTES_PER_ADDRESS_MAX);
+        let (sent, mut all_sent) = tokio::sync::mpsc::channel(holders);
+        let holding: Vec<_> = (0..holders)
+            .map(|_| {
+                let (held, sent) = (held.clone(), sent.clone());
+                tokio::spawn(async move {
+                    let mut stream = connect_from(loopback(60), server).await;
+                    let head = format!(
+                        "POST /v1/accounts/lookup HTTP/1.1\r\nhost: {server}\r\ncontent-type: application/json\r\n\
+                         content-length: {BODY_SIZE_MAX}\r\n\r\n"
+                    );
+                    let written = async {
+                        stream.write_all(head.as_bytes()).await?;
+                        stream.write_all(&held).await
+                    };
+                    let failed = written.await.is_err();
+                    let _ = sent.send(()).await;
+                    if failed {
+                        return;
+                    }
+                    // Then a byte now and then: the body never stalls, and never ends.
+                    while stream.write_all(b" ").await.is_ok() {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                })
+            })
+            .collect();
+        drop(sent);
+        for _ in 0..holders {
+            tokio::time::timeout(Duration::from_secs(30), all_sent.recv()).await.expect("the bodies were sent");
+        }
+        // Let the server read what is still in the sockets.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+
+        let mut body = br#"{"ids": ["1"]}"#.to_vec();
+        body.resize(1024 * 1024, b' ');
+        let response = http_from(loopback(61))
+            .post(format!("{}/v1/accounts/lookup", lone.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = answer(response).await;
+        assert_eq!((status, &body), (StatusCode::OK, &json!({ "accounts": [] })));
+        for holder in holding {
+            holder.abort();
+        }
+    })
+    .await;
+}
+
+/// A caller that pipelines requests and never reads the answers fills its socket; once nothing
+/// could be written for `ANSWER_WRITE_TIMEOUT_MS`, the connection is dropped, instead of holding
+/// its slot (and a request in progress) forever.
+#[tokio::test]
+async fn a_caller_that_does_not_read_its_answers_loses_its_connection() {
+    within(async {
+        let server = address_of(&lone().url);
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4 * 1024).unwrap();
+        let (mut reader, mut writer) = socket.connect(server).await.unwrap().into_split();
+        let requests = 400;
+        let writing = tokio::spawn(async move {
+            let request = format!("GET /dashboard.js HTTP/1.1\r\nhost: {server}\r\n\r\n");
+            for _ in 0..requests {
+                if writer.write_all(request.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+            // Keep the writing half open: the caller is still there, it just does not read.
+            std::future::pending::<()>().await;
+        });
+        tokio::time::sleep(Duration::from_millis(ANSWER_WRITE_TIMEOUT_MS) + Duration::from_secs(3)).await;
+
+        let mut reply = Vec::new();
+        let mut buffer = vec![0u8; 64 * 1024];
+        let ended = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                match reader.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(read) => reply.extend_from_slice(&buffer[..read]),
+                }
+            }
+        })
+        .await
+        .is_ok();
+        writing.abort();
+        let answers = reply.windows(12).filter(|window| window == b"HTTP/1.1 200").count();
+        assert!(ended, "the connection is still open after {answers} answers");
+        assert!(answers < requests, "all {answers} answers were sent");
+        // The validator still answers others.
+        let (status, _) = get(&lone().url, "/healthz").await;
+        assert_eq!(status, StatusCode::OK);
+    })
+    .await;
+}
+
+/// A connection from an address whose every connection is answering a request is refused with
+/// a 429 `busy` in the API's form (with `Retry-After`), not just closed; other addresses are
+/// served.
+#[tokio::test]
+async fn a_caller_over_its_address_cap_is_answered_busy() {
+    within(async {
+        let lone = start_lone("address-cap", Duration::from_secs(30), 1_024);
+        let server = address_of(&lone.url);
+        let client = http_from(loopback(70));
+        let mut waiting = Vec::new();
+        for index in 0..CONNECTIONS_PER_ADDRESS_MAX {
+            let id = 200 + index as u128;
+            let request = create_accounts(lone.chain_id, id, &lone.client, &[account(id, AccountFlags::NONE)]);
+            let (client, url) = (client.clone(), format!("{}/v1/requests", lone.url));
+            waiting.push(tokio::spawn(async move { client.post(url).json(&request).send().await.map(|r| r.status()) }));
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, status) = get(&lone.url, "/v1/status").await;
+            if status["mempool_requests"].as_u64().unwrap() >= CONNECTIONS_PER_ADDRESS_MAX as u64 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the writes never all arrived: {status}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        let response = http_from(loopback(70)).get(format!("{}/healthz", lone.url)).send().await.unwrap();
+        assert_eq!(response.headers()["retry-after"], "1");
+        let (status, body) = answer(response).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::TOO_MANY_REQUESTS, "busy"), "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("connections"), "{body}");
+        // Over raw TCP, the whole answer arrives and then the connection closes.
+        let mut stream = connect_from(loopback(70), server).await;
+        stream.write_all(format!("GET /healthz HTTP/1.1\r\nhost: {server}\r\n\r\n").as_bytes()).await.unwrap();
+        let mut reply = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut reply)).await.unwrap().unwrap();
+        let reply = String::from_utf8_lossy(&reply);
+        assert!(reply.starts_with("HTTP/1.1 429"), "{reply}");
+        assert!(reply.contains("connection: close") && reply.ends_with("}}"), "{reply}");
+        // Another address is served.
+        let (status, _) = get(&lone.url, "/healthz").await;
+        assert_eq!(status, StatusCode::OK);
+        for write in waiting {
+            write.abort();
+        }
     })
     .await;
 }

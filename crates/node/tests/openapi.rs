@@ -5,7 +5,7 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use tally_ledger::{AccountFilterFlags, AccountFlags, QueryFilterFlags, TransferFlags};
 use tally_node::api::failure::ERROR_CODES;
-use tally_node::api::routes::ROUTES;
+use tally_node::api::routes::{Method, ROUTES};
 
 fn docs(name: &str) -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs").join(name);
@@ -39,6 +39,23 @@ fn openapi_lists_exactly_the_routes_the_router_serves() {
     let unserved: Vec<_> = documented.difference(&served).collect();
     assert!(undocumented.is_empty(), "served but not in docs/openapi.json: {undocumented:?}");
     assert!(unserved.is_empty(), "in docs/openapi.json but not served: {unserved:?}");
+}
+
+/// What the edge may answer on any route: 429 `busy` to a connection over its address's cap, and
+/// on every route that reads a body, 400, 408 `body_timeout` and 413 `body_too_large`.
+#[test]
+fn openapi_lists_the_edge_answers_of_every_route() {
+    let document = openapi();
+    for route in ROUTES {
+        let responses = &document["paths"][route.path][route.method.name()]["responses"];
+        let mut expected = vec!["429"];
+        if route.method == Method::Post {
+            expected.extend(["400", "408", "413"]);
+        }
+        for status in expected {
+            assert!(responses.get(status).is_some(), "{} {} does not list {status}", route.method.name(), route.path);
+        }
+    }
 }
 
 #[test]

@@ -17,7 +17,8 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     (
         "invalid_path",
         400,
-        "the path or a query value has a bad percent-encoding (not % and two hex digits, or not UTF-8)",
+        "the path, a query parameter's name or its value has a bad percent-encoding (not % and two hex digits, or \
+         not UTF-8)",
     ),
     ("invalid_number", 400, "a decimal string that is not a plain integer, or out of the field's range"),
     ("unknown_flag", 400, "a flag name this version does not know"),
@@ -40,7 +41,8 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     (
         "body_timeout",
         408,
-        "the body arrived slower than 16 KiB/s after the first 2 s, or not within 30 s, or broke off",
+        "the body arrived slower than 16 KiB/s after the first 2 s, stalled for 2 s, did not arrive within 30 s, or \
+         broke off",
     ),
     (
         "request_id_conflict",
@@ -51,8 +53,8 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     (
         "busy",
         429,
-        "the mempool, this validator's queue, its write slots or its body budget are full; retry after Retry-After \
-         seconds",
+        "the mempool, this validator's queue, its write slots or its body budget (all of it, or an address's share) \
+         are full, or the caller's address holds its most connections; retry after Retry-After seconds",
     ),
     ("halted", 503, "this validator stopped (a storage failure or a state divergence); use another"),
 ];

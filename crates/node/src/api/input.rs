@@ -2,9 +2,10 @@
 //! hex keys, and the `limit` of a page.
 
 use crate::api::ApiState;
+use crate::api::caller::{BodyShare, Caller};
 use crate::api::failure::Failure;
 use crate::constants::{
-    BODIES_IN_FLIGHT_MAX, BODY_BYTES_IN_FLIGHT_MAX, BODY_READ_GRACE_MS, BODY_READ_RATE_MIN_BYTES_PER_SECOND,
+    BODIES_IN_FLIGHT_MAX, BODY_READ_GAP_MAX_MS, BODY_READ_GRACE_MS, BODY_READ_RATE_MIN_BYTES_PER_SECOND,
     BODY_READ_TIMEOUT_MS, BODY_SIZE_MAX, BODY_TURN_WAIT_MS, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX,
 };
 use axum::body::{Body, Bytes};
@@ -16,13 +17,14 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-/// A body that was read, holding its share of the validator's `BODY_BYTES_IN_FLIGHT_MAX` and
-/// one of its `BODIES_IN_FLIGHT_MAX` parsing turns until it is dropped: keep it until the body
-/// is parsed, so that at most that many bodies and their parsed JSON are in memory at once.
+/// A body that was read, holding its share of the validator's `BODY_BYTES_IN_FLIGHT_MAX` (and of
+/// its address's `BODY_BYTES_PER_ADDRESS_MAX`) and one of its `BODIES_IN_FLIGHT_MAX` parsing
+/// turns until it is dropped: keep it until the body is parsed, so that at most that many
+/// bodies and their parsed JSON are in memory at once.
 #[derive(Debug)]
 pub struct Received {
     bytes: Bytes,
-    _share: Option<OwnedSemaphorePermit>,
+    _share: BodyShare,
     _turn: OwnedSemaphorePermit,
 }
 
@@ -34,12 +36,13 @@ impl std::ops::Deref for Received {
     }
 }
 
-/// Reads a body of at most `BODY_SIZE_MAX` bytes, arriving at no less than the minimum rate and
-/// within `BODY_READ_TIMEOUT_MS` (408 `body_timeout`), and then takes one of the validator's
-/// `BODIES_IN_FLIGHT_MAX` parsing turns (429 `busy` after `BODY_TURN_WAIT_MS`). The turn is
-/// taken only once the whole body is here, so callers sending slowly hold no turn.
-pub async fn read_body(api: &ApiState, headers: &HeaderMap, body: Body) -> Result<Received, Failure> {
-    let (bytes, share) = read_bytes(&api.body_bytes, headers, body).await?;
+/// Reads a body of at most `BODY_SIZE_MAX` bytes, arriving at no less than the minimum rate,
+/// with no stall longer than `BODY_READ_GAP_MAX_MS`, and within `BODY_READ_TIMEOUT_MS` (408
+/// `body_timeout`), and then takes one of the validator's `BODIES_IN_FLIGHT_MAX` parsing turns
+/// (429 `busy` after `BODY_TURN_WAIT_MS`). The turn is taken only once the whole body is here,
+/// so callers sending slowly hold no turn.
+pub async fn read_body(api: &ApiState, caller: &Caller, headers: &HeaderMap, body: Body) -> Result<Received, Failure> {
+    let (bytes, share) = read_bytes(caller.body_share(), &api.body_bytes, headers, body).await?;
     let turn = tokio::time::timeout(Duration::from_millis(BODY_TURN_WAIT_MS), api.bodies.clone().acquire_owned())
         .await
         .map_err(|_| {
@@ -56,14 +59,41 @@ pub fn body_due(received: usize) -> Duration {
     Duration::from_millis(BODY_READ_GRACE_MS) + Duration::from_micros(rate_micros)
 }
 
+/// Which bound a body that is still arriving meets first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyBound {
+    /// `BODY_READ_TIMEOUT_MS` since the request began.
+    Deadline,
+    /// Too few bytes for the time taken (`body_due`).
+    Rate,
+    /// No bytes for `BODY_READ_GAP_MAX_MS`.
+    Gap,
+}
+
+/// When a body that began at `started`, has `received` bytes so far and last sent some at
+/// `last_arrival`, is cut off, and by which bound.
+pub fn body_cutoff(started: Instant, last_arrival: Instant, received: usize) -> (Instant, BodyBound) {
+    assert!(last_arrival >= started);
+    [
+        (started + Duration::from_millis(BODY_READ_TIMEOUT_MS), BodyBound::Deadline),
+        (started + body_due(received), BodyBound::Rate),
+        (last_arrival + Duration::from_millis(BODY_READ_GAP_MAX_MS), BodyBound::Gap),
+    ]
+    .into_iter()
+    .min_by_key(|(at, _)| *at)
+    .expect("three bounds")
+}
+
 /// Reads a body of at most `BODY_SIZE_MAX` bytes: a declared length over the limit is refused
-/// before reading, any other body as soon as it crosses the limit. Each chunk takes its share of
-/// `budget` as it arrives (429 `busy` when the validator holds too many body bytes already).
+/// before reading, any other body as soon as it crosses the limit. Each chunk grows `share` as
+/// it arrives (429 `busy` when the caller's address or the validator holds too many body bytes
+/// already).
 async fn read_bytes(
+    mut share: BodyShare,
     budget: &std::sync::Arc<Semaphore>,
     headers: &HeaderMap,
     mut body: Body,
-) -> Result<(Bytes, Option<OwnedSemaphorePermit>), Failure> {
+) -> Result<(Bytes, BodyShare), Failure> {
     let too_large = || Failure::body_too_large(format!("the body is over the limit of {BODY_SIZE_MAX} bytes"));
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -73,23 +103,26 @@ async fn read_bytes(
         return Err(too_large());
     }
     let started = Instant::now();
-    let deadline = started + Duration::from_millis(BODY_READ_TIMEOUT_MS);
+    let mut last_arrival = started;
     let mut held: Vec<u8> = Vec::new();
-    let mut share: Option<OwnedSemaphorePermit> = None;
     loop {
-        let due = (started + body_due(held.len())).min(deadline);
+        let (due, bound) = body_cutoff(started, last_arrival, held.len());
         let frame = std::future::poll_fn(|context| Pin::new(&mut body).poll_frame(context));
         let frame = match tokio::time::timeout_at(due, frame).await {
-            Err(_) if due == deadline => {
-                return Err(Failure::body_timeout(format!("the body did not arrive within {BODY_READ_TIMEOUT_MS} ms")));
-            }
             Err(_) => {
-                return Err(Failure::body_timeout(format!(
-                    "the body arrived slower than {BODY_READ_RATE_MIN_BYTES_PER_SECOND} bytes a second \
-                     ({} bytes in {} ms)",
-                    held.len(),
-                    started.elapsed().as_millis()
-                )));
+                let message = match bound {
+                    BodyBound::Deadline => format!("the body did not arrive within {BODY_READ_TIMEOUT_MS} ms"),
+                    BodyBound::Rate => format!(
+                        "the body arrived slower than {BODY_READ_RATE_MIN_BYTES_PER_SECOND} bytes a second ({} bytes \
+                         in {} ms)",
+                        held.len(),
+                        started.elapsed().as_millis()
+                    ),
+                    BodyBound::Gap => {
+                        format!("the body stalled: no bytes for {BODY_READ_GAP_MAX_MS} ms after {} bytes", held.len())
+                    }
+                };
+                return Err(Failure::body_timeout(message));
             }
             Ok(None) => break,
             // The connection broke or the chunked encoding was wrong: the caller may not even
@@ -106,20 +139,12 @@ async fn read_bytes(
         if data.is_empty() {
             continue;
         }
-        let chunk = u32::try_from(data.len()).expect("a chunk is at most BODY_SIZE_MAX bytes");
-        let taken = budget.clone().try_acquire_many_owned(chunk).map_err(|_| {
-            Failure::busy(format!(
-                "this validator holds {BODY_BYTES_IN_FLIGHT_MAX} bytes of request bodies already; retry shortly"
-            ))
-        })?;
-        match share.as_mut() {
-            Some(share) => share.merge(taken),
-            None => share = Some(taken),
-        }
+        last_arrival = Instant::now();
+        share.grow(budget, data.len())?;
         held.extend_from_slice(&data);
     }
     assert!(held.len() <= BODY_SIZE_MAX);
-    assert_eq!(share.as_ref().map_or(0, |share| share.num_permits()), held.len());
+    assert_eq!(share.bytes(), held.len());
     Ok((Bytes::from(held), share))
 }
 
@@ -193,7 +218,11 @@ pub fn percent_decode(text: &str) -> Result<String, String> {
             index += 1;
             continue;
         }
-        let escape = bytes.get(index + 1..index + 3).and_then(|digits| std::str::from_utf8(digits).ok());
+        // Both digits are checked here: `from_str_radix` alone would take a sign (`%+1`).
+        let escape = bytes
+            .get(index + 1..index + 3)
+            .filter(|digits| digits.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|digits| std::str::from_utf8(digits).ok());
         let Some(byte) = escape.and_then(|digits| u8::from_str_radix(digits, 16).ok()) else {
             let end = (index + 3).min(bytes.len());
             return Err(format!(
@@ -267,9 +296,10 @@ mod tests {
         assert_eq!(percent_decode("plain").unwrap(), "plain");
         assert_eq!(percent_decode("%41%62c").unwrap(), "Abc");
         assert_eq!(percent_decode("%C3%A9").unwrap(), "\u{e9}");
-        for bad in ["%", "%4", "%4G", "%ZZ", "%FF", "%C3"] {
+        for bad in ["%", "%4", "%4G", "%ZZ", "%FF", "%C3", "%+1", "%+F", "%-1", "% 1", "%1 "] {
             assert!(percent_decode(bad).is_err(), "{bad:?}");
         }
+        assert_eq!(page_limit(Some("limit=%+1")).unwrap_err().code, "invalid_path");
     }
 
     #[test]
@@ -281,5 +311,25 @@ mod tests {
         assert_eq!(body_due(10 * rate), Duration::from_millis(BODY_READ_GRACE_MS + 10_000));
         // One byte buys well under a millisecond.
         assert!(body_due(1) < Duration::from_millis(BODY_READ_GRACE_MS + 1));
+    }
+
+    #[test]
+    fn a_body_may_not_stall_whatever_it_sent_before() {
+        let started = Instant::now();
+        let gap = Duration::from_millis(BODY_READ_GAP_MAX_MS);
+        // Nothing sent yet: the grace and the gap agree.
+        assert_eq!(body_cutoff(started, started, 0).0, started + Duration::from_millis(BODY_READ_GRACE_MS));
+        // A large body sent at once earns minutes at the minimum rate, but may still not stall.
+        let later = started + Duration::from_millis(100);
+        assert_eq!(body_cutoff(started, later, 4 * 1024 * 1024), (later + gap, BodyBound::Gap));
+        // Bytes arriving steadily but too slowly meet the rate first.
+        let slow = started + Duration::from_secs(5);
+        assert_eq!(body_cutoff(started, slow, 1_000).1, BodyBound::Rate);
+        // However fast and steady, the deadline holds.
+        let late = started + Duration::from_millis(BODY_READ_TIMEOUT_MS - 1);
+        assert_eq!(
+            body_cutoff(started, late, 8 * 1024 * 1024),
+            (started + Duration::from_millis(BODY_READ_TIMEOUT_MS), BodyBound::Deadline)
+        );
     }
 }

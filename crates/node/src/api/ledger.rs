@@ -1,6 +1,7 @@
 //! Reads: lookups and queries on the ledger as of the last finalized block. Every answer comes
 //! from one immutable finalized state, so a read never sees half a block.
 
+use crate::api::caller::Caller;
 use crate::api::failure::Failure;
 use crate::api::input::{decimal_text, object, page_limit, parse_json, read_body, required};
 use crate::api::{ApiState, off_runtime};
@@ -28,11 +29,12 @@ async fn read(api: &ApiState, query: impl FnOnce(&Ledger) -> Value + Send + 'sta
 /// Reads a JSON body and turns it into `T` off the runtime, holding the body's turn until done.
 async fn body_json<T: Send + 'static>(
     api: &ApiState,
+    caller: &Caller,
     headers: &HeaderMap,
     body: Body,
     parse: impl FnOnce(&Value) -> Result<T, Failure> + Send + 'static,
 ) -> Result<T, Failure> {
-    let received = read_body(api, headers, body).await?;
+    let received = read_body(api, caller, headers, body).await?;
     off_runtime(move || parse(&parse_json(&received)?)).await
 }
 
@@ -55,8 +57,8 @@ fn list(name: &str, items: Vec<Value>) -> Value {
 }
 
 /// `POST /v1/accounts/lookup`.
-pub async fn lookup_accounts(State(api): State<ApiState>, headers: HeaderMap, body: Body) -> Answer {
-    let ids = body_json(&api, &headers, body, ids).await?;
+pub async fn lookup_accounts(State(api): State<ApiState>, caller: Caller, headers: HeaderMap, body: Body) -> Answer {
+    let ids = body_json(&api, &caller, &headers, body, ids).await?;
     read(&api, move |ledger| {
         list("accounts", ledger.lookup_accounts(&ids).iter().map(tally_api::account_to_json).collect())
     })
@@ -64,8 +66,8 @@ pub async fn lookup_accounts(State(api): State<ApiState>, headers: HeaderMap, bo
 }
 
 /// `POST /v1/transfers/lookup`.
-pub async fn lookup_transfers(State(api): State<ApiState>, headers: HeaderMap, body: Body) -> Answer {
-    let ids = body_json(&api, &headers, body, ids).await?;
+pub async fn lookup_transfers(State(api): State<ApiState>, caller: Caller, headers: HeaderMap, body: Body) -> Answer {
+    let ids = body_json(&api, &caller, &headers, body, ids).await?;
     read(&api, move |ledger| {
         list("transfers", ledger.lookup_transfers(&ids).iter().map(tally_api::transfer_to_json).collect())
     })
@@ -98,8 +100,8 @@ pub async fn transfer(State(api): State<ApiState>, Path(id): Path<String>) -> An
 }
 
 /// `POST /v1/accounts/transfers`: an `AccountFilter`.
-pub async fn account_transfers(State(api): State<ApiState>, headers: HeaderMap, body: Body) -> Answer {
-    let filter = body_json(&api, &headers, body, account_filter).await?;
+pub async fn account_transfers(State(api): State<ApiState>, caller: Caller, headers: HeaderMap, body: Body) -> Answer {
+    let filter = body_json(&api, &caller, &headers, body, account_filter).await?;
     read(&api, move |ledger| {
         list("transfers", ledger.get_account_transfers(filter).iter().map(tally_api::transfer_to_json).collect())
     })
@@ -107,8 +109,8 @@ pub async fn account_transfers(State(api): State<ApiState>, headers: HeaderMap, 
 }
 
 /// `POST /v1/accounts/balances`: an `AccountFilter`.
-pub async fn account_balances(State(api): State<ApiState>, headers: HeaderMap, body: Body) -> Answer {
-    let filter = body_json(&api, &headers, body, account_filter).await?;
+pub async fn account_balances(State(api): State<ApiState>, caller: Caller, headers: HeaderMap, body: Body) -> Answer {
+    let filter = body_json(&api, &caller, &headers, body, account_filter).await?;
     read(&api, move |ledger| {
         list("balances", ledger.get_account_balances(filter).iter().map(tally_api::account_balance_to_json).collect())
     })
@@ -116,8 +118,8 @@ pub async fn account_balances(State(api): State<ApiState>, headers: HeaderMap, b
 }
 
 /// `POST /v1/accounts/query`: a `QueryFilter`.
-pub async fn query_accounts(State(api): State<ApiState>, headers: HeaderMap, body: Body) -> Answer {
-    let filter = body_json(&api, &headers, body, query_filter).await?;
+pub async fn query_accounts(State(api): State<ApiState>, caller: Caller, headers: HeaderMap, body: Body) -> Answer {
+    let filter = body_json(&api, &caller, &headers, body, query_filter).await?;
     read(&api, move |ledger| {
         list("accounts", ledger.query_accounts(filter).iter().map(tally_api::account_to_json).collect())
     })
@@ -125,8 +127,8 @@ pub async fn query_accounts(State(api): State<ApiState>, headers: HeaderMap, bod
 }
 
 /// `POST /v1/transfers/query`: a `QueryFilter`.
-pub async fn query_transfers(State(api): State<ApiState>, headers: HeaderMap, body: Body) -> Answer {
-    let filter = body_json(&api, &headers, body, query_filter).await?;
+pub async fn query_transfers(State(api): State<ApiState>, caller: Caller, headers: HeaderMap, body: Body) -> Answer {
+    let filter = body_json(&api, &caller, &headers, body, query_filter).await?;
     read(&api, move |ledger| {
         list("transfers", ledger.query_transfers(filter).iter().map(tally_api::transfer_to_json).collect())
     })

@@ -1,6 +1,7 @@
 //! The HTTP/JSON API every validator serves (docs/API.md). Handlers only translate: JSON in,
 //! a call on the validator's `Mailbox`, JSON out. Every route is listed in `routes.rs`.
 
+pub mod caller;
 pub mod connections;
 pub mod dashboard;
 pub mod failure;
@@ -13,7 +14,6 @@ pub mod status;
 pub mod submit;
 
 use crate::config::Gateway;
-use crate::constants::WRITES_IN_FLIGHT_MAX;
 use crate::genesis_file::GenesisFile;
 use crate::metrics::NodeMetrics;
 use axum::Router;
@@ -153,35 +153,18 @@ async fn check_path(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-/// Lets at most `WRITES_IN_FLIGHT_MAX` writes be in progress at once; one more answers 429 at
-/// once, so writes waiting for finality cannot take every connection from reads.
-async fn limit_writes(
-    axum::extract::State(writes): axum::extract::State<Arc<Semaphore>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let Ok(_write) = writes.try_acquire_owned() else {
-        return Failure::busy(format!("{WRITES_IN_FLIGHT_MAX} writes are in progress here already; retry shortly"))
-            .into_response();
-    };
-    next.run(request).await
-}
-
-/// The API's router, built from `ROUTES`.
+/// The API's router, built from `ROUTES`. Writes take their slot (`caller::Limits`) once their
+/// request is read and checked, not here: a caller with no valid request must not hold one.
 pub fn router(state: ApiState) -> Router {
-    let writes = Arc::new(Semaphore::new(WRITES_IN_FLIGHT_MAX));
     let mut router = Router::new();
     for route in ROUTES {
-        let mut handler = handler(route.method, route.endpoint);
-        if route.endpoint.is_write() {
-            handler = handler.layer(middleware::from_fn_with_state(writes.clone(), limit_writes));
-        }
-        router = router.route(route.path, handler);
+        router = router.route(route.path, handler(route.method, route.endpoint));
     }
     router
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(check_path))
+        .layer(axum::Extension(Arc::new(caller::Limits::default())))
         // Bodies are read by `input::read_body`, which answers 413 in the API's own form.
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)

@@ -6,6 +6,7 @@
 //! its recorded outcome, so a client can retry with the same id through any validator and the
 //! ledger applies it once.
 
+use crate::api::caller::Caller;
 use crate::api::failure::Failure;
 use crate::api::input::{decimal, decimal_text, hex_bytes, object, parse_json, read_body, required};
 use crate::api::signed::{outcome_to_json, pending_to_json, request_from_json};
@@ -26,13 +27,13 @@ use tally_chain::{ChainError, Request, RequestKey, RequestOutcome};
 use tokio::time::Instant;
 
 /// `POST /v1/requests`: a request the client signed.
-pub async fn signed_request(State(api): State<ApiState>, headers: HeaderMap, body: Body) -> Response {
-    let result = signed(&api, &headers, body).await;
+pub async fn signed_request(State(api): State<ApiState>, caller: Caller, headers: HeaderMap, body: Body) -> Response {
+    let result = signed(&api, &caller, &headers, body).await;
     respond(&api, result)
 }
 
-async fn signed(api: &ApiState, headers: &HeaderMap, body: Body) -> Result<Submitted, Failure> {
-    let bytes = read_body(api, headers, body).await?;
+async fn signed(api: &ApiState, caller: &Caller, headers: &HeaderMap, body: Body) -> Result<Submitted, Failure> {
+    let bytes = read_body(api, caller, headers, body).await?;
     let checking = api.clone();
     let request = off_runtime(move || {
         let request = request_from_json(&parse_json(&bytes)?)?;
@@ -40,7 +41,7 @@ async fn signed(api: &ApiState, headers: &HeaderMap, body: Body) -> Result<Submi
         Ok(request)
     })
     .await?;
-    submit(api, request).await
+    submit(api, caller, request).await
 }
 
 /// Whether the genesis lists the request's client and its signature verifies for this chain.
@@ -59,14 +60,19 @@ fn check(api: &ApiState, request: &Request) -> Result<(), Failure> {
 }
 
 /// `POST /v1/accounts` (gateway mode): `{"accounts": [...], "request_id"?}`.
-pub async fn gateway_accounts(State(api): State<ApiState>, headers: HeaderMap, body: Body) -> Response {
-    let result = gateway(&api, &headers, body, "accounts").await;
+pub async fn gateway_accounts(State(api): State<ApiState>, caller: Caller, headers: HeaderMap, body: Body) -> Response {
+    let result = gateway(&api, &caller, &headers, body, "accounts").await;
     respond(&api, result)
 }
 
 /// `POST /v1/transfers` (gateway mode): `{"transfers": [...], "request_id"?}`.
-pub async fn gateway_transfers(State(api): State<ApiState>, headers: HeaderMap, body: Body) -> Response {
-    let result = gateway(&api, &headers, body, "transfers").await;
+pub async fn gateway_transfers(
+    State(api): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = gateway(&api, &caller, &headers, body, "transfers").await;
     respond(&api, result)
 }
 
@@ -119,12 +125,14 @@ fn respond(api: &ApiState, result: Result<Submitted, Failure>) -> Response {
     }
 }
 
-/// Submits a request that passed `check` and waits for its outcome, up to the wait limit.
-async fn submit(api: &ApiState, request: Request) -> Result<Submitted, Failure> {
+/// Submits a request that passed `check` and waits for its outcome, up to the wait limit, in one
+/// of the caller's write slots.
+async fn submit(api: &ApiState, caller: &Caller, request: Request) -> Result<Submitted, Failure> {
     let client = crate::hex::encode(request.client().as_ref());
     if api.health.is_halted() {
         return Err(Failure::halted());
     }
+    let _slot = caller.write_slot()?;
     let key = request.key();
     let events_digest = request.events_digest();
     // A retry of a finalized request answers what happened the first time.
@@ -235,7 +243,13 @@ fn random_request_id() -> u128 {
     u128::from_be_bytes(bytes).max(1)
 }
 
-async fn gateway(api: &ApiState, headers: &HeaderMap, body: Body, events: &str) -> Result<Submitted, Failure> {
+async fn gateway(
+    api: &ApiState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: Body,
+    events: &str,
+) -> Result<Submitted, Failure> {
     let Some(gateway) = &api.gateway else {
         return Err(Failure::unauthorized(
             "this validator runs no gateway; sign requests yourself and POST them to /v1/requests",
@@ -244,7 +258,7 @@ async fn gateway(api: &ApiState, headers: &HeaderMap, body: Body, events: &str) 
     if !authorized(&gateway.token, headers) {
         return Err(Failure::unauthorized("missing or wrong bearer token (Authorization: Bearer <token>)"));
     }
-    let bytes = read_body(api, headers, body).await?;
+    let bytes = read_body(api, caller, headers, body).await?;
     let (signer, chain_id, events) = (gateway.signer.clone(), api.genesis.chain_id(), events.to_string());
     let request = off_runtime(move || {
         let value = parse_json(&bytes)?;
@@ -270,7 +284,7 @@ async fn gateway(api: &ApiState, headers: &HeaderMap, body: Body, events: &str) 
         Ok(request.expect("a checked batch signs"))
     })
     .await?;
-    submit(api, request).await
+    submit(api, caller, request).await
 }
 
 #[cfg(test)]
