@@ -462,9 +462,8 @@ impl Client {
                 // That validator joined from a snapshot above the request's height and holds no
                 // outcome from before; the others do.
                 Verdict::Refused(ClientError::Api { status: 404, ref code, .. }) if code == "outcome_not_held" => {
-                    attempts.heard();
-                    attempts.index = (attempts.index + 1) % self.validators.len();
-                    attempts.sleep(constants::POLL_MIN).await
+                    let reason = String::from("does not hold the outcome (it joined from a snapshot above it)");
+                    attempts.fail(validator, Failure::answered(reason, None), &self.options).await
                 }
                 Verdict::Refused(ClientError::Api { status: 409, code, validator, .. })
                     if code == "request_id_conflict" =>

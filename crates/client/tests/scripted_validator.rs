@@ -222,6 +222,12 @@ async fn a_validator_without_the_outcome_sends_the_client_to_another() {
     let outcome = client(&[joined, holder], options()).create_accounts(&[account(1)]).await.unwrap();
     assert_eq!(outcome.results.len(), 1);
     assert_eq!(joined_log.lock().unwrap().len(), 1, "asked once, then the next validator");
+
+    // When no validator holds it, the call ends when its time is up, naming why.
+    let (alone, _) = scripted(|_, _| (404, vec![], error("outcome_not_held"))).await;
+    let error = client(&[alone], options()).create_accounts(&[account(1)]).await.unwrap_err();
+    assert!(matches!(error, ClientError::Unavailable { .. }), "{error}");
+    assert!(error.to_string().contains("does not hold the outcome"), "{error}");
 }
 
 #[tokio::test]

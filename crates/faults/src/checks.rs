@@ -124,6 +124,45 @@ pub async fn one_state_digest(urls: &[String]) -> Check {
     Check::new("one state digest at one height", failures, String::new())
 }
 
+/// Validators stopped only for storage the nemesis damaged (flipped bytes, a full disk): a
+/// kill, a pause, a cut link or a stepped clock must never stop one, nor damage its files.
+pub fn halts_only_on_damage(halts: &[(usize, String)], damaged: &std::collections::BTreeSet<usize>) -> Check {
+    let failures = halts
+        .iter()
+        .filter(|(index, reason)| !damaged.contains(index) || !is_storage_fail_stop(reason))
+        .map(|(index, reason)| format!("validator {index}: {reason}"))
+        .collect();
+    Check::new(
+        "validators stopped only on storage the nemesis damaged",
+        failures,
+        format!("{} stops, all fail-stops on damaged storage", halts.len()),
+    )
+}
+
+/// Waits (until `deadline`) for every validator to have finalized `height`: one restarted at
+/// the end may still be a few blocks behind the others.
+pub async fn wait_caught_up(urls: &[String], height: u64, deadline: tokio::time::Instant) {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().expect("an HTTP client");
+    while tokio::time::Instant::now() < deadline {
+        let mut behind = false;
+        for url in urls {
+            let reached = match http.get(format!("{url}/v1/status")).send().await {
+                Ok(response) => response
+                    .json::<serde_json::Value>()
+                    .await
+                    .ok()
+                    .and_then(|status| status["height"].as_str().and_then(|height| height.parse::<u64>().ok())),
+                Err(_) => None,
+            };
+            behind |= reached.is_none_or(|reached| reached < height);
+        }
+        if !behind {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// Every acknowledged request answers the same outcome on every validator, every created
 /// transfer exists there exactly as acknowledged, and nothing else was created.
 pub async fn acknowledged_everywhere(
@@ -293,7 +332,7 @@ pub async fn balances(urls: &[String], clients: &[Client], expected: &Balances) 
 /// storage fails (a full disk, damaged files it cannot read) by ending its task, and
 /// Commonware's journals do the same when an append or an open fails. These stop the validator
 /// on purpose (the API answers 503 `halted`); any other panic is a bug.
-fn is_storage_fail_stop(message: &str) -> bool {
+pub fn is_storage_fail_stop(message: &str) -> bool {
     [
         "validator halted: storage failed",
         "unable to append to journal",

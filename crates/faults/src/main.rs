@@ -156,12 +156,30 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     }
     let started = Instant::now();
     let sample_every = args.soak.then_some(Duration::from_secs(60));
+    let chain_id = cluster.chain_id;
     let mut nemesis = nemesis::Nemesis::new(&mut cluster, schedule, started, sample_every);
     for (kind, why) in nemesis.unavailable() {
         println!("left out: {} ({why})", kind.describe());
     }
     nemesis.run(started + duration).await;
     let last_heal = nemesis.outcome.last_heal.unwrap_or_else(Instant::now);
+    // What follows shares one deadline, so that the run ends (with its report) within CI's limit.
+    let finish_by = Instant::now() + Duration::from_secs(170);
+    // Liveness: a new transfer right after the last heal (three of four validators suffice).
+    let probe = workload::client(&urls, 0, chain_id, &signer, LIVENESS_BOUND);
+    let probe_transfer = Transfer {
+        id: u128::MAX - 1,
+        debit_account_id: 1,
+        credit_account_id: 2,
+        amount: 1,
+        ledger: 1,
+        code: 1,
+        ..Transfer::default()
+    };
+    let probe_id = tally_client::random_request_id();
+    let probe_record = workload::send(&probe, probe_id, vec![probe_transfer], Intent::Succeed, &journal).await;
+    let liveness_after = last_heal.elapsed();
+    let live = matches!(probe_record.answer, Answer::Acknowledged { .. }) && liveness_after <= LIVENESS_BOUND;
     // Every validator back (they restart in parallel; one deadline for all).
     let healthy_by = Instant::now() + Duration::from_secs(60);
     for index in 0..4 {
@@ -176,29 +194,15 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         outcome.samples.extend(std::mem::take(&mut nemesis.outcome.samples));
     }
 
-    // Liveness: a new transfer after the last heal.
-    let probe = workload::client(&urls, 0, cluster.chain_id, &signer, LIVENESS_BOUND);
-    let probe_transfer = Transfer {
-        id: u128::MAX - 1,
-        debit_account_id: 1,
-        credit_account_id: 2,
-        amount: 1,
-        ledger: 1,
-        code: 1,
-        ..Transfer::default()
-    };
-    let probe_id = tally_client::random_request_id();
-    let probe_record = workload::send(&probe, probe_id, vec![probe_transfer], Intent::Succeed, &journal).await;
-    let liveness_after = last_heal.elapsed();
-    let live = matches!(probe_record.answer, Answer::Acknowledged { .. }) && liveness_after <= LIVENESS_BOUND;
-
     stop.send_replace(true);
     while tasks.join_next().await.is_some() {}
 
     // Every request without a final answer is sent again with its id until it has one: it
     // applies at most once, so afterwards every record is acknowledged.
     // Sixteen at a time, each within 60 s.
-    let resolver = Arc::new(workload::client(&urls, 1, cluster.chain_id, &signer, Duration::from_secs(60)));
+    let resolve_wait =
+        finish_by.saturating_duration_since(Instant::now()).clamp(Duration::from_secs(5), Duration::from_secs(60));
+    let resolver = Arc::new(workload::client(&urls, 1, cluster.chain_id, &signer, resolve_wait));
     let unknown: Vec<usize> = {
         let journal = journal.lock().unwrap();
         (0..journal.records.len())
@@ -249,6 +253,17 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         ),
     ];
     let expected = checks::model(&journal.records);
+    let height_acknowledged = journal
+        .records
+        .iter()
+        .filter_map(|record| match record.answer {
+            Answer::Acknowledged { height, .. } => Some(height),
+            Answer::Unknown(_) => None,
+        })
+        .max()
+        .unwrap_or(0);
+    let caught_up_by = tokio::time::Instant::now() + Duration::from_secs(60);
+    checks::wait_caught_up(&urls, height_acknowledged, caught_up_by).await;
     let mut state = vec![
         checks::one_state_digest(&urls).await,
         checks::acknowledged_everywhere(&urls, &client_key, &journal, &single, &outcome.rejoined).await,
@@ -270,6 +285,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
                 "validator {index} stopped while the checks read its history ({reason}); rejoined with an empty data \
                  directory and checked again"
             ));
+            outcome.halts.push((*index, reason));
             outcome.rejoined.insert(*index);
             cluster.rejoin(*index)?;
         }
@@ -283,6 +299,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         ];
     }
     results.splice(1..1, state);
+    results.push(checks::halts_only_on_damage(&outcome.halts, &outcome.damaged));
     let logs: Vec<PathBuf> = cluster.validators.iter().map(|validator| validator.log.clone()).collect();
     results.push(checks::no_panics(&logs).0);
     if args.require_all_faults {

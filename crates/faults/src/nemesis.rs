@@ -77,6 +77,11 @@ pub struct Outcome {
     pub samples: Vec<Sample>,
     /// When the last fault was healed.
     pub last_heal: Option<Instant>,
+    /// Every stop of a validator the nemesis did not cause by its own hand: (validator, reason).
+    pub halts: Vec<(usize, String)>,
+    /// Validators whose files the nemesis damaged or whose disk it filled: a fail-stop on a
+    /// storage error is expected of them, of no other.
+    pub damaged: std::collections::BTreeSet<usize>,
     /// Validators that stopped for damage they could not repair, and were given an empty data
     /// directory to rejoin from their peers (as an operator replaces a disk): they hold the
     /// state, but not the history of outcomes from before they rejoined.
@@ -221,6 +226,7 @@ impl<'a> Nemesis<'a> {
                 format!("{half:?} apart from the others for {hold:?}")
             }
             Kind::FlipBytes => {
+                self.outcome.damaged.insert(victim);
                 self.cluster.kill(victim);
                 let flips = self.draw.between(1, 4) as usize;
                 let mut draw = Draw::new(self.draw.next_u64());
@@ -235,6 +241,7 @@ impl<'a> Nemesis<'a> {
             }
             Kind::FillDisk => {
                 let (index, size) = self.cluster.tmpfs.ok_or("no tmpfs")?;
+                self.outcome.damaged.insert(index);
                 let filler = self.cluster.fill_disk().map_err(|error| format!("could not fill the disk: {error}"))?;
                 self.filler = Some(filler);
                 self.sleep(hold).await;
@@ -268,13 +275,20 @@ impl<'a> Nemesis<'a> {
     }
 
     /// The index of the validator that leads the current view, as a running validator sees it.
+    /// Asks every validator in turn, for up to 5 s (just after a crash, none may know yet).
     async fn leader(&mut self) -> Option<usize> {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().ok()?;
-        for validator in &self.cluster.validators {
-            let Ok(response) = http.get(format!("{}/v1/status", validator.api)).send().await else { continue };
-            let Ok(status) = response.json::<serde_json::Value>().await else { continue };
-            let leader = status["leader"].as_str()?;
-            return self.cluster.validators.iter().position(|validator| validator.key == leader);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            for validator in &self.cluster.validators {
+                let Ok(response) = http.get(format!("{}/v1/status", validator.api)).send().await else { continue };
+                let Ok(status) = response.json::<serde_json::Value>().await else { continue };
+                let Some(leader) = status["leader"].as_str() else { continue };
+                if let Some(index) = self.cluster.validators.iter().position(|validator| validator.key == leader) {
+                    return Some(index);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
         None
     }
@@ -304,8 +318,9 @@ impl<'a> Nemesis<'a> {
             } else {
                 continue;
             };
-            let log = &self.cluster.validators[index].log;
-            self.outcome.stopped_on_their_own.push(format!("validator {index} {why}: {}", halt_reason(log)));
+            let reason = halt_reason(&self.cluster.validators[index].log);
+            self.outcome.stopped_on_their_own.push(format!("validator {index} {why}: {reason}"));
+            self.outcome.halts.push((index, reason));
             self.cluster.kill(index);
             self.restart(index, "after it stopped");
             // Started again on the same files: if it stops again, the damage is for good. (A
@@ -318,6 +333,7 @@ impl<'a> Nemesis<'a> {
                 self.outcome
                     .stopped_on_their_own
                     .push(format!("validator {index} stopped again ({reason}); rejoined with an empty data directory"));
+                self.outcome.halts.push((index, reason));
                 self.outcome.rejoined.insert(index);
                 if let Err(error) = self.cluster.rejoin(index) {
                     self.outcome.stopped_on_their_own.push(format!("validator {index} could not rejoin: {error}"));

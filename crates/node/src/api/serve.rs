@@ -168,6 +168,9 @@ pub async fn serve(listener: TcpListener, router: Router, mut stopping: watch::R
                 if let Ok(permit) = refusals.clone().try_acquire_owned() {
                     connections.spawn(refuse(stream, refusal.clone(), permit));
                 }
+                // Finished refusals are reaped here too: a caller refused again and again must
+                // not grow the set while no connection is admitted.
+                while connections.try_join_next().is_some() {}
                 continue;
             }
             Admission::Admitted { id, close } => {
