@@ -114,7 +114,8 @@ const _: () = assert!(OUTCOME_POLL_MS < WAIT_MS_DEFAULT);
 const _: () = assert!(CONNECTIONS_PER_ADDRESS_MAX < CONNECTIONS_IDLE_CLOSE_FROM);
 const _: () = assert!(CONNECTIONS_IDLE_CLOSE_FROM < CONNECTIONS_MAX);
 const _: () = assert!(WRITES_IN_FLIGHT_MAX < CONNECTIONS_MAX);
-// One address's connections cannot take every write slot: a second address always finds one.
+// One address's connections cannot take every write slot (two addresses together can: the
+// cap per address bounds one caller, not a botnet).
 const _: () = assert!(CONNECTIONS_PER_ADDRESS_MAX < WRITES_IN_FLIGHT_MAX);
 const _: () = assert!(BODY_READ_GAP_MAX_MS < BODY_READ_TIMEOUT_MS);
 // An address may send a full body, and cannot hold the whole budget.
