@@ -172,11 +172,19 @@ impl<'a> Nemesis<'a> {
     pub fn sample(&mut self) {
         let count = self.cluster.validators.len();
         self.last_sample = Some(Instant::now());
-        self.outcome.samples.push(Sample {
+        let sample = Sample {
             at: self.started.elapsed(),
             rss_kib: (0..count).map(|index| self.cluster.rss_kib(index)).collect(),
             disk_bytes: (0..count).map(|index| self.cluster.disk_bytes(index)).collect(),
-        });
+        };
+        // Printed as it is taken, so that a long run's figures survive whatever ends it.
+        println!(
+            "[{:>6.1}s] sample: RSS MiB {:?}, data MiB {:?}",
+            sample.at.as_secs_f64(),
+            sample.rss_kib.iter().map(|kib| kib.map(|kib| kib / 1024)).collect::<Vec<_>>(),
+            sample.disk_bytes.iter().map(|bytes| bytes >> 20).collect::<Vec<_>>()
+        );
+        self.outcome.samples.push(sample);
     }
 
     async fn inject(&mut self, kind: Kind, hold: Duration) -> Result<String, String> {
