@@ -192,18 +192,12 @@ impl<'a> Nemesis<'a> {
         let victim = self.draw.index(count);
         Ok(match kind {
             Kind::Kill => {
-                self.ensure_running(victim)?;
-                self.cluster.kill(victim);
-                self.sleep(hold).await;
-                self.restart(victim, "after kill -9");
+                self.kill_for(victim, hold).await?;
                 format!("validator {victim} down for {hold:?}")
             }
             Kind::KillLeader => {
                 let leader = self.leader().await.ok_or("no validator named a leader")?;
-                self.ensure_running(leader)?;
-                self.cluster.kill(leader);
-                self.sleep(hold).await;
-                self.restart(leader, "after kill -9");
+                self.kill_for(leader, hold).await?;
                 format!("leader {leader} down for {hold:?}")
             }
             Kind::Pause => {
@@ -276,6 +270,15 @@ impl<'a> Nemesis<'a> {
                 format!("all down for {down:?}")
             }
         })
+    }
+
+    /// `kill -9` a running validator, and restart it after `hold`.
+    async fn kill_for(&mut self, index: usize, hold: Duration) -> Result<(), String> {
+        self.ensure_running(index)?;
+        self.cluster.kill(index);
+        self.sleep(hold).await;
+        self.restart(index, "after kill -9");
+        Ok(())
     }
 
     fn ensure_running(&mut self, index: usize) -> Result<(), String> {
