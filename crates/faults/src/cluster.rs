@@ -335,9 +335,13 @@ impl Cluster {
         line.split_whitespace().nth(1)?.parse().ok()
     }
 
-    /// Bytes in the validator's data directory.
+    /// Bytes the validator keeps in its data directory (the nemesis's filler file is not counted).
     pub fn disk_bytes(&self, index: usize) -> u64 {
-        walk(&self.validators[index].data_dir).iter().map(|(_, size)| size).sum()
+        walk(&self.validators[index].data_dir)
+            .iter()
+            .filter(|(path, _)| !path.ends_with("nemesis-filler"))
+            .map(|(_, size)| size)
+            .sum()
     }
 
     /// Stops every process and unmounts the tmpfs.
