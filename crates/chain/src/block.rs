@@ -1,28 +1,47 @@
-//! Blocks: the unit Simplex orders.
+//! Blocks: the unit Simplex orders, a header and a body.
 //!
-//! A block names its parent by digest (so the chain is hash-linked from genesis), carries its
-//! height, the consensus view it was proposed in, the proposer's timestamp, the ledger state
-//! digest after executing its parent, and the client requests it orders.
+//! The **header** is what consensus votes on (the block digest is SHA-256 of the encoded header),
+//! and it is small and fixed-size, so that a finalized header with its certificate can prove
+//! facts about a block without carrying the block:
+//! - `parent`, `height`, `epoch`, `view`, `timestamp_ns`: where the block sits in the chain;
+//! - `request_count` and `requests_root`: a binary Merkle root (Commonware's `bmt`, SHA-256)
+//!   over the SHA-256 of each request's encoding, in body order, so one request's inclusion is
+//!   proven by a path of at most 4 digests (16 requests per block);
+//! - `state_digest` and `results_root`: the state after executing the **parent** block, and a
+//!   Merkle root over the parent's request outcomes (`execution.rs` defines the leaves). The lag
+//!   is one block: a block's own execution is checked when its child is verified, and a
+//!   finalized header proves its parent's results.
+//!
+//! The **body** is the requests. A block decoded from bytes recomputes the requests root from
+//! its body and refuses a header that disagrees, so a body cannot be swapped under a header.
 //!
 //! Wire format (big-endian, fixed width):
 //!
 //! ```text
-//! parent (32) | height (8) | view (8) | timestamp ns (8) | state digest (32)
-//! | request count (4) | requests (each as in `request.rs`)
+//! header (166 bytes):
+//!   version (2) | parent (32) | height (8) | epoch (8) | view (8) | timestamp ns (8)
+//!   | request count (4) | requests root (32) | state digest (32) | results root (32)
+//! body:
+//!   request count × request (each as in `request.rs`)
 //! ```
 //!
-//! The request count is checked against `BLOCK_REQUESTS_MAX`, and the whole encoding against
-//! `BLOCK_SIZE_MAX`, before anything is allocated. The digest is SHA-256 of the encoding, which
-//! is canonical: every byte string decodes to at most one block and re-encodes to itself.
+//! `version` is `PROTOCOL_VERSION`; a decoder refuses any other. The request count is checked
+//! against `BLOCK_REQUESTS_MAX`, and the whole encoding against `BLOCK_SIZE_MAX`, before anything
+//! is allocated. The encoding is canonical: every byte string decodes to at most one block and
+//! re-encodes to itself.
 
-use crate::constants::{BLOCK_HEADER_SIZE, BLOCK_REQUESTS_MAX, BLOCK_SIZE_MAX};
+use crate::constants::{BLOCK_HEADER_SIZE, BLOCK_REQUESTS_MAX, BLOCK_SIZE_MAX, PROTOCOL_VERSION};
 use crate::request::Request;
 use bytes::{Buf as _, BufMut};
-use commonware_codec::{Buf, Encode as _, EncodeSize, Error as CodecError, Read, ReadExt as _, Write};
-use commonware_cryptography::{Digest, Hasher as _, Sha256, sha256};
+use commonware_codec::{Buf, Encode as _, EncodeSize, Error as CodecError, FixedSize, Read, ReadExt as _, Write};
+use commonware_cryptography::{Hasher as _, Sha256, sha256};
+use commonware_storage::bmt;
 
-/// The digest of a block: what consensus votes on.
+/// The digest of a block (of its header): what consensus votes on.
 pub type BlockDigest = sha256::Digest;
+
+/// A binary Merkle root (requests or results).
+pub type Root = sha256::Digest;
 
 /// The 32-byte digest of the ledger state.
 pub type StateDigest = [u8; 32];
@@ -32,22 +51,123 @@ pub(crate) fn hash(bytes: &[u8]) -> BlockDigest {
     Sha256::hash(&[bytes])
 }
 
-/// A proposed or finalized block.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Block {
+/// The binary Merkle root over `leaves`, in order (`bmt` binds the leaf count into the root).
+pub fn merkle_root(leaves: impl ExactSizeIterator<Item = sha256::Digest>) -> Root {
+    let mut builder = bmt::Builder::<Sha256>::new(leaves.len());
+    for leaf in leaves {
+        builder.add(&leaf);
+    }
+    builder.build().root()
+}
+
+/// The Merkle root of a body: over the SHA-256 of each request's encoding.
+pub fn requests_root(requests: &[Request]) -> Root {
+    merkle_root(requests.iter().map(|request| hash(&request.encode())))
+}
+
+/// What a block commits to about its parent's execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Commitment {
+    /// The state digest after executing every block up to and including the parent.
+    pub state_digest: StateDigest,
+    /// The Merkle root over the parent's request outcomes.
+    pub results_root: Root,
+}
+
+/// A block header: the fixed-size part that consensus votes on and certificates sign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub version: u16,
     pub parent: BlockDigest,
     pub height: u64,
+    pub epoch: u64,
     pub view: u64,
     pub timestamp_ns: u64,
-    /// The ledger digest after executing every block up to and including the parent.
+    pub request_count: u32,
+    pub requests_root: Root,
+    /// The state after executing the parent.
     pub state_digest: StateDigest,
+    /// The Merkle root over the parent's request outcomes.
+    pub results_root: Root,
+}
+
+impl Header {
+    /// The block digest: SHA-256 of the encoded header.
+    pub fn digest(&self) -> BlockDigest {
+        hash(&self.encode())
+    }
+
+    /// What the header commits to about its parent's execution.
+    pub fn commitment(&self) -> Commitment {
+        Commitment { state_digest: self.state_digest, results_root: self.results_root }
+    }
+}
+
+impl Write for Header {
+    fn write(&self, buf: &mut impl BufMut) {
+        buf.put_u16(self.version);
+        self.parent.write(buf);
+        buf.put_u64(self.height);
+        buf.put_u64(self.epoch);
+        buf.put_u64(self.view);
+        buf.put_u64(self.timestamp_ns);
+        buf.put_u32(self.request_count);
+        self.requests_root.write(buf);
+        buf.put_slice(&self.state_digest);
+        self.results_root.write(buf);
+    }
+}
+
+impl FixedSize for Header {
+    const SIZE: usize = BLOCK_HEADER_SIZE;
+}
+
+impl Read for Header {
+    type Cfg = ();
+
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        let version = u16::read(buf)?;
+        if version != PROTOCOL_VERSION {
+            return Err(CodecError::Invalid("Header", "unsupported protocol version"));
+        }
+        let parent = BlockDigest::read(buf)?;
+        let height = u64::read(buf)?;
+        let epoch = u64::read(buf)?;
+        let view = u64::read(buf)?;
+        let timestamp_ns = u64::read(buf)?;
+        let request_count = u32::read(buf)?;
+        if request_count as usize > BLOCK_REQUESTS_MAX {
+            return Err(CodecError::InvalidLength(request_count as usize));
+        }
+        let requests_root = Root::read(buf)?;
+        let state_digest = <[u8; 32]>::read(buf)?;
+        let results_root = Root::read(buf)?;
+        Ok(Self {
+            version,
+            parent,
+            height,
+            epoch,
+            view,
+            timestamp_ns,
+            request_count,
+            requests_root,
+            state_digest,
+            results_root,
+        })
+    }
+}
+
+/// A proposed or finalized block: its header and the requests it orders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    pub header: Header,
     pub requests: Vec<Request>,
-    /// Cached digest of the encoding above.
+    /// Cached digest of the header.
     digest: BlockDigest,
 }
 
 impl Block {
-    /// Builds a block and computes its digest.
+    /// Builds a block (epoch 0, this protocol version) and computes its roots and digest.
     ///
     /// # Panics
     /// If the block is over the request or size limits: proposers check them first.
@@ -56,15 +176,24 @@ impl Block {
         height: u64,
         view: u64,
         timestamp_ns: u64,
-        state_digest: StateDigest,
+        commitment: Commitment,
         requests: Vec<Request>,
     ) -> Self {
         assert!(requests.len() <= BLOCK_REQUESTS_MAX, "a proposer checks the request limit");
-        let mut block =
-            Self { parent, height, view, timestamp_ns, state_digest, requests, digest: <BlockDigest as Digest>::EMPTY };
-        let encoded = block.encode();
-        assert!(encoded.len() <= BLOCK_SIZE_MAX, "a proposer checks the size limit");
-        block.digest = hash(&encoded);
+        let header = Header {
+            version: PROTOCOL_VERSION,
+            parent,
+            height,
+            epoch: 0,
+            view,
+            timestamp_ns,
+            request_count: u32::try_from(requests.len()).expect("request count checked"),
+            requests_root: requests_root(&requests),
+            state_digest: commitment.state_digest,
+            results_root: commitment.results_root,
+        };
+        let block = Self { digest: header.digest(), header, requests };
+        assert!(block.encode_size() <= BLOCK_SIZE_MAX, "a proposer checks the size limit");
         block
     }
 
@@ -75,12 +204,7 @@ impl Block {
 
 impl Write for Block {
     fn write(&self, buf: &mut impl BufMut) {
-        self.parent.write(buf);
-        buf.put_u64(self.height);
-        buf.put_u64(self.view);
-        buf.put_u64(self.timestamp_ns);
-        buf.put_slice(&self.state_digest);
-        buf.put_u32(u32::try_from(self.requests.len()).expect("request count checked"));
+        self.header.write(buf);
         for request in &self.requests {
             request.write(buf);
         }
@@ -101,23 +225,15 @@ impl Read for Block {
         if buf.remaining() > BLOCK_SIZE_MAX {
             return Err(CodecError::InvalidLength(buf.remaining()));
         }
-        let parent = BlockDigest::read(buf)?;
-        let height = u64::read(buf)?;
-        let view = u64::read(buf)?;
-        let timestamp_ns = u64::read(buf)?;
-        let state_digest = <[u8; 32]>::read(buf)?;
-        let count = u32::read(buf)? as usize;
-        if count > BLOCK_REQUESTS_MAX {
-            return Err(CodecError::InvalidLength(count));
-        }
-        let mut requests = Vec::with_capacity(count);
-        for _ in 0..count {
+        let header = Header::read(buf)?;
+        let mut requests = Vec::with_capacity(header.request_count as usize);
+        for _ in 0..header.request_count {
             requests.push(Request::read(buf)?);
         }
-        let mut block =
-            Self { parent, height, view, timestamp_ns, state_digest, requests, digest: <BlockDigest as Digest>::EMPTY };
-        block.digest = hash(&block.encode());
-        Ok(block)
+        if requests_root(&requests) != header.requests_root {
+            return Err(CodecError::Invalid("Block", "the body does not match the header's requests root"));
+        }
+        Ok(Self { digest: header.digest(), header, requests })
     }
 }
 
@@ -144,48 +260,89 @@ mod tests {
         Request::create_transfers(1, id, &keys::signer_from_seed(3), &transfers).unwrap()
     }
 
+    fn commitment(byte: u8) -> Commitment {
+        Commitment { state_digest: [byte; 32], results_root: hash(&[byte]) }
+    }
+
     fn block(requests: Vec<Request>) -> Block {
-        Block::new(hash(b"parent"), 7, 9, 1_000, [5; 32], requests)
+        Block::new(hash(b"parent"), 7, 9, 1_000, commitment(5), requests)
     }
 
     #[test]
-    fn round_trips_with_a_stable_digest() {
+    fn round_trips_with_a_stable_digest_of_the_header() {
         let original = block(vec![request(1, 2), request(2, 1)]);
         let bytes = original.encode();
         assert_eq!(bytes.len(), BLOCK_HEADER_SIZE + 2 * REQUEST_HEADER_SIZE + 3 * EVENT_SIZE);
         let decoded = Block::decode_cfg(bytes.clone(), &()).unwrap();
         assert_eq!(decoded, original);
-        assert_eq!(decoded.digest(), hash(&bytes));
+        assert_eq!(decoded.digest(), hash(&bytes[..BLOCK_HEADER_SIZE]));
+        assert_eq!(decoded.digest(), original.header.digest());
+        assert_eq!(Header::decode_cfg(bytes.slice(..BLOCK_HEADER_SIZE), &()).unwrap(), original.header);
+        assert_eq!(original.header.request_count, 2);
+        assert_eq!(original.header.version, PROTOCOL_VERSION);
     }
 
     #[test]
     fn every_field_changes_the_digest() {
         let base = block(vec![request(1, 1)]);
         let variants = [
-            Block::new(hash(b"other"), 7, 9, 1_000, [5; 32], vec![request(1, 1)]),
-            Block::new(hash(b"parent"), 8, 9, 1_000, [5; 32], vec![request(1, 1)]),
-            Block::new(hash(b"parent"), 7, 10, 1_000, [5; 32], vec![request(1, 1)]),
-            Block::new(hash(b"parent"), 7, 9, 1_001, [5; 32], vec![request(1, 1)]),
-            Block::new(hash(b"parent"), 7, 9, 1_000, [6; 32], vec![request(1, 1)]),
-            Block::new(hash(b"parent"), 7, 9, 1_000, [5; 32], vec![request(2, 1)]),
-            Block::new(hash(b"parent"), 7, 9, 1_000, [5; 32], vec![]),
+            Block::new(hash(b"other"), 7, 9, 1_000, commitment(5), vec![request(1, 1)]),
+            Block::new(hash(b"parent"), 8, 9, 1_000, commitment(5), vec![request(1, 1)]),
+            Block::new(hash(b"parent"), 7, 10, 1_000, commitment(5), vec![request(1, 1)]),
+            Block::new(hash(b"parent"), 7, 9, 1_001, commitment(5), vec![request(1, 1)]),
+            Block::new(hash(b"parent"), 7, 9, 1_000, commitment(6), vec![request(1, 1)]),
+            Block::new(
+                hash(b"parent"),
+                7,
+                9,
+                1_000,
+                Commitment { results_root: hash(b"other"), ..commitment(5) },
+                vec![request(1, 1)],
+            ),
+            Block::new(hash(b"parent"), 7, 9, 1_000, commitment(5), vec![request(2, 1)]),
+            Block::new(hash(b"parent"), 7, 9, 1_000, commitment(5), vec![]),
         ];
         for variant in variants {
             assert_ne!(variant.digest(), base.digest());
         }
+        let mut epoch = base.header;
+        epoch.epoch = 1;
+        assert_ne!(epoch.digest(), base.digest());
+    }
+
+    #[test]
+    fn a_body_that_does_not_match_its_header_is_refused() {
+        // Swap the one request's body for another of the same size: the header no longer
+        // commits to it.
+        let original = block(vec![request(1, 1)]).encode().to_vec();
+        let other = block(vec![request(2, 1)]).encode().to_vec();
+        let mut swapped = original[..BLOCK_HEADER_SIZE].to_vec();
+        swapped.extend_from_slice(&other[BLOCK_HEADER_SIZE..]);
+        assert_eq!(swapped.len(), original.len());
+        assert!(matches!(Block::decode_cfg(bytes::Bytes::from(swapped), &()), Err(CodecError::Invalid("Block", _))));
+    }
+
+    #[test]
+    fn decode_refuses_other_protocol_versions() {
+        let mut bytes = block(vec![]).encode().to_vec();
+        bytes[..2].copy_from_slice(&(PROTOCOL_VERSION + 1).to_be_bytes());
+        assert!(matches!(
+            Block::decode_cfg(bytes::Bytes::from(bytes.clone()), &()),
+            Err(CodecError::Invalid("Header", _))
+        ));
     }
 
     #[test]
     fn decode_refuses_too_many_requests_before_allocating() {
         let mut bytes = block(vec![]).encode().to_vec();
-        let count_at = BLOCK_HEADER_SIZE - 4;
-        bytes[count_at..].copy_from_slice(&u32::MAX.to_be_bytes());
-        assert!(matches!(Block::decode_cfg(bytes.clone(), &()), Err(CodecError::InvalidLength(_))));
-        bytes[count_at..].copy_from_slice(&((BLOCK_REQUESTS_MAX + 1) as u32).to_be_bytes());
-        assert!(matches!(Block::decode_cfg(bytes.clone(), &()), Err(CodecError::InvalidLength(_))));
+        let count_at = 2 + 32 + 8 * 4;
+        bytes[count_at..count_at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(Block::decode_cfg(bytes::Bytes::from(bytes.clone()), &()), Err(CodecError::InvalidLength(_))));
+        bytes[count_at..count_at + 4].copy_from_slice(&((BLOCK_REQUESTS_MAX + 1) as u32).to_be_bytes());
+        assert!(matches!(Block::decode_cfg(bytes::Bytes::from(bytes.clone()), &()), Err(CodecError::InvalidLength(_))));
         // A count within the limit whose requests are missing.
-        bytes[count_at..].copy_from_slice(&1u32.to_be_bytes());
-        assert!(Block::decode_cfg(bytes, &()).is_err());
+        bytes[count_at..count_at + 4].copy_from_slice(&1u32.to_be_bytes());
+        assert!(Block::decode_cfg(bytes::Bytes::from(bytes.clone()), &()).is_err());
     }
 
     #[test]
@@ -197,13 +354,30 @@ mod tests {
         assert!(fits.encode().len() <= BLOCK_SIZE_MAX);
         let mut bytes = fits.encode().to_vec();
         bytes.resize(BLOCK_SIZE_MAX + 1, 0);
-        assert!(matches!(Block::decode_cfg(bytes, &()), Err(CodecError::InvalidLength(_))));
+        assert!(matches!(Block::decode_cfg(bytes::Bytes::from(bytes.clone()), &()), Err(CodecError::InvalidLength(_))));
     }
 
     #[test]
     fn decode_refuses_trailing_bytes() {
         let mut bytes = block(vec![request(1, 1)]).encode().to_vec();
         bytes.push(0);
-        assert!(matches!(Block::decode_cfg(bytes, &()), Err(CodecError::ExtraData(1))));
+        assert!(matches!(Block::decode_cfg(bytes::Bytes::from(bytes.clone()), &()), Err(CodecError::ExtraData(1))));
+    }
+
+    #[test]
+    fn one_request_is_proven_under_the_requests_root() {
+        let requests: Vec<Request> = (1..=5).map(|id| request(id, 1)).collect();
+        let block = block(requests.clone());
+        let mut builder = bmt::Builder::<Sha256>::new(requests.len());
+        for request in &requests {
+            builder.add(&hash(&request.encode()));
+        }
+        let tree = builder.build();
+        assert_eq!(tree.root(), block.header.requests_root);
+        let proof = tree.proof(3).unwrap();
+        let leaf = hash(&requests[3].encode());
+        assert!(proof.verify_element_inclusion::<Sha256>(&leaf, 3, &block.header.requests_root).is_ok());
+        let other = hash(&requests[2].encode());
+        assert!(proof.verify_element_inclusion::<Sha256>(&other, 3, &block.header.requests_root).is_err());
     }
 }

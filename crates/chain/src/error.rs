@@ -47,6 +47,10 @@ pub enum ChainError {
     TimestampRegressed { parent: u64, found: u64 },
     #[error("block state digest does not match the state after executing its parent")]
     WrongStateDigest,
+    #[error("block results root does not match the outcomes of its parent's requests")]
+    WrongResultsRoot,
+    #[error("block epoch {found} is not the current epoch 0")]
+    WrongEpoch { found: u64 },
     #[error("block repeats request id {id} of one client")]
     RepeatedRequest { id: u128 },
     #[error("block holds {count} requests, more than the limit of {max}")]

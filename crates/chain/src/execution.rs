@@ -13,21 +13,43 @@
 //! is behind it, and the next free nanosecond when a large earlier batch has run ahead of it.
 //! Block timestamps strictly increase along the chain (a block's is greater than its parent's).
 //!
-//! # The state digest
+//! # The state digest and the results root
 //!
 //! A block commits to the state after its parent with `state_digest`: a hash of the ledger
 //! digest and of the digest of the included-request set (`request_set.rs`). Both decide how
 //! later blocks execute, so both are covered, and a snapshot of the whole state can be checked
 //! against one finalized block.
+//!
+//! It also commits to what its parent's requests did, with `results_root`: a binary Merkle root
+//! (`block::merkle_root`) over one leaf per request of the parent, in block order:
+//!
+//! ```text
+//! leaf = SHA-256(client key (32) | request id (16) | events digest (32) | height (8)
+//!                | timestamp ns (8) | result)
+//! result = 1 | count (4) | count × (timestamp ns (8), status (4))    created accounts
+//!        | 2 | count (4) | count × (timestamp ns (8), status (4))    created transfers
+//!        | 3 | kind (1) | a (8) | b (8)                               a refused batch
+//! ```
+//!
+//! (big-endian; statuses are TigerBeetle's result codes, `0` for created; a refused batch's
+//! kind is 1 too long (events, max), 2 timestamp regressed (timestamp, previous), 3 timestamp
+//! out of range (timestamp, events)). A finalized header plus a Merkle path then proves, for a
+//! request of its parent, that it was ordered and what it did. The same `result` encoding is
+//! stored in the finalized log (`application/log.rs`).
 
-use crate::block::{Block, BlockDigest, StateDigest};
-use crate::constants::BLOCK_REQUESTS_MAX;
+use crate::block::{Block, BlockDigest, Commitment, Root, StateDigest, merkle_root};
+use crate::constants::{BLOCK_REQUESTS_MAX, REQUEST_EVENTS_MAX};
 use crate::error::ChainError;
 use crate::genesis::Genesis;
 use crate::request::{Events, EventsDigest, Request, RequestKey};
 use crate::request_set::RequestSetHash;
+use bytes::{Buf as _, BufMut};
+use commonware_codec::{Buf, Error as CodecError, ReadExt as _};
+use commonware_cryptography::{Hasher as _, Sha256, sha256};
 use std::collections::{HashMap, HashSet};
-use tally_ledger::{BatchError, CreateAccountResult, CreateTransferResult, Ledger};
+use tally_ledger::{
+    BatchError, CreateAccountResult, CreateAccountStatus, CreateTransferResult, CreateTransferStatus, Ledger,
+};
 
 /// What the ledger answered to one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +58,94 @@ pub enum RequestResult {
     Transfers(Vec<CreateTransferResult>),
     /// The ledger refused the batch as a whole (its timestamp left no room for its events).
     Refused(BatchError),
+}
+
+impl RequestResult {
+    /// The encoded size of `write`.
+    pub fn encode_size(&self) -> usize {
+        match self {
+            RequestResult::Accounts(results) => 5 + 12 * results.len(),
+            RequestResult::Transfers(results) => 5 + 12 * results.len(),
+            RequestResult::Refused(_) => 1 + 17,
+        }
+    }
+
+    /// Writes the result in the form the results root and the finalized log share (see the
+    /// module's documentation).
+    pub fn write(&self, buf: &mut impl BufMut) {
+        fn events(buf: &mut impl BufMut, tag: u8, results: impl ExactSizeIterator<Item = (u64, u32)>) {
+            buf.put_u8(tag);
+            buf.put_u32(u32::try_from(results.len()).expect("a request has at most 8,190 events"));
+            for (timestamp, status) in results {
+                buf.put_u64(timestamp);
+                buf.put_u32(status);
+            }
+        }
+        match self {
+            RequestResult::Accounts(results) => {
+                events(buf, 1, results.iter().map(|result| (result.timestamp, result.status.code())))
+            }
+            RequestResult::Transfers(results) => {
+                events(buf, 2, results.iter().map(|result| (result.timestamp, result.status.code())))
+            }
+            RequestResult::Refused(error) => {
+                buf.put_u8(3);
+                let (kind, a, b) = match *error {
+                    BatchError::TooLong { events, max } => (1, events as u64, max as u64),
+                    BatchError::TimestampRegressed { timestamp, previous } => (2, timestamp, previous),
+                    BatchError::TimestampOutOfRange { timestamp, events } => (3, timestamp, events as u64),
+                };
+                buf.put_u8(kind);
+                buf.put_u64(a);
+                buf.put_u64(b);
+            }
+        }
+    }
+
+    /// Reads what `write` wrote, refusing unknown tags and status codes and counts over the
+    /// request limit before allocating.
+    pub fn read(buf: &mut impl Buf) -> Result<Self, CodecError> {
+        fn events(buf: &mut impl Buf) -> Result<Vec<(u64, u32)>, CodecError> {
+            let count = u32::read(buf)? as usize;
+            if count > REQUEST_EVENTS_MAX || buf.remaining() < count * 12 {
+                return Err(CodecError::InvalidLength(count));
+            }
+            Ok((0..count).map(|_| (buf.get_u64(), buf.get_u32())).collect())
+        }
+        Ok(match u8::read(buf)? {
+            1 => RequestResult::Accounts(
+                events(buf)?
+                    .into_iter()
+                    .map(|(timestamp, code)| {
+                        let status = CreateAccountStatus::from_code(code)
+                            .ok_or(CodecError::Invalid("RequestResult", "account status"))?;
+                        Ok(CreateAccountResult { timestamp, status })
+                    })
+                    .collect::<Result<_, CodecError>>()?,
+            ),
+            2 => RequestResult::Transfers(
+                events(buf)?
+                    .into_iter()
+                    .map(|(timestamp, code)| {
+                        let status = CreateTransferStatus::from_code(code)
+                            .ok_or(CodecError::Invalid("RequestResult", "transfer status"))?;
+                        Ok(CreateTransferResult { timestamp, status })
+                    })
+                    .collect::<Result<_, CodecError>>()?,
+            ),
+            3 => {
+                let kind = u8::read(buf)?;
+                let (a, b) = (u64::read(buf)?, u64::read(buf)?);
+                RequestResult::Refused(match kind {
+                    1 => BatchError::TooLong { events: a as usize, max: b as usize },
+                    2 => BatchError::TimestampRegressed { timestamp: a, previous: b },
+                    3 => BatchError::TimestampOutOfRange { timestamp: a, events: b as usize },
+                    _ => return Err(CodecError::Invalid("RequestResult", "batch error")),
+                })
+            }
+            _ => return Err(CodecError::Invalid("RequestResult", "result kind")),
+        })
+    }
 }
 
 /// A finalized request's fate: where it was ordered and what the ledger answered.
@@ -47,6 +157,26 @@ pub struct RequestOutcome {
     pub height: u64,
     pub timestamp_ns: u64,
     pub result: RequestResult,
+}
+
+impl RequestOutcome {
+    /// This outcome's leaf under its block's child's results root (see the module's
+    /// documentation).
+    pub fn leaf(&self, key: &RequestKey) -> sha256::Digest {
+        let mut bytes = Vec::with_capacity(32 + 16 + 32 + 8 + 8 + self.result.encode_size());
+        bytes.extend_from_slice(key.client.as_ref());
+        bytes.extend_from_slice(&key.id.to_be_bytes());
+        bytes.extend_from_slice(&self.events_digest);
+        bytes.extend_from_slice(&self.height.to_be_bytes());
+        bytes.extend_from_slice(&self.timestamp_ns.to_be_bytes());
+        self.result.write(&mut bytes);
+        Sha256::hash(&[&bytes])
+    }
+}
+
+/// The Merkle root over one block's request outcomes, in block order.
+pub fn results_root<'a>(outcomes: impl ExactSizeIterator<Item = (&'a RequestKey, &'a RequestOutcome)>) -> Root {
+    merkle_root(outcomes.map(|(key, outcome)| outcome.leaf(key)))
 }
 
 /// The replicated state after executing a block.
@@ -63,6 +193,8 @@ pub struct ChainState {
     included_hash: RequestSetHash,
     /// Ledger events (accounts and transfers to create) in the blocks so far.
     events: u64,
+    /// The Merkle root over the last executed block's request outcomes.
+    results_root: Root,
 }
 
 const STATE_DIGEST_CONTEXT: &str = "tally 2026 chain state digest v1";
@@ -78,24 +210,28 @@ pub fn state_digest(ledger_digest: &StateDigest, included_digest: &[u8; 32]) -> 
 impl ChainState {
     /// The state at genesis: an empty ledger.
     pub fn genesis(block: &Block) -> Self {
-        assert_eq!(block.height, 0);
+        assert_eq!(block.header.height, 0);
         assert!(block.requests.is_empty());
         let state = Self {
             height: 0,
             block: block.digest(),
-            timestamp_ns: block.timestamp_ns,
+            timestamp_ns: block.header.timestamp_ns,
             ledger: Ledger::new(),
             included: HashMap::new(),
             included_hash: RequestSetHash::default(),
             events: 0,
+            results_root: merkle_root(std::iter::empty()),
         };
-        assert_eq!(block.state_digest, state.state_digest(), "the genesis block commits to the empty state");
+        assert_eq!(block.header.commitment(), state.commitment(), "the genesis block commits to the empty state");
         state
     }
 
-    /// The state digest of a chain with an empty ledger and no requests (what genesis commits to).
-    pub fn empty_state_digest() -> StateDigest {
-        state_digest(&Ledger::new().digest(), &RequestSetHash::default().digest())
+    /// What the genesis block commits to: an empty ledger, no requests, no results.
+    pub fn empty_commitment() -> Commitment {
+        Commitment {
+            state_digest: state_digest(&Ledger::new().digest(), &RequestSetHash::default().digest()),
+            results_root: merkle_root(std::iter::empty()),
+        }
     }
 
     /// Builds a state from its parts (a restored snapshot). The caller checks its digest.
@@ -106,12 +242,13 @@ impl ChainState {
         ledger: Ledger,
         included: HashMap<RequestKey, u64>,
         events: u64,
+        results_root: Root,
     ) -> Self {
         let mut included_hash = RequestSetHash::default();
         for (key, height) in &included {
             included_hash.add(key, *height);
         }
-        Self { height, block, timestamp_ns, ledger, included, included_hash, events }
+        Self { height, block, timestamp_ns, ledger, included, included_hash, events, results_root }
     }
 
     /// Ledger events (accounts and transfers to create) in the blocks so far.
@@ -155,6 +292,16 @@ impl ChainState {
         state_digest(&self.ledger_digest(), &self.included_digest())
     }
 
+    /// The Merkle root over the last executed block's request outcomes.
+    pub fn results_root(&self) -> Root {
+        self.results_root
+    }
+
+    /// What the next block commits to: the state digest and the last block's results root.
+    pub fn commitment(&self) -> Commitment {
+        Commitment { state_digest: self.state_digest(), results_root: self.results_root }
+    }
+
     /// Whether a request of this name was included at or before this state's block.
     pub fn includes(&self, key: &RequestKey) -> bool {
         self.included.contains_key(key)
@@ -185,17 +332,24 @@ impl ChainState {
         block: &Block,
         verified: impl Fn(&Request) -> bool,
     ) -> Result<(), ChainError> {
-        if block.parent != self.block {
-            return Err(ChainError::WrongParent { expected: self.block, found: block.parent });
+        let header = &block.header;
+        if header.parent != self.block {
+            return Err(ChainError::WrongParent { expected: self.block, found: header.parent });
         }
-        if block.height != self.height + 1 {
-            return Err(ChainError::WrongHeight { parent: self.height, found: block.height });
+        if header.height != self.height + 1 {
+            return Err(ChainError::WrongHeight { parent: self.height, found: header.height });
         }
-        if block.timestamp_ns <= self.timestamp_ns {
-            return Err(ChainError::TimestampRegressed { parent: self.timestamp_ns, found: block.timestamp_ns });
+        if header.epoch != 0 {
+            return Err(ChainError::WrongEpoch { found: header.epoch });
         }
-        if block.state_digest != self.state_digest() {
+        if header.timestamp_ns <= self.timestamp_ns {
+            return Err(ChainError::TimestampRegressed { parent: self.timestamp_ns, found: header.timestamp_ns });
+        }
+        if header.state_digest != self.state_digest() {
             return Err(ChainError::WrongStateDigest);
+        }
+        if header.results_root != self.results_root {
+            return Err(ChainError::WrongResultsRoot);
         }
         if block.requests.len() > BLOCK_REQUESTS_MAX {
             return Err(ChainError::TooManyRequests { count: block.requests.len(), max: BLOCK_REQUESTS_MAX });
@@ -227,11 +381,12 @@ impl ChainState {
     /// Executes a block that passed `check_child` in place, returning each request's outcome in
     /// block order.
     pub fn apply(&mut self, block: &Block) -> Vec<(RequestKey, RequestOutcome)> {
-        assert_eq!(block.parent, self.block, "apply follows check_child");
-        assert_eq!(block.height, self.height + 1, "apply follows check_child");
+        let header = &block.header;
+        assert_eq!(header.parent, self.block, "apply follows check_child");
+        assert_eq!(header.height, self.height + 1, "apply follows check_child");
         let mut outcomes = Vec::with_capacity(block.requests.len());
         for request in &block.requests {
-            let timestamp_ns = block.timestamp_ns.max(self.ledger.timestamp_last() + 1);
+            let timestamp_ns = header.timestamp_ns.max(self.ledger.timestamp_last() + 1);
             let result = match request.events() {
                 Events::Accounts(accounts) => self
                     .ledger
@@ -243,16 +398,17 @@ impl ChainState {
                     .map_or_else(RequestResult::Refused, RequestResult::Transfers),
             };
             let key = request.key();
-            let previous = self.included.insert(key.clone(), block.height);
+            let previous = self.included.insert(key.clone(), header.height);
             assert!(previous.is_none(), "check_child refuses repeated requests");
-            self.included_hash.add(&key, block.height);
+            self.included_hash.add(&key, header.height);
             self.events += request.events_count() as u64;
             let events_digest = request.events_digest();
-            outcomes.push((key, RequestOutcome { events_digest, height: block.height, timestamp_ns, result }));
+            outcomes.push((key, RequestOutcome { events_digest, height: header.height, timestamp_ns, result }));
         }
-        self.height = block.height;
+        self.height = header.height;
         self.block = block.digest();
-        self.timestamp_ns = block.timestamp_ns;
+        self.timestamp_ns = header.timestamp_ns;
+        self.results_root = results_root(outcomes.iter().map(|(key, outcome)| (key, outcome)));
         outcomes
     }
 }
@@ -297,7 +453,7 @@ mod tests {
     }
 
     fn child(state: &ChainState, timestamp_ns: u64, requests: Vec<Request>) -> Block {
-        Block::new(state.block(), state.height() + 1, state.height() + 1, timestamp_ns, state.state_digest(), requests)
+        Block::new(state.block(), state.height() + 1, state.height() + 1, timestamp_ns, state.commitment(), requests)
     }
 
     #[test]
@@ -337,13 +493,17 @@ mod tests {
         let good = child(&genesis, 2_000, vec![accounts(&fixture, 1)]);
         genesis.check_child(&fixture.genesis, &good).unwrap();
 
-        let wrong_height = Block::new(genesis.block(), 2, 1, 2_000, genesis.state_digest(), vec![]);
+        let wrong_height = Block::new(genesis.block(), 2, 1, 2_000, genesis.commitment(), vec![]);
         assert!(matches!(genesis.check_child(&fixture.genesis, &wrong_height), Err(ChainError::WrongHeight { .. })));
         let stale = child(&genesis, 1_000, vec![]);
         assert!(matches!(genesis.check_child(&fixture.genesis, &stale), Err(ChainError::TimestampRegressed { .. })));
-        let wrong_state = Block::new(genesis.block(), 1, 1, 2_000, [9; 32], vec![]);
+        let wrong_state = Commitment { state_digest: [9; 32], ..genesis.commitment() };
+        let wrong_state = Block::new(genesis.block(), 1, 1, 2_000, wrong_state, vec![]);
         assert_eq!(genesis.check_child(&fixture.genesis, &wrong_state), Err(ChainError::WrongStateDigest));
-        let orphan = Block::new(crate::block::hash(b"elsewhere"), 1, 1, 2_000, genesis.state_digest(), vec![]);
+        let wrong_results = Commitment { results_root: crate::block::hash(b"other results"), ..genesis.commitment() };
+        let wrong_results = Block::new(genesis.block(), 1, 1, 2_000, wrong_results, vec![]);
+        assert_eq!(genesis.check_child(&fixture.genesis, &wrong_results), Err(ChainError::WrongResultsRoot));
+        let orphan = Block::new(crate::block::hash(b"elsewhere"), 1, 1, 2_000, genesis.commitment(), vec![]);
         assert!(matches!(genesis.check_child(&fixture.genesis, &orphan), Err(ChainError::WrongParent { .. })));
         let repeated = child(&genesis, 2_000, vec![accounts(&fixture, 1), accounts(&fixture, 1)]);
         assert_eq!(genesis.check_child(&fixture.genesis, &repeated), Err(ChainError::RepeatedRequest { id: 1 }));
@@ -360,6 +520,70 @@ mod tests {
                 .unwrap();
         let unknown = child(&genesis, 2_000, vec![foreign]);
         assert_eq!(genesis.check_child(&fixture.genesis, &unknown), Err(ChainError::UnknownClient));
+    }
+
+    #[test]
+    fn the_child_commits_to_each_outcome_under_its_results_root() {
+        let fixture = fixture();
+        let genesis = ChainState::genesis(&fixture.genesis.block());
+        let parent = child(&genesis, 2_000, vec![accounts(&fixture, 1), transfers(&fixture, 2, 3)]);
+        let (state, outcomes) = genesis.execute(&parent);
+        let next = child(&state, 3_000, vec![]);
+        state.check_child(&fixture.genesis, &next).unwrap();
+        assert_eq!(next.header.results_root, results_root(outcomes.iter().map(|(key, outcome)| (key, outcome))));
+        assert_ne!(next.header.results_root, genesis.results_root());
+
+        // One outcome is proven by a Merkle path to the header.
+        let mut builder = commonware_storage::bmt::Builder::<Sha256>::new(outcomes.len());
+        for (key, outcome) in &outcomes {
+            builder.add(&outcome.leaf(key));
+        }
+        let tree = builder.build();
+        let proof = tree.proof(1).unwrap();
+        let (key, outcome) = &outcomes[1];
+        assert!(proof.verify_element_inclusion::<Sha256>(&outcome.leaf(key), 1, &next.header.results_root).is_ok());
+
+        // Any other status, timestamp, height or request id gives another leaf.
+        let mut other = outcome.clone();
+        other.timestamp_ns += 1;
+        assert!(proof.verify_element_inclusion::<Sha256>(&other.leaf(key), 1, &next.header.results_root).is_err());
+        let mut other = outcome.clone();
+        other.height += 1;
+        assert_ne!(other.leaf(key), outcome.leaf(key));
+        let other_key = RequestKey { id: key.id + 1, ..key.clone() };
+        assert_ne!(outcome.leaf(&other_key), outcome.leaf(key));
+        let mut other = outcome.clone();
+        if let RequestResult::Transfers(results) = &mut other.result {
+            results[0].status = CreateTransferStatus::ExceedsCredits;
+        }
+        assert_ne!(other.leaf(key), outcome.leaf(key));
+    }
+
+    #[test]
+    fn results_encode_and_decode_every_kind() {
+        let results = [
+            RequestResult::Accounts(vec![CreateAccountResult { timestamp: 5, status: CreateAccountStatus::Created }]),
+            RequestResult::Transfers(vec![
+                CreateTransferResult { timestamp: 6, status: CreateTransferStatus::Created },
+                CreateTransferResult { timestamp: 7, status: CreateTransferStatus::ExceedsCredits },
+            ]),
+            RequestResult::Refused(BatchError::TimestampRegressed { timestamp: 5, previous: 7 }),
+            RequestResult::Refused(BatchError::TooLong { events: 9_000, max: 8_190 }),
+            RequestResult::Refused(BatchError::TimestampOutOfRange { timestamp: 5, events: 2 }),
+        ];
+        for result in results {
+            let mut bytes = Vec::new();
+            result.write(&mut bytes);
+            assert_eq!(bytes.len(), result.encode_size());
+            assert_eq!(RequestResult::read(&mut bytes::Bytes::from(bytes.clone())).unwrap(), result);
+        }
+        // An unknown tag, an unknown status, and a count beyond the request limit are refused.
+        assert!(RequestResult::read(&mut bytes::Bytes::from_static(&[9])).is_err());
+        let mut bytes = vec![2, 0, 0, 0, 1];
+        bytes.extend_from_slice(&5u64.to_be_bytes());
+        bytes.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert!(RequestResult::read(&mut bytes::Bytes::from(bytes.clone())).is_err());
+        assert!(RequestResult::read(&mut bytes::Bytes::from_static(&[1, 0xff, 0xff, 0xff, 0xff])).is_err());
     }
 
     #[test]

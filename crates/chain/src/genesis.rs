@@ -84,14 +84,14 @@ impl Genesis {
         hash(&bytes)
     }
 
-    /// The genesis block: height 0, view 0, no requests, the empty ledger's digest.
+    /// The genesis block: height 0, view 0, no requests, committing to the empty state.
     pub fn block(&self) -> Block {
         Block::new(
             self.commitment(),
             0,
             0,
             self.timestamp_ns,
-            crate::execution::ChainState::empty_state_digest(),
+            crate::execution::ChainState::empty_commitment(),
             Vec::new(),
         )
     }

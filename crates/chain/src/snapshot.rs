@@ -8,7 +8,8 @@
 //! The format (integers little-endian):
 //!
 //! ```text
-//! magic "TALLYCHN" | version u32 | height u64 | block digest [32] | timestamp ns u64
+//! magic "TALLYCHN" | version u32 | height u64 | block digest [32] | results root [32]
+//! timestamp ns u64
 //! events u64         | ledger events in the blocks so far
 //! included count u64 | count × (client key [32], request id u128, height u64),
 //!   sorted by (height, client key, id)
@@ -17,11 +18,11 @@
 //! ```
 //!
 //! Restoring checks the format and the checksum, and never panics on bad bytes. It does not
-//! prove the state is the chain's: a caller compares `ChainState::state_digest` with the
-//! `state_digest` of the finalized block at the next height (a peer's snapshot), or trusts
+//! prove the state is the chain's: a caller compares `ChainState::commitment` (the state digest
+//! and the results root) with the header of the finalized block at the next height (a peer's snapshot), or trusts
 //! its own disk (a local one, behind the checksum).
 
-use crate::block::BlockDigest;
+use crate::block::{BlockDigest, Root};
 use crate::execution::ChainState;
 use crate::keys::ClientKey;
 use crate::request::RequestKey;
@@ -30,7 +31,8 @@ use std::collections::HashMap;
 use tally_ledger::{Ledger, RestoreError};
 
 const MAGIC: &[u8; 8] = b"TALLYCHN";
-const VERSION: u32 = 1;
+/// Version 2 added the results root of the snapshot's block.
+const VERSION: u32 = 2;
 const CHECKSUM_CONTEXT: &str = "tally 2026 chain snapshot checksum v1";
 const ENTRY_SIZE: usize = 32 + 16 + 8;
 
@@ -69,6 +71,7 @@ impl ChainState {
         bytes.extend_from_slice(&VERSION.to_le_bytes());
         bytes.extend_from_slice(&self.height().to_le_bytes());
         bytes.extend_from_slice(self.block().as_ref());
+        bytes.extend_from_slice(self.results_root().as_ref());
         bytes.extend_from_slice(&self.timestamp_ns().to_le_bytes());
         bytes.extend_from_slice(&self.events().to_le_bytes());
         bytes.extend_from_slice(&(entries.len() as u64).to_le_bytes());
@@ -107,6 +110,9 @@ impl ChainState {
         let block_bytes: [u8; 32] = reader.take("block digest")?;
         let block = BlockDigest::decode(bytes::Bytes::copy_from_slice(&block_bytes))
             .map_err(|_| SnapshotError::Inconsistent("block digest".into()))?;
+        let results_bytes: [u8; 32] = reader.take("results root")?;
+        let results_root = Root::decode(bytes::Bytes::copy_from_slice(&results_bytes))
+            .map_err(|_| SnapshotError::Inconsistent("results root".into()))?;
         let timestamp_ns = u64::from_le_bytes(reader.take("timestamp")?);
         let events = u64::from_le_bytes(reader.take("events")?);
         let count = u64::from_le_bytes(reader.take("included count")?);
@@ -145,7 +151,7 @@ impl ChainState {
         if ledger.timestamp_last() > 0 && height == 0 {
             return Err(SnapshotError::Inconsistent("a ledger with events at height 0".into()));
         }
-        Ok(ChainState::from_parts(height, block, timestamp_ns, ledger, included, events))
+        Ok(ChainState::from_parts(height, block, timestamp_ns, ledger, included, events, results_root))
     }
 }
 
@@ -206,7 +212,7 @@ mod tests {
                 state.height() + 1,
                 state.height() + 1,
                 2_000 + index as u64 * 1_000,
-                state.state_digest(),
+                state.commitment(),
                 requests,
             );
             state.check_child(&genesis, &block).unwrap();
@@ -243,6 +249,7 @@ mod tests {
             ledger,
             included,
             state.events(),
+            state.results_root(),
         );
         assert_eq!(forged.ledger_digest(), state.ledger_digest());
         assert_ne!(forged.state_digest(), state.state_digest());
@@ -264,7 +271,7 @@ mod tests {
         }
         // A count that claims more entries than bytes remain, with a valid checksum.
         let mut body = bytes[..bytes.len() - 32].to_vec();
-        let count_at = 8 + 4 + 8 + 32 + 8 + 8;
+        let count_at = 8 + 4 + 8 + 32 + 32 + 8 + 8;
         body[count_at..count_at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
         let sum = checksum(&body);
         body.extend_from_slice(&sum);

@@ -805,7 +805,7 @@ fn clients_wait_for_outcomes_and_read_the_finalized_chain() {
         assert_eq!(blocks.len() as u64, state.height() + 1, "genesis and every finalized block");
         assert_eq!(blocks[0].digest, genesis.block().digest());
         for pair in blocks.windows(2) {
-            assert_eq!(pair[1].block.parent, pair[0].digest);
+            assert_eq!(pair[1].block.header.parent, pair[0].digest);
             assert_eq!(pair[1].height, pair[0].height + 1);
         }
         let including = &blocks[outcome.height as usize];

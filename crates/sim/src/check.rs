@@ -352,7 +352,7 @@ pub fn replay(genesis: &Genesis, log: &[Block]) -> Result<Replay, (u64, String)>
         for request in &block.requests {
             *replay.occurrences.entry(request.key()).or_default() += 1;
         }
-        state.check_child(genesis, block).map_err(|error| (block.height, error.to_string()))?;
+        state.check_child(genesis, block).map_err(|error| (block.header.height, error.to_string()))?;
         let (next, outcomes) = state.execute(block);
         for (key, outcome) in outcomes {
             replay.outcomes.entry(key).or_insert(outcome);

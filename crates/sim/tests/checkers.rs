@@ -45,7 +45,7 @@ fn chain(fixture: &Fixture, blocks: Vec<Vec<Request>>, view_offset: u64) -> (Vec
             height,
             height + view_offset,
             1_000 * height + view_offset,
-            state.state_digest(),
+            state.commitment(),
             requests,
         );
         state.check_child(&fixture.genesis, &block).unwrap();
@@ -181,7 +181,7 @@ fn a_request_finalized_twice_is_reported() {
     // replay, and the count shows the repeat.
     let (mut log, mut history) = chain(&fixture, vec![vec![accounts(&fixture)], vec![transfer(&fixture, 1, 5)]], 0);
     let state = replay(&fixture.genesis, &log).unwrap().state;
-    let repeat = Block::new(state.block(), 3, 3, 3_000, state.state_digest(), vec![transfer(&fixture, 1, 5)]);
+    let repeat = Block::new(state.block(), 3, 3, 3_000, state.commitment(), vec![transfer(&fixture, 1, 5)]);
     history.push(FinalizedEntry { block: repeat.digest(), state_digest: state.state_digest() });
     log.push(repeat);
     observation.validators = vec![record(0, log.clone(), history.clone()), record(1, log, history)];

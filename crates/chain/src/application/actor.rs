@@ -309,7 +309,7 @@ where
                 match Block::decode_cfg(bytes, &()) {
                     Ok(block) => {
                         let digest = block.digest();
-                        let parent = block.parent;
+                        let parent = block.header.parent;
                         let inserted = if self.ancestors.remove(&digest) {
                             let inserted = self.state.insert_finalized_ancestor(block);
                             // A run of ancestors arrives child first: its parent comes next.
@@ -459,8 +459,8 @@ where
         let state_digest = match self.state.history().get(height) {
             Some(entry) => entry.state_digest,
             None => match self.state.finalized_block(height + 1) {
-                Some(above) => above.block.state_digest,
-                None => self.read_log(height + 1).await?.block.state_digest,
+                Some(above) => above.block.header.state_digest,
+                None => self.read_log(height + 1).await?.block.header.state_digest,
             },
         };
         Some(FinalizedBlock { height, digest: block.digest(), block, state_digest })
@@ -479,7 +479,7 @@ where
                     _ => return,
                 },
             };
-            (digest, height) = (block.parent, block.height.saturating_sub(1));
+            (digest, height) = (block.header.parent, block.header.height.saturating_sub(1));
             let encoded = block.encode();
             sent += encoded.len();
             self.fetch_reply(peer.clone(), encoded);
@@ -700,7 +700,7 @@ where
         for vouch in &self.vouches {
             let (Vouch::Proposed { block, .. } | Vouch::Verified { block, .. }) = vouch;
             // A block pruned meanwhile was finalized or lost; either way the verdict stands.
-            if let Some(block) = self.state.block(block).filter(|block| block.height > height) {
+            if let Some(block) = self.state.block(block).filter(|block| block.header.height > height) {
                 voted.append(block).await.unwrap_or_else(|error| halt(error));
             }
         }
@@ -939,7 +939,7 @@ where
         }
         self.finalizations
             .iter()
-            .filter_map(|target| self.state.block(target).map(|block| block.height))
+            .filter_map(|target| self.state.block(target).map(|block| block.header.height))
             .max()
             .filter(|height| *height > finalized + self.snapshot_interval)
     }

@@ -27,12 +27,12 @@ pub fn forged_request_id(view: u64) -> u128 {
 /// Corrupts an honest block as `fault` says. `victim` is the client a forgery claims to be.
 pub(crate) fn corrupt(block: &Block, fault: Fault, victim: &ClientKey) -> Block {
     let mut requests = block.requests.clone();
-    let mut state_digest = block.state_digest;
+    let mut commitment = block.header.commitment();
     match fault {
         Fault::None => return block.clone(),
         Fault::ForgedRequest => {
             let transfer = Transfer {
-                id: forged_request_id(block.view),
+                id: forged_request_id(block.header.view),
                 debit_account_id: 1,
                 credit_account_id: 2,
                 amount: 1_000_000,
@@ -42,11 +42,11 @@ pub(crate) fn corrupt(block: &Block, fault: Fault, victim: &ClientKey) -> Block 
             };
             let body = encode_transfers(&[transfer]);
             // A well-formed signature, but by a key that is not the victim's.
-            let forger = keys::signer_from_seed(u64::MAX - block.view);
+            let forger = keys::signer_from_seed(u64::MAX - block.header.view);
             let signature = keys::sign(&forger, crate::constants::REQUEST_NAMESPACE, &body);
             let forged = Request::from_parts(
                 RequestKind::CreateTransfers,
-                forged_request_id(block.view),
+                forged_request_id(block.header.view),
                 victim.clone(),
                 body,
                 signature,
@@ -57,7 +57,8 @@ pub(crate) fn corrupt(block: &Block, fault: Fault, victim: &ClientKey) -> Block 
             }
             requests.insert(0, forged);
         }
-        Fault::WrongStateDigest => state_digest[0] ^= 1,
+        Fault::WrongStateDigest => commitment.state_digest[0] ^= 1,
     }
-    Block::new(block.parent, block.height, block.view, block.timestamp_ns, state_digest, requests)
+    let header = &block.header;
+    Block::new(header.parent, header.height, header.view, header.timestamp_ns, commitment, requests)
 }

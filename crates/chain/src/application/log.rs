@@ -9,11 +9,12 @@
 //! above genesis (`start`). Storage errors are fail-stop: the caller halts the validator.
 //!
 //! Record format (big-endian): `block length (4) | block | per request: timestamp ns (8) |
-//! result`, where a result is `1 | count (4) | count × (timestamp (8), status (4))` for
-//! accounts, `2 | …` the same for transfers, or `3 | batch error` for a refused batch.
+//! result`, where a result is encoded as under the results root (`execution.rs`): `1 | count (4)
+//! | count × (timestamp (8), status (4))` for accounts, `2 | …` the same for transfers, or
+//! `3 | batch error` for a refused batch.
 
 use crate::block::Block;
-use crate::constants::{BLOCK_SIZE_MAX, REQUEST_EVENTS_MAX};
+use crate::constants::BLOCK_SIZE_MAX;
 use crate::error::ChainError;
 use crate::execution::{RequestOutcome, RequestResult};
 use bytes::{Buf as _, BufMut};
@@ -21,7 +22,6 @@ use commonware_codec::{Buf, Decode as _, EncodeSize, Error as CodecError, Read, 
 use commonware_runtime::buffer::paged::CacheRef;
 use commonware_storage::journal::contiguous::{Contiguous as _, variable};
 use commonware_utils::{NZU16, NZU64, NZUsize};
-use tally_ledger::{BatchError, CreateAccountResult, CreateAccountStatus, CreateTransferResult, CreateTransferStatus};
 
 /// Blocks per journal section (file).
 const BLOCKS_PER_SECTION: u64 = 1_024;
@@ -38,65 +38,20 @@ pub struct LogRecord {
     pub outcomes: Vec<RequestOutcome>,
 }
 
-fn write_results(buf: &mut impl BufMut, tag: u8, results: impl ExactSizeIterator<Item = (u64, u32)>) {
-    buf.put_u8(tag);
-    buf.put_u32(u32::try_from(results.len()).expect("a request has at most 8,190 events"));
-    for (timestamp, status) in results {
-        buf.put_u64(timestamp);
-        buf.put_u32(status);
-    }
-}
-
-fn read_results(buf: &mut impl Buf) -> Result<Vec<(u64, u32)>, CodecError> {
-    let count = u32::read(buf)? as usize;
-    if count > REQUEST_EVENTS_MAX || buf.remaining() < count * 12 {
-        return Err(CodecError::InvalidLength(count));
-    }
-    Ok((0..count).map(|_| (buf.get_u64(), buf.get_u32())).collect())
-}
-
 impl Write for LogRecord {
     fn write(&self, buf: &mut impl BufMut) {
         buf.put_u32(u32::try_from(self.block.encode_size()).expect("blocks fit in u32"));
         self.block.write(buf);
         for outcome in &self.outcomes {
             buf.put_u64(outcome.timestamp_ns);
-            match &outcome.result {
-                RequestResult::Accounts(results) => {
-                    write_results(buf, 1, results.iter().map(|result| (result.timestamp, result.status.code())))
-                }
-                RequestResult::Transfers(results) => {
-                    write_results(buf, 2, results.iter().map(|result| (result.timestamp, result.status.code())))
-                }
-                RequestResult::Refused(error) => {
-                    buf.put_u8(3);
-                    let (kind, a, b) = match *error {
-                        BatchError::TooLong { events, max } => (1, events as u64, max as u64),
-                        BatchError::TimestampRegressed { timestamp, previous } => (2, timestamp, previous),
-                        BatchError::TimestampOutOfRange { timestamp, events } => (3, timestamp, events as u64),
-                    };
-                    buf.put_u8(kind);
-                    buf.put_u64(a);
-                    buf.put_u64(b);
-                }
-            }
+            outcome.result.write(buf);
         }
     }
 }
 
 impl EncodeSize for LogRecord {
     fn encode_size(&self) -> usize {
-        let outcomes: usize = self
-            .outcomes
-            .iter()
-            .map(|outcome| {
-                8 + match &outcome.result {
-                    RequestResult::Accounts(results) => 5 + 12 * results.len(),
-                    RequestResult::Transfers(results) => 5 + 12 * results.len(),
-                    RequestResult::Refused(_) => 1 + 17,
-                }
-            })
-            .sum();
+        let outcomes: usize = self.outcomes.iter().map(|outcome| 8 + outcome.result.encode_size()).sum();
         4 + self.block.encode_size() + outcomes
     }
 }
@@ -113,43 +68,11 @@ impl Read for LogRecord {
         let mut outcomes = Vec::with_capacity(block.requests.len());
         for request in &block.requests {
             let timestamp_ns = u64::read(buf)?;
-            let result = match u8::read(buf)? {
-                1 => RequestResult::Accounts(
-                    read_results(buf)?
-                        .into_iter()
-                        .map(|(timestamp, code)| {
-                            let status = CreateAccountStatus::from_code(code)
-                                .ok_or(CodecError::Invalid("LogRecord", "account status"))?;
-                            Ok(CreateAccountResult { timestamp, status })
-                        })
-                        .collect::<Result<_, CodecError>>()?,
-                ),
-                2 => RequestResult::Transfers(
-                    read_results(buf)?
-                        .into_iter()
-                        .map(|(timestamp, code)| {
-                            let status = CreateTransferStatus::from_code(code)
-                                .ok_or(CodecError::Invalid("LogRecord", "transfer status"))?;
-                            Ok(CreateTransferResult { timestamp, status })
-                        })
-                        .collect::<Result<_, CodecError>>()?,
-                ),
-                3 => {
-                    let kind = u8::read(buf)?;
-                    let (a, b) = (u64::read(buf)?, u64::read(buf)?);
-                    RequestResult::Refused(match kind {
-                        1 => BatchError::TooLong { events: a as usize, max: b as usize },
-                        2 => BatchError::TimestampRegressed { timestamp: a, previous: b },
-                        3 => BatchError::TimestampOutOfRange { timestamp: a, events: b as usize },
-                        _ => return Err(CodecError::Invalid("LogRecord", "batch error")),
-                    })
-                }
-                _ => return Err(CodecError::Invalid("LogRecord", "result kind")),
-            };
+            let result = RequestResult::read(buf)?;
             // The digest is not stored: the block beside the outcomes holds the request itself.
             outcomes.push(RequestOutcome {
                 events_digest: request.events_digest(),
-                height: block.height,
+                height: block.header.height,
                 timestamp_ns,
                 result,
             });
@@ -219,11 +142,11 @@ impl<E: commonware_storage::Context> FinalizedLog<E> {
             return Ok(None);
         }
         let record = journal.read(height - 1).await.map_err(storage_error)?;
-        if record.block.height != height {
+        if record.block.header.height != height {
             return Err(storage_error(format!(
                 "position {} holds height {} (corrupt log)",
                 height - 1,
-                record.block.height
+                record.block.header.height
             )));
         }
         Ok(Some(record))
@@ -244,7 +167,7 @@ impl<E: commonware_storage::Context> FinalizedLog<E> {
     pub async fn append(&mut self, records: &[LogRecord]) -> Result<(), ChainError> {
         let mut journal = self.journal.take().ok_or_else(|| storage_error("failed earlier"))?;
         for record in records {
-            assert_eq!(record.block.height, journal.bounds().end + 1, "the log grows by one height at a time");
+            assert_eq!(record.block.header.height, journal.bounds().end + 1, "the log grows by one height at a time");
             let (next, _position) = journal.append(record).await.map_err(storage_error)?;
             journal = next;
         }
@@ -276,7 +199,10 @@ mod tests {
     use crate::keys::signer_from_seed;
     use crate::request::Request;
     use commonware_codec::Encode as _;
-    use tally_ledger::{Account, Transfer};
+    use tally_ledger::{
+        Account, BatchError, CreateAccountResult, CreateAccountStatus, CreateTransferResult, CreateTransferStatus,
+        Transfer,
+    };
 
     #[test]
     fn records_round_trip_every_kind_of_result() {
@@ -290,7 +216,8 @@ mod tests {
             Request::create_transfers(1, 3, &client, &[transfer]).unwrap(),
         ];
         let digests: Vec<_> = requests.iter().map(Request::events_digest).collect();
-        let block = Block::new(hash(b"parent"), 4, 4, 9_000, [3; 32], requests);
+        let commitment = crate::block::Commitment { state_digest: [3; 32], results_root: hash(b"results") };
+        let block = Block::new(hash(b"parent"), 4, 4, 9_000, commitment, requests);
         let outcome = |index: usize, timestamp_ns, result| RequestOutcome {
             events_digest: digests[index],
             height: 4,

@@ -203,8 +203,7 @@ mod tests {
         let genesis = Genesis::new(1, vec![public_key(&signer_from_seed(0))], Vec::new(), 0).unwrap();
         let mut state = ChainState::genesis(&genesis.block());
         for next in 1..=height {
-            let block =
-                crate::block::Block::new(state.block(), next, next, next * 10, state.state_digest(), Vec::new());
+            let block = crate::block::Block::new(state.block(), next, next, next * 10, state.commitment(), Vec::new());
             state.apply(&block);
         }
         state

@@ -23,7 +23,7 @@
 use crate::application::activity::{ConsensusActivity, Observed, ValidatorActivity};
 use crate::application::fault::{Fault, corrupt};
 use crate::application::log::LogRecord;
-use crate::block::{Block, BlockDigest, StateDigest};
+use crate::block::{Block, BlockDigest, Commitment, StateDigest};
 use crate::constants::{
     BLOCK_HEADER_SIZE, BLOCK_REQUESTS_MAX, BLOCK_SIZE_MAX, BLOCK_TIMESTAMP_DRIFT_NS_MAX, PENDING_BLOCKS_MAX,
 };
@@ -173,8 +173,8 @@ pub struct ApplicationState {
     /// The speculative state after some block above the finalized one, or `None` until needed
     /// (and after a finalization picked another branch).
     tip: Option<ChainState>,
-    /// Pending blocks that passed every check, and the ledger digest after each.
-    executed: HashMap<BlockDigest, StateDigest>,
+    /// Pending blocks that passed every check, and what a child of each commits to.
+    executed: HashMap<BlockDigest, Commitment>,
     /// Pending blocks that broke a rule, and the rule.
     invalid: HashMap<BlockDigest, ChainError>,
     mempool: Mempool,
@@ -305,8 +305,8 @@ impl ApplicationState {
         self.pending
             .values()
             .chain(self.recent.values().map(|(block, _)| block))
-            .find(|block| block.parent == *digest)
-            .map_or(0, |block| block.height - 1)
+            .find(|block| block.header.parent == *digest)
+            .map_or(0, |block| block.header.height - 1)
     }
 
     /// A peer's snapshot to adopt once a finalized chain reaches down to it (see `finalize`).
@@ -407,7 +407,7 @@ impl ApplicationState {
         if self.pending.contains_key(&digest) {
             return Ok(digest);
         }
-        if block.height <= self.finalized.height() {
+        if block.header.height <= self.finalized.height() {
             // Too old to matter: at or below the finalized height.
             return Err(ChainError::ConflictsWithFinalized { height: self.finalized.height() });
         }
@@ -468,12 +468,12 @@ impl ApplicationState {
             let Some(block) = self.pending.get(&cursor) else {
                 return Lookup::Missing(cursor);
             };
-            if block.height <= self.finalized.height() {
+            if block.header.height <= self.finalized.height() {
                 // The walk passed the finalized height without meeting the finalized block.
                 return Lookup::Invalid(ChainError::ConflictsWithFinalized { height: self.finalized.height() });
             }
             path.push(cursor);
-            cursor = block.parent;
+            cursor = block.header.parent;
         };
         if !from_tip {
             self.tip_to_finalized();
@@ -489,7 +489,7 @@ impl ApplicationState {
                 return Lookup::Invalid(error);
             }
             tip.apply(block);
-            self.executed.insert(digest, tip.state_digest());
+            self.executed.insert(digest, tip.commitment());
         }
         Lookup::Ready
     }
@@ -515,7 +515,7 @@ impl ApplicationState {
         let timestamp_ns = now_ns.max(state.timestamp_ns() + 1);
         let requests =
             self.mempool.select(|key| state.includes(key), BLOCK_REQUESTS_MAX, BLOCK_SIZE_MAX - BLOCK_HEADER_SIZE);
-        let block = Block::new(parent, state.height() + 1, view, timestamp_ns, state.state_digest(), requests);
+        let block = Block::new(parent, state.height() + 1, view, timestamp_ns, state.commitment(), requests);
         let digest = self.insert_block(block.clone()).map_err(Lookup::Invalid)?;
         // A proposer is committed to verifying its own block: it must pass every check.
         match self.execute_to(digest) {
@@ -559,11 +559,11 @@ impl ApplicationState {
         let Some(block) = self.block(&digest) else {
             return Lookup::Missing(digest);
         };
-        let verdict = if block.parent != parent {
-            Lookup::Invalid(ChainError::WrongParent { expected: parent, found: block.parent })
-        } else if block.view != view {
-            Lookup::Invalid(ChainError::WrongView { expected: view, found: block.view })
-        } else if block.timestamp_ns > now_ns.saturating_add(BLOCK_TIMESTAMP_DRIFT_NS_MAX) {
+        let verdict = if block.header.parent != parent {
+            Lookup::Invalid(ChainError::WrongParent { expected: parent, found: block.header.parent })
+        } else if block.header.view != view {
+            Lookup::Invalid(ChainError::WrongView { expected: view, found: block.header.view })
+        } else if block.header.timestamp_ns > now_ns.saturating_add(BLOCK_TIMESTAMP_DRIFT_NS_MAX) {
             Lookup::Later
         } else {
             self.judge(digest)
@@ -582,9 +582,9 @@ impl ApplicationState {
     /// execution goes on from it. A candidate the chain disagrees with is dropped.
     pub fn finalize(&mut self, digest: BlockDigest) -> Result<Finalized, ChainError> {
         if let Some(block) = self.block(&digest)
-            && block.height <= self.finalized.height()
+            && block.header.height <= self.finalized.height()
         {
-            let height = block.height;
+            let height = block.header.height;
             let entry = self.history.get(height).map(|entry| entry.block);
             if entry != Some(digest) {
                 return Err(ChainError::FinalizedBlockInvalid {
@@ -628,32 +628,40 @@ impl ApplicationState {
             if self
                 .candidate
                 .as_ref()
-                .is_some_and(|candidate| block.height <= candidate.height() && cursor != candidate.block())
+                .is_some_and(|candidate| block.header.height <= candidate.height() && cursor != candidate.block())
             {
                 self.candidate = None;
                 self.snapshots_refused += 1;
             }
-            if block.height <= self.finalized.height() {
+            if block.header.height <= self.finalized.height() {
                 return Err(ChainError::FinalizedBlockInvalid {
-                    height: block.height,
+                    height: block.header.height,
                     block: cursor,
                     reason: "does not descend from the finalized chain".into(),
                 });
             }
             path.push(cursor);
-            cursor = block.parent;
+            cursor = block.header.parent;
         }
         for digest in path.into_iter().rev() {
             let block = self.pending.remove(&digest).expect("the path is pending");
             self.pending_bytes -= block.encode_size();
-            let (height, state_digest) = (block.height, block.state_digest);
-            let local = self.finalized.state_digest();
-            if state_digest != local {
+            let (height, committed) = (block.header.height, block.header.commitment());
+            let local = self.finalized.commitment();
+            if committed.state_digest != local.state_digest {
                 return Err(ChainError::StateDivergence {
                     height,
                     block: digest,
-                    expected: hex(&state_digest),
-                    local: hex(&local),
+                    expected: hex(&committed.state_digest),
+                    local: hex(&local.state_digest),
+                });
+            }
+            if committed.results_root != local.results_root {
+                return Err(ChainError::StateDivergence {
+                    height,
+                    block: digest,
+                    expected: format!("results root {}", committed.results_root),
+                    local: format!("results root {}", local.results_root),
                 });
             }
             // A block executed speculatively passed every check on this same state.
@@ -663,7 +671,7 @@ impl ApplicationState {
                 return Err(ChainError::FinalizedBlockInvalid { height, block: digest, reason: error.to_string() });
             }
             let outcomes = Arc::make_mut(&mut self.finalized).apply(&block);
-            let after = self.finalized.state_digest();
+            let after = self.finalized.commitment();
             if let Some(speculative) = self.executed.get(&digest)
                 && *speculative != after
             {
@@ -671,13 +679,16 @@ impl ApplicationState {
                     height,
                     block: digest,
                     reason: format!(
-                        "executing it again gave state digest {} where the first execution gave {}",
-                        hex(&after),
-                        hex(speculative)
+                        "executing it again gave state digest {} and results root {} where the first \
+                         execution gave {} and {}",
+                        hex(&after.state_digest),
+                        after.results_root,
+                        hex(&speculative.state_digest),
+                        speculative.results_root
                     ),
                 });
             }
-            self.history.entries.push(FinalizedEntry { block: digest, state_digest: after });
+            self.history.entries.push(FinalizedEntry { block: digest, state_digest: after.state_digest });
             self.mempool.remove(outcomes.iter().map(|(key, _)| key));
             self.recent.insert(height, (block, outcomes));
         }
@@ -687,8 +698,8 @@ impl ApplicationState {
 
     /// Re-executes a block read back from the finalized log (on restart).
     pub fn restore(&mut self, block: Block) -> Result<(), ChainError> {
-        let (digest, height) = (block.digest(), block.height);
-        if height != self.finalized.height() + 1 || block.parent != self.finalized.block() {
+        let (digest, height) = (block.digest(), block.header.height);
+        if height != self.finalized.height() + 1 || block.header.parent != self.finalized.block() {
             return Err(ChainError::Storage(format!("log block at height {height} does not extend the chain")));
         }
         self.insert_block(block)?;
@@ -703,7 +714,7 @@ impl ApplicationState {
         let height = self.finalized.height();
         let mut removed = 0;
         self.pending.retain(|_, block| {
-            let keep = block.height > height;
+            let keep = block.header.height > height;
             if !keep {
                 removed += block.encode_size();
             }
@@ -732,7 +743,7 @@ impl ApplicationState {
     fn descends_from_finalized(&self, digest: BlockDigest) -> bool {
         let mut cursor = digest;
         while let Some(block) = self.pending.get(&cursor) {
-            cursor = block.parent;
+            cursor = block.header.parent;
         }
         cursor == self.finalized.block()
     }
@@ -860,14 +871,14 @@ mod tests {
             forged_signature,
         )
         .unwrap();
-        let bad = Block::new(genesis_state.block(), 1, 1, 2_000, genesis_state.state_digest(), vec![forged]);
+        let bad = Block::new(genesis_state.block(), 1, 1, 2_000, genesis_state.commitment(), vec![forged]);
         follower.insert_block(bad.clone()).unwrap();
         assert!(matches!(
             follower.verify(genesis_state.block(), 1, bad.digest(), 2_000),
             Lookup::Invalid(ChainError::BadSignature)
         ));
         // A child of the forged block cannot be verified either.
-        let child = Block::new(bad.digest(), 2, 2, 3_000, genesis_state.state_digest(), vec![]);
+        let child = Block::new(bad.digest(), 2, 2, 3_000, genesis_state.commitment(), vec![]);
         follower.insert_block(child.clone()).unwrap();
         assert!(matches!(
             follower.verify(bad.digest(), 2, child.digest(), 3_000),
@@ -915,13 +926,14 @@ mod tests {
     fn finalizing_a_block_with_a_diverging_state_digest_halts() {
         let (mut follower, _) = setup();
         let genesis = follower.genesis_digest();
-        let wrong = Block::new(genesis, 1, 1, 2_000, [7; 32], vec![]);
+        let wrong = Commitment { state_digest: [7; 32], ..ChainState::empty_commitment() };
+        let wrong = Block::new(genesis, 1, 1, 2_000, wrong, vec![]);
         follower.insert_block(wrong.clone()).unwrap();
         let error = follower.finalize(wrong.digest()).unwrap_err();
         let message = error.to_string();
         assert!(matches!(error, ChainError::StateDivergence { height: 1, .. }), "{message}");
         assert!(message.contains("0707070707"), "names the block's digest: {message}");
-        assert!(message.contains(&hex(&ChainState::empty_state_digest())), "names ours: {message}");
+        assert!(message.contains(&hex(&ChainState::empty_commitment().state_digest)), "names ours: {message}");
     }
 
     #[test]
@@ -991,7 +1003,7 @@ mod tests {
         // Judging A again needs no execution; building on it moves the tip back.
         assert!(matches!(follower.verify(genesis, 1, a1.digest(), 9_000), Lookup::Ready));
         let a2 = follower.propose(a1.digest(), 4, 4_000).unwrap();
-        assert_eq!(a2.state_digest, rival.judge_and_digest(a1.digest()));
+        assert_eq!(a2.header.state_digest, rival.judge_and_digest(a1.digest()));
         assert!(matches!(follower.verify(b1.digest(), 3, b2.digest(), 9_000), Lookup::Ready));
         assert_eq!(follower.finalize(b2.digest()), Ok(Finalized::Done { height: 2 }));
         // The tip was on B, which won: a child of B2 builds on it directly.

@@ -63,8 +63,11 @@ impl<E: commonware_storage::Context> VotedBlocks<E> {
         let mut written: BTreeMap<u64, BTreeSet<BlockDigest>> = BTreeMap::new();
         while let Some(item) = replay.next().await {
             let (section, _offset, _size, block) = item.map_err(storage_error)?;
-            if block.height != section {
-                return Err(storage_error(format!("section {section} holds a block of height {}", block.height)));
+            if block.header.height != section {
+                return Err(storage_error(format!(
+                    "section {section} holds a block of height {}",
+                    block.header.height
+                )));
             }
             if written.entry(section).or_default().insert(block.digest()) {
                 blocks.push(block);
@@ -76,13 +79,13 @@ impl<E: commonware_storage::Context> VotedBlocks<E> {
 
     /// Appends a block unless it is already stored. Not durable until [`Self::sync`].
     pub async fn append(&mut self, block: &Block) -> Result<(), ChainError> {
-        if !self.written.entry(block.height).or_default().insert(block.digest()) {
+        if !self.written.entry(block.header.height).or_default().insert(block.digest()) {
             return Ok(());
         }
         let journal = self.journal.take().ok_or_else(|| storage_error("failed earlier"))?;
-        let (journal, _offset, _size) = journal.append(block.height, block).await.map_err(storage_error)?;
+        let (journal, _offset, _size) = journal.append(block.header.height, block).await.map_err(storage_error)?;
         self.journal = Some(journal);
-        self.unsynced.insert(block.height);
+        self.unsynced.insert(block.header.height);
         Ok(())
     }
 

@@ -99,15 +99,21 @@ async fn status_json(api: &ApiState) -> Result<Json<Value>, Failure> {
 
 fn block_to_json(block: &FinalizedBlock) -> Value {
     let events: usize = block.block.requests.iter().map(|request| request.events_count()).sum();
+    let header = &block.block.header;
     json!({
         "height": block.height.to_string(),
         "digest": hex::encode(block.digest.as_ref()),
-        "parent": hex::encode(block.block.parent.as_ref()),
-        "view": block.block.view.to_string(),
-        "timestamp": block.block.timestamp_ns.to_string(),
+        "version": header.version,
+        "parent": hex::encode(header.parent.as_ref()),
+        "epoch": header.epoch.to_string(),
+        "view": header.view.to_string(),
+        "timestamp": header.timestamp_ns.to_string(),
         "requests": block.block.requests.len(),
         "events": events,
+        "requests_root": hex::encode(header.requests_root.as_ref()),
         "state_digest": hex::encode(&block.state_digest),
+        "parent_state_digest": hex::encode(header.state_digest),
+        "parent_results_root": hex::encode(header.results_root.as_ref()),
     })
 }
 
