@@ -112,7 +112,7 @@ fn block_to_json(block: &FinalizedBlock) -> Value {
         "events": events,
         "requests_root": hex::encode(header.requests_root.as_ref()),
         "state_digest": hex::encode(&block.state_digest),
-        "parent_state_digest": hex::encode(header.state_digest),
+        "parent_state_digest": hex::encode(&header.state_digest),
         "parent_results_root": hex::encode(header.results_root.as_ref()),
     })
 }
