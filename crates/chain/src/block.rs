@@ -3,7 +3,10 @@
 //! The **header** is what consensus votes on (the block digest is SHA-256 of the encoded header),
 //! and it is small and fixed-size, so that a finalized header with its certificate can prove
 //! facts about a block without carrying the block:
-//! - `parent`, `height`, `epoch`, `view`, `timestamp_ns`: where the block sits in the chain;
+//! - `epoch`, `view`, `leader`, `parent_view`, `parent`: the consensus context it was proposed
+//!   in (Simplex's round, its leader, and the certified parent it builds on), so that a header
+//!   can be checked against the round that certified it without asking consensus;
+//! - `height`, `timestamp_ns`: where the block sits in the chain and the proposer's clock;
 //! - `request_count` and `requests_root`: a binary Merkle root (Commonware's `bmt`, SHA-256)
 //!   over the SHA-256 of each request's encoding, in body order, so one request's inclusion is
 //!   proven by a path of at most 4 digests (16 requests per block);
@@ -18,9 +21,10 @@
 //! Wire format (big-endian, fixed width):
 //!
 //! ```text
-//! header (166 bytes):
-//!   version (2) | parent (32) | height (8) | epoch (8) | view (8) | timestamp ns (8)
-//!   | request count (4) | requests root (32) | state digest (32) | results root (32)
+//! header (206 bytes):
+//!   version (2) | epoch (8) | view (8) | leader (32) | parent view (8) | parent (32)
+//!   | height (8) | timestamp ns (8) | request count (4) | requests root (32)
+//!   | state digest (32) | results root (32)
 //! body:
 //!   request count × request (each as in `request.rs`)
 //! ```
@@ -31,6 +35,7 @@
 //! re-encodes to itself.
 
 use crate::constants::{BLOCK_HEADER_SIZE, BLOCK_REQUESTS_MAX, BLOCK_SIZE_MAX, PROTOCOL_VERSION};
+use crate::keys::ValidatorKey;
 use crate::request::Request;
 use bytes::{Buf as _, BufMut};
 use commonware_codec::{Buf, Encode as _, EncodeSize, Error as CodecError, FixedSize, Read, ReadExt as _, Write};
@@ -74,14 +79,35 @@ pub struct Commitment {
     pub results_root: Root,
 }
 
-/// A block header: the fixed-size part that consensus votes on and certificates sign.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Header {
-    pub version: u16,
-    pub parent: BlockDigest,
-    pub height: u64,
+/// The consensus context a block is proposed in: the round, its leader, and the parent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockContext {
     pub epoch: u64,
     pub view: u64,
+    pub leader: ValidatorKey,
+    /// The view the parent was certified in (0 for the genesis block).
+    pub parent_view: u64,
+    pub parent: BlockDigest,
+}
+
+impl BlockContext {
+    /// The context of a round of epoch 0 whose parent was certified in the view just before it
+    /// (a round that skipped no view).
+    pub fn following(parent: BlockDigest, view: u64, leader: ValidatorKey) -> Self {
+        Self { epoch: 0, view, leader, parent_view: view.saturating_sub(1), parent }
+    }
+}
+
+/// A block header: the fixed-size part that consensus votes on and certificates sign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub version: u16,
+    pub epoch: u64,
+    pub view: u64,
+    pub leader: ValidatorKey,
+    pub parent_view: u64,
+    pub parent: BlockDigest,
+    pub height: u64,
     pub timestamp_ns: u64,
     pub request_count: u32,
     pub requests_root: Root,
@@ -101,15 +127,28 @@ impl Header {
     pub fn commitment(&self) -> Commitment {
         Commitment { state_digest: self.state_digest, results_root: self.results_root }
     }
+
+    /// The consensus context the block was proposed in.
+    pub fn context(&self) -> BlockContext {
+        BlockContext {
+            epoch: self.epoch,
+            view: self.view,
+            leader: self.leader.clone(),
+            parent_view: self.parent_view,
+            parent: self.parent,
+        }
+    }
 }
 
 impl Write for Header {
     fn write(&self, buf: &mut impl BufMut) {
         buf.put_u16(self.version);
-        self.parent.write(buf);
-        buf.put_u64(self.height);
         buf.put_u64(self.epoch);
         buf.put_u64(self.view);
+        self.leader.write(buf);
+        buf.put_u64(self.parent_view);
+        self.parent.write(buf);
+        buf.put_u64(self.height);
         buf.put_u64(self.timestamp_ns);
         buf.put_u32(self.request_count);
         self.requests_root.write(buf);
@@ -130,10 +169,14 @@ impl Read for Header {
         if version != PROTOCOL_VERSION {
             return Err(CodecError::Invalid("Header", "unsupported protocol version"));
         }
-        let parent = BlockDigest::read(buf)?;
-        let height = u64::read(buf)?;
         let epoch = u64::read(buf)?;
         let view = u64::read(buf)?;
+        // Any 32 bytes that decode as a point; whether it is the round's leader is checked
+        // against the consensus context.
+        let leader = ValidatorKey::read(buf)?;
+        let parent_view = u64::read(buf)?;
+        let parent = BlockDigest::read(buf)?;
+        let height = u64::read(buf)?;
         let timestamp_ns = u64::read(buf)?;
         let request_count = u32::read(buf)?;
         if request_count as usize > BLOCK_REQUESTS_MAX {
@@ -144,10 +187,12 @@ impl Read for Header {
         let results_root = Root::read(buf)?;
         Ok(Self {
             version,
-            parent,
-            height,
             epoch,
             view,
+            leader,
+            parent_view,
+            parent,
+            height,
             timestamp_ns,
             request_count,
             requests_root,
@@ -167,25 +212,27 @@ pub struct Block {
 }
 
 impl Block {
-    /// Builds a block (epoch 0, this protocol version) and computes its roots and digest.
+    /// Builds a block of this protocol version and computes its roots and digest.
     ///
     /// # Panics
     /// If the block is over the request or size limits: proposers check them first.
     pub fn new(
-        parent: BlockDigest,
+        context: BlockContext,
         height: u64,
-        view: u64,
         timestamp_ns: u64,
         commitment: Commitment,
         requests: Vec<Request>,
     ) -> Self {
         assert!(requests.len() <= BLOCK_REQUESTS_MAX, "a proposer checks the request limit");
+        let BlockContext { epoch, view, leader, parent_view, parent } = context;
         let header = Header {
             version: PROTOCOL_VERSION,
+            epoch,
+            view,
+            leader,
+            parent_view,
             parent,
             height,
-            epoch: 0,
-            view,
             timestamp_ns,
             request_count: u32::try_from(requests.len()).expect("request count checked"),
             requests_root: requests_root(&requests),
@@ -240,10 +287,15 @@ impl Read for Block {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::block::BlockContext;
     use crate::constants::{EVENT_SIZE, REQUEST_EVENTS_MAX, REQUEST_HEADER_SIZE};
     use crate::keys;
     use commonware_codec::Decode as _;
     use tally_ledger::Transfer;
+
+    fn test_leader() -> crate::keys::ValidatorKey {
+        crate::keys::public_key(&crate::keys::signer_from_seed(0))
+    }
 
     fn request(id: u128, events: usize) -> Request {
         let transfers: Vec<Transfer> = (0..events as u128)
@@ -265,7 +317,7 @@ mod tests {
     }
 
     fn block(requests: Vec<Request>) -> Block {
-        Block::new(hash(b"parent"), 7, 9, 1_000, commitment(5), requests)
+        Block::new(BlockContext::following(hash(b"parent"), 9, test_leader()), 7, 1_000, commitment(5), requests)
     }
 
     #[test]
@@ -286,28 +338,69 @@ mod tests {
     fn every_field_changes_the_digest() {
         let base = block(vec![request(1, 1)]);
         let variants = [
-            Block::new(hash(b"other"), 7, 9, 1_000, commitment(5), vec![request(1, 1)]),
-            Block::new(hash(b"parent"), 8, 9, 1_000, commitment(5), vec![request(1, 1)]),
-            Block::new(hash(b"parent"), 7, 10, 1_000, commitment(5), vec![request(1, 1)]),
-            Block::new(hash(b"parent"), 7, 9, 1_001, commitment(5), vec![request(1, 1)]),
-            Block::new(hash(b"parent"), 7, 9, 1_000, commitment(6), vec![request(1, 1)]),
             Block::new(
-                hash(b"parent"),
+                BlockContext::following(hash(b"other"), 9, test_leader()),
                 7,
-                9,
+                1_000,
+                commitment(5),
+                vec![request(1, 1)],
+            ),
+            Block::new(
+                BlockContext::following(hash(b"parent"), 9, test_leader()),
+                8,
+                1_000,
+                commitment(5),
+                vec![request(1, 1)],
+            ),
+            Block::new(
+                BlockContext::following(hash(b"parent"), 10, test_leader()),
+                7,
+                1_000,
+                commitment(5),
+                vec![request(1, 1)],
+            ),
+            Block::new(
+                BlockContext::following(hash(b"parent"), 9, test_leader()),
+                7,
+                1_001,
+                commitment(5),
+                vec![request(1, 1)],
+            ),
+            Block::new(
+                BlockContext::following(hash(b"parent"), 9, test_leader()),
+                7,
+                1_000,
+                commitment(6),
+                vec![request(1, 1)],
+            ),
+            Block::new(
+                BlockContext::following(hash(b"parent"), 9, test_leader()),
+                7,
                 1_000,
                 Commitment { results_root: hash(b"other"), ..commitment(5) },
                 vec![request(1, 1)],
             ),
-            Block::new(hash(b"parent"), 7, 9, 1_000, commitment(5), vec![request(2, 1)]),
-            Block::new(hash(b"parent"), 7, 9, 1_000, commitment(5), vec![]),
+            Block::new(
+                BlockContext::following(hash(b"parent"), 9, test_leader()),
+                7,
+                1_000,
+                commitment(5),
+                vec![request(2, 1)],
+            ),
+            Block::new(BlockContext::following(hash(b"parent"), 9, test_leader()), 7, 1_000, commitment(5), vec![]),
         ];
         for variant in variants {
             assert_ne!(variant.digest(), base.digest());
         }
-        let mut epoch = base.header;
-        epoch.epoch = 1;
-        assert_ne!(epoch.digest(), base.digest());
+        let mut header = base.header.clone();
+        header.epoch = 1;
+        assert_ne!(header.digest(), base.digest());
+        let mut header = base.header.clone();
+        header.parent_view = 3;
+        assert_ne!(header.digest(), base.digest());
+        let mut header = base.header.clone();
+        header.leader = crate::keys::public_key(&crate::keys::signer_from_seed(1));
+        assert_ne!(header.digest(), base.digest());
     }
 
     #[test]
@@ -335,7 +428,7 @@ mod tests {
     #[test]
     fn decode_refuses_too_many_requests_before_allocating() {
         let mut bytes = block(vec![]).encode().to_vec();
-        let count_at = 2 + 32 + 8 * 4;
+        let count_at = 2 + 8 + 8 + 32 + 8 + 32 + 8 + 8;
         bytes[count_at..count_at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
         assert!(matches!(Block::decode_cfg(bytes::Bytes::from(bytes.clone()), &()), Err(CodecError::InvalidLength(_))));
         bytes[count_at..count_at + 4].copy_from_slice(&((BLOCK_REQUESTS_MAX + 1) as u32).to_be_bytes());

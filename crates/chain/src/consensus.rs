@@ -2,7 +2,7 @@
 //! round-robin leaders, and block digests as payloads. The Commonware types the rest of the
 //! crate needs are named here.
 
-use crate::block::BlockDigest;
+use crate::block::{BlockContext, BlockDigest};
 use crate::genesis::Genesis;
 use crate::keys::{ValidatorKey, ValidatorSigner};
 use commonware_consensus::simplex;
@@ -19,8 +19,21 @@ pub type ConsensusContext = simplex::types::Context<BlockDigest, ValidatorKey>;
 pub type Plan = simplex::Plan<ValidatorKey>;
 /// What Simplex reports (votes, certificates, faults).
 pub type Activity = simplex::types::Activity<Scheme, BlockDigest>;
+/// A finalization: a block's round and digest with a quorum of validator signatures.
+pub type Finalization = simplex::types::Finalization<Scheme, BlockDigest>;
 /// Leader election: round robin over the sorted validators.
 pub type Elector = simplex::elector::RoundRobin;
+
+/// The block context of a consensus context: the round, its leader and the parent.
+pub fn block_context(context: &ConsensusContext) -> BlockContext {
+    BlockContext {
+        epoch: context.round.epoch().get(),
+        view: context.round.view().get(),
+        leader: context.leader.clone(),
+        parent_view: context.parent.0.get(),
+        parent: context.parent.1,
+    }
+}
 
 /// Consensus timing and buffering, in one place.
 #[derive(Debug, Clone)]
@@ -68,6 +81,12 @@ impl ConsensusConfig {
 /// The digest Simplex treats as the implicitly finalized genesis.
 pub fn genesis_floor(genesis: &Genesis) -> simplex::Floor<Scheme, BlockDigest> {
     simplex::Floor::Genesis(genesis.block().digest())
+}
+
+/// The scheme that checks this chain's certificates (anyone's: it signs nothing).
+pub fn certificate_verifier(genesis: &Genesis) -> Scheme {
+    let participants = Set::try_from(genesis.validators().to_vec()).expect("genesis validators are unique");
+    Scheme::verifier(&genesis.consensus_namespace(), participants)
 }
 
 /// This validator's vote-signing scheme, or `None` if it is not a genesis validator.

@@ -22,10 +22,10 @@ pub const REQUEST_SIZE_MAX: usize = REQUEST_HEADER_SIZE + REQUEST_BODY_SIZE_MAX;
 /// other version.
 pub const PROTOCOL_VERSION: u16 = 1;
 
-/// The encoded size of a block header: version (2), parent digest (32), height (8), epoch (8),
-/// view (8), timestamp (8), request count (4), requests root (32), state digest (32) and
-/// results root (32).
-pub const BLOCK_HEADER_SIZE: usize = 2 + 32 + 8 + 8 + 8 + 8 + 4 + 32 + 32 + 32;
+/// The encoded size of a block header: version (2), epoch (8), view (8), leader key (32),
+/// parent view (8), parent digest (32), height (8), timestamp (8), request count (4), requests
+/// root (32), state digest (32) and results root (32).
+pub const BLOCK_HEADER_SIZE: usize = 2 + 8 + 8 + 32 + 8 + 32 + 8 + 8 + 4 + 32 + 32 + 32;
 
 /// The most requests one block carries.
 pub const BLOCK_REQUESTS_MAX: usize = 16;
@@ -58,7 +58,7 @@ pub const REQUEST_NAMESPACE: &[u8] = b"tally/request";
 pub const CONSENSUS_NAMESPACE: &[u8] = b"tally/consensus";
 
 const _: () = assert!(REQUEST_EVENTS_MAX == 8_190);
-const _: () = assert!(BLOCK_HEADER_SIZE == 166);
+const _: () = assert!(BLOCK_HEADER_SIZE == 206);
 const _: () = assert!(REQUEST_BODY_SIZE_MAX <= u32::MAX as usize);
 // A block always has room for at least one largest request.
 const _: () = assert!(BLOCK_HEADER_SIZE + REQUEST_SIZE_MAX <= BLOCK_SIZE_MAX);

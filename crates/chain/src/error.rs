@@ -51,6 +51,8 @@ pub enum ChainError {
     WrongResultsRoot,
     #[error("block epoch {found} is not the current epoch 0")]
     WrongEpoch { found: u64 },
+    #[error("block context does not match the consensus round: {0}")]
+    WrongContext(&'static str),
     #[error("block repeats request id {id} of one client")]
     RepeatedRequest { id: u128 },
     #[error("block holds {count} requests, more than the limit of {max}")]

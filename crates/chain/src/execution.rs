@@ -416,9 +416,14 @@ impl ChainState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::block::BlockContext;
     use crate::keys::{ClientSigner, public_key, signer_from_seed};
     use crate::request::Request;
     use tally_ledger::{Account, CreateAccountStatus, CreateTransferStatus, Transfer};
+
+    fn test_leader() -> crate::keys::ValidatorKey {
+        crate::keys::public_key(&crate::keys::signer_from_seed(0))
+    }
 
     struct Fixture {
         genesis: Genesis,
@@ -453,7 +458,13 @@ mod tests {
     }
 
     fn child(state: &ChainState, timestamp_ns: u64, requests: Vec<Request>) -> Block {
-        Block::new(state.block(), state.height() + 1, state.height() + 1, timestamp_ns, state.commitment(), requests)
+        Block::new(
+            BlockContext::following(state.block(), state.height() + 1, test_leader()),
+            state.height() + 1,
+            timestamp_ns,
+            state.commitment(),
+            requests,
+        )
     }
 
     #[test]
@@ -493,17 +504,31 @@ mod tests {
         let good = child(&genesis, 2_000, vec![accounts(&fixture, 1)]);
         genesis.check_child(&fixture.genesis, &good).unwrap();
 
-        let wrong_height = Block::new(genesis.block(), 2, 1, 2_000, genesis.commitment(), vec![]);
+        let wrong_height = Block::new(
+            BlockContext::following(genesis.block(), 1, test_leader()),
+            2,
+            2_000,
+            genesis.commitment(),
+            vec![],
+        );
         assert!(matches!(genesis.check_child(&fixture.genesis, &wrong_height), Err(ChainError::WrongHeight { .. })));
         let stale = child(&genesis, 1_000, vec![]);
         assert!(matches!(genesis.check_child(&fixture.genesis, &stale), Err(ChainError::TimestampRegressed { .. })));
         let wrong_state = Commitment { state_digest: [9; 32], ..genesis.commitment() };
-        let wrong_state = Block::new(genesis.block(), 1, 1, 2_000, wrong_state, vec![]);
+        let wrong_state =
+            Block::new(BlockContext::following(genesis.block(), 1, test_leader()), 1, 2_000, wrong_state, vec![]);
         assert_eq!(genesis.check_child(&fixture.genesis, &wrong_state), Err(ChainError::WrongStateDigest));
         let wrong_results = Commitment { results_root: crate::block::hash(b"other results"), ..genesis.commitment() };
-        let wrong_results = Block::new(genesis.block(), 1, 1, 2_000, wrong_results, vec![]);
+        let wrong_results =
+            Block::new(BlockContext::following(genesis.block(), 1, test_leader()), 1, 2_000, wrong_results, vec![]);
         assert_eq!(genesis.check_child(&fixture.genesis, &wrong_results), Err(ChainError::WrongResultsRoot));
-        let orphan = Block::new(crate::block::hash(b"elsewhere"), 1, 1, 2_000, genesis.commitment(), vec![]);
+        let orphan = Block::new(
+            BlockContext::following(crate::block::hash(b"elsewhere"), 1, test_leader()),
+            1,
+            2_000,
+            genesis.commitment(),
+            vec![],
+        );
         assert!(matches!(genesis.check_child(&fixture.genesis, &orphan), Err(ChainError::WrongParent { .. })));
         let repeated = child(&genesis, 2_000, vec![accounts(&fixture, 1), accounts(&fixture, 1)]);
         assert_eq!(genesis.check_child(&fixture.genesis, &repeated), Err(ChainError::RepeatedRequest { id: 1 }));

@@ -1,7 +1,7 @@
 //! The genesis: what every validator agrees on before the first block. The chain id, the
 //! validators (consensus keys), the clients allowed to write, and the genesis time.
 
-use crate::block::{Block, BlockDigest, hash};
+use crate::block::{Block, BlockContext, BlockDigest, hash};
 use crate::error::ChainError;
 use crate::keys::{ClientKey, ValidatorKey, is_strong_key};
 use std::collections::BTreeSet;
@@ -84,16 +84,18 @@ impl Genesis {
         hash(&bytes)
     }
 
-    /// The genesis block: height 0, view 0, no requests, committing to the empty state.
+    /// The genesis block: height 0, epoch 0, view 0, no requests, committing to the empty state.
+    /// Its parent is a digest of the genesis itself, and it names the first validator as its
+    /// leader (no one proposed it).
     pub fn block(&self) -> Block {
-        Block::new(
-            self.commitment(),
-            0,
-            0,
-            self.timestamp_ns,
-            crate::execution::ChainState::empty_commitment(),
-            Vec::new(),
-        )
+        let context = BlockContext {
+            epoch: 0,
+            view: 0,
+            leader: self.validators[0].clone(),
+            parent_view: 0,
+            parent: self.commitment(),
+        };
+        Block::new(context, 0, self.timestamp_ns, crate::execution::ChainState::empty_commitment(), Vec::new())
     }
 }
 

@@ -22,6 +22,7 @@
 
 pub mod application;
 pub mod block;
+pub mod certified;
 pub mod consensus;
 pub mod constants;
 pub mod error;

@@ -178,10 +178,15 @@ impl Reader<'_> {
 mod tests {
     use super::*;
     use crate::block::Block;
+    use crate::block::BlockContext;
     use crate::genesis::Genesis;
     use crate::keys::{public_key, signer_from_seed};
     use crate::request::Request;
     use tally_ledger::{Account, Transfer};
+
+    fn test_leader() -> crate::keys::ValidatorKey {
+        crate::keys::public_key(&crate::keys::signer_from_seed(0))
+    }
 
     fn chain() -> (Genesis, ChainState) {
         let client = signer_from_seed(9);
@@ -208,8 +213,7 @@ mod tests {
         ];
         for (index, requests) in blocks.into_iter().enumerate() {
             let block = Block::new(
-                state.block(),
-                state.height() + 1,
+                BlockContext::following(state.block(), state.height() + 1, test_leader()),
                 state.height() + 1,
                 2_000 + index as u64 * 1_000,
                 state.commitment(),

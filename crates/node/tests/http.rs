@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use support::*;
 use tally_chain::RequestKind;
+use tally_chain::certified::CertifiedHeader;
 use tally_chain::keys::public_key;
 use tally_ledger::AccountFlags;
 use tally_node::cluster::{self, Layout};
@@ -137,7 +138,19 @@ async fn accounts_and_transfers_signed_here_are_final_and_readable_everywhere() 
         assert!(!blocks.is_empty() && blocks.len() <= 5);
         let heights: Vec<u64> = blocks.iter().map(|block| block["height"].as_str().unwrap().parse().unwrap()).collect();
         assert!(heights.windows(2).all(|pair| pair[0] == pair[1] + 1), "newest first: {heights:?}");
-        for field in ["digest", "parent", "view", "timestamp", "state_digest"] {
+        for field in [
+            "digest",
+            "epoch",
+            "view",
+            "leader",
+            "parent_view",
+            "parent",
+            "timestamp",
+            "requests_root",
+            "state_digest",
+            "parent_state_digest",
+            "parent_results_root",
+        ] {
             assert!(blocks[0][field].is_string(), "{field} in {}", blocks[0]);
         }
         assert!(blocks[0]["requests"].is_u64() && blocks[0]["events"].is_u64());
@@ -148,6 +161,53 @@ async fn accounts_and_transfers_signed_here_are_final_and_readable_everywhere() 
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["height"].as_str().unwrap().parse::<u64>().unwrap(), transfers_height);
         assert_eq!(statuses(&body), ["created", "created"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_finalized_header_comes_with_a_certificate_any_client_can_check() {
+    within(async {
+        let cluster = cluster();
+        let accounts = create_accounts(cluster.chain_id, 1_500, &cluster.client, &[account(1_500, AccountFlags::NONE)]);
+        let (status, body) = post(&cluster.urls[1], "/v1/requests", &accounts).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let height: u64 = body["height"].as_str().unwrap().parse().unwrap();
+        for url in &cluster.urls {
+            // A validator may not have finalized the height yet (it answers 404 until it has).
+            let mut tries = 0;
+            let (status, body) = loop {
+                let (status, body) = get(url, &format!("/v1/headers/{height}")).await;
+                if status != StatusCode::NOT_FOUND || tries == 50 {
+                    break (status, body);
+                }
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            assert_eq!(status, StatusCode::OK, "{url}: {body}");
+            assert_eq!(body["height"], height.to_string());
+            assert_eq!(body["header"]["height"], height.to_string());
+            assert_eq!(body["header"]["requests"], 1);
+            let certified: u64 = body["certified_height"].as_str().unwrap().parse().unwrap();
+            assert!(certified >= height);
+            assert!(body["signers"].as_array().unwrap().len() >= 3, "a quorum of four: {body}");
+            // The proof checks out against the genesis alone, and proves the header shown.
+            let proof = body["proof"].as_str().unwrap();
+            let bytes = hex::decode(proof, proof.len() / 2).unwrap();
+            let proof = CertifiedHeader::decode(&bytes, &cluster.genesis).unwrap();
+            proof.verify(&cluster.genesis).unwrap();
+            assert_eq!(proof.header.height, height);
+            assert_eq!(hex::encode(proof.header.digest().as_ref()), body["header"]["digest"].as_str().unwrap());
+            assert_eq!(proof.header.request_count, 1);
+        }
+        let (status, body) = get(&cluster.urls[0], "/v1/headers/0").await;
+        assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "header_not_held"), "{body}");
+        let (status, body) = get(&cluster.urls[0], &format!("/v1/headers/{}", u64::MAX)).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "header_not_held"), "{body}");
+        for bad in ["x", "01", "-1", "18446744073709551616"] {
+            let (status, body) = get(&cluster.urls[0], &format!("/v1/headers/{bad}")).await;
+            assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "invalid_number"), "{bad}: {body}");
+        }
     })
     .await;
 }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 use tally_chain::application::{FinalizedEntry, History};
+use tally_chain::block::BlockContext;
 use tally_chain::keys::{ClientSigner, public_key, signer_from_seed};
 use tally_chain::{Block, ChainState, Genesis, Request, RequestResult};
 use tally_ledger::{Account, Transfer};
@@ -13,6 +14,10 @@ const CHAIN: u64 = 5;
 struct Fixture {
     genesis: Genesis,
     client: ClientSigner,
+}
+
+fn test_leader() -> tally_chain::keys::ValidatorKey {
+    public_key(&signer_from_seed(0))
 }
 
 fn fixture() -> Fixture {
@@ -41,9 +46,8 @@ fn chain(fixture: &Fixture, blocks: Vec<Vec<Request>>, view_offset: u64) -> (Vec
     for requests in blocks {
         let height = state.height() + 1;
         let block = Block::new(
-            state.block(),
+            BlockContext::following(state.block(), height + view_offset, test_leader()),
             height,
-            height + view_offset,
             1_000 * height + view_offset,
             state.commitment(),
             requests,
@@ -181,7 +185,13 @@ fn a_request_finalized_twice_is_reported() {
     // replay, and the count shows the repeat.
     let (mut log, mut history) = chain(&fixture, vec![vec![accounts(&fixture)], vec![transfer(&fixture, 1, 5)]], 0);
     let state = replay(&fixture.genesis, &log).unwrap().state;
-    let repeat = Block::new(state.block(), 3, 3, 3_000, state.commitment(), vec![transfer(&fixture, 1, 5)]);
+    let repeat = Block::new(
+        BlockContext::following(state.block(), 3, test_leader()),
+        3,
+        3_000,
+        state.commitment(),
+        vec![transfer(&fixture, 1, 5)],
+    );
     history.push(FinalizedEntry { block: repeat.digest(), state_digest: state.state_digest() });
     log.push(repeat);
     observation.validators = vec![record(0, log.clone(), history.clone()), record(1, log, history)];

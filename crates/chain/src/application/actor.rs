@@ -23,15 +23,15 @@ use crate::application::log::FinalizedLog;
 use crate::application::snapshots::{SNAPSHOT_CHUNK_SIZE, SnapshotMessage, Snapshots};
 use crate::application::state::{ApplicationState, Finalized, FinalizedBlock, Lookup, OutcomeLookup};
 use crate::application::voted::VotedBlocks;
-use crate::block::{Block, BlockDigest};
-use crate::consensus::{ConsensusContext, Plan};
+use crate::block::{Block, BlockDigest, Header};
+use crate::certified::{CERTIFIED_DESCENDANTS_MAX, CertifiedHeader};
+use crate::consensus::{ConsensusContext, Finalization, Plan, block_context};
 use crate::error::ChainError;
 use crate::execution::{ChainState, RequestOutcome};
 use crate::genesis::Genesis;
 use crate::keys::ValidatorKey;
 use crate::request::{Request, RequestKey};
 use commonware_codec::{Decode as _, Encode as _};
-use commonware_consensus::Viewable as _;
 use commonware_macros::select_loop;
 use commonware_p2p::{Blocker, Receiver, Recipients, Sender};
 use commonware_runtime::{Clock, ContextCell, Handle, Metrics, Spawner, Storage, spawn_cell};
@@ -407,7 +407,7 @@ where
         }
         for height in base + 1..=log.len() {
             let record = log.read(height).await?.expect("within the log's bounds");
-            self.state.restore(record.block)?;
+            self.state.restore(record.block, record.finalization)?;
         }
         self.state.persisted(log.len());
         self.log = Some(log);
@@ -499,7 +499,9 @@ where
                 self.verify(WaitingVerification { context, block, response })
             }
             Message::Broadcast { block, plan } => self.broadcast(block, plan),
-            Message::Finalized { block } => {
+            Message::Finalized { finalization } => {
+                let block = finalization.proposal.payload;
+                self.state.certify(*finalization);
                 push_bounded(&mut self.finalizations, block);
                 self.finalize();
             }
@@ -565,12 +567,47 @@ where
                 }
                 response.send_lossy(blocks);
             }
+            Message::CertifiedHeader { height, response } => {
+                let proof = self.certified_header(height).await;
+                response.send_lossy(proof);
+            }
         }
+    }
+
+    /// A finalized block's header and its own certificate, from memory or the log.
+    async fn finalized_header(&mut self, height: u64) -> Option<(Header, Option<Finalization>)> {
+        if let Some((header, finalization)) = self.state.finalized_header(height) {
+            return Some((header.clone(), finalization.cloned()));
+        }
+        let record = self.read_log(height).await?;
+        Some((record.block.header, record.finalization))
+    }
+
+    /// The header at `height` and the headers above it up to the nearest block with its own
+    /// finalization certificate (see `certified.rs`).
+    async fn certified_header(&mut self, height: u64) -> Option<CertifiedHeader> {
+        let top = self.state.finalized_height();
+        if height == 0 || height > top {
+            return None;
+        }
+        let (header, mut finalization) = self.finalized_header(height).await?;
+        let mut descendants = Vec::new();
+        let mut above = height;
+        while finalization.is_none() {
+            above += 1;
+            if above > top || descendants.len() == CERTIFIED_DESCENDANTS_MAX {
+                return None;
+            }
+            let (next, certificate) = self.finalized_header(above).await?;
+            descendants.push(next);
+            finalization = certificate;
+        }
+        let finalization = finalization.expect("the loop ends on a certificate");
+        Some(CertifiedHeader { header, descendants, finalization })
     }
 
     fn propose(&mut self, waiting: WaitingProposal) {
         let parent = waiting.context.parent.1;
-        let view = waiting.context.view().get();
         let waited = self.context.current().duration_since(waiting.asked).unwrap_or_default();
         if waited < PROPOSE_IDLE_WAIT {
             match self.state.has_requests_to_propose(parent) {
@@ -589,9 +626,10 @@ where
             }
         }
         let now_ns = self.now_ns();
+        let context = block_context(&waiting.context);
         let proposal = match self.fault {
-            Fault::None => self.state.propose(parent, view, now_ns),
-            fault => self.state.propose_faulty(parent, view, now_ns, fault),
+            Fault::None => self.state.propose(context, now_ns),
+            fault => self.state.propose_faulty(context, now_ns, fault),
         };
         match proposal {
             Ok(block) => {
@@ -608,9 +646,7 @@ where
     }
 
     fn verify(&mut self, waiting: WaitingVerification) {
-        let parent = waiting.context.parent.1;
-        let view = waiting.context.view().get();
-        match self.state.verify(parent, view, waiting.block, self.now_ns()) {
+        match self.state.verify(&block_context(&waiting.context), waiting.block, self.now_ns()) {
             Lookup::Ready => {
                 // Answered once the block is on disk (see `persist`).
                 self.vouches.push(Vouch::Verified { response: waiting.response, block: waiting.block });

@@ -60,5 +60,5 @@ pub(crate) fn corrupt(block: &Block, fault: Fault, victim: &ClientKey) -> Block 
         Fault::WrongStateDigest => commitment.state_digest[0] ^= 1,
     }
     let header = &block.header;
-    Block::new(header.parent, header.height, header.view, header.timestamp_ns, commitment, requests)
+    Block::new(header.context(), header.height, header.timestamp_ns, commitment, requests)
 }

@@ -3,12 +3,13 @@
 //! The mailbox implements Commonware's consensus traits: `Automaton` (propose and verify
 //! payloads, which are block digests), `CertifiableAutomaton` (the default: certify every
 //! notarized block we verified), `Relay` (broadcast a block's contents) and `Reporter`
-//! (finalizations drive execution).
+//! (finalizations drive execution, and their certificates are kept in the finalized log).
 
 use crate::application::activity::Observed;
 use crate::application::state::{FinalizedBlock, History, Status};
 use crate::block::BlockDigest;
-use crate::consensus::{Activity, ConsensusContext, Plan};
+use crate::certified::CertifiedHeader;
+use crate::consensus::{Activity, ConsensusContext, Finalization, Plan};
 use crate::error::ChainError;
 use crate::execution::{ChainState, RequestOutcome};
 use crate::keys::ValidatorKey;
@@ -22,7 +23,7 @@ pub enum Message {
     Propose { context: ConsensusContext, response: oneshot::Sender<BlockDigest> },
     Verify { context: ConsensusContext, block: BlockDigest, response: oneshot::Sender<bool> },
     Broadcast { block: BlockDigest, plan: Plan },
-    Finalized { block: BlockDigest },
+    Finalized { finalization: Box<Finalization> },
     Observed(Observed),
     Submit { request: Request, response: oneshot::Sender<Result<(), ChainError>> },
     Status { response: oneshot::Sender<Status> },
@@ -31,6 +32,7 @@ pub enum Message {
     WaitOutcome { key: RequestKey, response: oneshot::Sender<RequestOutcome> },
     FinalizedState { response: oneshot::Sender<Arc<ChainState>> },
     Blocks { from_height: u64, limit: usize, response: oneshot::Sender<Vec<FinalizedBlock>> },
+    CertifiedHeader { height: u64, response: oneshot::Sender<Option<CertifiedHeader>> },
 }
 
 impl std::fmt::Debug for Message {
@@ -39,7 +41,7 @@ impl std::fmt::Debug for Message {
             Self::Propose { context, .. } => write!(f, "Propose({context:?})"),
             Self::Verify { context, block, .. } => write!(f, "Verify({context:?}, {block})"),
             Self::Broadcast { block, .. } => write!(f, "Broadcast({block})"),
-            Self::Finalized { block } => write!(f, "Finalized({block})"),
+            Self::Finalized { finalization } => write!(f, "Finalized({})", finalization.proposal.payload),
             Self::Observed(observed) => write!(f, "Observed({observed:?})"),
             Self::Submit { request, .. } => write!(f, "Submit({})", request.id()),
             Self::Status { .. } => write!(f, "Status"),
@@ -48,6 +50,7 @@ impl std::fmt::Debug for Message {
             Self::WaitOutcome { key, .. } => write!(f, "WaitOutcome({})", key.id),
             Self::FinalizedState { .. } => write!(f, "FinalizedState"),
             Self::Blocks { from_height, limit, .. } => write!(f, "Blocks({from_height}, {limit})"),
+            Self::CertifiedHeader { height, .. } => write!(f, "CertifiedHeader({height})"),
         }
     }
 }
@@ -131,6 +134,18 @@ impl Mailbox {
         receiver.await.ok()
     }
 
+    /// The header of the finalized block at `height` with the certificate that proves it (see
+    /// `certified.rs`): `Some(None)` if this validator cannot prove it (the height is not
+    /// finalized here, is below the history it holds, or is genesis), `None` if the actor is
+    /// busy or stopped.
+    pub async fn certified_header(&self, height: u64) -> Option<Option<CertifiedHeader>> {
+        let (response, receiver) = oneshot::channel();
+        if !self.send_client(Message::CertifiedHeader { height, response }) {
+            return None;
+        }
+        receiver.await.ok()
+    }
+
     /// Up to `limit` finalized blocks from `from_height` up, in height order.
     pub async fn blocks(&self, from_height: u64, limit: usize) -> Option<Vec<FinalizedBlock>> {
         let (response, receiver) = oneshot::channel();
@@ -182,8 +197,7 @@ impl Reporter for Mailbox {
         let Activity::Finalization(finalization) = activity else {
             return if observed { commonware_actor::Feedback::Ok } else { commonware_actor::Feedback::Closed };
         };
-        let block = finalization.proposal.payload;
-        if self.sender.send_lossy(Message::Finalized { block }) {
+        if self.sender.send_lossy(Message::Finalized { finalization: Box::new(finalization) }) {
             commonware_actor::Feedback::Ok
         } else {
             commonware_actor::Feedback::Closed

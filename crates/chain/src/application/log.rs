@@ -9,16 +9,19 @@
 //! above genesis (`start`). Storage errors are fail-stop: the caller halts the validator.
 //!
 //! Record format (big-endian): `block length (4) | block | per request: timestamp ns (8) |
-//! result`, where a result is encoded as under the results root (`execution.rs`): `1 | count (4)
+//! result | finalization`, where the finalization is `0` (none) or `1` and Simplex's
+//! finalization certificate of the block, and where a result is encoded as under the results root (`execution.rs`): `1 | count (4)
 //! | count × (timestamp (8), status (4))` for accounts, `2 | …` the same for transfers, or
 //! `3 | batch error` for a refused batch.
 
 use crate::block::Block;
+use crate::consensus::{Finalization, Scheme};
 use crate::constants::BLOCK_SIZE_MAX;
 use crate::error::ChainError;
 use crate::execution::{RequestOutcome, RequestResult};
 use bytes::{Buf as _, BufMut};
 use commonware_codec::{Buf, Decode as _, EncodeSize, Error as CodecError, Read, ReadExt as _, Write};
+use commonware_cryptography::certificate::Verifier as _;
 use commonware_runtime::buffer::paged::CacheRef;
 use commonware_storage::journal::contiguous::{Contiguous as _, variable};
 use commonware_utils::{NZU16, NZU64, NZUsize};
@@ -36,6 +39,9 @@ pub struct LogRecord {
     pub block: Block,
     /// One per request, in block order.
     pub outcomes: Vec<RequestOutcome>,
+    /// The block's own finalization certificate, if Simplex reported one for it before it was
+    /// written (a block finalized only as an ancestor of a later one has none).
+    pub finalization: Option<Finalization>,
 }
 
 impl Write for LogRecord {
@@ -46,13 +52,21 @@ impl Write for LogRecord {
             buf.put_u64(outcome.timestamp_ns);
             outcome.result.write(buf);
         }
+        match &self.finalization {
+            None => buf.put_u8(0),
+            Some(finalization) => {
+                buf.put_u8(1);
+                finalization.write(buf);
+            }
+        }
     }
 }
 
 impl EncodeSize for LogRecord {
     fn encode_size(&self) -> usize {
         let outcomes: usize = self.outcomes.iter().map(|outcome| 8 + outcome.result.encode_size()).sum();
-        4 + self.block.encode_size() + outcomes
+        let finalization = 1 + self.finalization.as_ref().map_or(0, EncodeSize::encode_size);
+        4 + self.block.encode_size() + outcomes + finalization
     }
 }
 
@@ -77,7 +91,14 @@ impl Read for LogRecord {
                 result,
             });
         }
-        Ok(Self { block, outcomes })
+        let finalization = match u8::read(buf)? {
+            0 => None,
+            // This validator's own disk, behind the journal's checksums: the committee bound was
+            // checked when the certificate was verified.
+            1 => Some(Finalization::read_cfg(buf, &Scheme::certificate_codec_config_unbounded())?),
+            _ => return Err(CodecError::Invalid("LogRecord", "finalization tag")),
+        };
+        Ok(Self { block, outcomes, finalization })
     }
 }
 
@@ -195,6 +216,7 @@ impl<E: commonware_storage::Context> FinalizedLog<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::block::BlockContext;
     use crate::block::hash;
     use crate::keys::signer_from_seed;
     use crate::request::Request;
@@ -203,6 +225,10 @@ mod tests {
         Account, BatchError, CreateAccountResult, CreateAccountStatus, CreateTransferResult, CreateTransferStatus,
         Transfer,
     };
+
+    fn test_leader() -> crate::keys::ValidatorKey {
+        crate::keys::public_key(&crate::keys::signer_from_seed(0))
+    }
 
     #[test]
     fn records_round_trip_every_kind_of_result() {
@@ -217,7 +243,8 @@ mod tests {
         ];
         let digests: Vec<_> = requests.iter().map(Request::events_digest).collect();
         let commitment = crate::block::Commitment { state_digest: [3; 32], results_root: hash(b"results") };
-        let block = Block::new(hash(b"parent"), 4, 4, 9_000, commitment, requests);
+        let block =
+            Block::new(BlockContext::following(hash(b"parent"), 4, test_leader()), 4, 9_000, commitment, requests);
         let outcome = |index: usize, timestamp_ns, result| RequestOutcome {
             events_digest: digests[index],
             height: 4,
@@ -248,6 +275,7 @@ mod tests {
                 ),
                 outcome(2, 9_003, RequestResult::Refused(BatchError::TimestampRegressed { timestamp: 5, previous: 7 })),
             ],
+            finalization: None,
         };
         let encoded = record.encode();
         assert_eq!(encoded.len(), record.encode_size());
@@ -259,5 +287,18 @@ mod tests {
         unknown[status_at..status_at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
         assert!(LogRecord::decode_cfg(bytes::Bytes::from(unknown), &()).is_err());
         assert!(LogRecord::decode_cfg(encoded.slice(..encoded.len() - 1), &()).is_err());
+
+        // With the block's finalization certificate.
+        let signers: Vec<_> = (0..4).map(signer_from_seed).collect();
+        let genesis =
+            crate::genesis::Genesis::new(1, signers.iter().map(crate::keys::public_key).collect(), vec![], 0).unwrap();
+        let finalization = crate::certified::tests::finalization_of(&record.block.header, &signers[..3], &genesis);
+        let certified = LogRecord { finalization: Some(finalization), ..record };
+        let encoded = certified.encode();
+        assert_eq!(encoded.len(), certified.encode_size());
+        assert_eq!(LogRecord::decode_cfg(encoded.clone(), &()).unwrap(), certified);
+        let mut tag = encoded.to_vec();
+        tag[encoded.len() - certified.finalization.as_ref().unwrap().encode_size() - 1] = 2;
+        assert!(LogRecord::decode_cfg(bytes::Bytes::from(tag), &()).is_err());
     }
 }

@@ -194,16 +194,27 @@ impl SnapshotMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::block::BlockContext;
     use crate::genesis::Genesis;
     use crate::keys::{public_key, signer_from_seed};
     use commonware_runtime::{Runner as _, Supervisor as _, deterministic};
+
+    fn test_leader() -> crate::keys::ValidatorKey {
+        crate::keys::public_key(&crate::keys::signer_from_seed(0))
+    }
 
     /// A chain state at `height` (empty blocks on top of genesis).
     fn state_at(height: u64) -> ChainState {
         let genesis = Genesis::new(1, vec![public_key(&signer_from_seed(0))], Vec::new(), 0).unwrap();
         let mut state = ChainState::genesis(&genesis.block());
         for next in 1..=height {
-            let block = crate::block::Block::new(state.block(), next, next, next * 10, state.commitment(), Vec::new());
+            let block = crate::block::Block::new(
+                BlockContext::following(state.block(), next, test_leader()),
+                next,
+                next * 10,
+                state.commitment(),
+                Vec::new(),
+            );
             state.apply(&block);
         }
         state

@@ -23,7 +23,8 @@
 use crate::application::activity::{ConsensusActivity, Observed, ValidatorActivity};
 use crate::application::fault::{Fault, corrupt};
 use crate::application::log::LogRecord;
-use crate::block::{Block, BlockDigest, Commitment, StateDigest};
+use crate::block::{Block, BlockContext, BlockDigest, Commitment, Header, StateDigest};
+use crate::consensus::Finalization;
 use crate::constants::{
     BLOCK_HEADER_SIZE, BLOCK_REQUESTS_MAX, BLOCK_SIZE_MAX, BLOCK_TIMESTAMP_DRIFT_NS_MAX, PENDING_BLOCKS_MAX,
 };
@@ -162,8 +163,13 @@ pub struct ApplicationState {
     /// The encoded size of `pending`.
     pending_bytes: usize,
     /// Finalized blocks not yet persisted, and the last `RECENT_HEIGHTS_KEPT` persisted ones,
-    /// with each request's outcome, by height.
-    recent: BTreeMap<u64, (Block, Vec<(RequestKey, RequestOutcome)>)>,
+    /// with each request's outcome and the block's own finalization certificate, by height.
+    recent: BTreeMap<u64, (Block, Vec<(RequestKey, RequestOutcome)>, Option<Finalization>)>,
+    /// Finalization certificates of blocks not yet finalized here, by view (Simplex can report a
+    /// finalization before its block arrives). At most `PENDING_BLOCKS_MAX`.
+    certificates: BTreeMap<u64, Finalization>,
+    /// The height up to which the log holds the finalized blocks.
+    persisted: u64,
     /// The finalized chain by height, from `history.base` (genesis, or the snapshot this
     /// validator started from).
     history: History,
@@ -201,6 +207,8 @@ impl ApplicationState {
             pending: HashMap::new(),
             pending_bytes: 0,
             recent: BTreeMap::new(),
+            certificates: BTreeMap::new(),
+            persisted: 0,
             history,
             finalized,
             tip: None,
@@ -254,7 +262,7 @@ impl ApplicationState {
         if *digest == self.genesis_block.digest() {
             return Some(&self.genesis_block);
         }
-        self.recent.values().map(|(block, _)| block).find(|block| block.digest() == *digest)
+        self.recent.values().map(|(block, _, _)| block).find(|block| block.digest() == *digest)
     }
 
     pub fn finalized_height(&self) -> u64 {
@@ -272,7 +280,7 @@ impl ApplicationState {
             return OutcomeLookup::NotFinal;
         };
         match self.recent.get(&height) {
-            Some((_, outcomes)) => outcomes
+            Some((_, outcomes, _)) => outcomes
                 .iter()
                 .find(|(included, _)| included == key)
                 .map_or(OutcomeLookup::Stored { height }, |(_, outcome)| OutcomeLookup::Final(outcome.clone())),
@@ -284,17 +292,48 @@ impl ApplicationState {
     pub fn unpersisted(&self, log_height: u64) -> Vec<LogRecord> {
         self.recent
             .range(log_height + 1..)
-            .map(|(_, (block, outcomes))| LogRecord {
+            .map(|(_, (block, outcomes, finalization))| LogRecord {
                 block: block.clone(),
                 outcomes: outcomes.iter().map(|(_, outcome)| outcome.clone()).collect(),
+                finalization: finalization.clone(),
             })
             .collect()
+    }
+
+    /// Keeps a block's finalization certificate, to be written to the log beside the block. A
+    /// certificate for a block already written is not kept: the log is append-only, and the
+    /// block stays proven by the certificate of a block above it.
+    pub fn certify(&mut self, finalization: Finalization) {
+        let digest = finalization.proposal.payload;
+        let persisted = self.persisted;
+        if let Some((_, (_, _, slot))) =
+            self.recent.range_mut(persisted + 1..).find(|(_, (block, _, _))| block.digest() == digest)
+        {
+            slot.get_or_insert(finalization);
+            return;
+        }
+        // A block at or below the last finalized view is finalized already (or never will be).
+        let view = finalization.proposal.round.view().get();
+        if self.recent.values().next_back().is_some_and(|(block, _, _)| view <= block.header.view) {
+            return;
+        }
+        self.certificates.insert(view, finalization);
+        while self.certificates.len() > PENDING_BLOCKS_MAX {
+            self.certificates.pop_first();
+        }
+    }
+
+    /// A finalized block's header and its own finalization certificate, if it is in memory.
+    pub fn finalized_header(&self, height: u64) -> Option<(&Header, Option<&Finalization>)> {
+        let (block, _, finalization) = self.recent.get(&height)?;
+        Some((&block.header, finalization.as_ref()))
     }
 
     /// Notes that the log holds every finalized block up to `height`, and forgets the blocks
     /// and outcomes that are now only needed on disk.
     pub fn persisted(&mut self, height: u64) {
         assert!(height <= self.finalized.height());
+        self.persisted = height;
         let keep_from = height.saturating_sub(RECENT_HEIGHTS_KEPT) + 1;
         self.recent = self.recent.split_off(&keep_from);
     }
@@ -304,7 +343,7 @@ impl ApplicationState {
     pub fn expected_height(&self, digest: &BlockDigest) -> u64 {
         self.pending
             .values()
-            .chain(self.recent.values().map(|(block, _)| block))
+            .chain(self.recent.values().map(|(block, _, _)| block))
             .find(|block| block.header.parent == *digest)
             .map_or(0, |block| block.header.height - 1)
     }
@@ -439,7 +478,7 @@ impl ApplicationState {
             && self.history.get(tip.height()).is_some_and(|entry| entry.block == tip.block())
             && (tip.height() + 1..=height).all(|height| self.recent.contains_key(&height))
         {
-            for (height, (block, _)) in self.recent.range(tip.height() + 1..) {
+            for (height, (block, _, _)) in self.recent.range(tip.height() + 1..) {
                 tip.apply(block);
                 let entry = self.history.get(*height).expect("finalized heights have entries");
                 assert_eq!(tip.state_digest(), entry.state_digest, "execution is deterministic");
@@ -506,7 +545,8 @@ impl ApplicationState {
     /// Builds a block on `parent` for `view` at local time `now_ns`, from the oldest mempool
     /// requests the parent's chain has not included. Returns the lookup that blocked it if the
     /// parent's state is not known.
-    pub fn propose(&mut self, parent: BlockDigest, view: u64, now_ns: u64) -> Result<Block, Lookup> {
+    pub fn propose(&mut self, context: BlockContext, now_ns: u64) -> Result<Block, Lookup> {
+        let parent = context.parent;
         match self.execute_to(parent) {
             Lookup::Ready => {}
             other => return Err(other),
@@ -515,7 +555,7 @@ impl ApplicationState {
         let timestamp_ns = now_ns.max(state.timestamp_ns() + 1);
         let requests =
             self.mempool.select(|key| state.includes(key), BLOCK_REQUESTS_MAX, BLOCK_SIZE_MAX - BLOCK_HEADER_SIZE);
-        let block = Block::new(parent, state.height() + 1, view, timestamp_ns, state.commitment(), requests);
+        let block = Block::new(context, state.height() + 1, timestamp_ns, state.commitment(), requests);
         let digest = self.insert_block(block.clone()).map_err(Lookup::Invalid)?;
         // A proposer is committed to verifying its own block: it must pass every check.
         match self.execute_to(digest) {
@@ -538,14 +578,8 @@ impl ApplicationState {
 
     /// Builds a block as `propose` does, then corrupts it as `fault` says (for the simulator's
     /// Byzantine validators). The corrupted block is stored but not executed.
-    pub fn propose_faulty(
-        &mut self,
-        parent: BlockDigest,
-        view: u64,
-        now_ns: u64,
-        fault: Fault,
-    ) -> Result<Block, Lookup> {
-        let honest = self.propose(parent, view, now_ns)?;
+    pub fn propose_faulty(&mut self, context: BlockContext, now_ns: u64, fault: Fault) -> Result<Block, Lookup> {
+        let honest = self.propose(context, now_ns)?;
         let Some(victim) = self.genesis.clients().next().cloned() else {
             return Ok(honest);
         };
@@ -555,14 +589,21 @@ impl ApplicationState {
     }
 
     /// Judges block `digest` proposed in `view` on `parent`, at local time `now_ns`.
-    pub fn verify(&mut self, parent: BlockDigest, view: u64, digest: BlockDigest, now_ns: u64) -> Lookup {
+    pub fn verify(&mut self, context: &BlockContext, digest: BlockDigest, now_ns: u64) -> Lookup {
         let Some(block) = self.block(&digest) else {
             return Lookup::Missing(digest);
         };
-        let verdict = if block.header.parent != parent {
-            Lookup::Invalid(ChainError::WrongParent { expected: parent, found: block.header.parent })
-        } else if block.header.view != view {
-            Lookup::Invalid(ChainError::WrongView { expected: view, found: block.header.view })
+        let header = &block.header;
+        let verdict = if header.parent != context.parent {
+            Lookup::Invalid(ChainError::WrongParent { expected: context.parent, found: header.parent })
+        } else if header.view != context.view {
+            Lookup::Invalid(ChainError::WrongView { expected: context.view, found: header.view })
+        } else if header.epoch != context.epoch {
+            Lookup::Invalid(ChainError::WrongEpoch { found: header.epoch })
+        } else if header.leader != context.leader {
+            Lookup::Invalid(ChainError::WrongContext("the leader is not the round's leader"))
+        } else if header.parent_view != context.parent_view {
+            Lookup::Invalid(ChainError::WrongContext("the parent view is not the certified parent's view"))
         } else if block.header.timestamp_ns > now_ns.saturating_add(BLOCK_TIMESTAMP_DRIFT_NS_MAX) {
             Lookup::Later
         } else {
@@ -690,17 +731,24 @@ impl ApplicationState {
             }
             self.history.entries.push(FinalizedEntry { block: digest, state_digest: after.state_digest });
             self.mempool.remove(outcomes.iter().map(|(key, _)| key));
-            self.recent.insert(height, (block, outcomes));
+            let finalization = self
+                .certificates
+                .remove(&block.header.view)
+                .filter(|finalization| finalization.proposal.payload == digest);
+            self.recent.insert(height, (block, outcomes, finalization));
         }
         self.prune();
         Ok(Finalized::Done { height: self.finalized.height() })
     }
 
     /// Re-executes a block read back from the finalized log (on restart).
-    pub fn restore(&mut self, block: Block) -> Result<(), ChainError> {
+    pub fn restore(&mut self, block: Block, finalization: Option<Finalization>) -> Result<(), ChainError> {
         let (digest, height) = (block.digest(), block.header.height);
         if height != self.finalized.height() + 1 || block.header.parent != self.finalized.block() {
             return Err(ChainError::Storage(format!("log block at height {height} does not extend the chain")));
+        }
+        if let Some(finalization) = finalization {
+            self.certify(finalization);
         }
         self.insert_block(block)?;
         match self.finalize(digest)? {
@@ -721,6 +769,10 @@ impl ApplicationState {
             keep
         });
         self.pending_bytes -= removed;
+        // Blocks finalized from now on have higher views than the last finalized one.
+        if let Some((block, _, _)) = self.recent.values().next_back() {
+            self.certificates = self.certificates.split_off(&(block.header.view + 1));
+        }
         let pending = &self.pending;
         self.executed.retain(|digest, _| pending.contains_key(digest));
         self.invalid.retain(|digest, _| pending.contains_key(digest));
@@ -768,6 +820,10 @@ mod tests {
     use crate::keys::{ClientSigner, public_key, signer_from_seed};
     use tally_ledger::{Account, Transfer};
 
+    fn test_leader() -> crate::keys::ValidatorKey {
+        crate::keys::public_key(&crate::keys::signer_from_seed(0))
+    }
+
     const CHAIN: u64 = 4;
 
     fn setup() -> (ApplicationState, ClientSigner) {
@@ -801,23 +857,29 @@ mod tests {
         let (mut follower, _) = setup();
         proposer.submit(accounts(&client, 1)).unwrap();
         let genesis = proposer.genesis_digest();
-        let first = proposer.propose(genesis, 1, 5_000).unwrap();
+        let first = proposer.propose(BlockContext::following(genesis, 1, test_leader()), 5_000).unwrap();
         assert_eq!(first.requests.len(), 1);
 
         // The second block builds on the first before it is finalized, and does not repeat
         // the request the first included.
         proposer.submit(transfer(&client, 2)).unwrap();
-        let second = proposer.propose(first.digest(), 2, 6_000).unwrap();
+        let second = proposer.propose(BlockContext::following(first.digest(), 2, test_leader()), 6_000).unwrap();
         assert_eq!(second.requests.iter().map(Request::id).collect::<Vec<_>>(), [2]);
 
         // The follower sees the second block first: verification waits for the first.
         follower.insert_block(second.clone()).unwrap();
         assert!(
-            matches!(follower.verify(first.digest(), 2, second.digest(), 6_000), Lookup::Missing(d) if d == first.digest())
+            matches!(follower.verify(&BlockContext::following(first.digest(), 2, test_leader()), second.digest(), 6_000), Lookup::Missing(d) if d == first.digest())
         );
         follower.insert_block(first.clone()).unwrap();
-        assert!(matches!(follower.verify(genesis, 1, first.digest(), 6_000), Lookup::Ready));
-        assert!(matches!(follower.verify(first.digest(), 2, second.digest(), 6_000), Lookup::Ready));
+        assert!(matches!(
+            follower.verify(&BlockContext::following(genesis, 1, test_leader()), first.digest(), 6_000),
+            Lookup::Ready
+        ));
+        assert!(matches!(
+            follower.verify(&BlockContext::following(first.digest(), 2, test_leader()), second.digest(), 6_000),
+            Lookup::Ready
+        ));
 
         for state in [&mut proposer, &mut follower] {
             assert_eq!(state.finalize(second.digest()), Ok(Finalized::Done { height: 2 }));
@@ -839,21 +901,45 @@ mod tests {
         let (mut follower, _) = setup();
         let genesis = proposer.genesis_digest();
         let now = 3 * BLOCK_TIMESTAMP_DRIFT_NS_MAX;
-        let block = proposer.propose(genesis, 3, now).unwrap();
+        let block = proposer.propose(BlockContext::following(genesis, 3, test_leader()), now).unwrap();
         follower.insert_block(block.clone()).unwrap();
         assert!(matches!(
-            follower.verify(genesis, 4, block.digest(), now),
+            follower.verify(&BlockContext::following(genesis, 4, test_leader()), block.digest(), now),
             Lookup::Invalid(ChainError::WrongView { .. })
         ));
         let elsewhere = crate::block::hash(b"elsewhere");
         assert!(matches!(
-            follower.verify(elsewhere, 3, block.digest(), now),
+            follower.verify(&BlockContext::following(elsewhere, 3, test_leader()), block.digest(), now),
             Lookup::Invalid(ChainError::WrongParent { .. })
         ));
+        let other_leader = BlockContext {
+            leader: crate::keys::public_key(&signer_from_seed(1)),
+            ..BlockContext::following(genesis, 3, test_leader())
+        };
+        assert!(matches!(
+            follower.verify(&other_leader, block.digest(), now),
+            Lookup::Invalid(ChainError::WrongContext(_))
+        ));
+        let other_parent_view = BlockContext { parent_view: 1, ..BlockContext::following(genesis, 3, test_leader()) };
+        assert!(matches!(
+            follower.verify(&other_parent_view, block.digest(), now),
+            Lookup::Invalid(ChainError::WrongContext(_))
+        ));
+        let other_epoch = BlockContext { epoch: 1, ..BlockContext::following(genesis, 3, test_leader()) };
+        assert!(matches!(
+            follower.verify(&other_epoch, block.digest(), now),
+            Lookup::Invalid(ChainError::WrongEpoch { .. })
+        ));
         let behind = now - BLOCK_TIMESTAMP_DRIFT_NS_MAX - 1;
-        assert!(matches!(follower.verify(genesis, 3, block.digest(), behind), Lookup::Later));
+        assert!(matches!(
+            follower.verify(&BlockContext::following(genesis, 3, test_leader()), block.digest(), behind),
+            Lookup::Later
+        ));
         let within = now - BLOCK_TIMESTAMP_DRIFT_NS_MAX;
-        assert!(matches!(follower.verify(genesis, 3, block.digest(), within), Lookup::Ready));
+        assert!(matches!(
+            follower.verify(&BlockContext::following(genesis, 3, test_leader()), block.digest(), within),
+            Lookup::Ready
+        ));
     }
 
     #[test]
@@ -871,17 +957,29 @@ mod tests {
             forged_signature,
         )
         .unwrap();
-        let bad = Block::new(genesis_state.block(), 1, 1, 2_000, genesis_state.commitment(), vec![forged]);
+        let bad = Block::new(
+            BlockContext::following(genesis_state.block(), 1, test_leader()),
+            1,
+            2_000,
+            genesis_state.commitment(),
+            vec![forged],
+        );
         follower.insert_block(bad.clone()).unwrap();
         assert!(matches!(
-            follower.verify(genesis_state.block(), 1, bad.digest(), 2_000),
+            follower.verify(&BlockContext::following(genesis_state.block(), 1, test_leader()), bad.digest(), 2_000),
             Lookup::Invalid(ChainError::BadSignature)
         ));
         // A child of the forged block cannot be verified either.
-        let child = Block::new(bad.digest(), 2, 2, 3_000, genesis_state.commitment(), vec![]);
+        let child = Block::new(
+            BlockContext::following(bad.digest(), 2, test_leader()),
+            2,
+            3_000,
+            genesis_state.commitment(),
+            vec![],
+        );
         follower.insert_block(child.clone()).unwrap();
         assert!(matches!(
-            follower.verify(bad.digest(), 2, child.digest(), 3_000),
+            follower.verify(&BlockContext::following(bad.digest(), 2, test_leader()), child.digest(), 3_000),
             Lookup::Invalid(ChainError::BadSignature)
         ));
         // Submitting the forgery directly is refused too.
@@ -903,9 +1001,10 @@ mod tests {
             let (mut honest, _) = setup();
             byzantine.submit(transfer(&client, 1)).unwrap();
             let genesis = byzantine.genesis_digest();
-            let block = byzantine.propose_faulty(genesis, 1, 5_000, fault).unwrap();
+            let block =
+                byzantine.propose_faulty(BlockContext::following(genesis, 1, test_leader()), 5_000, fault).unwrap();
             honest.insert_block(block.clone()).unwrap();
-            let verdict = honest.verify(genesis, 1, block.digest(), 5_000);
+            let verdict = honest.verify(&BlockContext::following(genesis, 1, test_leader()), block.digest(), 5_000);
             let expected = match fault {
                 Fault::ForgedRequest => ChainError::BadSignature,
                 Fault::WrongStateDigest => ChainError::WrongStateDigest,
@@ -917,9 +1016,13 @@ mod tests {
         let (mut byzantine, _) = setup();
         let (mut honest, _) = setup();
         let genesis = byzantine.genesis_digest();
-        let block = byzantine.propose_faulty(genesis, 1, 5_000, Fault::None).unwrap();
+        let block =
+            byzantine.propose_faulty(BlockContext::following(genesis, 1, test_leader()), 5_000, Fault::None).unwrap();
         honest.insert_block(block.clone()).unwrap();
-        assert!(matches!(honest.verify(genesis, 1, block.digest(), 5_000), Lookup::Ready));
+        assert!(matches!(
+            honest.verify(&BlockContext::following(genesis, 1, test_leader()), block.digest(), 5_000),
+            Lookup::Ready
+        ));
     }
 
     #[test]
@@ -927,7 +1030,7 @@ mod tests {
         let (mut follower, _) = setup();
         let genesis = follower.genesis_digest();
         let wrong = Commitment { state_digest: [7; 32], ..ChainState::empty_commitment() };
-        let wrong = Block::new(genesis, 1, 1, 2_000, wrong, vec![]);
+        let wrong = Block::new(BlockContext::following(genesis, 1, test_leader()), 1, 2_000, wrong, vec![]);
         follower.insert_block(wrong.clone()).unwrap();
         let error = follower.finalize(wrong.digest()).unwrap_err();
         let message = error.to_string();
@@ -941,21 +1044,21 @@ mod tests {
         let (mut original, client) = setup();
         original.submit(accounts(&client, 1)).unwrap();
         let genesis = original.genesis_digest();
-        let first = original.propose(genesis, 1, 2_000).unwrap();
+        let first = original.propose(BlockContext::following(genesis, 1, test_leader()), 2_000).unwrap();
         original.submit(transfer(&client, 2)).unwrap();
-        let second = original.propose(first.digest(), 2, 3_000).unwrap();
+        let second = original.propose(BlockContext::following(first.digest(), 2, test_leader()), 3_000).unwrap();
         original.finalize(second.digest()).unwrap();
 
         let (mut restored, _) = setup();
-        restored.restore(first.clone()).unwrap();
-        restored.restore(second.clone()).unwrap();
+        restored.restore(first.clone(), None).unwrap();
+        restored.restore(second.clone(), None).unwrap();
         assert_eq!(restored.history(), original.history());
         assert_eq!(restored.status().state_digest, original.status().state_digest);
         assert_eq!(restored.outcome(&transfer(&client, 2).key()), original.outcome(&transfer(&client, 2).key()));
 
         // A log that skips a height is corrupt.
         let (mut gap, _) = setup();
-        assert!(matches!(gap.restore(second), Err(ChainError::Storage(_))));
+        assert!(matches!(gap.restore(second, None), Err(ChainError::Storage(_))));
     }
 
     #[test]
@@ -963,11 +1066,11 @@ mod tests {
         let (mut proposer, _) = setup();
         let (mut follower, _) = setup();
         let genesis = proposer.genesis_digest();
-        let first = proposer.propose(genesis, 1, 2_000).unwrap();
-        let second = proposer.propose(first.digest(), 2, 3_000).unwrap();
+        let first = proposer.propose(BlockContext::following(genesis, 1, test_leader()), 2_000).unwrap();
+        let second = proposer.propose(BlockContext::following(first.digest(), 2, test_leader()), 3_000).unwrap();
         // A competing block at height 1 that will lose.
         let (mut rival, _) = setup();
-        let losing = rival.propose(genesis, 1, 2_500).unwrap();
+        let losing = rival.propose(BlockContext::following(genesis, 1, test_leader()), 2_500).unwrap();
         follower.insert_block(losing.clone()).unwrap();
         follower.insert_block(second.clone()).unwrap();
         assert_eq!(follower.finalize(second.digest()), Ok(Finalized::Missing(first.digest())));
@@ -989,25 +1092,40 @@ mod tests {
         proposer.submit(accounts(&client, 1)).unwrap();
         rival.submit(accounts(&client, 1)).unwrap();
         // Two branches from genesis with different requests and timestamps.
-        let a1 = rival.propose(genesis, 1, 2_000).unwrap();
-        let b1 = proposer.propose(genesis, 2, 2_500).unwrap();
+        let a1 = rival.propose(BlockContext::following(genesis, 1, test_leader()), 2_000).unwrap();
+        let b1 = proposer.propose(BlockContext::following(genesis, 2, test_leader()), 2_500).unwrap();
         proposer.submit(transfer(&client, 3)).unwrap();
-        let b2 = proposer.propose(b1.digest(), 3, 3_000).unwrap();
+        let b2 = proposer.propose(BlockContext::following(b1.digest(), 3, test_leader()), 3_000).unwrap();
         for block in [&a1, &b1, &b2] {
             follower.insert_block(block.clone()).unwrap();
         }
         // The follower's tip goes down branch A, then back to B.
-        assert!(matches!(follower.verify(genesis, 1, a1.digest(), 9_000), Lookup::Ready));
-        assert!(matches!(follower.verify(genesis, 2, b1.digest(), 9_000), Lookup::Ready));
-        assert!(matches!(follower.verify(a1.digest(), 2, b1.digest(), 9_000), Lookup::Invalid(_)));
+        assert!(matches!(
+            follower.verify(&BlockContext::following(genesis, 1, test_leader()), a1.digest(), 9_000),
+            Lookup::Ready
+        ));
+        assert!(matches!(
+            follower.verify(&BlockContext::following(genesis, 2, test_leader()), b1.digest(), 9_000),
+            Lookup::Ready
+        ));
+        assert!(matches!(
+            follower.verify(&BlockContext::following(a1.digest(), 2, test_leader()), b1.digest(), 9_000),
+            Lookup::Invalid(_)
+        ));
         // Judging A again needs no execution; building on it moves the tip back.
-        assert!(matches!(follower.verify(genesis, 1, a1.digest(), 9_000), Lookup::Ready));
-        let a2 = follower.propose(a1.digest(), 4, 4_000).unwrap();
+        assert!(matches!(
+            follower.verify(&BlockContext::following(genesis, 1, test_leader()), a1.digest(), 9_000),
+            Lookup::Ready
+        ));
+        let a2 = follower.propose(BlockContext::following(a1.digest(), 4, test_leader()), 4_000).unwrap();
         assert_eq!(a2.header.state_digest, rival.judge_and_digest(a1.digest()));
-        assert!(matches!(follower.verify(b1.digest(), 3, b2.digest(), 9_000), Lookup::Ready));
+        assert!(matches!(
+            follower.verify(&BlockContext::following(b1.digest(), 3, test_leader()), b2.digest(), 9_000),
+            Lookup::Ready
+        ));
         assert_eq!(follower.finalize(b2.digest()), Ok(Finalized::Done { height: 2 }));
         // The tip was on B, which won: a child of B2 builds on it directly.
-        let b3 = follower.propose(b2.digest(), 5, 5_000).unwrap();
+        let b3 = follower.propose(BlockContext::following(b2.digest(), 5, test_leader()), 5_000).unwrap();
 
         for block in [&b1, &b2, &b3] {
             witness.insert_block(block.clone()).unwrap();

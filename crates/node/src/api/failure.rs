@@ -34,6 +34,12 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         404,
         "the request was finalized below the history this validator holds; ask another validator",
     ),
+    (
+        "header_not_held",
+        404,
+        "the height is not finalized here, is below the history this validator holds, or is genesis (which no \
+         certificate signs); ask another validator or a lower height",
+    ),
     ("account_not_found", 404, "no account with this id"),
     ("transfer_not_found", 404, "no transfer with this id"),
     ("route_not_found", 404, "no such path"),

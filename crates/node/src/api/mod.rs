@@ -131,6 +131,7 @@ fn handler(method: Method, endpoint: Endpoint) -> MethodRouter<ApiState> {
         (Method::Post, Endpoint::QueryAccounts) => post(ledger::query_accounts),
         (Method::Post, Endpoint::QueryTransfers) => post(ledger::query_transfers),
         (Method::Get, Endpoint::Blocks) => get(status::blocks),
+        (Method::Get, Endpoint::Header) => get(status::certified_header),
         (Method::Get, Endpoint::RecentTransfers) => get(ledger::recent_transfers),
         (method, endpoint) => panic!("ROUTES pairs {endpoint:?} with {method:?}, which it does not serve"),
     }

@@ -40,6 +40,7 @@ pub enum Endpoint {
     QueryAccounts,
     QueryTransfers,
     Blocks,
+    Header,
     RecentTransfers,
 }
 
@@ -84,6 +85,7 @@ pub const ROUTES: &[Route] = &[
     route(Method::Post, "/v1/accounts/query", Endpoint::QueryAccounts),
     route(Method::Post, "/v1/transfers/query", Endpoint::QueryTransfers),
     route(Method::Get, "/v1/blocks", Endpoint::Blocks),
+    route(Method::Get, "/v1/headers/{height}", Endpoint::Header),
     route(Method::Get, "/v1/transfers/recent", Endpoint::RecentTransfers),
 ];
 

@@ -3,16 +3,20 @@
 
 use crate::api::ApiState;
 use crate::api::failure::Failure;
+use crate::api::input::decimal_text;
 use crate::api::input::page_limit;
 use crate::hex;
 use crate::metrics::{ChainGauges, connected_peers};
 use axum::Json;
+use axum::extract::Path;
 use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use commonware_codec::Encode as _;
 use serde_json::{Value, json};
 use std::time::SystemTime;
 use tally_chain::FinalizedBlock;
+use tally_chain::block::Header as BlockHeader;
 
 /// Lets a dashboard served by another validator read this answer: the cluster's dashboards
 /// probe every validator's health and height. Only `/healthz` and `/v1/status` allow it.
@@ -97,6 +101,54 @@ async fn status_json(api: &ApiState) -> Result<Json<Value>, Failure> {
     })))
 }
 
+/// `GET /v1/headers/{height}`: the finalized header at `height` with the certificate that proves
+/// it (the headers above it up to the nearest block with its own certificate, and that
+/// certificate), as JSON fields and as the bytes a client checks (`proof`, see `docs/API.md`).
+pub async fn certified_header(State(api): State<ApiState>, Path(height): Path<String>) -> Result<Json<Value>, Failure> {
+    let height = u64::try_from(decimal_text(&height, "height")?)
+        .map_err(|_| Failure::invalid_number("height", format!("height must be at most {}", u64::MAX)))?;
+    if api.health.is_halted() {
+        return Err(Failure::halted());
+    }
+    let proof = api.mailbox.certified_header(height).await.ok_or_else(|| api.unavailable())?;
+    let Some(proof) = proof else {
+        return Err(Failure::not_found(
+            "header_not_held",
+            format!("this validator cannot prove a finalized header at height {height}"),
+        ));
+    };
+    let certified = proof.certified();
+    let signers: Vec<Value> =
+        proof.signers(api.genesis.genesis()).iter().map(|key| json!(hex::encode(key.as_ref()))).collect();
+    Ok(Json(json!({
+        "height": height.to_string(),
+        "header": header_to_json(&proof.header),
+        "certified_height": certified.height.to_string(),
+        "certified_digest": hex::encode(certified.digest().as_ref()),
+        "signers": signers,
+        "proof": hex::encode(&proof.encode()),
+    })))
+}
+
+/// A header's fields.
+fn header_to_json(header: &BlockHeader) -> Value {
+    json!({
+        "digest": hex::encode(header.digest().as_ref()),
+        "version": header.version,
+        "epoch": header.epoch.to_string(),
+        "view": header.view.to_string(),
+        "leader": hex::encode(header.leader.as_ref()),
+        "parent_view": header.parent_view.to_string(),
+        "parent": hex::encode(header.parent.as_ref()),
+        "height": header.height.to_string(),
+        "timestamp": header.timestamp_ns.to_string(),
+        "requests": header.request_count,
+        "requests_root": hex::encode(header.requests_root.as_ref()),
+        "parent_state_digest": hex::encode(&header.state_digest),
+        "parent_results_root": hex::encode(header.results_root.as_ref()),
+    })
+}
+
 fn block_to_json(block: &FinalizedBlock) -> Value {
     let events: usize = block.block.requests.iter().map(|request| request.events_count()).sum();
     let header = &block.block.header;
@@ -104,9 +156,11 @@ fn block_to_json(block: &FinalizedBlock) -> Value {
         "height": block.height.to_string(),
         "digest": hex::encode(block.digest.as_ref()),
         "version": header.version,
-        "parent": hex::encode(header.parent.as_ref()),
         "epoch": header.epoch.to_string(),
         "view": header.view.to_string(),
+        "leader": hex::encode(header.leader.as_ref()),
+        "parent_view": header.parent_view.to_string(),
+        "parent": hex::encode(header.parent.as_ref()),
         "timestamp": header.timestamp_ns.to_string(),
         "requests": block.block.requests.len(),
         "events": events,

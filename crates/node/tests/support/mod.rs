@@ -27,6 +27,7 @@ pub struct Cluster {
     pub client: ClientSigner,
     pub chain_id: u64,
     pub gateway_token: String,
+    pub genesis: tally_chain::Genesis,
     _nodes: Vec<RunningNode>,
 }
 
@@ -90,6 +91,7 @@ pub fn cluster() -> &'static Cluster {
             client: key_file::read(&files.client_keys[0]).expect("client key"),
             chain_id: 1,
             gateway_token: files.gateway_token.expect("a gateway"),
+            genesis: tally_node::genesis_file::GenesisFile::load(&files.genesis).expect("genesis").genesis().clone(),
             _nodes: nodes,
         }
     })
