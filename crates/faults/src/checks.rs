@@ -35,11 +35,18 @@ type Balances = HashMap<u128, (u128, u128, u128, u128)>;
 pub fn model(records: &[Record]) -> Balances {
     let mut created: Vec<(u64, Transfer)> = Vec::new();
     for record in records {
-        let Answer::Acknowledged { results, .. } = &record.answer else { continue };
-        for (transfer, result) in record.transfers.iter().zip(results) {
-            if result.status == CreateTransferStatus::Created {
-                created.push((result.timestamp, *transfer));
+        match &record.answer {
+            Answer::Acknowledged { results, .. } => {
+                for (transfer, result) in record.transfers.iter().zip(results) {
+                    if result.status == CreateTransferStatus::Created {
+                        created.push((result.timestamp, *transfer));
+                    }
+                }
             }
+            Answer::Recovered { created: recovered } => {
+                created.extend(recovered.iter().map(|(transfer, timestamp)| (*timestamp, *transfer)));
+            }
+            Answer::Unknown(_) => {}
         }
     }
     created.sort_by_key(|(timestamp, _)| *timestamp);
@@ -184,9 +191,23 @@ pub async fn acknowledged_everywhere(
             failures.push(String::from("the validators did not answer every outcome within 120 s"));
             break;
         }
-        let Answer::Acknowledged { height, results } = &record.answer else {
-            failures.push(format!("request {:#x} never got a final answer", record.request_id));
-            continue;
+        let (height, results) = match &record.answer {
+            Answer::Acknowledged { height, results } => (height, results),
+            // No outcome to compare; what it created is checked on every validator below.
+            Answer::Recovered { created: recovered } => {
+                let ids: Vec<u128> = recovered.iter().map(|(transfer, _)| transfer.id).collect();
+                for transfer in &record.transfers {
+                    if !ids.contains(&transfer.id) {
+                        absent.push(transfer.id);
+                    }
+                }
+                created.extend(recovered.iter().map(|(transfer, timestamp)| (transfer.id, *transfer, *timestamp)));
+                continue;
+            }
+            Answer::Unknown(why) => {
+                failures.push(format!("request {:#x} never got a final answer ({why})", record.request_id));
+                continue;
+            }
         };
         acknowledged += 1;
         for (transfer, result) in record.transfers.iter().zip(results) {
@@ -381,6 +402,41 @@ pub fn no_panics(logs: &[std::path::PathBuf]) -> (Check, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workload::{Intent, Record};
+    use tally_ledger::CreateTransferResult;
+
+    #[test]
+    fn the_model_counts_what_recovered_requests_created_and_nothing_unknown() {
+        let transfer = |id: u128, amount: u128| Transfer {
+            id,
+            debit_account_id: 1,
+            credit_account_id: 2,
+            amount,
+            ledger: 1,
+            code: 1,
+            ..Transfer::default()
+        };
+        let record = |id: u128, transfers: Vec<Transfer>, answer: Answer| Record {
+            request_id: id,
+            transfers,
+            intent: Intent::Succeed,
+            answer,
+        };
+        let created = |timestamp| CreateTransferResult { timestamp, status: CreateTransferStatus::Created };
+        let records = [
+            record(1, vec![transfer(10, 5)], Answer::Acknowledged { height: 3, results: vec![created(100)] }),
+            // Included, outcome no longer held: one of its two transfers exists in the ledger.
+            record(
+                2,
+                vec![transfer(20, 7), transfer(21, 11)],
+                Answer::Recovered { created: vec![(transfer(20, 7), 200)] },
+            ),
+            record(3, vec![transfer(30, 1_000)], Answer::Unknown("no validator answered".into())),
+        ];
+        let balances = model(&records);
+        assert_eq!(balances[&1], (0, 12, 0, 0));
+        assert_eq!(balances[&2], (0, 0, 0, 12));
+    }
 
     #[test]
     fn only_storage_fail_stops_are_told_apart_from_panics() {

@@ -234,6 +234,8 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         .iter()
         .map(|url| workload::client(std::slice::from_ref(url), 0, cluster.chain_id, &signer, Duration::from_secs(10)))
         .collect();
+    let recovered = recover_included(&journal, &resolver).await;
+
     let journal = std::mem::take(&mut *journal.lock().unwrap());
     let mut results = vec![
         checks::Check::new(
@@ -258,7 +260,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         .iter()
         .filter_map(|record| match record.answer {
             Answer::Acknowledged { height, .. } => Some(height),
-            Answer::Unknown(_) => None,
+            Answer::Unknown(_) | Answer::Recovered { .. } => None,
         })
         .max()
         .unwrap_or(0);
@@ -316,11 +318,18 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     }
     cluster.shut_down();
 
-    report(seed, duration, &outcome, &unknown, &results);
+    report(seed, duration, &outcome, &unknown, recovered, &results);
     Ok(results.iter().all(|check| check.passed))
 }
 
-fn report(seed: u64, duration: Duration, outcome: &nemesis::Outcome, unknown: &[usize], results: &[checks::Check]) {
+fn report(
+    seed: u64,
+    duration: Duration,
+    outcome: &nemesis::Outcome,
+    unknown: &[usize],
+    recovered: usize,
+    results: &[checks::Check],
+) {
     println!();
     println!("faults (seed {seed}, {} s):", duration.as_secs());
     println!("| fault | times |");
@@ -343,6 +352,12 @@ fn report(seed: u64, duration: Duration, outcome: &nemesis::Outcome, unknown: &[
     }
     println!();
     println!("{} requests had no final answer during the faults and were resolved afterwards", unknown.len());
+    if recovered > 0 {
+        println!(
+            "{recovered} of them were included but no validator held their outcome any more (each had rejoined from \
+             a snapshot above them); what they created was read back from the ledger"
+        );
+    }
     if !outcome.samples.is_empty() {
         println!();
         println!("| minute | RSS MiB per validator | data MiB per validator |");
@@ -375,4 +390,38 @@ fn free_base_port() -> anyhow::Result<u16> {
         }
     }
     anyhow::bail!("no free range of 8 ports")
+}
+
+/// What the SDK says of a validator that refused a retry as included but holds no outcome for it.
+const OUTCOME_NOT_HELD: &str = "does not hold the outcome";
+
+/// Requests the resolution could not answer because every validator refused the retry as
+/// included and none holds the outcome (each rejoined from a snapshot above it): what they
+/// created is read back from the ledger (every transfer id is sent in one request only), and
+/// they become `Answer::Recovered`. Returns how many.
+async fn recover_included(journal: &Mutex<Journal>, client: &tally_client::Client) -> usize {
+    let unheld: Vec<usize> = {
+        let journal = journal.lock().unwrap();
+        (0..journal.records.len())
+            .filter(|index| {
+                matches!(&journal.records[*index].answer, Answer::Unknown(why) if why.contains(OUTCOME_NOT_HELD))
+            })
+            .collect()
+    };
+    let mut recovered = 0;
+    for index in unheld {
+        let record = journal.lock().unwrap().records[index].clone();
+        let ids: Vec<u128> = record.transfers.iter().map(|transfer| transfer.id).collect();
+        let Ok(found) = client.lookup_transfers(&ids).await else { continue };
+        let created = found
+            .iter()
+            .filter_map(|stored| {
+                let sent = record.transfers.iter().find(|sent| sent.id == stored.id)?;
+                Some((*sent, stored.timestamp))
+            })
+            .collect();
+        journal.lock().unwrap().records[index].answer = Answer::Recovered { created };
+        recovered += 1;
+    }
+    recovered
 }

@@ -68,6 +68,10 @@ pub enum Answer {
     Acknowledged { height: u64, results: Vec<CreateTransferResult> },
     /// No final answer (a timeout, no validator reachable): it may or may not apply, once.
     Unknown(String),
+    /// Included (a retry is refused as a duplicate) but no validator holds its outcome any more:
+    /// each one rejoined from a snapshot above it. The transfers it created, with their
+    /// timestamps, were read back from the ledger (every transfer id is sent in one request only).
+    Recovered { created: Vec<(Transfer, u64)> },
 }
 
 /// What the clients saw that the cluster must never do.
