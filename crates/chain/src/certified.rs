@@ -25,15 +25,19 @@ use commonware_cryptography::certificate::Verifier as _;
 use commonware_utils::ordered::Set;
 
 /// The most headers between a header and the certified block above it that a proof carries.
-/// Simplex certifies nearly every view's block, so a run longer than this is not served.
-pub const CERTIFIED_DESCENDANTS_MAX: usize = 256;
+/// Simplex certifies nearly every view's block, so a longer run (a validator that caught up by
+/// fetching blocks holds no certificates for them) is not served: it answers that it cannot
+/// prove the height. It also bounds what one unauthenticated read costs a validator.
+pub const CERTIFIED_DESCENDANTS_MAX: usize = 32;
 
 /// Why a certified header does not prove its header.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CertificateError {
     #[error("malformed certified header: {0}")]
     Malformed(String),
-    #[error("the header at height {height} does not name the header below it as its parent")]
+    #[error("the proof is of height {found}, not the height {expected} asked for")]
+    WrongHeight { expected: u64, found: u64 },
+    #[error("the header at height {height} does not follow the header below it (parent, height, view, epoch)")]
     BrokenChain { height: u64 },
     #[error("the certificate finalizes block {certified}, not the top of the chain ({top})")]
     WrongBlock { certified: BlockDigest, top: BlockDigest },
@@ -59,12 +63,22 @@ impl CertifiedHeader {
         self.descendants.last().unwrap_or(&self.header)
     }
 
-    /// Checks that the certificate finalizes the top of the chain, in its round, with a quorum of
-    /// the genesis validators' signatures, and that the chain links down to `header`.
-    pub fn verify(&self, genesis: &Genesis) -> Result<(), CertificateError> {
+    /// Checks that `header` is the finalized header at `height`: the certificate finalizes the
+    /// top of the chain, in its round, with a quorum of the genesis validators' signatures, and
+    /// the chain links down to `header`, each header naming the one below as its parent at the
+    /// next height, in a later view of the same epoch, built on the view below.
+    pub fn verify(&self, genesis: &Genesis, height: u64) -> Result<(), CertificateError> {
+        if self.header.height != height {
+            return Err(CertificateError::WrongHeight { expected: height, found: self.header.height });
+        }
         let mut below = &self.header;
         for header in &self.descendants {
-            if header.parent != below.digest() || header.height != below.height + 1 {
+            let follows = header.parent == below.digest()
+                && below.height.checked_add(1) == Some(header.height)
+                && header.epoch == below.epoch
+                && header.parent_view == below.view
+                && header.view > below.view;
+            if !follows {
                 return Err(CertificateError::BrokenChain { height: header.height });
             }
             below = header;
@@ -197,13 +211,14 @@ pub(crate) mod tests {
             descendants: vec![],
             finalization: finalization.clone(),
         };
-        own.verify(&fixture.genesis).unwrap();
+        own.verify(&fixture.genesis, 3).unwrap();
+        assert_eq!(own.verify(&fixture.genesis, 2), Err(CertificateError::WrongHeight { expected: 2, found: 3 }));
         let below = CertifiedHeader {
             header: fixture.headers[0].clone(),
             descendants: fixture.headers[1..].to_vec(),
             finalization: finalization.clone(),
         };
-        below.verify(&fixture.genesis).unwrap();
+        below.verify(&fixture.genesis, 1).unwrap();
         let bytes = below.encode();
         assert_eq!(bytes.len(), below.encode_size());
         assert_eq!(CertifiedHeader::decode(&bytes, &fixture.genesis).unwrap(), below);
@@ -220,34 +235,55 @@ pub(crate) mod tests {
         };
 
         // Another header in place of the certified one.
-        let error = proof(1, &[], &finalization).verify(&fixture.genesis).unwrap_err();
+        let error = proof(1, &[], &finalization).verify(&fixture.genesis, 2).unwrap_err();
         assert!(matches!(error, CertificateError::WrongBlock { .. }), "{error}");
         // A gap in the chain.
-        let error = proof(0, &fixture.headers[2..], &finalization).verify(&fixture.genesis).unwrap_err();
+        let error = proof(0, &fixture.headers[2..], &finalization).verify(&fixture.genesis, 1).unwrap_err();
         assert_eq!(error, CertificateError::BrokenChain { height: 3 });
+        // A header claiming another height, view or epoch below the certified one.
+        for change in 0..3 {
+            let mut below = fixture.headers[1].clone();
+            match change {
+                0 => below.height += 1,
+                1 => below.view += 5,
+                _ => below.epoch += 1,
+            }
+            let mut top = fixture.headers[2].clone();
+            top.parent = below.digest();
+            let finalization = finalization_of(&top, &fixture.signers[..3], &fixture.genesis);
+            let error = CertifiedHeader { header: below.clone(), descendants: vec![top], finalization }
+                .verify(&fixture.genesis, below.height);
+            assert!(matches!(error, Err(CertificateError::BrokenChain { height: _ })), "change {change}: {error:?}");
+        }
         // A changed header below the certified one breaks the chain.
         let mut forged = fixture.headers[1].clone();
         forged.timestamp_ns += 1;
-        let error = proof(0, &[forged, fixture.headers[2].clone()], &finalization).verify(&fixture.genesis);
+        let error = proof(0, &[forged, fixture.headers[2].clone()], &finalization).verify(&fixture.genesis, 1);
         assert!(matches!(error, Err(CertificateError::BrokenChain { .. })));
         // An altered signature.
         let mut bytes = proof(2, &[], &finalization).encode().to_vec();
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         let altered = CertifiedHeader::decode(&bytes, &fixture.genesis).unwrap();
-        assert_eq!(altered.verify(&fixture.genesis), Err(CertificateError::BadSignatures));
+        assert_eq!(altered.verify(&fixture.genesis, 3), Err(CertificateError::BadSignatures));
         // Signatures of another chain's validators (another genesis, another namespace).
         let strangers: Vec<ValidatorSigner> = (10..14).map(signer_from_seed).collect();
         let other = Genesis::new(7, strangers.iter().map(public_key).collect(), vec![], 1_000).unwrap();
         let foreign = finalization_of(&fixture.headers[2], &strangers[..3], &other);
-        assert_eq!(proof(2, &[], &foreign).verify(&fixture.genesis), Err(CertificateError::BadSignatures));
+        assert_eq!(proof(2, &[], &foreign).verify(&fixture.genesis, 3), Err(CertificateError::BadSignatures));
         let renamed = Genesis::new(8, fixture.genesis.validators().to_vec(), vec![], 1_000).unwrap();
         let replayed = finalization_of(&fixture.headers[2], &fixture.signers[..3], &renamed);
-        assert_eq!(proof(2, &[], &replayed).verify(&fixture.genesis), Err(CertificateError::BadSignatures));
-        // A certificate for the right block in another round.
+        assert_eq!(proof(2, &[], &replayed).verify(&fixture.genesis, 3), Err(CertificateError::BadSignatures));
+        // A certificate for the right block in another round, epoch or parent view.
         let mut moved = finalization.clone();
         moved.proposal.round = Round::new(Epoch::new(0), View::new(9));
-        assert!(matches!(proof(2, &[], &moved).verify(&fixture.genesis), Err(CertificateError::WrongRound { .. })));
+        assert!(matches!(proof(2, &[], &moved).verify(&fixture.genesis, 3), Err(CertificateError::WrongRound { .. })));
+        let mut moved = finalization.clone();
+        moved.proposal.round = Round::new(Epoch::new(1), View::new(3));
+        assert!(matches!(proof(2, &[], &moved).verify(&fixture.genesis, 3), Err(CertificateError::WrongRound { .. })));
+        let mut moved = finalization.clone();
+        moved.proposal.parent = View::new(1);
+        assert!(matches!(proof(2, &[], &moved).verify(&fixture.genesis, 3), Err(CertificateError::WrongRound { .. })));
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub enum ChainError {
     WrongStateDigest,
     #[error("block results root does not match the outcomes of its parent's requests")]
     WrongResultsRoot,
-    #[error("block epoch {found} is not the current epoch 0")]
+    #[error("block epoch {found} is not the epoch of the chain or of the consensus round")]
     WrongEpoch { found: u64 },
     #[error("block context does not match the consensus round: {0}")]
     WrongContext(&'static str),

@@ -8,11 +8,11 @@
 //! holds only recent ones. A validator that joined from a peer's snapshot has a log that starts
 //! above genesis (`start`). Storage errors are fail-stop: the caller halts the validator.
 //!
-//! Record format (big-endian): `block length (4) | block | per request: timestamp ns (8) |
-//! result | finalization`, where the finalization is `0` (none) or `1` and Simplex's
-//! finalization certificate of the block, and where a result is encoded as under the results root (`execution.rs`): `1 | count (4)
-//! | count × (timestamp (8), status (4))` for accounts, `2 | …` the same for transfers, or
-//! `3 | batch error` for a refused batch.
+//! Record format (big-endian): `block length (4) | block | per request: (timestamp ns (8) |
+//! result) | finalization`. A result is encoded as under the results root (`execution.rs`):
+//! `1 | count (4) | count × (timestamp (8), status (4))` for accounts, `2 | …` the same for
+//! transfers, or `3 | batch error` for a refused batch. The finalization is `0` (none) or `1`
+//! and Simplex's finalization certificate of the block.
 
 use crate::block::Block;
 use crate::consensus::{Finalization, Scheme};

@@ -852,6 +852,50 @@ mod tests {
     }
 
     #[test]
+    fn certificates_are_kept_with_their_blocks_whenever_they_arrive_before_the_write() {
+        let (mut proposer, client) = setup();
+        let signers = [signer_from_seed(0)];
+        let genesis_digest = proposer.genesis_digest();
+        let certify = |header: &Header, state: &ApplicationState| {
+            crate::certified::tests::finalization_of(header, &signers, state.genesis())
+        };
+        proposer.submit(accounts(&client, 1)).unwrap();
+        let first = proposer.propose(BlockContext::following(genesis_digest, 1, test_leader()), 5_000).unwrap();
+        let second = proposer.propose(BlockContext::following(first.digest(), 2, test_leader()), 6_000).unwrap();
+        let third = proposer.propose(BlockContext::following(second.digest(), 3, test_leader()), 7_000).unwrap();
+
+        // Before its block is finalized: kept until it is.
+        let second_certificate = certify(&second.header, &proposer);
+        proposer.certify(second_certificate.clone());
+        assert_eq!(proposer.finalize(second.digest()), Ok(Finalized::Done { height: 2 }));
+        // The first block was finalized as the second's ancestor: it has no certificate.
+        assert_eq!(proposer.finalized_header(1).unwrap().1, None);
+        assert_eq!(proposer.finalized_header(2).unwrap().1, Some(&second_certificate));
+
+        // After its block is finalized but before it is written: still written with it.
+        assert_eq!(proposer.finalize(third.digest()), Ok(Finalized::Done { height: 3 }));
+        let third_certificate = certify(&third.header, &proposer);
+        proposer.certify(third_certificate.clone());
+        let records = proposer.unpersisted(0);
+        let written: Vec<Option<&Finalization>> = records.iter().map(|record| record.finalization.as_ref()).collect();
+        assert_eq!(written, [None, Some(&second_certificate), Some(&third_certificate)]);
+
+        // After it is written: not kept (the log is append-only), and nothing changes.
+        proposer.persisted(3);
+        proposer.certify(certify(&first.header, &proposer));
+        assert_eq!(proposer.finalized_header(1).unwrap().1, None);
+
+        // A restart reads the certificates back from the log with their blocks.
+        let (mut restored, _) = setup();
+        for record in records {
+            restored.restore(record.block, record.finalization).unwrap();
+        }
+        assert_eq!(restored.finalized_header(1).unwrap().1, None);
+        assert_eq!(restored.finalized_header(2).unwrap().1, Some(&second_certificate));
+        assert_eq!(restored.finalized_header(3).unwrap().1, Some(&third_certificate));
+    }
+
+    #[test]
     fn proposes_verifies_and_finalizes_a_chain() {
         let (mut proposer, client) = setup();
         let (mut follower, _) = setup();
