@@ -66,6 +66,7 @@ fn consensus_config(profile: P2pProfile) -> ConsensusConfig {
 pub struct RunningNode {
     validator: ValidatorKey,
     api_address: SocketAddr,
+    health: Arc<Health>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<Result<(), NodeError>>>,
 }
@@ -79,6 +80,12 @@ impl RunningNode {
     /// Where the HTTP API listens (the config's address, with the port chosen if it was 0).
     pub fn api_address(&self) -> SocketAddr {
         self.api_address
+    }
+
+    /// Whether the validator halted (a storage failure or a state divergence): its consensus is
+    /// stopped, so it votes no more, and its API answers 503 until it is started again.
+    pub fn has_halted(&self) -> bool {
+        self.health.is_halted()
     }
 
     /// Whether the validator's thread has ended on its own (it only does if its runtime
@@ -141,12 +148,14 @@ pub fn run(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let (stop, stop_receiver) = oneshot::channel();
     let (started, started_receiver) = std::sync::mpsc::channel();
     let name = format!("tally-{}", &crate::hex::encode(validator.as_ref())[..8]);
+    let health = Arc::new(Health::default());
+    let served = health.clone();
     let thread = std::thread::Builder::new()
         .name(name)
-        .spawn(move || serve(config, api_listener, stop_receiver, started))
+        .spawn(move || serve(config, api_listener, served, stop_receiver, started))
         .map_err(|source| NodeError::io("a validator thread", source))?;
     match started_receiver.recv() {
-        Ok(Ok(())) => Ok(RunningNode { validator, api_address, stop: Some(stop), thread: Some(thread) }),
+        Ok(Ok(())) => Ok(RunningNode { validator, api_address, health, stop: Some(stop), thread: Some(thread) }),
         Ok(Err(error)) => {
             let _ = thread.join();
             Err(error)
@@ -163,6 +172,7 @@ pub fn run(config: NodeConfig) -> Result<RunningNode, NodeError> {
 fn serve(
     config: NodeConfig,
     api_listener: std::net::TcpListener,
+    health: Arc<Health>,
     stop: oneshot::Receiver<()>,
     started: std::sync::mpsc::Sender<Result<(), NodeError>>,
 ) -> Result<(), NodeError> {
@@ -173,7 +183,7 @@ fn serve(
         .with_catch_panics(true);
     let run = std::panic::AssertUnwindSafe(|| {
         runtime::Runner::new(runtime_config).start(|context| async move {
-            match start(&context, config, api_listener).await {
+            match start(&context, config, api_listener, health).await {
                 Ok(running) => {
                     let _ = started.send(Ok(()));
                     // A dropped sender (the handle was leaked or its thread ended) also stops.
@@ -218,6 +228,7 @@ async fn start(
     context: &runtime::Context,
     config: NodeConfig,
     api_listener: std::net::TcpListener,
+    health: Arc<Health>,
 ) -> Result<Started, NodeError> {
     let validator_key = config.validator();
     let validators = config.genesis.validators().len();
@@ -269,22 +280,31 @@ async fn start(
     )
     .map_err(|error| NodeError::Start(error.to_string()))?;
 
-    // Watch the validator's two tasks: either ending before a stop means it halted.
-    let health = Arc::new(Health::default());
+    // Watch the validator's two tasks: either ending before a stop means it halted. Then the
+    // other is stopped too: a validator whose state it can no longer trust must not vote (its
+    // consensus would otherwise go on voting for blocks it cannot execute).
     let (stopping, stopping_receiver) = watch::channel(false);
     let watched = health.clone();
     let mut watched_stopping = stopping_receiver.clone();
     let watched_name = crate::hex::encode(validator_key.as_ref());
-    let (consensus, application) = (validator.consensus, validator.application);
+    let (mut consensus, mut application) = (validator.consensus, validator.application);
     context.child("watchdog").spawn(move |_| async move {
         let ended = tokio::select! {
-            result = consensus => format!("consensus ended: {result:?}"),
-            result = application => format!("the application ended: {result:?}"),
+            result = &mut consensus => format!("consensus ended: {result:?}"),
+            result = &mut application => format!("the application ended: {result:?}"),
             _ = watched_stopping.wait_for(|stopping| *stopping) => return,
         };
         if !*watched_stopping.borrow() {
+            consensus.abort();
+            application.abort();
             watched.set_halted();
-            tracing::error!(validator = %watched_name, %ended, "the validator halted; the API answers 503 until it restarts");
+            tracing::error!(
+                validator = %watched_name,
+                %ended,
+                "the validator halted (the error above says why) and its consensus is stopped: it votes no more, \
+                 and its API answers 503. Fix the cause (a full disk; damaged data: move the data directory aside) \
+                 and start it again: it catches up from its peers"
+            );
         }
     });
 

@@ -652,6 +652,7 @@ async fn a_validator_whose_storage_fails_answers_503_halted() {
         assert_eq!((status, error_code(&body)), (StatusCode::SERVICE_UNAVAILABLE, "halted"));
         let metrics = http().get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
         assert!(metrics.contains("tally_halted 1"), "{metrics}");
+        assert!(node.has_halted());
         // A halted validator still stops in order.
         tokio::task::spawn_blocking(move || node.stop()).await.unwrap().expect("a clean stop");
     })

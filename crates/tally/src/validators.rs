@@ -138,10 +138,11 @@ pub fn start(args: StartArgs) -> anyhow::Result<()> {
     let node = tally_node::run(config).context("starting the validator")?;
     println!("validator {} serving http://{}", tally_node::hex::encode(node.validator().as_ref()), node.api_address());
     let nodes = [node];
-    wait_for_stop(&nodes)?;
+    let waited = wait_for_stop(&nodes, true);
     let [node] = nodes;
+    // Stopped in order either way (a halted validator too), then the halt is the exit status.
     node.stop()?;
-    Ok(())
+    waited
 }
 
 /// The directory holds a generated cluster.
@@ -210,7 +211,7 @@ pub fn dev(args: DevArgs) -> anyhow::Result<()> {
     }
     println!();
     println!("Ctrl-C stops the cluster; `tally dev --dir {}` resumes it.", args.dir.display());
-    wait_for_stop(&nodes)?;
+    wait_for_stop(&nodes, false)?;
     // Stop every validator at once, each on its own thread.
     let results: Vec<_> = std::thread::scope(|scope| {
         let stopping: Vec<_> = nodes.into_iter().map(|node| scope.spawn(move || node.stop())).collect();
@@ -224,14 +225,20 @@ pub fn dev(args: DevArgs) -> anyhow::Result<()> {
 }
 
 /// Blocks until Ctrl-C (SIGINT) or SIGTERM, or until a validator's runtime ends on its own.
-fn wait_for_stop(nodes: &[RunningNode]) -> anyhow::Result<()> {
+/// Waits for Ctrl-C or SIGTERM. With `end_on_halt` (one validator per process, `tally start`), a
+/// validator that halts ends the wait with an error, so the process exits non-zero and a
+/// supervisor sees it; `tally dev` keeps the others running and the halted one answering 503.
+fn wait_for_stop(nodes: &[RunningNode], end_on_halt: bool) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let crashed = async {
             loop {
                 if nodes.iter().any(RunningNode::has_exited) {
-                    return;
+                    return false;
+                }
+                if end_on_halt && nodes.iter().any(RunningNode::has_halted) {
+                    return true;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             }
@@ -239,7 +246,14 @@ fn wait_for_stop(nodes: &[RunningNode]) -> anyhow::Result<()> {
         tokio::select! {
             result = tokio::signal::ctrl_c() => result?,
             _ = terminate.recv() => {},
-            () = crashed => bail!("a validator's runtime ended on its own (see the log above)"),
+            halted = crashed => if halted {
+                bail!(
+                    "the validator halted (the log above says why) and stopped voting; fix the cause (a full disk; \
+                     damaged data: move the data directory aside) and start it again: it catches up from its peers"
+                )
+            } else {
+                bail!("a validator's runtime ended on its own (see the log above)")
+            },
         }
         tracing::info!("stopping");
         Ok(())

@@ -340,6 +340,44 @@ fn init_writes_a_cluster_that_start_runs() {
 }
 
 #[test]
+fn start_exits_non_zero_when_its_validator_halts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cluster");
+    let base = free_base_port(8);
+    let output = tally(&["init", "--base-port", &base.to_string(), "--out", out.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    // A file where the finalized block log's directory belongs: the log cannot open, and the
+    // validator halts (storage failures are fail-stop).
+    let data = out.join("data").join("validator-0");
+    std::fs::create_dir_all(&data).unwrap();
+    set_mode(&out.join("data"), 0o700);
+    set_mode(&data, 0o700);
+    std::fs::write(data.join("validator-finalized_data"), b"not a directory").unwrap();
+    let mut child = Command::new(TALLY)
+        .args(["start", "--config", out.join("validator-0.toml").to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > START_TIMEOUT {
+            let _ = child.kill();
+            panic!("a halted validator kept running");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("halted") && stderr.contains("stopped voting"), "{stderr}");
+    assert!(stderr.contains("start it again"), "says what to do: {stderr}");
+}
+
+#[test]
 fn bad_configs_fail_with_the_problem_named() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.toml");
