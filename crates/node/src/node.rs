@@ -127,7 +127,8 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Starts a validator: binds its API and p2p addresses (so a taken port fails here, with the
-/// address named), opens its data directory, and returns once the API accepts connections.
+/// address named), opens its data directory, and returns once the API accepts connections and
+/// the validator has opened its storage, or halted trying (`RunningNode::has_halted`).
 pub fn run(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let api_listener = std::net::TcpListener::bind(config.api_listen).map_err(|cause| NodeError::Listen {
         address: config.api_listen,
@@ -309,6 +310,7 @@ async fn start(
     });
 
     let metrics_context = context.child("metrics");
+    let opened = validator.mailbox.clone();
     let api_state = ApiState(Arc::new(Shared {
         mailbox: validator.mailbox,
         genesis: config.genesis.clone(),
@@ -318,13 +320,20 @@ async fn start(
         waiting: Arc::new(Semaphore::new(config.waiting_requests_max)),
         bodies: Arc::new(Semaphore::new(crate::constants::BODIES_IN_FLIGHT_MAX)),
         body_bytes: Arc::new(Semaphore::new(crate::constants::BODY_BYTES_IN_FLIGHT_MAX)),
-        health,
+        health: health.clone(),
         metrics: Arc::new(NodeMetrics::new()),
         runtime_metrics: Arc::new(move || metrics_context.encode()),
         stopping: stopping_receiver.clone(),
     }));
     let listener =
         tokio::net::TcpListener::from_std(api_listener).map_err(|source| NodeError::io("the API socket", source))?;
+    // The application answers only once it has opened its storage (restored its snapshot and
+    // executed its log). The API serves from then on (callers meanwhile wait in the listener's
+    // backlog), so a validator that answers is open; one whose storage cannot open is halted
+    // and its API says so.
+    if opened.status().await.is_none() {
+        health.set_halted();
+    }
     let router = api::router(api_state);
     let server_stopping = stopping_receiver;
     let server = context.child("api").spawn(move |_| async move {
@@ -332,6 +341,10 @@ async fn start(
         Ok(())
     });
     let name = crate::hex::encode(config.validator().as_ref());
+    if health.is_halted() {
+        tracing::error!(validator = %name, "the validator halted while opening its data directory (the error above says why)");
+        return Ok(Started { name, stopping, server });
+    }
     tracing::info!(validator = %name, api = %config.api_listen, p2p = %config.p2p_listen, "validator started");
     Ok(Started { name, stopping, server })
 }

@@ -187,7 +187,8 @@ async fn a_finalized_header_comes_with_a_certificate_any_client_can_check() {
             assert_eq!(status, StatusCode::OK, "{url}: {body}");
             assert_eq!(body["height"], height.to_string());
             assert_eq!(body["header"]["height"], height.to_string());
-            assert_eq!(body["header"]["requests"], 1);
+            // Tests share the cluster: other requests may be in the block too.
+            assert!(body["header"]["requests"].as_u64().unwrap() >= 1, "{body}");
             let certified: u64 = body["certified_height"].as_str().unwrap().parse().unwrap();
             assert!(certified >= height);
             assert!(body["signers"].as_array().unwrap().len() >= 3, "a quorum of four: {body}");
@@ -197,7 +198,7 @@ async fn a_finalized_header_comes_with_a_certificate_any_client_can_check() {
             let proof = CertifiedHeader::decode(&bytes, &cluster.genesis).unwrap();
             proof.verify(&cluster.genesis, height).unwrap();
             assert_eq!(hex::encode(proof.header.digest().as_ref()), body["header"]["digest"].as_str().unwrap());
-            assert_eq!(proof.header.request_count, 1);
+            assert_eq!(u64::from(proof.header.request_count), body["header"]["requests"].as_u64().unwrap());
         }
         let (status, body) = get(&cluster.urls[0], "/v1/headers/0").await;
         assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "header_not_held"), "{body}");

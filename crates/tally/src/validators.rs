@@ -136,6 +136,14 @@ fn check_except(except: &[usize], validators: usize) -> anyhow::Result<()> {
 pub fn start(args: StartArgs) -> anyhow::Result<()> {
     let config = NodeConfig::load(&args.config)?;
     let node = tally_node::run(config).context("starting the validator")?;
+    if node.has_halted() {
+        node.stop()?;
+        bail!(
+            "the validator halted while opening its data directory (the log above says why) and serves nothing; \
+             fix the cause (a full disk; damaged data: move the data directory aside) and start it again: it \
+             catches up from its peers"
+        );
+    }
     println!("validator {} serving http://{}", tally_node::hex::encode(node.validator().as_ref()), node.api_address());
     let nodes = [node];
     let waited = wait_for_stop(&nodes, true);
@@ -191,7 +199,11 @@ pub fn dev(args: DevArgs) -> anyhow::Result<()> {
     }
     println!();
     for ((index, _), node) in running.iter().zip(&nodes) {
-        println!("  validator {index}   API and dashboard: http://{}", node.api_address());
+        if node.has_halted() {
+            println!("  validator {index}   halted while opening its data (see the log); its API answers 503");
+        } else {
+            println!("  validator {index}   API and dashboard: http://{}", node.api_address());
+        }
     }
     for index in &args.except {
         println!("  validator {index}   not started here: tally start --config {}", files.configs[*index].display());

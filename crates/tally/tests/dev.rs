@@ -373,8 +373,10 @@ fn start_exits_non_zero_when_its_validator_halts() {
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!status.success(), "{stderr}");
-    assert!(stderr.contains("halted") && stderr.contains("stopped voting"), "{stderr}");
+    assert!(stderr.contains("halted") && stderr.contains("serves nothing"), "{stderr}");
     assert!(stderr.contains("start it again"), "says what to do: {stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains("serving"), "nothing says serving while it refuses to serve: {stdout}");
 }
 
 #[test]
