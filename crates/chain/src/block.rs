@@ -337,57 +337,25 @@ mod tests {
     #[test]
     fn every_field_changes_the_digest() {
         let base = block(vec![request(1, 1)]);
+        let at = |parent: &[u8], view, height, timestamp_ns, commitment, requests| {
+            Block::new(
+                BlockContext::following(hash(parent), view, test_leader()),
+                height,
+                timestamp_ns,
+                commitment,
+                requests,
+            )
+        };
+        let other_results = Commitment { results_root: hash(b"other"), ..commitment(5) };
         let variants = [
-            Block::new(
-                BlockContext::following(hash(b"other"), 9, test_leader()),
-                7,
-                1_000,
-                commitment(5),
-                vec![request(1, 1)],
-            ),
-            Block::new(
-                BlockContext::following(hash(b"parent"), 9, test_leader()),
-                8,
-                1_000,
-                commitment(5),
-                vec![request(1, 1)],
-            ),
-            Block::new(
-                BlockContext::following(hash(b"parent"), 10, test_leader()),
-                7,
-                1_000,
-                commitment(5),
-                vec![request(1, 1)],
-            ),
-            Block::new(
-                BlockContext::following(hash(b"parent"), 9, test_leader()),
-                7,
-                1_001,
-                commitment(5),
-                vec![request(1, 1)],
-            ),
-            Block::new(
-                BlockContext::following(hash(b"parent"), 9, test_leader()),
-                7,
-                1_000,
-                commitment(6),
-                vec![request(1, 1)],
-            ),
-            Block::new(
-                BlockContext::following(hash(b"parent"), 9, test_leader()),
-                7,
-                1_000,
-                Commitment { results_root: hash(b"other"), ..commitment(5) },
-                vec![request(1, 1)],
-            ),
-            Block::new(
-                BlockContext::following(hash(b"parent"), 9, test_leader()),
-                7,
-                1_000,
-                commitment(5),
-                vec![request(2, 1)],
-            ),
-            Block::new(BlockContext::following(hash(b"parent"), 9, test_leader()), 7, 1_000, commitment(5), vec![]),
+            at(b"other", 9, 7, 1_000, commitment(5), vec![request(1, 1)]),
+            at(b"parent", 9, 8, 1_000, commitment(5), vec![request(1, 1)]),
+            at(b"parent", 10, 7, 1_000, commitment(5), vec![request(1, 1)]),
+            at(b"parent", 9, 7, 1_001, commitment(5), vec![request(1, 1)]),
+            at(b"parent", 9, 7, 1_000, commitment(6), vec![request(1, 1)]),
+            at(b"parent", 9, 7, 1_000, other_results, vec![request(1, 1)]),
+            at(b"parent", 9, 7, 1_000, commitment(5), vec![request(2, 1)]),
+            at(b"parent", 9, 7, 1_000, commitment(5), vec![]),
         ];
         for variant in variants {
             assert_ne!(variant.digest(), base.digest());

@@ -175,8 +175,8 @@ impl RequestOutcome {
 }
 
 /// The Merkle root over one block's request outcomes, in block order.
-pub fn results_root<'a>(outcomes: impl ExactSizeIterator<Item = (&'a RequestKey, &'a RequestOutcome)>) -> Root {
-    merkle_root(outcomes.map(|(key, outcome)| outcome.leaf(key)))
+pub fn results_root(outcomes: &[(RequestKey, RequestOutcome)]) -> Root {
+    merkle_root(outcomes.iter().map(|(key, outcome)| outcome.leaf(key)))
 }
 
 /// The replicated state after executing a block.
@@ -408,7 +408,7 @@ impl ChainState {
         self.height = header.height;
         self.block = block.digest();
         self.timestamp_ns = header.timestamp_ns;
-        self.results_root = results_root(outcomes.iter().map(|(key, outcome)| (key, outcome)));
+        self.results_root = results_root(&outcomes);
         outcomes
     }
 }
@@ -555,7 +555,7 @@ mod tests {
         let (state, outcomes) = genesis.execute(&parent);
         let next = child(&state, 3_000, vec![]);
         state.check_child(&fixture.genesis, &next).unwrap();
-        assert_eq!(next.header.results_root, results_root(outcomes.iter().map(|(key, outcome)| (key, outcome))));
+        assert_eq!(next.header.results_root, results_root(&outcomes));
         assert_ne!(next.header.results_root, genesis.results_root());
 
         // One outcome is proven by a Merkle path to the header.

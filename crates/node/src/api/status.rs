@@ -149,26 +149,14 @@ fn header_to_json(header: &BlockHeader) -> Value {
     })
 }
 
+/// A finalized block: its header's fields, its events, and the state digest after it.
 fn block_to_json(block: &FinalizedBlock) -> Value {
+    debug_assert_eq!(block.height, block.block.header.height);
     let events: usize = block.block.requests.iter().map(|request| request.events_count()).sum();
-    let header = &block.block.header;
-    json!({
-        "height": block.height.to_string(),
-        "digest": hex::encode(block.digest.as_ref()),
-        "version": header.version,
-        "epoch": header.epoch.to_string(),
-        "view": header.view.to_string(),
-        "leader": hex::encode(header.leader.as_ref()),
-        "parent_view": header.parent_view.to_string(),
-        "parent": hex::encode(header.parent.as_ref()),
-        "timestamp": header.timestamp_ns.to_string(),
-        "requests": block.block.requests.len(),
-        "events": events,
-        "requests_root": hex::encode(header.requests_root.as_ref()),
-        "state_digest": hex::encode(&block.state_digest),
-        "parent_state_digest": hex::encode(&header.state_digest),
-        "parent_results_root": hex::encode(header.results_root.as_ref()),
-    })
+    let mut json = header_to_json(&block.block.header);
+    json["events"] = json!(events);
+    json["state_digest"] = json!(hex::encode(&block.state_digest));
+    json
 }
 
 /// `GET /v1/blocks?limit=N`: the newest finalized blocks, newest first.
