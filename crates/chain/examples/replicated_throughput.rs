@@ -72,9 +72,11 @@ async fn start(
         genesis.clone(),
         signer.clone(),
         ConsensusConfig::local(format!("throughput-{index}")),
+        oracle.clone(),
         oracle,
         channels,
     )
+    .await
     .expect("a genesis validator")
 }
 

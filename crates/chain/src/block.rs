@@ -249,6 +249,34 @@ impl Block {
     }
 }
 
+impl commonware_cryptography::Digestible for Block {
+    type Digest = BlockDigest;
+
+    fn digest(&self) -> BlockDigest {
+        self.digest
+    }
+}
+
+impl commonware_consensus::Heightable for Block {
+    fn height(&self) -> commonware_consensus::types::Height {
+        commonware_consensus::types::Height::new(self.header.height)
+    }
+}
+
+/// What marshal (Commonware's ordered delivery of finalized blocks) needs of a block: its
+/// height, digest and parent.
+impl commonware_consensus::Block for Block {
+    fn parent(&self) -> BlockDigest {
+        self.header.parent
+    }
+}
+
+impl commonware_consensus::BoundedBlock for Block {
+    fn max_encode_size(_: &()) -> usize {
+        BLOCK_SIZE_MAX
+    }
+}
+
 impl Write for Block {
     fn write(&self, buf: &mut impl BufMut) {
         self.header.write(buf);

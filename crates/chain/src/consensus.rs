@@ -104,26 +104,27 @@ pub(crate) const FETCH_RETRY_DELAY: Duration = Duration::from_millis(100);
 
 /// Builds the Simplex configuration for one validator.
 #[allow(clippy::type_complexity)]
-pub(crate) fn simplex_config<B, A>(
+pub(crate) fn simplex_config<B, A, F>(
     genesis: &Genesis,
     scheme: Scheme,
     blocker: B,
     application: A,
+    reporter: F,
     config: &ConsensusConfig,
-) -> simplex::Config<Scheme, Elector, B, BlockDigest, A, A, A, commonware_parallel::Sequential>
+) -> simplex::Config<Scheme, Elector, B, BlockDigest, A, A, F, commonware_parallel::Sequential>
 where
     B: commonware_p2p::Blocker<PublicKey = ValidatorKey>,
     A: commonware_consensus::CertifiableAutomaton<Context = ConsensusContext, Digest = BlockDigest>
-        + commonware_consensus::Relay<Digest = BlockDigest, PublicKey = ValidatorKey, Plan = Plan>
-        + commonware_consensus::Reporter<Activity = Activity>,
+        + commonware_consensus::Relay<Digest = BlockDigest, PublicKey = ValidatorKey, Plan = Plan>,
+    F: commonware_consensus::Reporter<Activity = Activity>,
 {
     simplex::Config {
         scheme,
         elector: Elector::default(),
         blocker,
         automaton: application.clone(),
-        relay: application.clone(),
-        reporter: application,
+        relay: application,
+        reporter,
         track_historical_votes: false,
         strategy: commonware_parallel::Sequential,
         partition: config.partition.clone(),

@@ -8,15 +8,17 @@
 //! 2. The validator checks the client and signature and holds it in its [`Mempool`]
 //!    (`mempool.rs`), answering busy when full, and gossips it to the other validators.
 //! 3. The next leader builds a [`Block`] (`block.rs`) from its mempool on the parent Simplex
-//!    names (`application/state.rs`), and relays the block to the others
-//!    (`application/actor.rs`).
-//! 4. Each validator verifies the block: its parent, height, timestamp, every request, and the
-//!    ledger digest after the parent, by executing the parent chain speculatively
-//!    (`execution.rs`).
-//! 5. Simplex (`consensus.rs`) finalizes the block; the application executes the finalized chain
-//!    in order, halting if its own state digest disagrees with the block's.
-//! 6. The finalized blocks are appended to the on-disk log and synced (`application/log.rs`)
-//!    before any outcome is answered ([`Mailbox::outcome`](application::Mailbox::outcome)).
+//!    names (`application/state.rs`), and marshal (`ordering.rs`) broadcasts it to the others.
+//! 4. Each validator's marshal receives the block (or fetches it and any missing ancestors
+//!    from peers), and the application verifies it: its round, parent, height, timestamp, every
+//!    request, and the state digest after the parent, by executing the parent chain
+//!    speculatively (`execution.rs`).
+//! 5. Simplex (`consensus.rs`) finalizes the block; marshal stores it with its certificate and
+//!    delivers finalized blocks in height order; the application executes each, halting if its
+//!    own state digest disagrees with the block's.
+//! 6. The outcomes are appended to the on-disk log and synced (`application/log.rs`) before the
+//!    block is acknowledged to marshal and any outcome is answered
+//!    ([`Mailbox::outcome`](application::Mailbox::outcome)).
 //!
 //! `docs/ARCHITECTURE.md` draws this path.
 
@@ -30,6 +32,7 @@ pub mod execution;
 pub mod genesis;
 pub mod keys;
 pub mod mempool;
+pub mod ordering;
 pub mod request;
 pub mod request_set;
 pub mod snapshot;

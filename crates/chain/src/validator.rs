@@ -1,17 +1,23 @@
-//! One validator: the Simplex engine and the application actor, wired to seven channels.
+//! One validator: Simplex, marshal and the application actor, wired to seven channels.
 //!
 //! Generic over the runtime (clock, spawner, storage, randomness) and the network (any
-//! Commonware p2p sender/receiver), so the same code runs on the deterministic runtime with
-//! simulated links in tests and on tokio with authenticated TCP in production.
+//! Commonware p2p sender/receiver, and the peer provider that says who the validators are), so
+//! the same code runs on the deterministic runtime with simulated links in tests and on tokio
+//! with authenticated TCP in production.
 
 use crate::application::{Actor, ActorConfig, Fault, Links, Mailbox};
 use crate::consensus::{ConsensusConfig, signing_scheme, simplex_config};
 use crate::error::ChainError;
 use crate::genesis::Genesis;
 use crate::keys::{ValidatorKey, ValidatorSigner};
+use crate::ordering;
+use commonware_consensus::Reporters;
+use commonware_consensus::marshal::standard::Inline;
 use commonware_consensus::simplex::Engine;
-use commonware_p2p::{Blocker, Receiver, Sender};
+use commonware_macros::select;
+use commonware_p2p::{Blocker, Provider, Receiver, Sender};
 use commonware_runtime::{Clock, Handle, Metrics, Spawner, Storage, Supervisor};
+use commonware_utils::channel::{fallible::OneshotExt as _, oneshot};
 use rand_core::CryptoRng;
 
 /// Channel ids of a validator's network links.
@@ -21,12 +27,12 @@ pub mod channel {
     pub const RESOLVER: u64 = 2;
     pub const BLOCKS: u64 = 3;
     pub const REQUESTS: u64 = 4;
-    pub const FETCH: u64 = 5;
+    pub const BACKFILL: u64 = 5;
     pub const SNAPSHOTS: u64 = 6;
 }
 
-/// A validator's network links: three for Simplex, one for block contents, one for client
-/// request gossip, one to ask peers for missing blocks, one to fetch snapshots.
+/// A validator's network links: three for Simplex, two for marshal (block broadcast and
+/// backfill), one for client request gossip, one to fetch snapshots.
 #[derive(Debug)]
 pub struct Channels<S, R> {
     pub votes: (S, R),
@@ -34,7 +40,7 @@ pub struct Channels<S, R> {
     pub resolver: (S, R),
     pub blocks: (S, R),
     pub requests: (S, R),
-    pub fetch: (S, R),
+    pub backfill: (S, R),
     pub snapshots: (S, R),
 }
 
@@ -47,17 +53,18 @@ impl<S, R> Channels<S, R> {
             resolver: register(channel::RESOLVER),
             blocks: register(channel::BLOCKS),
             requests: register(channel::REQUESTS),
-            fetch: register(channel::FETCH),
+            backfill: register(channel::BACKFILL),
             snapshots: register(channel::SNAPSHOTS),
         }
     }
 }
 
-/// A running validator.
+/// A running validator: its mailbox, and the task that supervises its consensus, marshal and
+/// application. The task ends (with what ended first) when any of them ends, which only a halt
+/// does; stopping it stops them all, as a crash would.
 pub struct Validator {
     pub mailbox: Mailbox,
-    pub consensus: Handle<()>,
-    pub application: Handle<()>,
+    pub tasks: Handle<String>,
 }
 
 impl std::fmt::Debug for Validator {
@@ -66,61 +73,110 @@ impl std::fmt::Debug for Validator {
     }
 }
 
-/// Starts an honest validator of `genesis` with key `signer`.
-pub fn start<E, B, S, R>(
+impl Validator {
+    /// Stops every task of the validator at once (as `kill -9` would).
+    pub fn stop(&self) {
+        self.tasks.abort();
+    }
+}
+
+/// Starts an honest validator of `genesis` with key `signer`. `peers` names the validators to
+/// the block broadcast and backfill (the p2p oracle's peer sets).
+pub async fn start<E, P, B, S, R>(
     context: E,
     genesis: Genesis,
     signer: ValidatorSigner,
     config: ConsensusConfig,
+    peers: P,
     blocker: B,
     channels: Channels<S, R>,
 ) -> Result<Validator, ChainError>
 where
     E: Clock + CryptoRng + Spawner + Storage + Metrics + Supervisor,
+    P: Provider<PublicKey = ValidatorKey>,
     B: Blocker<PublicKey = ValidatorKey>,
     S: Sender<PublicKey = ValidatorKey>,
     R: Receiver<PublicKey = ValidatorKey>,
 {
-    start_with_fault(context, genesis, signer, config, blocker, channels, Fault::None)
+    start_with_fault(context, genesis, signer, config, peers, blocker, channels, Fault::None).await
 }
 
 /// Starts a validator whose proposer misbehaves as `fault` says (the simulator's Byzantine
 /// validators).
-pub fn start_with_fault<E, B, S, R>(
+#[allow(clippy::too_many_arguments)]
+pub async fn start_with_fault<E, P, B, S, R>(
     context: E,
     genesis: Genesis,
     signer: ValidatorSigner,
     config: ConsensusConfig,
+    peers: P,
     blocker: B,
     channels: Channels<S, R>,
     fault: Fault,
 ) -> Result<Validator, ChainError>
 where
     E: Clock + CryptoRng + Spawner + Storage + Metrics + Supervisor,
+    P: Provider<PublicKey = ValidatorKey>,
     B: Blocker<PublicKey = ValidatorKey>,
     S: Sender<PublicKey = ValidatorKey>,
     R: Receiver<PublicKey = ValidatorKey>,
 {
+    let me = crate::keys::public_key(&signer);
     let scheme = signing_scheme(&genesis, signer).ok_or(ChainError::NotAValidator)?;
-    let actor_config = ActorConfig {
-        genesis: genesis.clone(),
-        log_partition: format!("{}-finalized", config.partition),
-        voted_partition: format!("{}-voted", config.partition),
-        snapshot_partition: format!("{}-snapshots", config.partition),
-        snapshot_interval: config.snapshot_interval.clamp(1, crate::consensus::SNAPSHOT_INTERVAL_MAX),
-        fault,
-        blocker: blocker.clone(),
-    };
-    let links = Links {
-        blocks: channels.blocks,
-        requests: channels.requests,
-        fetch: channels.fetch,
-        snapshots: channels.snapshots,
-    };
-    let (actor, mailbox) = Actor::new(context.child("application"), actor_config, links);
-    let application = actor.start();
-    let engine =
-        Engine::new(context.child("consensus"), simplex_config(&genesis, scheme, blocker, mailbox.clone(), &config));
-    let consensus = engine.start(channels.votes, channels.certificates, channels.resolver);
-    Ok(Validator { mailbox, consensus, application })
+    let (started, mailbox) = oneshot::channel();
+    // Everything runs under one task, so that stopping it stops every part of the validator.
+    let tasks = context.child("validator").spawn(move |context| async move {
+        let marshal = match ordering::open(
+            context.child("marshal"),
+            &format!("{}-marshal", config.partition),
+            scheme.clone(),
+            genesis.block(),
+        )
+        .await
+        {
+            Ok(marshal) => marshal,
+            Err(error) => {
+                let ended = format!("marshal did not open: {error}");
+                started.send_lossy(Err(error));
+                return ended;
+            }
+        };
+        let actor_config = ActorConfig {
+            genesis: genesis.clone(),
+            log_partition: format!("{}-finalized", config.partition),
+            snapshot_partition: format!("{}-snapshots", config.partition),
+            snapshot_interval: config.snapshot_interval.clamp(1, crate::consensus::SNAPSHOT_INTERVAL_MAX),
+            fault,
+            blocker: blocker.clone(),
+            marshal_processed: marshal.processed,
+        };
+        let links = Links { requests: channels.requests, snapshots: channels.snapshots };
+        let marshal_mailbox = marshal.mailbox.clone();
+        let (actor, mailbox) = Actor::new(context.child("application"), actor_config, links, marshal_mailbox.clone());
+        let (_, mut marshal) = marshal.start(
+            context.child("marshal_network"),
+            me,
+            peers,
+            blocker.clone(),
+            channels.blocks,
+            channels.backfill,
+            mailbox.marshaled(),
+        );
+        let mut application = actor.start();
+        let inline = Inline::new(context.child("inline"), mailbox.marshaled(), marshal_mailbox, ordering::epochs());
+        let reporter = Reporters::from((inline.clone(), mailbox.clone()));
+        let engine = Engine::new(
+            context.child("consensus"),
+            simplex_config(&genesis, scheme, blocker, inline, reporter, &config),
+        );
+        let mut consensus = engine.start(channels.votes, channels.certificates, channels.resolver);
+        started.send_lossy(Ok(mailbox));
+        select! {
+            result = &mut consensus => format!("consensus ended: {result:?}"),
+            result = &mut application => format!("the application ended: {result:?}"),
+            result = &mut marshal => format!("marshal ended: {result:?}"),
+        }
+    });
+    let mailbox = mailbox.await.map_err(|_| ChainError::Storage("the validator stopped while starting".into()))??;
+    Ok(Validator { mailbox, tasks })
 }

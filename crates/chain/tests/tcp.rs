@@ -83,9 +83,11 @@ async fn start_node(
             snapshot_interval: SNAPSHOT_INTERVAL,
             ..ConsensusConfig::local(format!("tcp-validator-{index}"))
         },
+        oracle.clone(),
         oracle,
         channels,
     )
+    .await
     .expect("a genesis validator");
     Node { validator, network }
 }
@@ -136,8 +138,7 @@ fn run(storage: PathBuf) {
         for round in 0..ROUNDS {
             if round == 3 {
                 height_at_crash = nodes[crashed].validator.mailbox.status().await.unwrap().finalized_height;
-                nodes[crashed].validator.consensus.abort();
-                nodes[crashed].validator.application.abort();
+                nodes[crashed].validator.stop();
                 nodes[crashed].network.abort();
             }
             if round == 6 {

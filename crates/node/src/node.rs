@@ -276,28 +276,31 @@ async fn start(
         config.genesis.genesis().clone(),
         config.signer.clone(),
         consensus_config(config.p2p_profile),
+        oracle.clone(),
         oracle,
         channels,
     )
+    .await
     .map_err(|error| NodeError::Start(error.to_string()))?;
 
-    // Watch the validator's two tasks: either ending before a stop means it halted. Then the
-    // other is stopped too: a validator whose state it can no longer trust must not vote (its
+    // Watch the validator's tasks: any ending before a stop means it halted. Then the
+    // others are stopped too: a validator whose state it can no longer trust must not vote (its
     // consensus would otherwise go on voting for blocks it cannot execute).
     let (stopping, stopping_receiver) = watch::channel(false);
     let watched = health.clone();
     let mut watched_stopping = stopping_receiver.clone();
     let watched_name = crate::hex::encode(validator_key.as_ref());
-    let (mut consensus, mut application) = (validator.consensus, validator.application);
+    let mut tasks = validator.tasks;
     context.child("watchdog").spawn(move |_| async move {
         let ended = tokio::select! {
-            result = &mut consensus => format!("consensus ended: {result:?}"),
-            result = &mut application => format!("the application ended: {result:?}"),
+            result = &mut tasks => match result {
+                Ok(ended) => ended,
+                Err(error) => format!("the validator's tasks ended: {error:?}"),
+            },
             _ = watched_stopping.wait_for(|stopping| *stopping) => return,
         };
         if !*watched_stopping.borrow() {
-            consensus.abort();
-            application.abort();
+            // Its tasks are already stopped: they end together.
             watched.set_halted();
             tracing::error!(
                 validator = %watched_name,

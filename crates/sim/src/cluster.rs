@@ -164,7 +164,7 @@ async fn register(
         resolver: register(channel::RESOLVER).await,
         blocks: register(channel::BLOCKS).await,
         requests: register(channel::REQUESTS).await,
-        fetch: register(channel::FETCH).await,
+        backfill: register(channel::BACKFILL).await,
         snapshots: register(channel::SNAPSHOTS).await,
     }
 }
@@ -385,10 +385,12 @@ impl Cluster {
             self.genesis.clone(),
             self.signers[index].clone(),
             Self::consensus_config(partition),
+            self.oracle.manager(),
             self.oracle.control(self.key(index)),
             channels,
             fault,
         )
+        .await
         .expect("a genesis validator")
     }
 
@@ -422,22 +424,24 @@ impl Cluster {
                 });
             ((primary_sender, primary_receiver), (secondary_sender, secondary_receiver))
         };
-        let [votes, certificates, resolver, blocks, requests, fetch, snapshots] = audiences;
+        let [votes, certificates, resolver, blocks, requests, backfill, snapshots] = audiences;
         let (votes, votes_twin) = split(channels.votes, votes);
         let (certificates, certificates_twin) = split(channels.certificates, certificates);
         let (resolver, resolver_twin) = split(channels.resolver, resolver);
         let (blocks, blocks_twin) = split(channels.blocks, blocks);
         let (requests, requests_twin) = split(channels.requests, requests);
-        let (fetch, fetch_twin) = split(channels.fetch, fetch);
+        let (backfill, backfill_twin) = split(channels.backfill, backfill);
         let (snapshots, snapshots_twin) = split(channels.snapshots, snapshots);
         let primary = validator::start(
             self.context.child("validator").with_attribute("index", partition),
             self.genesis.clone(),
             self.signers[index].clone(),
             Self::consensus_config(partition),
+            self.oracle.manager(),
             self.oracle.control(self.key(index)),
-            Channels { votes, certificates, resolver, blocks, requests, fetch, snapshots },
+            Channels { votes, certificates, resolver, blocks, requests, backfill, snapshots },
         )
+        .await
         .expect("a genesis validator");
         if !twin {
             return (primary, None);
@@ -448,6 +452,7 @@ impl Cluster {
             self.genesis.clone(),
             self.signers[index].clone(),
             Self::consensus_config(&twin_partition),
+            self.oracle.manager(),
             self.oracle.control(self.key(index)),
             Channels {
                 votes: votes_twin,
@@ -455,10 +460,11 @@ impl Cluster {
                 resolver: resolver_twin,
                 blocks: blocks_twin,
                 requests: requests_twin,
-                fetch: fetch_twin,
+                backfill: backfill_twin,
                 snapshots: snapshots_twin,
             },
         )
+        .await
         .expect("a genesis validator");
         (primary, Some(secondary))
     }
@@ -466,8 +472,7 @@ impl Cluster {
     /// Stops instance `instance` abruptly (as `kill -9` would: its tasks are dropped).
     fn crash(&mut self, instance: usize) {
         if let Some(validator) = self.instances[instance].running.take() {
-            validator.consensus.abort();
-            validator.application.abort();
+            validator.stop();
         }
         lock(&self.shared).mailboxes[instance] = None;
     }

@@ -1,46 +1,114 @@
-//! Messages into the application actor, and the mailbox that Simplex (and clients) hold.
+//! Messages into the application actor, and the mailbox that clients (and Simplex's reporter)
+//! hold.
 //!
-//! The mailbox implements Commonware's consensus traits: `Automaton` (propose and verify
-//! payloads, which are block digests), `CertifiableAutomaton` (the default: certify every
-//! notarized block we verified), `Relay` (broadcast a block's contents) and `Reporter`
-//! (finalizations drive execution, and their certificates are kept in the finalized log).
+//! Simplex reaches the application through marshal's inline wrapper (`marshaled.rs`): proposals,
+//! verifications and the ancestors they need arrive as messages here, and so do the finalized
+//! blocks marshal delivers. The mailbox itself is a Simplex `Reporter`: every activity feeds the
+//! status page, and finalization certificates are kept in the finalized log.
 
 use crate::application::activity::Observed;
 use crate::application::state::{FinalizedBlock, History, Status};
-use crate::block::BlockDigest;
+use crate::block::{Block, BlockDigest};
 use crate::certified::CertifiedHeader;
-use crate::consensus::{Activity, ConsensusContext, Finalization, Plan};
+use crate::consensus::{Activity, ConsensusContext, Finalization};
 use crate::error::ChainError;
 use crate::execution::{ChainState, RequestOutcome};
-use crate::keys::ValidatorKey;
 use crate::request::{Request, RequestKey};
-use commonware_consensus::{Automaton, CertifiableAutomaton, Relay, Reporter};
+use commonware_consensus::Reporter;
+use commonware_utils::acknowledgement::Exact;
 use commonware_utils::channel::{fallible::FallibleExt as _, mpsc, oneshot};
 use std::sync::Arc;
 
+/// What a proposal came to.
+#[derive(Debug)]
+pub enum Built {
+    Block(Block),
+    /// The parent's chain lacks this block.
+    Missing(BlockDigest),
+    /// The parent cannot be built on (it broke a rule, or conflicts with the finalized chain).
+    Declined,
+}
+
+/// What a verification came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Judged {
+    Valid,
+    Invalid,
+    /// The block's chain lacks this block.
+    Missing(BlockDigest),
+    /// The state holds as many pending blocks as it may: ask again later.
+    Full,
+}
+
 /// A request to the application actor.
 pub enum Message {
-    Propose { context: ConsensusContext, response: oneshot::Sender<BlockDigest> },
-    Verify { context: ConsensusContext, block: BlockDigest, response: oneshot::Sender<bool> },
-    Broadcast { block: BlockDigest, plan: Plan },
-    Finalized { finalization: Box<Finalization> },
+    Propose {
+        context: ConsensusContext,
+        response: oneshot::Sender<Built>,
+    },
+    Verify {
+        context: ConsensusContext,
+        block: Block,
+        response: oneshot::Sender<Judged>,
+    },
+    /// An ancestor a proposal or verification needs, read from marshal's ancestry.
+    Ancestor {
+        block: Block,
+        response: oneshot::Sender<Result<(), ChainError>>,
+    },
+    /// The next finalized block, from marshal; `ack` once its outcomes are durable.
+    Delivered {
+        block: Block,
+        ack: Exact,
+    },
+    /// The highest finalized height marshal knows of.
+    Tip {
+        height: u64,
+    },
+    Finalized {
+        finalization: Box<Finalization>,
+    },
     Observed(Observed),
-    Submit { request: Request, response: oneshot::Sender<Result<(), ChainError>> },
-    Status { response: oneshot::Sender<Status> },
-    History { response: oneshot::Sender<History> },
-    Outcome { key: RequestKey, response: oneshot::Sender<Result<Option<RequestOutcome>, ChainError>> },
-    WaitOutcome { key: RequestKey, response: oneshot::Sender<RequestOutcome> },
-    FinalizedState { response: oneshot::Sender<Arc<ChainState>> },
-    Blocks { from_height: u64, limit: usize, response: oneshot::Sender<Vec<FinalizedBlock>> },
-    CertifiedHeader { height: u64, response: oneshot::Sender<Option<CertifiedHeader>> },
+    Submit {
+        request: Request,
+        response: oneshot::Sender<Result<(), ChainError>>,
+    },
+    Status {
+        response: oneshot::Sender<Status>,
+    },
+    History {
+        response: oneshot::Sender<History>,
+    },
+    Outcome {
+        key: RequestKey,
+        response: oneshot::Sender<Result<Option<RequestOutcome>, ChainError>>,
+    },
+    WaitOutcome {
+        key: RequestKey,
+        response: oneshot::Sender<RequestOutcome>,
+    },
+    FinalizedState {
+        response: oneshot::Sender<Arc<ChainState>>,
+    },
+    Blocks {
+        from_height: u64,
+        limit: usize,
+        response: oneshot::Sender<Vec<FinalizedBlock>>,
+    },
+    CertifiedHeader {
+        height: u64,
+        response: oneshot::Sender<Option<CertifiedHeader>>,
+    },
 }
 
 impl std::fmt::Debug for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Propose { context, .. } => write!(f, "Propose({context:?})"),
-            Self::Verify { context, block, .. } => write!(f, "Verify({context:?}, {block})"),
-            Self::Broadcast { block, .. } => write!(f, "Broadcast({block})"),
+            Self::Verify { context, block, .. } => write!(f, "Verify({context:?}, {})", block.digest()),
+            Self::Ancestor { block, .. } => write!(f, "Ancestor({})", block.digest()),
+            Self::Delivered { block, .. } => write!(f, "Delivered({}, {})", block.header.height, block.digest()),
+            Self::Tip { height } => write!(f, "Tip({height})"),
             Self::Finalized { finalization } => write!(f, "Finalized({})", finalization.proposal.payload),
             Self::Observed(observed) => write!(f, "Observed({observed:?})"),
             Self::Submit { request, .. } => write!(f, "Submit({})", request.id()),
@@ -55,8 +123,8 @@ impl std::fmt::Debug for Message {
     }
 }
 
-/// The handle to a validator's application actor: Simplex's side is unbounded (Simplex bounds
-/// its own requests), the clients' side is bounded.
+/// The handle to a validator's application actor: the consensus side is unbounded (Simplex and
+/// marshal bound their own requests), the clients' side is bounded.
 #[derive(Debug, Clone)]
 pub struct Mailbox {
     sender: mpsc::UnboundedSender<Message>,
@@ -66,6 +134,11 @@ pub struct Mailbox {
 impl Mailbox {
     pub(crate) fn new(sender: mpsc::UnboundedSender<Message>, clients: mpsc::Sender<Message>) -> Self {
         Self { sender, clients }
+    }
+
+    /// The handle marshal holds (proposals, verifications, finalized blocks).
+    pub fn marshaled(&self) -> crate::application::marshaled::Marshaled {
+        crate::application::marshaled::Marshaled::new(self.sender.clone())
     }
 
     /// Queues a client message, or `false` if the queue is full or the actor stopped.
@@ -153,39 +226,6 @@ impl Mailbox {
             return None;
         }
         receiver.await.ok()
-    }
-}
-
-impl Automaton for Mailbox {
-    type Context = ConsensusContext;
-    type Digest = BlockDigest;
-
-    async fn propose(&mut self, context: Self::Context) -> oneshot::Receiver<Self::Digest> {
-        let (response, receiver) = oneshot::channel();
-        self.sender.send_lossy(Message::Propose { context, response });
-        receiver
-    }
-
-    async fn verify(&mut self, context: Self::Context, payload: Self::Digest) -> oneshot::Receiver<bool> {
-        let (response, receiver) = oneshot::channel();
-        self.sender.send_lossy(Message::Verify { context, block: payload, response });
-        receiver
-    }
-}
-
-impl CertifiableAutomaton for Mailbox {}
-
-impl Relay for Mailbox {
-    type Digest = BlockDigest;
-    type PublicKey = ValidatorKey;
-    type Plan = Plan;
-
-    fn broadcast(&mut self, payload: Self::Digest, plan: Self::Plan) -> commonware_actor::Feedback {
-        if self.sender.send_lossy(Message::Broadcast { block: payload, plan }) {
-            commonware_actor::Feedback::Ok
-        } else {
-            commonware_actor::Feedback::Closed
-        }
     }
 }
 

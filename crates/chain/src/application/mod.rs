@@ -1,15 +1,15 @@
-//! The Simplex application: proposes blocks from the mempool, verifies peers' blocks, relays
-//! block contents, and executes finalized blocks in order. `state.rs` decides, `actor.rs` moves
-//! messages, `ingress.rs` defines them.
+//! The Simplex application: proposes blocks from the mempool, verifies peers' blocks, and
+//! executes the finalized blocks marshal delivers in order. `state.rs` decides, `actor.rs` moves
+//! messages, `ingress.rs` defines them, `marshaled.rs` is the side marshal calls.
 
 pub mod activity;
 pub mod actor;
 pub mod fault;
 pub mod ingress;
 pub mod log;
+pub mod marshaled;
 pub mod snapshots;
 pub mod state;
-pub mod voted;
 
 pub use activity::{Observed, ValidatorActivity};
 pub use actor::{Actor, ActorConfig, Links};

@@ -133,27 +133,37 @@ impl<E: Storage> Snapshots<E> {
 /// Messages of the snapshot channel: a validator on an empty disk, far behind, asks its peers what
 /// snapshot they hold, then fetches one in chunks.
 ///
-/// Wire format (big-endian): `1` (what do you hold?) | `2 | height (8) | length (8)` (this; a
-/// height of 0 means none) | `3 | height (8) | index (4)` (send me this chunk) | `4 | height (8)
-/// | index (4) | bytes` (a chunk, at most `SNAPSHOT_CHUNK_SIZE` bytes).
+/// Wire format (big-endian): `1` (what do you hold?) | `2 | height (8) | length (8) | certified
+/// header` (this, with the certified header of the block above it, `certified.rs`; a height of 0
+/// and nothing after the length means none) | `3 | height (8) | index (4)` (send me this chunk) |
+/// `4 | height (8) | index (4) | bytes` (a chunk, at most `SNAPSHOT_CHUNK_SIZE` bytes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SnapshotMessage {
     AskOffer,
-    Offer { height: u64, length: u64 },
+    Offer { height: u64, length: u64, above: bytes::Bytes },
     AskChunk { height: u64, index: u32 },
     Chunk { height: u64, index: u32, bytes: bytes::Bytes },
 }
 
+/// The most bytes of the certified header in an offer.
+const OFFER_PROOF_SIZE_MAX: usize = 64 * 1024;
+
 impl SnapshotMessage {
+    /// An offer of nothing.
+    pub fn none() -> Self {
+        Self::Offer { height: 0, length: 0, above: bytes::Bytes::new() }
+    }
+
     pub fn encode(&self) -> bytes::Bytes {
         use bytes::BufMut as _;
         let mut buf = Vec::new();
         match self {
             Self::AskOffer => buf.put_u8(1),
-            Self::Offer { height, length } => {
+            Self::Offer { height, length, above } => {
                 buf.put_u8(2);
                 buf.put_u64(*height);
                 buf.put_u64(*length);
+                buf.put_slice(above);
             }
             Self::AskChunk { height, index } => {
                 buf.put_u8(3);
@@ -176,7 +186,13 @@ impl SnapshotMessage {
         let tag = bytes.try_get_u8().ok()?;
         let message = match tag {
             1 => Self::AskOffer,
-            2 => Self::Offer { height: bytes.try_get_u64().ok()?, length: bytes.try_get_u64().ok()? },
+            2 => {
+                let (height, length) = (bytes.try_get_u64().ok()?, bytes.try_get_u64().ok()?);
+                if bytes.len() > OFFER_PROOF_SIZE_MAX || (height == 0) != bytes.is_empty() {
+                    return None;
+                }
+                return Some(Self::Offer { height, length, above: bytes });
+            }
             3 => Self::AskChunk { height: bytes.try_get_u64().ok()?, index: bytes.try_get_u32().ok()? },
             4 => {
                 let (height, index) = (bytes.try_get_u64().ok()?, bytes.try_get_u32().ok()?);
@@ -257,14 +273,17 @@ mod tests {
     fn messages_round_trip_and_garbage_is_refused() {
         let messages = [
             SnapshotMessage::AskOffer,
-            SnapshotMessage::Offer { height: 512, length: 9_000 },
+            SnapshotMessage::none(),
+            SnapshotMessage::Offer { height: 512, length: 9_000, above: bytes::Bytes::from_static(b"proof") },
             SnapshotMessage::AskChunk { height: 512, index: 3 },
             SnapshotMessage::Chunk { height: 512, index: 3, bytes: bytes::Bytes::from_static(b"part") },
         ];
         for message in messages {
             assert_eq!(SnapshotMessage::decode(message.encode()), Some(message.clone()));
             let mut longer = message.encode().to_vec();
-            if !matches!(message, SnapshotMessage::Chunk { .. }) {
+            let trailing_allowed = matches!(message, SnapshotMessage::Chunk { .. })
+                || matches!(message, SnapshotMessage::Offer { height, .. } if height > 0);
+            if !trailing_allowed {
                 longer.push(0);
                 assert_eq!(SnapshotMessage::decode(longer.into()), None);
             }
