@@ -28,7 +28,7 @@ struct Seen {
 fn read_body(content_type: Option<&str>, body: &[u8]) -> Option<Value> {
     use commonware_codec::DecodeExt as _;
     if content_type == Some("application/octet-stream") {
-        let request = tally_chain::Request::decode(body).expect("a binary body is one request's encoding");
+        let request = tally_chain::Request::decode(body.to_vec()).expect("a binary body is one request's encoding");
         return Some(tally_client::wire::request_to_json(&request));
     }
     serde_json::from_slice(body).ok()

@@ -1134,6 +1134,26 @@ mod tests {
     }
 
     #[test]
+    fn a_transfer_that_differs_is_described_field_by_field() {
+        let sent = Transfer {
+            id: 1,
+            debit_account_id: 2,
+            credit_account_id: 3,
+            amount: 4,
+            ledger: 1,
+            code: 1,
+            ..Transfer::default()
+        };
+        let stored = Transfer { timestamp: 9, ..sent };
+        assert!(transfer_differences(&sent, &stored).is_empty());
+        let wrong = Transfer { amount: 5, credit_account_id: 7, timestamp: 0, ..sent };
+        assert_eq!(
+            transfer_differences(&sent, &wrong),
+            ["credit_account_id is 7, sent 3", "amount is 5, sent 4", "timestamp is 0"]
+        );
+    }
+
+    #[test]
     fn this_process_has_usage() {
         let usage = read_usage(0, std::process::id()).unwrap();
         assert!(usage.peak_rss_bytes > 0);
