@@ -59,10 +59,10 @@ pub struct BenchmarkArgs {
     #[arg(long, value_name = "URL,...", value_delimiter = ',', conflicts_with = "validator_count")]
     addresses: Vec<String>,
     /// With --addresses: the client's private key file (listed in the cluster's genesis).
-    #[arg(long, value_name = "FILE", env = "TALLY_CLIENT_KEY", requires = "addresses")]
+    #[arg(long, value_name = "FILE", env = "TALLY_CLIENT_KEY")]
     key: Option<PathBuf>,
     /// With --addresses: the chain id [default: the one the first validator that answers reports].
-    #[arg(long, value_name = "ID", env = "TALLY_CHAIN_ID", requires = "addresses")]
+    #[arg(long, value_name = "ID", env = "TALLY_CHAIN_ID")]
     chain_id: Option<u64>,
     /// How many transfers to create.
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
@@ -117,13 +117,20 @@ impl BenchmarkArgs {
 /// Runs the benchmark; stops the cluster it started when done, on an error, or on Ctrl-C.
 pub fn run(args: BenchmarkArgs) -> anyhow::Result<()> {
     args.check()?;
-    let mut local = if args.addresses.is_empty() { Some(LocalCluster::start(args.validators)?) } else { None };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut local: Option<LocalCluster> = None;
     let result = runtime.block_on(async {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        // Listen for Ctrl-C and SIGTERM before any validator starts, so that neither can end
+        // this process while it leaves validators running.
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        if args.addresses.is_empty() {
+            local = Some(LocalCluster::start(args.validators)?);
+        }
         tokio::select! {
             result = drive(&args, local.as_ref()) => result,
-            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+            _ = interrupt.recv() => Err(anyhow!("interrupted")),
             _ = terminate.recv() => Err(anyhow!("terminated")),
         }
     });
