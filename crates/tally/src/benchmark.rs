@@ -172,6 +172,9 @@ struct Report {
     validation: Option<Vec<String>>,
     validation_mismatches: u64,
     validators: Vec<ValidatorUsage>,
+    /// This process's own: signing, encoding and reading answers, to tell whether the load
+    /// generator limits the figures.
+    client: Option<ValidatorUsage>,
 }
 
 impl Report {
@@ -252,6 +255,15 @@ impl Report {
                 usage.peak_rss_bytes / (1024 * 1024)
             );
         }
+        if let Some(usage) = &self.client {
+            println!(
+                "benchmark client: cpu = {:.1} s (user {:.1} s, system {:.1} s), peak rss = {} MiB",
+                usage.user_seconds + usage.system_seconds,
+                usage.user_seconds,
+                usage.system_seconds,
+                usage.peak_rss_bytes / (1024 * 1024)
+            );
+        }
         for line in &self.not_created {
             println!("not created: {line}");
         }
@@ -315,6 +327,12 @@ impl Report {
                 "system_seconds": usage.system_seconds,
                 "peak_rss_bytes": usage.peak_rss_bytes,
             })).collect::<Vec<_>>(),
+            "client": self.client.as_ref().map(|usage| json!({
+                "cpu_seconds": usage.user_seconds + usage.system_seconds,
+                "user_seconds": usage.user_seconds,
+                "system_seconds": usage.system_seconds,
+                "peak_rss_bytes": usage.peak_rss_bytes,
+            })),
         })
     }
 }
@@ -385,6 +403,7 @@ async fn drive(args: &BenchmarkArgs, local: Option<&LocalCluster>) -> anyhow::Re
     if let Some(cluster) = local {
         report.validators = cluster.usage()?;
     }
+    report.client = Some(read_usage(0, std::process::id())?);
     if args.validate {
         let last_height = report.blocks.keys().next_back().copied().unwrap_or(0).max(accounts.last_height);
         let (mismatches, count) = validate(&client, &workload, last_height).await?;

@@ -61,6 +61,7 @@ fn a_small_run_prints_the_figures_validates_and_stops_its_cluster() {
     let usage = line("validator 0: cpu = ");
     assert!(usage.contains("peak rss = "), "{usage}");
     assert!(!stdout.contains("validator 1:"), "one validator:\n{stdout}");
+    assert!(line("benchmark client: cpu = ").contains("peak rss = "));
     assert_eq!(line("validate: "), "validate: ok: 20000 transfers and 100 accounts match the client's model");
     // Five batches of 4,000 (two in flight), and nothing left behind.
     assert!(stdout.contains("20000 transfers in batches of 4000, 2 in flight"), "{stdout}");
@@ -100,6 +101,7 @@ fn json_gives_every_figure_and_the_validators_are_stopped() {
     assert_eq!(validators.len(), 1);
     assert!(validators[0]["peak_rss_bytes"].as_u64().unwrap() > 1024 * 1024);
     assert!(validators[0]["cpu_seconds"].as_f64().unwrap() >= 0.0);
+    assert!(report["client"]["peak_rss_bytes"].as_u64().unwrap() > 1024 * 1024, "{report}");
     let pid = validators[0]["pid"].as_u64().unwrap() as u32;
     assert!(is_gone(pid), "validator process {pid} was stopped");
 }
@@ -205,7 +207,7 @@ fn an_existing_cluster_is_driven_with_the_client_options_and_runs_do_not_collide
         assert!(stdout.starts_with(&format!("the cluster at {url}\n")), "{stdout}");
         assert!(stdout.contains("load accepted = "), "{stdout}");
         assert!(stdout.contains("validate: ok: 5000 transfers and 50 accounts"), "run {run}: {stdout}");
-        assert!(!stdout.contains("cpu = "), "no usage for validators it did not start: {stdout}");
+        assert!(!stdout.contains("validator 0: cpu = "), "no usage for validators it did not start: {stdout}");
     }
     assert!(Command::new("kill").args(["-INT", &dev.id().to_string()]).status().unwrap().success());
     assert!(dev.wait().unwrap().success());
