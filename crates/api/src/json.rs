@@ -172,60 +172,102 @@ impl Unique<'_> {
     }
 }
 
+/// Where a value sits in the body, written out only for an error message: a named path
+/// (`transfers`, `events[3]`) or an item of a list (`events` and 3). A full batch of 8,190 events
+/// has over 100,000 fields, so their paths are not built unless one of them is refused.
+#[derive(Debug, Clone, Copy)]
+enum Place<'a> {
+    Named(&'a str),
+    Item(&'a str, usize),
+}
+
+impl std::fmt::Display for Place<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Named(path) => f.write_str(path),
+            Self::Item(path, index) => write!(f, "{path}[{index}]"),
+        }
+    }
+}
+
+impl Place<'_> {
+    fn is_body(&self) -> bool {
+        matches!(self, Self::Named(""))
+    }
+}
+
+/// The path of field `name` of the object at `place` (`events[3].amount`), written out only for
+/// an error message.
+#[derive(Debug, Clone, Copy)]
+struct FieldPath<'a> {
+    place: Place<'a>,
+    name: &'a str,
+}
+
+impl std::fmt::Display for FieldPath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.place.is_body() { f.write_str(self.name) } else { write!(f, "{}.{}", self.place, self.name) }
+    }
+}
+
 /// The fields of one JSON object, checked against the names a kind of object has.
 struct Object<'a> {
     map: &'a Map<String, Value>,
-    path: &'a str,
+    place: Place<'a>,
 }
 
 impl<'a> Object<'a> {
-    fn new(value: &'a Value, path: &'a str, known: &[&str]) -> Result<Self, ApiError> {
-        let map = value
-            .as_object()
-            .ok_or_else(|| ApiError::new(ErrorCode::InvalidType, path, format!("{} must be an object", name(path))))?;
+    fn new(value: &'a Value, place: Place<'a>, known: &[&str]) -> Result<Self, ApiError> {
+        let Some(map) = value.as_object() else {
+            let path = place.to_string();
+            let message = format!("{} must be an object", name(&path));
+            return Err(ApiError::new(ErrorCode::InvalidType, path, message));
+        };
         if let Some(unknown) = map.keys().find(|key| !known.contains(&key.as_str())) {
-            let field = join(path, unknown);
+            let field = FieldPath { place, name: unknown }.to_string();
             return Err(ApiError::new(
                 ErrorCode::UnknownField,
                 field.clone(),
                 format!("unknown field {field}; the fields are {}", known.join(", ")),
             ));
         }
-        Ok(Self { map, path })
+        Ok(Self { map, place })
     }
 
-    fn field(&self, name: &str) -> (Option<&'a Value>, String) {
-        (self.map.get(name), join(self.path, name))
+    /// The field's value, if given, and its path for errors.
+    fn field(&self, name: &'a str) -> (Option<&'a Value>, FieldPath<'a>) {
+        (self.map.get(name), FieldPath { place: self.place, name })
     }
 
-    fn required(&self, name: &str) -> Result<(), ApiError> {
+    fn required(&self, name: &'a str) -> Result<(), ApiError> {
         if self.map.contains_key(name) {
             Ok(())
         } else {
-            let field = join(self.path, name);
+            let field = FieldPath { place: self.place, name }.to_string();
             Err(ApiError::new(ErrorCode::MissingField, field.clone(), format!("{field} is required")))
         }
     }
 
-    fn u128(&self, name: &str) -> Result<u128, ApiError> {
+    fn u128(&self, name: &'a str) -> Result<u128, ApiError> {
         match self.field(name) {
             (None, _) => Ok(0),
-            (Some(value), field) => decimal(value, &field, u128::MAX),
+            (Some(value), field) => decimal(value, field, u128::MAX),
         }
     }
 
-    fn u64(&self, name: &str) -> Result<u64, ApiError> {
+    fn u64(&self, name: &'a str) -> Result<u64, ApiError> {
         match self.field(name) {
             (None, _) => Ok(0),
-            (Some(value), field) => decimal(value, &field, u128::from(u64::MAX)).map(|value| value as u64),
+            (Some(value), field) => decimal(value, field, u128::from(u64::MAX)).map(|value| value as u64),
         }
     }
 
-    fn number(&self, name: &str, max: u64) -> Result<u64, ApiError> {
+    fn number(&self, name: &'a str, max: u64) -> Result<u64, ApiError> {
         match self.field(name) {
             (None, _) => Ok(0),
             (Some(value), field) => {
                 let Some(number) = value.as_number() else {
+                    let field = field.to_string();
                     return Err(ApiError::new(
                         ErrorCode::InvalidType,
                         field.clone(),
@@ -234,28 +276,31 @@ impl<'a> Object<'a> {
                 };
                 match number.as_u64() {
                     Some(number) if number <= max => Ok(number),
-                    _ => Err(ApiError::new(
-                        ErrorCode::InvalidNumber,
-                        field.clone(),
-                        format!("{field} must be an integer from 0 to {max}, got {number}"),
-                    )),
+                    _ => {
+                        let field = field.to_string();
+                        Err(ApiError::new(
+                            ErrorCode::InvalidNumber,
+                            field.clone(),
+                            format!("{field} must be an integer from 0 to {max}, got {number}"),
+                        ))
+                    }
                 }
             }
         }
     }
 
-    fn u32(&self, name: &str) -> Result<u32, ApiError> {
+    fn u32(&self, name: &'a str) -> Result<u32, ApiError> {
         self.number(name, u64::from(u32::MAX)).map(|value| value as u32)
     }
 
-    fn u16(&self, name: &str) -> Result<u16, ApiError> {
+    fn u16(&self, name: &'a str) -> Result<u16, ApiError> {
         self.number(name, u64::from(u16::MAX)).map(|value| value as u16)
     }
 
     /// A list of flag names, each looked up with `from_name`.
     fn flags<F: Copy + std::ops::BitOr<Output = F>>(
         &self,
-        name: &str,
+        name: &'a str,
         none: F,
         from_name: fn(&str) -> Option<F>,
         known: impl Fn() -> Vec<&'static str>,
@@ -264,22 +309,33 @@ impl<'a> Object<'a> {
         let Some(value) = value else {
             return Ok(none);
         };
-        let list = value.as_array().ok_or_else(|| {
-            ApiError::new(ErrorCode::InvalidType, field.clone(), format!("{field} must be a list of flag names"))
-        })?;
+        let Some(list) = value.as_array() else {
+            let field = field.to_string();
+            return Err(ApiError::new(
+                ErrorCode::InvalidType,
+                field.clone(),
+                format!("{field} must be a list of flag names"),
+            ));
+        };
         let mut flags = none;
         for (index, item) in list.iter().enumerate() {
-            let item_field = format!("{field}[{index}]");
-            let text = item.as_str().ok_or_else(|| {
-                ApiError::new(ErrorCode::InvalidType, item_field.clone(), format!("{item_field} must be a flag name"))
-            })?;
-            let flag = from_name(text).ok_or_else(|| {
-                ApiError::new(
+            let item_field = || format!("{field}[{index}]");
+            let Some(text) = item.as_str() else {
+                let item_field = item_field();
+                return Err(ApiError::new(
+                    ErrorCode::InvalidType,
+                    item_field.clone(),
+                    format!("{item_field} must be a flag name"),
+                ));
+            };
+            let Some(flag) = from_name(text) else {
+                let item_field = item_field();
+                return Err(ApiError::new(
                     ErrorCode::UnknownFlag,
                     item_field.clone(),
                     format!("unknown flag {text:?} in {item_field}; the flags are {}", known().join(", ")),
-                )
-            })?;
+                ));
+            };
             flags = flags | flag;
         }
         Ok(flags)
@@ -294,16 +350,19 @@ fn name(path: &str) -> &str {
     if path.is_empty() { "the body" } else { path }
 }
 
-/// A decimal string with a value of at most `max`.
-fn decimal(value: &Value, field: &str, max: u128) -> Result<u128, ApiError> {
+/// A decimal string with a value of at most `max`; `field` is written out only on an error.
+fn decimal(value: &Value, field: impl std::fmt::Display, max: u128) -> Result<u128, ApiError> {
     let Some(text) = value.as_str() else {
-        return Err(ApiError::new(
-            ErrorCode::InvalidType,
-            field,
-            format!("{field} must be a decimal string such as \"42\" (large integers do not survive JSON numbers)"),
-        ));
+        let field = field.to_string();
+        let message =
+            format!("{field} must be a decimal string such as \"42\" (large integers do not survive JSON numbers)");
+        return Err(ApiError::new(ErrorCode::InvalidType, field, message));
     };
-    let invalid = |why: &str| ApiError::new(ErrorCode::InvalidNumber, field, format!("{field} {why}, got {text:?}"));
+    let invalid = |why: &str| {
+        let field = field.to_string();
+        let message = format!("{field} {why}, got {text:?}");
+        ApiError::new(ErrorCode::InvalidNumber, field, message)
+    };
     if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_digit()) {
         return Err(invalid("must contain only the digits 0-9"));
     }
@@ -358,7 +417,11 @@ fn transfer_flag_names() -> Vec<&'static str> {
 
 /// An account from JSON; `path` names it in errors (`accounts[0]`).
 pub fn account_from_json(value: &Value, path: &str) -> Result<Account, ApiError> {
-    let object = Object::new(value, path, ACCOUNT_FIELDS)?;
+    account_at(value, Place::Named(path))
+}
+
+fn account_at(value: &Value, place: Place<'_>) -> Result<Account, ApiError> {
+    let object = Object::new(value, place, ACCOUNT_FIELDS)?;
     object.required("id")?;
     Ok(Account {
         id: object.u128("id")?,
@@ -379,7 +442,11 @@ pub fn account_from_json(value: &Value, path: &str) -> Result<Account, ApiError>
 
 /// A transfer from JSON; `path` names it in errors (`transfers[0]`).
 pub fn transfer_from_json(value: &Value, path: &str) -> Result<Transfer, ApiError> {
-    let object = Object::new(value, path, TRANSFER_FIELDS)?;
+    transfer_at(value, Place::Named(path))
+}
+
+fn transfer_at(value: &Value, place: Place<'_>) -> Result<Transfer, ApiError> {
+    let object = Object::new(value, place, TRANSFER_FIELDS)?;
     object.required("id")?;
     Ok(Transfer {
         id: object.u128("id")?,
@@ -402,7 +469,7 @@ pub fn transfer_from_json(value: &Value, path: &str) -> Result<Transfer, ApiErro
 fn batch_from_json<T>(
     value: &Value,
     path: &str,
-    item: impl Fn(&Value, &str) -> Result<T, ApiError>,
+    item: impl Fn(&Value, Place<'_>) -> Result<T, ApiError>,
 ) -> Result<Vec<T>, ApiError> {
     let list = value
         .as_array()
@@ -414,29 +481,29 @@ fn batch_from_json<T>(
             format!("{} has {} items; a batch holds at most {BATCH_EVENTS_MAX}", name(path), list.len()),
         ));
     }
-    list.iter().enumerate().map(|(index, value)| item(value, &format!("{path}[{index}]"))).collect()
+    list.iter().enumerate().map(|(index, value)| item(value, Place::Item(path, index))).collect()
 }
 
 /// A batch of accounts from a JSON list.
 pub fn accounts_from_json(value: &Value, path: &str) -> Result<Vec<Account>, ApiError> {
-    batch_from_json(value, path, account_from_json)
+    batch_from_json(value, path, account_at)
 }
 
 /// A batch of transfers from a JSON list.
 pub fn transfers_from_json(value: &Value, path: &str) -> Result<Vec<Transfer>, ApiError> {
-    batch_from_json(value, path, transfer_from_json)
+    batch_from_json(value, path, transfer_at)
 }
 
 /// A list of ids (decimal strings) for a lookup.
 pub fn ids_from_json(value: &Value, path: &str) -> Result<Vec<u128>, ApiError> {
-    batch_from_json(value, path, |value, field| decimal(value, field, u128::MAX))
+    batch_from_json(value, path, |value, place| decimal(value, place, u128::MAX))
 }
 
 /// An `AccountFilter` from JSON.
 pub fn account_filter_from_json(value: &Value, path: &str) -> Result<AccountFilter, ApiError> {
     let object = Object::new(
         value,
-        path,
+        Place::Named(path),
         &[
             "account_id",
             "user_data_128",
@@ -469,7 +536,7 @@ pub fn account_filter_from_json(value: &Value, path: &str) -> Result<AccountFilt
 pub fn query_filter_from_json(value: &Value, path: &str) -> Result<QueryFilter, ApiError> {
     let object = Object::new(
         value,
-        path,
+        Place::Named(path),
         &[
             "user_data_128",
             "user_data_64",

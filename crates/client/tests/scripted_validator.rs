@@ -18,7 +18,20 @@ use tokio::net::TcpListener;
 struct Seen {
     method: String,
     path: String,
+    /// A JSON body as sent, or a binary request (`application/octet-stream`) in its JSON form.
     body: Option<Value>,
+    content_type: Option<String>,
+}
+
+/// A body as the scripted validator reads it: a signed request's binary encoding, decoded and
+/// written as the API's JSON form so that the scripts read both alike, or JSON.
+fn read_body(content_type: Option<&str>, body: &[u8]) -> Option<Value> {
+    use commonware_codec::DecodeExt as _;
+    if content_type == Some("application/octet-stream") {
+        let request = tally_chain::Request::decode(body.to_vec()).expect("a binary body is one request's encoding");
+        return Some(tally_client::wire::request_to_json(&request));
+    }
+    serde_json::from_slice(body).ok()
 }
 
 /// An answer: status, extra headers, JSON body.
@@ -41,6 +54,7 @@ async fn scripted(script: impl Fn(usize, &Seen) -> Answer + Send + Sync + 'stati
             let mut parts = request_line.split_whitespace();
             let (method, path) = (parts.next().unwrap().to_string(), parts.next().unwrap().to_string());
             let mut length = 0usize;
+            let mut content_type = None;
             loop {
                 let mut line = String::new();
                 reader.read_line(&mut line).await.unwrap();
@@ -52,10 +66,15 @@ async fn scripted(script: impl Fn(usize, &Seen) -> Answer + Send + Sync + 'stati
                 {
                     length = value.trim().parse().unwrap();
                 }
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("content-type")
+                {
+                    content_type = Some(value.trim().to_string());
+                }
             }
             let mut body = vec![0; length];
             reader.read_exact(&mut body).await.unwrap();
-            let seen = Seen { method, path, body: serde_json::from_slice(&body).ok() };
+            let seen = Seen { method, path, body: read_body(content_type.as_deref(), &body), content_type };
             let index = {
                 let mut log = server_log.lock().unwrap();
                 log.push(seen.clone());
@@ -132,6 +151,8 @@ async fn busy_is_retried_after_retry_after_within_a_bound() {
     let posts = posts(&log);
     assert_eq!(posts.len(), 2);
     assert_eq!(posts[0], posts[1], "the retry is the same signed request");
+    let types: Vec<Option<String>> = log.lock().unwrap().iter().map(|seen| seen.content_type.clone()).collect();
+    assert_eq!(types, vec![Some(String::from("application/octet-stream")); 2], "submissions are binary");
 
     // A Retry-After longer than the client's bound is cut to the bound.
     let (url, _) = scripted(|index, seen| match index {

@@ -9,10 +9,11 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
 use support::*;
-use tally_chain::RequestKind;
 use tally_chain::certified::CertifiedHeader;
 use tally_chain::keys::public_key;
+use tally_chain::{Request, RequestKind};
 use tally_ledger::AccountFlags;
+use tally_node::api::signed::request_to_json;
 use tally_node::cluster::{self, Layout};
 use tally_node::{NodeConfig, hex, key_file};
 
@@ -679,6 +680,171 @@ async fn an_idle_connection_is_closed() {
         // The validator still answers others.
         let (status, body) = get(&lone.url, "/healthz").await;
         assert_eq!(status, StatusCode::OK, "{body}");
+    })
+    .await;
+}
+
+/// The binary wire: a signed request's own encoding, posted as `application/octet-stream`,
+/// answers as its JSON form does, a retry of it answers the recorded outcome (through either
+/// form), and its id cannot be reused for other events.
+#[tokio::test]
+async fn a_binary_request_is_final_and_its_id_applies_once() {
+    use commonware_codec::Encode as _;
+    within(async {
+        let cluster = cluster();
+        let (a, b) = (9_101u128, 9_102u128);
+        let accounts = Request::create_accounts(
+            cluster.chain_id,
+            9_100,
+            &cluster.client,
+            &[account(a, AccountFlags::NONE), account(b, AccountFlags::NONE)],
+        )
+        .unwrap();
+        let (status, first) = post_binary(&cluster.urls[0], "/v1/requests", accounts.encode().to_vec()).await;
+        assert_eq!(status, StatusCode::OK, "{first}");
+        assert_eq!(statuses(&first), ["created", "created"]);
+        assert_eq!(first["request_id"], "9100");
+        assert_eq!(first["client"], hex::encode(public_key(&cluster.client).as_ref()));
+
+        // The same bytes again, anywhere, and the same request as JSON: the recorded outcome.
+        for url in &cluster.urls {
+            let (status, again) = post_binary(url, "/v1/requests", accounts.encode().to_vec()).await;
+            assert_eq!((status, &again), (StatusCode::OK, &first));
+        }
+        let (status, again) = post(&cluster.urls[1], "/v1/requests", &request_to_json(&accounts)).await;
+        assert_eq!((status, &again), (StatusCode::OK, &first));
+
+        // The id reused for other events.
+        let other =
+            Request::create_accounts(cluster.chain_id, 9_100, &cluster.client, &[account(9_103, AccountFlags::NONE)])
+                .unwrap();
+        let (status, body) = post_binary(&cluster.urls[2], "/v1/requests", other.encode().to_vec()).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::CONFLICT, "request_id_conflict"), "{body}");
+
+        // Transfers as bytes; the ledger applied them once.
+        let transfers =
+            Request::create_transfers(cluster.chain_id, 9_104, &cluster.client, &[transfer(9_105, a, b, 42)]).unwrap();
+        for _ in 0..2 {
+            let (status, body) = post_binary(&cluster.urls[3], "/v1/requests", transfers.encode().to_vec()).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert_eq!(statuses(&body), ["created"]);
+        }
+        let (status, body) = get(&cluster.urls[3], &format!("/v1/accounts/{a}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["debits_posted"], "42");
+    })
+    .await;
+}
+
+/// Bytes that are not one request's encoding get the API's error form with a code that says
+/// what is wrong, before any signature is checked.
+#[tokio::test]
+async fn a_malformed_binary_request_is_refused_with_its_code() {
+    use commonware_codec::Encode as _;
+    within(async {
+        let cluster = cluster();
+        let url = &cluster.urls[0];
+        let good = Request::create_transfers(cluster.chain_id, 9_110, &cluster.client, &[transfer(9_111, 1, 2, 3)])
+            .unwrap()
+            .encode()
+            .to_vec();
+        let edited = |at: usize, value: &[u8]| {
+            let mut bytes = good.clone();
+            bytes[at..at + value.len()].copy_from_slice(value);
+            bytes
+        };
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let cases: Vec<(&str, Vec<u8>, StatusCode, &str)> = vec![
+            ("empty", Vec::new(), StatusCode::BAD_REQUEST, "malformed_request"),
+            (
+                "JSON sent as bytes",
+                br#"{"kind": "create_transfers"}"#.to_vec(),
+                StatusCode::BAD_REQUEST,
+                "malformed_request",
+            ),
+            ("truncated", good[..good.len() - 1].to_vec(), StatusCode::BAD_REQUEST, "malformed_request"),
+            ("a byte left over", [good.as_slice(), &[7]].concat(), StatusCode::BAD_REQUEST, "malformed_request"),
+            ("a partial event", edited(49, &100u32.to_be_bytes()), StatusCode::BAD_REQUEST, "malformed_request"),
+            ("an unknown kind", edited(0, &[9]), StatusCode::BAD_REQUEST, "unknown_kind"),
+            ("no events", edited(49, &0u32.to_be_bytes()), StatusCode::BAD_REQUEST, "empty_batch"),
+            ("too many events", edited(49, &(8_191u32 * 128).to_be_bytes()), StatusCode::BAD_REQUEST, "batch_too_long"),
+            ("a weak client key", edited(17, &identity), StatusCode::FORBIDDEN, "unknown_client"),
+        ];
+        for (what, bytes, status, code) in cases {
+            let (answered, body) = post_binary(url, "/v1/requests", bytes).await;
+            assert_eq!((answered, error_code(&body)), (status, code), "{what}: {body}");
+            assert!(body["error"]["message"].as_str().is_some_and(|message| !message.is_empty()), "{what}: {body}");
+        }
+        // A full batch's worth of bytes that claims more events than a request holds.
+        let mut long = edited(49, &(8_191u32 * 128).to_be_bytes());
+        long.splice(53..53, vec![0; 8_190 * 128]);
+        let (status, body) = post_binary(url, "/v1/requests", long).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "batch_too_long"), "{body}");
+    })
+    .await;
+}
+
+/// A binary body is bounded like a JSON one: a declared length over the limit is refused before
+/// it is read, and a chunked body as it crosses the limit.
+#[tokio::test]
+async fn an_oversized_binary_request_is_refused_with_413() {
+    within(async {
+        let url = &cluster().urls[0];
+        let octets = "application/octet-stream";
+        let length = 9 * 1024 * 1024;
+        let reply =
+            raw_post_as(url, "/v1/requests", octets, &format!("content-length: {length}\r\n"), Vec::new()).await;
+        assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+        assert!(reply.contains("body_too_large"), "{reply}");
+        let chunk = vec![0u8; 1024 * 1024];
+        let mut chunks: Vec<Vec<u8>> = (0..9)
+            .map(|_| [format!("{:x}\r\n", chunk.len()).into_bytes(), chunk.clone(), b"\r\n".to_vec()].concat())
+            .collect();
+        chunks.push(b"0\r\n\r\n".to_vec());
+        let reply = raw_post_as(url, "/v1/requests", octets, "transfer-encoding: chunked\r\n", chunks).await;
+        assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+        assert!(reply.contains("body_too_large"), "{reply}");
+    })
+    .await;
+}
+
+/// A binary request whose signature does not verify: a flipped bit, another chain, another key
+/// under this client's name. None reaches the chain.
+#[tokio::test]
+async fn a_forged_binary_request_is_refused() {
+    use commonware_codec::Encode as _;
+    within(async {
+        let cluster = cluster();
+        let url = &cluster.urls[0];
+        let events = [transfer(9_121, 1, 2, 3)];
+        let good =
+            Request::create_transfers(cluster.chain_id, 9_120, &cluster.client, &events).unwrap().encode().to_vec();
+        let mut flipped = good.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        let mut amount = good.clone();
+        // The event's amount (bytes 48..64 of a transfer's encoding) changed after signing.
+        amount[53 + 48] ^= 1;
+        let other_chain =
+            Request::create_transfers(cluster.chain_id + 1, 9_120, &cluster.client, &events).unwrap().encode().to_vec();
+        let forger = key_file::generate();
+        let mut forged =
+            Request::create_transfers(cluster.chain_id, 9_120, &forger, &events).unwrap().encode().to_vec();
+        forged[17..49].copy_from_slice(public_key(&cluster.client).as_ref());
+        for (what, bytes) in
+            [("flipped", flipped), ("amount", amount), ("other chain", other_chain), ("forged", forged)]
+        {
+            let (status, body) = post_binary(url, "/v1/requests", bytes).await;
+            assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "bad_signature"), "{what}: {body}");
+        }
+        // A stranger's own request: signed well, but not listed.
+        let stranger = key_file::generate();
+        let bytes = Request::create_transfers(cluster.chain_id, 9_122, &stranger, &events).unwrap().encode().to_vec();
+        let (status, body) = post_binary(url, "/v1/requests", bytes).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::FORBIDDEN, "unknown_client"), "{body}");
+        // None of them applied.
+        let (status, body) = get(url, "/v1/transfers/9121").await;
+        assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "transfer_not_found"));
     })
     .await;
 }

@@ -439,7 +439,7 @@ async fn create_transfers(
 
 /// The client for these arguments. Reads sign nothing, so they need neither a key (a throwaway
 /// one stands in) nor the chain id, and go straight to the validators.
-async fn connect(args: &ClientArgs, writes: bool) -> anyhow::Result<Client> {
+pub async fn connect(args: &ClientArgs, writes: bool) -> anyhow::Result<Client> {
     if args.validators.is_empty() {
         bail!("no validator given: pass --validator http://HOST:PORT or set TALLY_VALIDATORS");
     }

@@ -3,8 +3,10 @@
 //! - `tally init`: a cluster's keys, genesis and one config per validator, in one directory.
 //! - `tally start --config FILE`: one validator.
 //! - `tally dev`: a whole cluster on loopback in this process, for development.
+//! - `tally benchmark`: a load test read side by side with `tigerbeetle benchmark`.
 //! - everything else: client commands (`client.rs`), against any validators.
 
+mod benchmark;
 mod client;
 mod validators;
 
@@ -58,6 +60,12 @@ enum Command {
                       tally start --config tally-dev/validator-3.toml")]
     Dev(validators::DevArgs),
 
+    /// Measure a cluster as `tigerbeetle benchmark` does: create accounts, then transfers in full
+    /// batches, and print the load accepted and the batch latencies. Starts a local cluster of
+    /// `tally start` processes (stopped at the end), or drives the one at --addresses.
+    #[command(after_help = benchmark::EXAMPLES)]
+    Benchmark(benchmark::BenchmarkArgs),
+
     #[command(flatten)]
     Client(client::ClientCommand),
 }
@@ -81,7 +89,7 @@ fn parse() -> (Cli, Option<client::ClientArgs>) {
     let parsed = Cli::from_arg_matches(&matches).and_then(|cli| {
         let cluster = match cli.command {
             Command::Client(_) => Some(client::cluster_args(&matches)?),
-            Command::Init(_) | Command::Start(_) | Command::Dev(_) => None,
+            Command::Init(_) | Command::Start(_) | Command::Dev(_) | Command::Benchmark(_) => None,
         };
         Ok((cli, cluster))
     });
@@ -102,6 +110,10 @@ fn main() -> ExitCode {
         Command::Dev(args) => {
             init_logging(cli.log_format, validators::LOG_FILTER);
             validators::dev(args)
+        }
+        Command::Benchmark(args) => {
+            init_logging(cli.log_format, "warn");
+            benchmark::run(args)
         }
         Command::Client(command) => {
             init_logging(cli.log_format, "warn");

@@ -22,6 +22,12 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ),
     ("invalid_number", 400, "a decimal string that is not a plain integer, or out of the field's range"),
     ("unknown_flag", 400, "a flag name this version does not know"),
+    (
+        "malformed_request",
+        400,
+        "an application/octet-stream body that is not one request's encoding: too short, a body length that is not \
+         whole events or disagrees with the body's size",
+    ),
     ("unknown_kind", 400, "a request kind other than create_accounts and create_transfers"),
     ("batch_too_long", 400, "more than 8,190 events or ids"),
     ("empty_batch", 400, "a request with no events"),
@@ -112,6 +118,14 @@ impl Failure {
             "kind",
             format!("unknown kind {text:?}; the kinds are create_accounts, create_transfers"),
         )
+    }
+
+    pub fn malformed_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "malformed_request", "", message)
+    }
+
+    pub fn batch_too_long(field: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "batch_too_long", field, message)
     }
 
     pub fn empty_batch(field: &str) -> Self {

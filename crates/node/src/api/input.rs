@@ -28,6 +28,13 @@ pub struct Received {
     _turn: OwnedSemaphorePermit,
 }
 
+impl Received {
+    /// The body's bytes (shared, not copied); keep `self` while they are parsed.
+    pub fn bytes(&self) -> Bytes {
+        self.bytes.clone()
+    }
+}
+
 impl std::ops::Deref for Received {
     type Target = [u8];
 

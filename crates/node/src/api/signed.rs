@@ -1,4 +1,4 @@
-//! Signed requests as JSON, and their outcomes.
+//! Signed requests as JSON or as their binary encoding, and their outcomes.
 //!
 //! ```json
 //! {"kind": "create_transfers", "id": "7", "client": "<64 hex>", "events": [...],
@@ -6,13 +6,20 @@
 //! ```
 //!
 //! The signature covers the events' 128-byte encodings, not their JSON, so any JSON spelling of
-//! the same events verifies (docs/API.md gives the signed bytes).
+//! the same events verifies (docs/API.md gives the signed bytes). The binary form
+//! (`application/octet-stream`) is the request's own encoding, as the chain stores it:
+//!
+//! ```text
+//! kind (1) | id (16, BE) | client key (32) | body length (4, BE) | events (length) | signature (64)
+//! ```
 
 use crate::api::failure::Failure;
 use crate::api::input::{decimal, hex_bytes, object, required};
 use crate::hex;
-use commonware_codec::DecodeExt as _;
+use axum::body::Bytes;
+use commonware_codec::{DecodeExt as _, ReadExt as _};
 use serde_json::{Value, json};
+use tally_chain::constants::{EVENT_SIZE, REQUEST_BODY_SIZE_MAX, REQUEST_EVENTS_MAX, REQUEST_HEADER_SIZE};
 use tally_chain::keys::{ClientKey, PUBLIC_KEY_SIZE, SIGNATURE_SIZE, Signature, is_strong_key};
 use tally_chain::{Request, RequestKey, RequestKind, RequestOutcome, RequestResult};
 use tally_ledger::{decode_accounts, decode_transfers, encode_accounts, encode_transfers};
@@ -58,6 +65,63 @@ pub fn request_from_json(value: &Value) -> Result<Request, Failure> {
     }
     // The body's length was bounded by the batch limit above, so the only refusal left is none.
     Ok(Request::from_parts(kind, id, client, body, signature).expect("a checked body"))
+}
+
+/// A signed request from its binary encoding (an `application/octet-stream` body). Each field is
+/// read in the encoding's order so that a refusal says which one is wrong, with the same codes as
+/// the JSON form where the fault is the same (`unknown_kind`, `unknown_client`, `empty_batch`,
+/// `batch_too_long`, `bad_signature`) and `malformed_request` where the bytes are not a request
+/// at all. Whether the client is listed and the signature verifies is the caller's next step.
+pub fn request_from_bytes(bytes: Bytes) -> Result<Request, Failure> {
+    let malformed = |message: String| Failure::malformed_request(message);
+    if bytes.len() < REQUEST_HEADER_SIZE {
+        return Err(malformed(format!(
+            "the body has {} bytes; a request's encoding has at least {REQUEST_HEADER_SIZE} (kind, id, client, body \
+             length, signature) and its events",
+            bytes.len()
+        )));
+    }
+    let mut header = bytes.clone();
+    let kind = u8::read(&mut header).expect("the header's length was checked");
+    if !matches!(kind, 1 | 2) {
+        return Err(Failure::unknown_kind(&format!("byte {kind} (1 is create_accounts, 2 create_transfers)")));
+    }
+    let _id = u128::read(&mut header).expect("the header's length was checked");
+    let client = ClientKey::read(&mut header)
+        .ok()
+        .filter(is_strong_key)
+        .ok_or_else(|| Failure::unknown_client(&hex::encode(&bytes[17..17 + PUBLIC_KEY_SIZE])))?;
+    let length = u32::read(&mut header).expect("the header's length was checked") as usize;
+    if length == 0 {
+        return Err(Failure::empty_batch("events"));
+    }
+    if length > REQUEST_BODY_SIZE_MAX {
+        return Err(Failure::batch_too_long(
+            "events",
+            format!(
+                "the body length says {length} bytes; a request holds at most {REQUEST_EVENTS_MAX} events of \
+                 {EVENT_SIZE} bytes"
+            ),
+        ));
+    }
+    if !length.is_multiple_of(EVENT_SIZE) {
+        return Err(malformed(format!("the body length {length} is not a whole number of {EVENT_SIZE}-byte events")));
+    }
+    let expected = REQUEST_HEADER_SIZE + length;
+    if bytes.len() != expected {
+        return Err(malformed(format!(
+            "the body length says {length} bytes of events, so the request has {expected} bytes, but the body has {}",
+            bytes.len()
+        )));
+    }
+    let request = Request::decode(bytes).map_err(|error| {
+        // Every field but the signature was read above; an encoding that is not a signature's
+        // is the one refusal left.
+        tracing::debug!(%error, "a binary request's signature does not decode");
+        Failure::bad_signature("the signature is not an ed25519 signature")
+    })?;
+    assert_eq!(request.client(), &client);
+    Ok(request)
 }
 
 /// The JSON of a signed request (what `request_from_json` reads).
@@ -184,6 +248,43 @@ mod tests {
         // Another chain id gives other bytes, which the signature does not cover.
         let other = documented_message(&request, 4);
         assert!(!verifies_as_plain_ed25519(request.client().as_ref(), request.signature().as_ref(), &other));
+    }
+
+    #[test]
+    fn the_binary_form_round_trips_and_each_fault_has_its_code() {
+        use commonware_codec::Encode as _;
+        let original = request();
+        let good = original.encode().to_vec();
+        let parsed = request_from_bytes(Bytes::from(good.clone())).unwrap();
+        assert_eq!(parsed, original);
+        parsed.verify_signature(3).unwrap();
+
+        let code = |bytes: &[u8]| request_from_bytes(Bytes::copy_from_slice(bytes)).unwrap_err().code;
+        let edited = |at: usize, value: &[u8]| {
+            let mut bytes = good.clone();
+            bytes[at..at + value.len()].copy_from_slice(value);
+            bytes
+        };
+        // Layout: kind 0, id 1..17, client 17..49, length 49..53, events 53.., signature last 64.
+        assert_eq!(code(&[]), "malformed_request");
+        assert_eq!(code(&good[..REQUEST_HEADER_SIZE - 1]), "malformed_request");
+        assert_eq!(code(&good[..good.len() - 1]), "malformed_request", "truncated");
+        assert_eq!(code(&[good.as_slice(), &[0]].concat()), "malformed_request", "a byte left over");
+        assert_eq!(code(&edited(0, &[3])), "unknown_kind");
+        assert_eq!(code(&edited(0, &[0])), "unknown_kind");
+        assert_eq!(code(&edited(49, &0u32.to_be_bytes())), "empty_batch");
+        assert_eq!(code(&edited(49, &127u32.to_be_bytes())), "malformed_request", "a partial event");
+        assert_eq!(code(&edited(49, &256u32.to_be_bytes())), "malformed_request", "more than the body holds");
+        let too_long = ((REQUEST_EVENTS_MAX + 1) * EVENT_SIZE) as u32;
+        assert_eq!(code(&edited(49, &too_long.to_be_bytes())), "batch_too_long");
+        assert_eq!(code(&edited(49, &u32::MAX.to_be_bytes())), "batch_too_long");
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert_eq!(code(&edited(17, &identity)), "unknown_client", "a weak key");
+        // A request of the other kind with the same bytes is another request: its signature is
+        // checked by the caller and fails there.
+        let other_kind = request_from_bytes(Bytes::from(edited(0, &[1]))).unwrap();
+        assert!(other_kind.verify_signature(3).is_err());
     }
 
     #[test]

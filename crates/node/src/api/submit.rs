@@ -9,7 +9,7 @@
 use crate::api::caller::Caller;
 use crate::api::failure::Failure;
 use crate::api::input::{decimal, decimal_text, hex_bytes, object, parse_json, read_body, required};
-use crate::api::signed::{outcome_to_json, pending_to_json, request_from_json};
+use crate::api::signed::{outcome_to_json, pending_to_json, request_from_bytes, request_from_json};
 use crate::api::{ApiState, off_runtime};
 use crate::constants::{OUTCOME_POLL_MS, RETRY_AFTER_MS_PENDING};
 use axum::Json;
@@ -26,22 +26,36 @@ use tally_chain::request::EventsDigest;
 use tally_chain::{ChainError, Request, RequestKey, RequestOutcome};
 use tokio::time::Instant;
 
-/// `POST /v1/requests`: a request the client signed.
+/// `POST /v1/requests`: a request the client signed, as JSON or, with `Content-Type:
+/// application/octet-stream`, as its binary encoding (`signed::request_from_bytes`). Either way
+/// the answer is JSON.
 pub async fn signed_request(State(api): State<ApiState>, caller: Caller, headers: HeaderMap, body: Body) -> Response {
     let result = signed(&api, &caller, &headers, body).await;
     respond(&api, result)
 }
 
 async fn signed(api: &ApiState, caller: &Caller, headers: &HeaderMap, body: Body) -> Result<Submitted, Failure> {
+    let binary = is_binary(headers);
     let bytes = read_body(api, caller, headers, body).await?;
     let checking = api.clone();
     let request = off_runtime(move || {
-        let request = request_from_json(&parse_json(&bytes)?)?;
+        let request =
+            if binary { request_from_bytes(bytes.bytes())? } else { request_from_json(&parse_json(&bytes)?)? };
         check(&checking, &request)?;
         Ok(request)
     })
     .await?;
     submit(api, caller, request).await
+}
+
+/// Whether the body is a request's binary encoding: `Content-Type: application/octet-stream`
+/// (any case, parameters ignored). Any other type, or none, is read as JSON, as it always was.
+fn is_binary(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media_type| media_type.trim().eq_ignore_ascii_case("application/octet-stream"))
 }
 
 /// Whether the genesis lists the request's client and its signature verifies for this chain.
@@ -291,6 +305,22 @@ async fn gateway(
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    #[test]
+    fn only_octet_stream_bodies_are_binary() {
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(value).unwrap());
+            is_binary(&headers)
+        };
+        assert!(with("application/octet-stream"));
+        assert!(with("Application/Octet-Stream"));
+        assert!(with("application/octet-stream; charset=binary"));
+        assert!(!with("application/json"));
+        assert!(!with("application/octet-streams"));
+        assert!(!with("text/plain"));
+        assert!(!is_binary(&HeaderMap::new()));
+    }
 
     #[test]
     fn only_the_exact_token_authorizes() {

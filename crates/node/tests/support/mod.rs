@@ -149,6 +149,12 @@ pub async fn post_raw(url: &str, path: &str, body: impl Into<reqwest::Body>) -> 
     answer(request.send().await.unwrap()).await
 }
 
+/// POSTs `bytes` as `application/octet-stream` (a signed request's binary encoding).
+pub async fn post_binary(url: &str, path: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
+    let request = http().post(format!("{url}{path}")).header("content-type", "application/octet-stream").body(bytes);
+    answer(request.send().await.unwrap()).await
+}
+
 pub fn account(id: u128, flags: AccountFlags) -> Account {
     Account { id, ledger: 7, code: 10, flags, ..Account::default() }
 }
@@ -186,11 +192,16 @@ pub fn error_code(answer: &Value) -> &str {
 /// server that refuses the body early may close the connection before it is all written, which
 /// HTTP clients report as an error instead of the answer; raw TCP sees the answer.
 pub async fn raw_post(url: &str, path: &str, headers: &str, chunks: Vec<Vec<u8>>) -> String {
+    raw_post_as(url, path, "application/json", headers, chunks).await
+}
+
+/// `raw_post` with another content type.
+pub async fn raw_post_as(url: &str, path: &str, content_type: &str, headers: &str, chunks: Vec<Vec<u8>>) -> String {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let address = url.strip_prefix("http://").unwrap();
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
     let head = format!(
-        "POST {path} HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n{headers}connection: close\r\n\r\n"
+        "POST {path} HTTP/1.1\r\nhost: {address}\r\ncontent-type: {content_type}\r\n{headers}connection: close\r\n\r\n"
     );
     stream.write_all(head.as_bytes()).await.unwrap();
     for chunk in chunks {
