@@ -351,17 +351,29 @@ pub async fn balances(urls: &[String], clients: &[Client], expected: &Balances) 
 
 /// Whether a panic's message is a fail-stop on a storage error: Tally halts a validator whose
 /// storage fails (a full disk, damaged files it cannot read) by ending its task, and
-/// Commonware's journals do the same when an append or an open fails. These stop the validator
-/// on purpose (the API answers 503 `halted`); any other panic is a bug.
+/// Commonware's journals and marshal's archives do the same when an append, a sync or an open
+/// fails. These stop the validator on purpose (the API answers 503 `halted`, `tally start`
+/// exits non-zero); any other panic is a bug.
 pub fn is_storage_fail_stop(message: &str) -> bool {
     [
         "validator halted: storage failed",
         "unable to append to journal",
         "unable to open journal",
         "unable to sync journal",
+        // Marshal's archives (its cache of notarized blocks, finalized blocks, certificates).
+        "failed to persist ",
+        "failed to initialize metadata",
+        "failed to sync finalization",
+        "failed to sync application progress",
+        "failed to sync floor metadata",
+        "failed to store finalization",
+        "failed to insert finalization",
+        "failed to insert certified block",
+        "failed to prune archives",
     ]
     .iter()
     .any(|known| message.contains(known))
+        || (message.contains("failed to initialize ") && message.contains(" archive"))
 }
 
 /// No validator's log shows a panic other than a fail-stop on a storage error (counted apart).
@@ -446,12 +458,13 @@ mod tests {
         std::fs::write(
             &log,
             "started\nthread 'w' panicked at a.rs:1:1:\nunable to append to journal: Runtime(WriteFailed)\n\
+             thread 'w' panicked at c.rs:3:3:\nfailed to persist notarization: journal error: No space left\n\
              thread 'w' panicked at b.rs:2:2:\nindex out of bounds\n",
         )
         .unwrap();
         let (check, fail_stops) = no_panics(std::slice::from_ref(&log));
         assert!(!check.passed, "{}", check.detail);
-        assert_eq!(fail_stops, 1);
+        assert_eq!(fail_stops, 2);
         assert!(check.detail.contains("index out of bounds"), "{}", check.detail);
         std::fs::write(&log, "").unwrap();
         assert!(!no_panics(std::slice::from_ref(&log)).0.passed, "an empty log is not a clean one");

@@ -16,9 +16,8 @@
 //! finalized height since this validator started. Older blocks and outcomes are on disk; the
 //! actor reads them when asked (`OutcomeLookup::Stored`).
 //!
-//! A validator starting with an empty disk can adopt a peer's snapshot as a `candidate`: it
-//! becomes the finalized state only once a finalized chain reaches down to it, with the block
-//! right above it following it by every rule (its state digest included).
+//! A validator starting with an empty disk can start from a peer's snapshot (`start_from`) once
+//! the actor checked it against the certified header of the block above it.
 
 use crate::application::activity::{ConsensusActivity, Observed, ValidatorActivity};
 use crate::application::fault::{Fault, corrupt};
@@ -184,10 +183,6 @@ pub struct ApplicationState {
     /// Pending blocks that broke a rule, and the rule.
     invalid: HashMap<BlockDigest, ChainError>,
     mempool: Mempool,
-    /// A peer's snapshot above the finalized height, waiting for a finalized chain to reach it.
-    candidate: Option<ChainState>,
-    /// Candidates refused because the finalized block above them disagreed.
-    snapshots_refused: u64,
     blocks_refused: u64,
     activity: ConsensusActivity,
 }
@@ -215,8 +210,6 @@ impl ApplicationState {
             executed: HashMap::new(),
             invalid: HashMap::new(),
             mempool: Mempool::new(),
-            candidate: None,
-            snapshots_refused: 0,
             blocks_refused: 0,
         }
     }
@@ -242,7 +235,6 @@ impl ApplicationState {
         self.finalized = Arc::new(state);
         self.recent.clear();
         self.tip = None;
-        self.candidate = None;
         self.prune();
     }
 
@@ -336,35 +328,6 @@ impl ApplicationState {
         self.persisted = height;
         let keep_from = height.saturating_sub(RECENT_HEIGHTS_KEPT) + 1;
         self.recent = self.recent.split_off(&keep_from);
-    }
-
-    /// The height a missing block should have, from a block that names it as its parent, or 0
-    /// if none does (a peer serving old blocks from its log needs the height).
-    pub fn expected_height(&self, digest: &BlockDigest) -> u64 {
-        self.pending
-            .values()
-            .chain(self.recent.values().map(|(block, _, _)| block))
-            .find(|block| block.header.parent == *digest)
-            .map_or(0, |block| block.header.height - 1)
-    }
-
-    /// A peer's snapshot to adopt once a finalized chain reaches down to it (see `finalize`).
-    /// Ignored unless nothing is finalized here yet (a validator starting on an empty disk).
-    pub fn offer_candidate(&mut self, state: ChainState) {
-        // Only onto an empty chain: a snapshot cannot show that it extends a finalized block.
-        if self.finalized.height() == 0 && state.height() > 0 {
-            self.candidate = Some(state);
-        }
-    }
-
-    /// The height of the snapshot waiting to be adopted.
-    pub fn candidate_height(&self) -> Option<u64> {
-        self.candidate.as_ref().map(ChainState::height)
-    }
-
-    /// Snapshots refused because the finalized chain disagreed with them.
-    pub fn snapshots_refused(&self) -> u64 {
-        self.snapshots_refused
     }
 
     pub fn status(&self) -> Status {
@@ -617,10 +580,6 @@ impl ApplicationState {
 
     /// Executes the finalized chain up to `digest`. A block whose state digest disagrees with
     /// ours, or that breaks a rule here, is a safety failure: the validator must halt.
-    ///
-    /// If the walk down from `digest` meets the candidate snapshot's block, and the block above
-    /// it commits to the candidate's state digest, the candidate becomes the finalized state and
-    /// execution goes on from it. A candidate the chain disagrees with is dropped.
     pub fn finalize(&mut self, digest: BlockDigest) -> Result<Finalized, ChainError> {
         if let Some(block) = self.block(&digest)
             && block.header.height <= self.finalized.height()
@@ -636,44 +595,13 @@ impl ApplicationState {
             }
             return Ok(Finalized::Done { height });
         }
-        // Collect the path down to the finalized block (or the candidate snapshot's).
+        // Collect the path down to the finalized block.
         let mut path = Vec::new();
         let mut cursor = digest;
         while cursor != self.finalized.block() {
-            if let Some(candidate) = &self.candidate
-                && cursor == candidate.block()
-            {
-                let above = path.last().map(|digest| &self.pending[digest]);
-                match above {
-                    // The block above must follow the candidate by every rule (its height,
-                    // timestamp and state digest), or the candidate is not the chain's state.
-                    Some(above) if candidate.check_child(&self.genesis, above).is_ok() => {
-                        let candidate = self.candidate.take().expect("checked above");
-                        self.start_from(candidate);
-                        break;
-                    }
-                    // Nothing above it yet to check it against: keep walking (the walk stops at
-                    // a missing block, and a later finalization checks it).
-                    None => {}
-                    Some(_) => {
-                        self.candidate = None;
-                        self.snapshots_refused += 1;
-                    }
-                }
-            }
             let Some(block) = self.pending.get(&cursor) else {
                 return Ok(Finalized::Missing(cursor));
             };
-            // The finalized chain passes the candidate's height through another block: the
-            // candidate is not on it.
-            if self
-                .candidate
-                .as_ref()
-                .is_some_and(|candidate| block.header.height <= candidate.height() && cursor != candidate.block())
-            {
-                self.candidate = None;
-                self.snapshots_refused += 1;
-            }
             if block.header.height <= self.finalized.height() {
                 return Err(ChainError::FinalizedBlockInvalid {
                     height: block.header.height,
@@ -777,9 +705,6 @@ impl ApplicationState {
         self.executed.retain(|digest, _| pending.contains_key(digest));
         self.invalid.retain(|digest, _| pending.contains_key(digest));
         assert_eq!(self.history.height(), height);
-        if self.candidate.as_ref().is_some_and(|candidate| candidate.height() <= height) {
-            self.candidate = None;
-        }
         // A tip on a branch that lost can never be built on again. A tip behind on the finalized
         // chain catches up by executing finalized blocks (see `tip_to_finalized`).
         if let Some(tip) = &self.tip
