@@ -27,6 +27,10 @@ pub enum ChainError {
         "request was finalized at height {height}, below the history this validator holds (it joined from a snapshot); ask another validator"
     )]
     OutcomeNotHeld { height: u64 },
+    #[error(
+        "request was finalized at height {height}, whose record on this validator's disk is damaged and being repaired from its peers; retry shortly or ask another validator"
+    )]
+    OutcomeRepairing { height: u64 },
 
     // Genesis.
     #[error("this key is not one of the genesis validators")]
@@ -65,6 +69,10 @@ pub enum ChainError {
     // Storage: fail-stop, these halt a validator.
     #[error("storage failed: {0}")]
     Storage(String),
+    /// Repaired from peers or from marshal's blocks when it can be; it halts a validator only
+    /// when it cannot.
+    #[error("the finalized log's record at height {height} is damaged (file {file}): {detail}")]
+    LogDamaged { height: u64, file: String, detail: String },
 
     // Safety: these halt a validator.
     #[error(

@@ -143,6 +143,7 @@ where
         };
         let actor_config = ActorConfig {
             genesis: genesis.clone(),
+            validator: me.clone(),
             log_partition: format!("{}-finalized", config.partition),
             snapshot_partition: format!("{}-snapshots", config.partition),
             snapshot_interval: config.snapshot_interval.clamp(1, crate::consensus::SNAPSHOT_INTERVAL_MAX),

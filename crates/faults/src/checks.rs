@@ -170,6 +170,27 @@ pub async fn wait_caught_up(urls: &[String], height: u64, deadline: tokio::time:
     }
 }
 
+/// GET `path`, asking again (once a second, until `deadline`) while the validator answers 503
+/// `outcome_repairing`: the record is damaged on its disk and being fetched from its peers.
+async fn outcome_after_repair(
+    http: &reqwest::Client,
+    path: &str,
+    deadline: tokio::time::Instant,
+) -> reqwest::Result<reqwest::Response> {
+    loop {
+        let response = http.get(path).send().await?;
+        if response.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE || tokio::time::Instant::now() >= deadline {
+            return Ok(response);
+        }
+        let body = response.bytes().await?;
+        let value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        if value["error"]["code"] != "outcome_repairing" {
+            return http.get(path).send().await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// Every acknowledged request answers the same outcome on every validator, every created
 /// transfer exists there exactly as acknowledged, and nothing else was created.
 pub async fn acknowledged_everywhere(
@@ -220,7 +241,7 @@ pub async fn acknowledged_everywhere(
         }
         for (index, url) in urls.iter().enumerate() {
             let path = format!("{url}/v1/requests/{client_key}/{}", record.request_id);
-            match http.get(&path).send().await {
+            match outcome_after_repair(&http, &path, deadline).await {
                 Ok(response) if response.status().is_success() => {
                     let value: serde_json::Value = response.json().await.unwrap_or_default();
                     let statuses: Vec<&str> = value["results"]

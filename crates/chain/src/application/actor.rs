@@ -14,11 +14,20 @@
 //!   certified header of the block above it, so the snapshot is checked (its block and state
 //!   digest) before it is adopted; marshal then takes that certificate as its floor and
 //!   delivers from the block above the snapshot. A snapshot that fails marks its peer, which is
-//!   not asked again.
+//!   not asked again;
+//! - damaged finalized records: the scrub reads the whole log again at a bounded rate, and a
+//!   record that cannot be read or breaks the chain is fetched again from peers and checked
+//!   against a finalization certificate (`repair.rs`); one above the snapshot is rebuilt at
+//!   start from the block marshal holds. Meanwhile its outcomes answer `OutcomeRepairing`. A
+//!   validator alone, which no peer can repair, halts on damage.
 
 use crate::application::fault::Fault;
 use crate::application::ingress::{Built, Judged, Mailbox, Message};
 use crate::application::log::{FinalizedLog, LogRecord};
+use crate::application::repair::{
+    Ask, Chunk, Found, REPAIR_CHUNK_SIZE, Repairs, SCRUB_BYTES_PER_TURN, Scrub, check_bundle, encode_bundle,
+    record_results_root,
+};
 use crate::application::snapshots::{SNAPSHOT_CHUNK_SIZE, SnapshotMessage, Snapshots};
 use crate::application::state::{ApplicationState, Finalized, FinalizedBlock, Lookup, OutcomeLookup};
 use crate::block::{Block, Header, StateDigest};
@@ -30,7 +39,7 @@ use crate::genesis::Genesis;
 use crate::keys::ValidatorKey;
 use crate::ordering::Marshal;
 use crate::request::{Request, RequestKey};
-use commonware_codec::{Decode as _, Encode as _};
+use commonware_codec::{Decode as _, Encode as _, EncodeSize as _};
 use commonware_consensus::types::Height;
 use commonware_macros::select_loop;
 use commonware_p2p::{Blocker, Receiver, Recipients, Sender};
@@ -79,10 +88,20 @@ const PROPOSE_IDLE_WAIT: Duration = Duration::from_millis(200);
 /// The most clients waiting for outcomes at once; beyond it a waiter is told to ask later.
 const WAITERS_MAX: usize = 16_384;
 
+/// A peer repairing a damaged record is served at most one new bundle per this interval (each
+/// reads a record and the headers above it); other asks are ignored, and the peer asks again.
+const BUNDLE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A damaged record could not be read; it is being repaired.
+#[derive(Debug, Clone, Copy)]
+struct Damaged;
+
 /// What an application actor is.
 #[derive(Debug)]
 pub struct ActorConfig<B> {
     pub genesis: Genesis,
+    /// This validator's key (its peers are the other genesis validators).
+    pub validator: ValidatorKey,
     /// Where the finalized block log lives.
     pub log_partition: String,
     /// Where snapshots live.
@@ -179,6 +198,13 @@ pub struct Actor<E: Clock + Spawner + Storage + Metrics, B, S, R> {
     waiting_clients: usize,
     /// The finalized height when waiters were last answered.
     answered_height: u64,
+    /// Damaged finalized records being fetched again from peers.
+    repairs: Repairs,
+    /// The walk over the finalized log that finds damaged records.
+    scrub: Scrub,
+    /// The repair bundle last built for a peer (height and bytes), and when.
+    served: Option<(u64, bytes::Bytes)>,
+    served_at: SystemTime,
 }
 
 impl<E: Clock + Spawner + Storage + Metrics, B, S, R> std::fmt::Debug for Actor<E, B, S, R> {
@@ -208,6 +234,7 @@ where
     pub fn new(context: E, config: ActorConfig<B>, links: Links<S, R>, marshal: Marshal) -> (Self, Mailbox) {
         let ActorConfig {
             genesis,
+            validator,
             log_partition,
             snapshot_partition,
             snapshot_interval,
@@ -217,6 +244,7 @@ where
         } = config;
         let (sender, mailbox) = mpsc::unbounded_channel();
         let (client_sender, clients) = mpsc::channel(CLIENT_QUEUE_MAX);
+        let peers = genesis.validators().iter().filter(|key| **key != validator).cloned().collect();
         let actor = Self {
             context: ContextCell::new(context),
             state: ApplicationState::new(genesis),
@@ -247,6 +275,10 @@ where
             waiters: HashMap::new(),
             waiting_clients: 0,
             answered_height: 0,
+            repairs: Repairs::new(peers),
+            scrub: Scrub::new(),
+            served: None,
+            served_at: UNIX_EPOCH,
         };
         (actor, Mailbox::new(sender, client_sender))
     }
@@ -303,6 +335,8 @@ where
                 self.propose_idle();
                 self.persist().await;
                 self.catch_up().await;
+                self.repair();
+                self.scrub().await;
                 self.gossip_again();
                 self.tick();
             },
@@ -330,8 +364,29 @@ where
             log.restart_above(base).await?;
         }
         for height in base + 1..=log.len() {
-            let record = log.read(height).await?.expect("within the log's bounds");
-            self.state.restore(record.block, record.finalization)?;
+            match log.read(height).await {
+                Ok(record) => {
+                    let record = record.expect("within the log's bounds");
+                    self.state.restore(record.block, record.finalization)?;
+                }
+                Err(damage @ ChainError::LogDamaged { .. }) => {
+                    // Above the snapshot every block is executed again anyway, so the block is
+                    // all it takes, and marshal holds every finalized block above its floor.
+                    let Some(block) = self.marshal.get_block(Height::new(height)).await else {
+                        return Err(ChainError::Storage(format!(
+                            "{damage}, and marshal holds no block at height {height} to rebuild it from: move \
+                             the validator's data directory aside and start it again (it rejoins the cluster \
+                             from a peer's snapshot)"
+                        )));
+                    };
+                    self.state.restore(block.inner().clone(), None)?;
+                    let record = self.state.unpersisted(height - 1).into_iter().next().expect("just executed");
+                    assert_eq!(record.block.header.height, height);
+                    log.repair(&record).await?;
+                    warn!(%damage, "rebuilt a damaged finalized record from the block marshal holds");
+                }
+                Err(error) => return Err(error),
+            }
         }
         self.state.persisted(log.len());
         self.log = Some(log);
@@ -354,10 +409,32 @@ where
         Ok(())
     }
 
-    /// Reads a finalized record from the log; a storage failure halts the validator.
-    async fn read_log(&mut self, height: u64) -> Option<LogRecord> {
+    /// Reads a finalized record from the log. A damaged record is marked for repair and reads
+    /// as `Damaged`; any other storage failure halts the validator.
+    async fn read_log(&mut self, height: u64) -> Result<Option<LogRecord>, Damaged> {
         let log = self.log.as_ref().expect("opened before the loop");
-        log.read(height).await.unwrap_or_else(|error| halt(error))
+        match log.read(height).await {
+            Ok(record) => Ok(record),
+            Err(damage @ ChainError::LogDamaged { .. }) => {
+                self.want_repair(height, &damage);
+                Err(Damaged)
+            }
+            Err(error) => halt(error),
+        }
+    }
+
+    /// Marks the record at `height` for repair from peers; a validator alone halts, since no
+    /// peer can repair it.
+    fn want_repair(&mut self, height: u64, damage: &dyn std::fmt::Display) {
+        if !self.repairs.has_peers() {
+            halt(format!(
+                "{damage}; no peer can repair it (this validator is the only one): restore the data directory \
+                 from a backup"
+            ));
+        }
+        if self.repairs.want(height) {
+            warn!(height, %damage, "a finalized record is damaged: fetching it again from peers");
+        }
     }
 
     fn log_start(&self) -> u64 {
@@ -371,7 +448,11 @@ where
             OutcomeLookup::Final(outcome) => Ok(Some(outcome)),
             OutcomeLookup::NotFinal => Ok(None),
             OutcomeLookup::Stored { height } => {
-                let record = self.read_log(height).await.ok_or(ChainError::OutcomeNotHeld { height })?;
+                let record = match self.read_log(height).await {
+                    Ok(Some(record)) => record,
+                    Ok(None) => return Err(ChainError::OutcomeNotHeld { height }),
+                    Err(Damaged) => return Err(ChainError::OutcomeRepairing { height }),
+                };
                 let index = record.block.requests.iter().position(|request| request.key() == *key);
                 let index = index.expect("the included set names the block holding the request");
                 Ok(Some(record.outcomes[index].clone()))
@@ -384,12 +465,12 @@ where
         if let Some(block) = self.state.finalized_block(height) {
             return Some(block);
         }
-        let block = self.read_log(height).await?.block;
+        let block = self.read_log(height).await.ok()??.block;
         let state_digest = match self.state.history().get(height) {
             Some(entry) => entry.state_digest,
             None => match self.state.finalized_block(height + 1) {
                 Some(above) => above.block.header.state_digest,
-                None => self.read_log(height + 1).await?.block.header.state_digest,
+                None => self.read_log(height + 1).await.ok()??.block.header.state_digest,
             },
         };
         Some(FinalizedBlock { height, digest: block.digest(), block, state_digest })
@@ -467,6 +548,9 @@ where
                     } else if height < self.log_start() {
                         height = self.log_start();
                         continue;
+                    } else {
+                        // Damaged and being repaired: the blocks below it are the answer.
+                        break;
                     }
                     height += 1;
                 }
@@ -484,7 +568,7 @@ where
         if let Some((header, finalization)) = self.state.finalized_header(height) {
             return Some((header.clone(), finalization.cloned()));
         }
-        let record = self.read_log(height).await?;
+        let record = self.read_log(height).await.ok()??;
         Some((record.block.header, record.finalization))
     }
 
@@ -866,6 +950,131 @@ where
                 let download = self.download.take().expect("matched above");
                 self.adopt(download).await;
             }
+            SnapshotMessage::AskRecord { height, index } => self.serve_bundle(peer, height, index).await,
+            SnapshotMessage::RecordChunk { height, index, length, bytes } => {
+                let now = self.context.current();
+                match self.repairs.chunk(&peer, height, index, length, &bytes, now) {
+                    Chunk::Ignored => {}
+                    Chunk::More(ask) => self.ask_bundle(ask),
+                    Chunk::Whole { peer, height, bundle } => self.repaired(peer, height, &bundle).await,
+                    Chunk::Refused { peer, height } => {
+                        warn!(%peer, height, "blocking a peer: its repair bundle's chunks do not add up");
+                        self.blocker.block(peer);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends a peer chunk `index` of the bundle that repairs the record at `height`, if this
+    /// validator holds that record and a certified header above it.
+    async fn serve_bundle(&mut self, peer: ValidatorKey, height: u64, index: u32) {
+        let bundle = match &self.served {
+            Some((served, bundle)) if *served == height => bundle.clone(),
+            _ => {
+                let now = self.context.current();
+                if now.duration_since(self.served_at).unwrap_or_default() < BUNDLE_INTERVAL {
+                    return;
+                }
+                self.served_at = now;
+                let Ok(Some(record)) = self.read_log(height).await else {
+                    return;
+                };
+                let Some(above) = self.certified_header(height + 1).await else {
+                    return;
+                };
+                let bundle = bytes::Bytes::from(encode_bundle(&above, &record));
+                self.served = Some((height, bundle.clone()));
+                bundle
+            }
+        };
+        let offset = index as usize * REPAIR_CHUNK_SIZE;
+        if offset >= bundle.len() {
+            return;
+        }
+        let bytes = bundle.slice(offset..bundle.len().min(offset + REPAIR_CHUNK_SIZE));
+        let chunk = SnapshotMessage::RecordChunk { height, index, length: bundle.len() as u64, bytes };
+        self.snapshot_link.0.send(Recipients::One(peer), chunk.encode(), false);
+    }
+
+    fn ask_bundle(&mut self, ask: Ask) {
+        let Ask { peer, height, index } = ask;
+        let message = SnapshotMessage::AskRecord { height, index };
+        self.snapshot_link.0.send(Recipients::One(peer), message.encode(), false);
+    }
+
+    /// Keeps the repairs going: asks again for a late chunk, or asks the next peer.
+    fn repair(&mut self) {
+        let (ask, gave_up) = self.repairs.poll(self.context.current());
+        if let Some((peer, height)) = gave_up {
+            let (tried, peers) = self.repairs.tried();
+            warn!(%peer, height, tried, peers, "repairing a damaged finalized record: a peer did not answer, asking the next");
+        }
+        if let Some(ask) = ask {
+            self.ask_bundle(ask);
+        }
+    }
+
+    /// Checks a peer's whole repair bundle and, if it holds the finalized record, keeps it in
+    /// place of the damaged one. A bundle that does not check blocks its peer: an honest peer
+    /// sends only records it read back whole, with a certificate.
+    async fn repaired(&mut self, peer: ValidatorKey, height: u64, bundle: &[u8]) {
+        let checked = check_bundle(self.state.genesis(), height, bundle).and_then(|record| {
+            match self.state.history().get(height) {
+                Some(entry) if entry.block != record.block.digest() => {
+                    Err(format!("this validator finalized block {} there", entry.block))
+                }
+                _ => Ok(record),
+            }
+        });
+        match checked {
+            Ok(record) => {
+                let log = self.log.as_mut().expect("opened before the loop");
+                log.repair(&record).await.unwrap_or_else(|error| halt(error));
+                self.repairs.done(height);
+                self.served = None;
+                info!(%peer, height, left = self.repairs.wanted(), "repaired a damaged finalized record from a peer");
+            }
+            Err(reason) => {
+                warn!(%peer, height, %reason, "blocking a peer: its repair of a damaged record does not check");
+                self.repairs.refused(&peer);
+                self.blocker.block(peer);
+            }
+        }
+    }
+
+    /// Reads the next records of the finalized log (about `SCRUB_BYTES_PER_TURN` bytes) and
+    /// checks each against the one below; damaged ones are fetched again from peers.
+    async fn scrub(&mut self) {
+        let log = self.log.as_ref().expect("opened before the loop");
+        let (start, end) = (log.start(), log.len());
+        let now = self.context.current();
+        let mut read = 0;
+        while read < SCRUB_BYTES_PER_TURN {
+            let Some(height) = self.scrub.next(start, end, now) else {
+                break;
+            };
+            match self.read_log(height).await {
+                Ok(Some(record)) => {
+                    read += record.block.encode_size();
+                    let block = &record.block;
+                    let roots = (record_results_root(&record), block.header.results_root);
+                    let found = self.scrub.read(height, block.digest(), block.header.parent, roots);
+                    if let Found::Damaged(heights) = found {
+                        for height in heights {
+                            self.want_repair(height, &"the finalized log's records do not link");
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(Damaged) => {
+                    read += 1;
+                    self.scrub.unreadable(height);
+                }
+            }
+        }
+        if let Some((last, damaged)) = self.scrub.finish_pass(end, now) {
+            info!(from = start + 1, to = last, damaged, "read the whole finalized log back");
         }
     }
 

@@ -8,23 +8,33 @@
 //! holds only recent ones. A validator that joined from a peer's snapshot has a log that starts
 //! above genesis (`start`). Storage errors are fail-stop: the caller halts the validator.
 //!
+//! Damage is not a storage error. A record that fails its checksum, does not decode, or sits at
+//! the wrong position reads as `ChainError::LogDamaged`; the validator fetches it again from a
+//! peer (checked against a finalization certificate, see `repair.rs`) or rebuilds it from the
+//! block marshal holds, and `repair` keeps the good record beside the journal (which is
+//! append-only): one blob per repaired height in `{partition}-repaired`, holding the SHA-256 of
+//! the record followed by the record. A read consults the repaired records first.
+//!
 //! Record format (big-endian): `block length (4) | block | per request: (timestamp ns (8) |
 //! result) | finalization`. A result is encoded as under the results root (`execution.rs`):
 //! `1 | count (4) | count × (timestamp (8), status (4))` for accounts, `2 | …` the same for
 //! transfers, or `3 | batch error` for a refused batch. The finalization is `0` (none) or `1`
 //! and Simplex's finalization certificate of the block.
 
-use crate::block::Block;
+use crate::block::{Block, hash};
 use crate::consensus::{Finalization, Scheme};
 use crate::constants::BLOCK_SIZE_MAX;
 use crate::error::ChainError;
 use crate::execution::{RequestOutcome, RequestResult};
 use bytes::{Buf as _, BufMut};
+use commonware_codec::Encode as _;
 use commonware_codec::{Buf, Decode as _, EncodeSize, Error as CodecError, Read, ReadExt as _, Write};
 use commonware_cryptography::certificate::Verifier as _;
 use commonware_runtime::buffer::paged::CacheRef;
+use commonware_runtime::{Blob as _, ReadOptions, WriteOptions};
 use commonware_storage::journal::contiguous::{Contiguous as _, variable};
 use commonware_utils::{NZU16, NZU64, NZUsize};
+use std::collections::BTreeSet;
 
 /// Blocks per journal section (file).
 const BLOCKS_PER_SECTION: u64 = 1_024;
@@ -108,6 +118,8 @@ pub struct FinalizedLog<E: commonware_storage::Context> {
     partition: String,
     /// `None` only after a failed operation consumed it (the validator halts then).
     journal: Option<variable::Journal<E, LogRecord>>,
+    /// Heights whose record was repaired (and is read from `{partition}-repaired`).
+    repaired: BTreeSet<u64>,
 }
 
 impl<E: commonware_storage::Context> std::fmt::Debug for FinalizedLog<E> {
@@ -118,6 +130,15 @@ impl<E: commonware_storage::Context> std::fmt::Debug for FinalizedLog<E> {
 
 fn storage_error(error: impl std::fmt::Display) -> ChainError {
     ChainError::Storage(format!("finalized log: {error}"))
+}
+
+fn damaged(height: u64, partition: &str, detail: impl std::fmt::Display) -> ChainError {
+    let section = (height - 1) / BLOCKS_PER_SECTION;
+    ChainError::LogDamaged { height, file: format!("{partition}_data/{section:016x}"), detail: detail.to_string() }
+}
+
+fn repaired_partition(partition: &str) -> String {
+    format!("{partition}-repaired")
 }
 
 fn config(partition: String) -> variable::Config<()> {
@@ -137,8 +158,25 @@ impl<E: commonware_storage::Context> FinalizedLog<E> {
     pub async fn open(context: E, partition: String) -> Result<Self, ChainError> {
         let journal = variable::Journal::<E, LogRecord>::init(context.child("journal"), config(partition.clone()))
             .await
-            .map_err(storage_error)?;
-        Ok(Self { context, partition, journal: Some(journal) })
+            .map_err(|error| {
+                ChainError::Storage(format!(
+                    "finalized log: {error}: the journal in the data directory's `{partition}_data` and \
+                     `{partition}_offsets` cannot be opened (damaged?): move the validator's data directory \
+                     aside and start it again, and it rejoins the cluster from a peer's snapshot (the other \
+                     validators answer for what was finalized before it)"
+                ))
+            })?;
+        let repaired = context
+            .scan(&repaired_partition(&partition))
+            .await
+            .or_else(|error| match error {
+                commonware_runtime::Error::PartitionMissing(_) => Ok(Vec::new()),
+                error => Err(storage_error(error)),
+            })?
+            .into_iter()
+            .filter_map(|name| <[u8; 8]>::try_from(name.as_slice()).ok().map(u64::from_be_bytes))
+            .collect();
+        Ok(Self { context, partition, journal: Some(journal), repaired })
     }
 
     /// The highest height in the log (0 when empty from genesis).
@@ -162,15 +200,60 @@ impl<E: commonware_storage::Context> FinalizedLog<E> {
         if height <= journal.bounds().start || height > journal.bounds().end {
             return Ok(None);
         }
-        let record = journal.read(height - 1).await.map_err(storage_error)?;
+        if self.repaired.contains(&height) {
+            return self.read_repaired(height).await.map(Some);
+        }
+        // Every failure to read a record within bounds is damage to this record (a checksum, a
+        // decode, an offset): it can be repaired. A disk that fails outright fails the repair's
+        // write too, and that halts.
+        let record = journal.read(height - 1).await.map_err(|error| damaged(height, &self.partition, error))?;
         if record.block.header.height != height {
-            return Err(storage_error(format!(
-                "position {} holds height {} (corrupt log)",
-                height - 1,
-                record.block.header.height
-            )));
+            let detail = format!("position {} holds height {}", height - 1, record.block.header.height);
+            return Err(damaged(height, &self.partition, detail));
         }
         Ok(Some(record))
+    }
+
+    async fn read_repaired(&self, height: u64) -> Result<LogRecord, ChainError> {
+        let partition = repaired_partition(&self.partition);
+        let file = || format!("{partition}/{height:016x}");
+        let (blob, length) = self.context.open(&partition, &height.to_be_bytes()).await.map_err(storage_error)?;
+        let length = usize::try_from(length).map_err(storage_error)?;
+        let bytes = blob.read_at(0, length, ReadOptions::default()).await.map_err(storage_error)?;
+        let bytes = bytes.coalesce().as_ref().to_vec();
+        let damaged = |detail: &str| ChainError::LogDamaged { height, file: file(), detail: detail.to_string() };
+        if bytes.len() < 32 || hash(&bytes[32..]).as_ref() != &bytes[..32] {
+            return Err(damaged("the repaired record fails its checksum"));
+        }
+        let record = LogRecord::decode_cfg(bytes::Bytes::copy_from_slice(&bytes[32..]), &())
+            .map_err(|_| damaged("the repaired record does not decode"))?;
+        if record.block.header.height != height {
+            return Err(damaged("the repaired record is of another height"));
+        }
+        Ok(record)
+    }
+
+    /// Keeps `record`, checked by the caller, in place of the damaged record at its height, and
+    /// syncs it.
+    pub async fn repair(&mut self, record: &LogRecord) -> Result<(), ChainError> {
+        let height = record.block.header.height;
+        assert!(height > self.start() && height <= self.len(), "only a height the log holds is repaired");
+        let encoded = record.encode();
+        let mut bytes = Vec::with_capacity(32 + encoded.len());
+        bytes.extend_from_slice(hash(&encoded).as_ref());
+        bytes.extend_from_slice(&encoded);
+        let partition = repaired_partition(&self.partition);
+        let (blob, _) = self.context.open(&partition, &height.to_be_bytes()).await.map_err(storage_error)?;
+        blob.resize(0).await.map_err(storage_error)?;
+        blob.write_at(0, bytes, WriteOptions::default()).await.map_err(storage_error)?;
+        blob.sync().await.map_err(storage_error)?;
+        self.repaired.insert(height);
+        Ok(())
+    }
+
+    /// The partition the log's records live in, for messages to the operator.
+    pub fn partition(&self) -> &str {
+        &self.partition
     }
 
     /// Every block in the log, in height order (for checkers and tools; a validator reads only
@@ -201,6 +284,10 @@ impl<E: commonware_storage::Context> FinalizedLog<E> {
     /// `height` keeps the blocks after it.
     pub async fn restart_above(&mut self, height: u64) -> Result<(), ChainError> {
         self.journal = None;
+        if !self.repaired.is_empty() {
+            self.context.remove(&repaired_partition(&self.partition), None).await.map_err(storage_error)?;
+            self.repaired.clear();
+        }
         let journal = variable::Journal::<E, LogRecord>::init_at_size(
             self.context.child("journal"),
             config(self.partition.clone()),
@@ -220,7 +307,7 @@ mod tests {
     use crate::block::hash;
     use crate::keys::signer_from_seed;
     use crate::request::Request;
-    use commonware_codec::Encode as _;
+    use commonware_runtime::{Runner as _, Storage as _, Supervisor as _, deterministic};
     use tally_ledger::{
         Account, BatchError, CreateAccountResult, CreateAccountStatus, CreateTransferResult, CreateTransferStatus,
         Transfer,
@@ -300,5 +387,92 @@ mod tests {
         let mut tag = encoded.to_vec();
         tag[encoded.len() - certified.finalization.as_ref().unwrap().encode_size() - 1] = 2;
         assert!(LogRecord::decode_cfg(bytes::Bytes::from(tag), &()).is_err());
+    }
+
+    /// A chain of `count` empty blocks' records.
+    fn records(count: u64) -> Vec<LogRecord> {
+        let mut parent = hash(b"genesis");
+        let commitment = crate::block::Commitment { state_digest: [0; 32], results_root: hash(b"results") };
+        (1..=count)
+            .map(|height| {
+                let context = BlockContext::following(parent, height, test_leader());
+                let block = Block::new(context, height, height * 10, commitment, Vec::new());
+                parent = block.digest();
+                LogRecord { block, outcomes: Vec::new(), finalization: None }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_damaged_record_reads_as_damage_naming_its_file_until_it_is_repaired() {
+        deterministic::Runner::default().start(|context| async move {
+            let partition = "log".to_string();
+            let mut log = FinalizedLog::open(context.child("log"), partition.clone()).await.unwrap();
+            // Three sections: the journal checks its last two when it opens, not older ones.
+            let records = records(2 * BLOCKS_PER_SECTION + 40);
+            log.append(&records).await.unwrap();
+            drop(log);
+
+            // Flip one byte in the middle of the first section's data.
+            let flip = |section: u64| {
+                let context = context.child("flip");
+                async move {
+                    let (blob, size) = context.open("log_data", &section.to_be_bytes()).await.unwrap();
+                    let middle = size / 2;
+                    let byte = blob.read_at(middle, 1, ReadOptions::default()).await.unwrap().coalesce().as_ref()[0];
+                    blob.write_at(middle, vec![byte ^ 0x40], WriteOptions::default()).await.unwrap();
+                    blob.sync().await.unwrap();
+                }
+            };
+            flip(0).await;
+
+            let mut log = FinalizedLog::open(context.child("log"), partition.clone()).await.unwrap();
+            assert_eq!(log.len(), records.len() as u64, "damage in an old record does not shorten the log");
+            let mut damaged = Vec::new();
+            for record in &records {
+                let height = record.block.header.height;
+                match log.read(height).await {
+                    Ok(read) => assert_eq!(read.as_ref(), Some(record)),
+                    Err(ChainError::LogDamaged { height: at, file, .. }) => {
+                        assert_eq!((at, file.as_str()), (height, "log_data/0000000000000000"));
+                        damaged.push(record.clone());
+                    }
+                    Err(other) => panic!("damage read as {other}"),
+                }
+            }
+            assert!(!damaged.is_empty(), "the flipped byte damaged some record");
+            for record in &damaged {
+                log.repair(record).await.unwrap();
+            }
+            drop(log);
+
+            // Repairs outlive a restart, and a damaged repaired record is damage again.
+            let log = FinalizedLog::open(context.child("log"), partition.clone()).await.unwrap();
+            for record in &records {
+                assert_eq!(log.read(record.block.header.height).await.unwrap().as_ref(), Some(record));
+            }
+            drop(log);
+            let height = damaged[0].block.header.height;
+            let (blob, _) = context.open("log-repaired", &height.to_be_bytes()).await.unwrap();
+            blob.write_at(40, vec![0xff, 0xff], WriteOptions::default()).await.unwrap();
+            blob.sync().await.unwrap();
+            drop(blob);
+            let log = FinalizedLog::open(context.child("log"), partition.clone()).await.unwrap();
+            assert!(matches!(log.read(height).await, Err(ChainError::LogDamaged { .. })));
+
+            drop(log);
+
+            // Damage in the current section stops the log from opening, naming its files.
+            flip(2).await;
+            let error = FinalizedLog::open(context.child("log"), partition.clone()).await.unwrap_err();
+            assert!(error.to_string().contains("`log_data`"), "{error}");
+
+            // A log restarted above a snapshot forgets its repairs.
+            let mut log = FinalizedLog::open(context.child("other"), "other".to_string()).await.unwrap();
+            log.append(&records[..4]).await.unwrap();
+            log.repair(&records[1]).await.unwrap();
+            log.restart_above(50).await.unwrap();
+            assert!(context.scan("other-repaired").await.map_or(true, |names| names.is_empty()));
+        });
     }
 }

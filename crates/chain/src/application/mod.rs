@@ -1,6 +1,7 @@
 //! The Simplex application: proposes blocks from the mempool, verifies peers' blocks, and
 //! executes the finalized blocks marshal delivers in order. `state.rs` decides, `actor.rs` moves
-//! messages, `ingress.rs` defines them, `marshaled.rs` is the side marshal calls.
+//! messages, `ingress.rs` defines them, `marshaled.rs` is the side marshal calls, `repair.rs`
+//! decides how damaged finalized records are found and fetched again.
 
 pub mod activity;
 pub mod actor;
@@ -8,6 +9,7 @@ pub mod fault;
 pub mod ingress;
 pub mod log;
 pub mod marshaled;
+pub mod repair;
 pub mod snapshots;
 pub mod state;
 

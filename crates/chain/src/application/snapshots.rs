@@ -8,6 +8,7 @@
 //! Storage errors while writing are fail-stop (the caller halts the validator); a snapshot that
 //! cannot be read on open is skipped, since the finalized log can rebuild the state without it.
 
+use crate::application::repair::REPAIR_CHUNK_SIZE;
 use crate::error::ChainError;
 use crate::execution::ChainState;
 use commonware_runtime::{Blob as _, ReadOptions, Storage, WriteOptions};
@@ -136,13 +137,39 @@ impl<E: Storage> Snapshots<E> {
 /// Wire format (big-endian): `1` (what do you hold?) | `2 | height (8) | length (8) | certified
 /// header` (this, with the certified header of the block above it, `certified.rs`; a height of 0
 /// and nothing after the length means none) | `3 | height (8) | index (4)` (send me this chunk) |
-/// `4 | height (8) | index (4) | bytes` (a chunk, at most `SNAPSHOT_CHUNK_SIZE` bytes).
+/// `4 | height (8) | index (4) | bytes` (a chunk, at most `SNAPSHOT_CHUNK_SIZE` bytes). A
+/// validator repairing a damaged finalized record asks `5 | height (8) | index (4)` and is
+/// answered `6 | height (8) | index (4) | length (8) | bytes` (a chunk of the repair bundle, at
+/// most `REPAIR_CHUNK_SIZE` bytes, of a bundle `length` bytes long).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SnapshotMessage {
     AskOffer,
-    Offer { height: u64, length: u64, above: bytes::Bytes },
-    AskChunk { height: u64, index: u32 },
-    Chunk { height: u64, index: u32, bytes: bytes::Bytes },
+    Offer {
+        height: u64,
+        length: u64,
+        above: bytes::Bytes,
+    },
+    AskChunk {
+        height: u64,
+        index: u32,
+    },
+    Chunk {
+        height: u64,
+        index: u32,
+        bytes: bytes::Bytes,
+    },
+    /// Send me chunk `index` of the bundle that repairs the finalized record at `height`.
+    AskRecord {
+        height: u64,
+        index: u32,
+    },
+    /// A chunk of that bundle, which is `length` bytes long (`repair.rs`).
+    RecordChunk {
+        height: u64,
+        index: u32,
+        length: u64,
+        bytes: bytes::Bytes,
+    },
 }
 
 /// The most bytes of the certified header in an offer.
@@ -176,6 +203,18 @@ impl SnapshotMessage {
                 buf.put_u32(*index);
                 buf.put_slice(bytes);
             }
+            Self::AskRecord { height, index } => {
+                buf.put_u8(5);
+                buf.put_u64(*height);
+                buf.put_u32(*index);
+            }
+            Self::RecordChunk { height, index, length, bytes } => {
+                buf.put_u8(6);
+                buf.put_u64(*height);
+                buf.put_u32(*index);
+                buf.put_u64(*length);
+                buf.put_slice(bytes);
+            }
         }
         buf.into()
     }
@@ -200,6 +239,15 @@ impl SnapshotMessage {
                     return None;
                 }
                 return Some(Self::Chunk { height, index, bytes });
+            }
+            5 => Self::AskRecord { height: bytes.try_get_u64().ok()?, index: bytes.try_get_u32().ok()? },
+            6 => {
+                let (height, index, length) =
+                    (bytes.try_get_u64().ok()?, bytes.try_get_u32().ok()?, bytes.try_get_u64().ok()?);
+                if bytes.is_empty() || bytes.len() > REPAIR_CHUNK_SIZE {
+                    return None;
+                }
+                return Some(Self::RecordChunk { height, index, length, bytes });
             }
             _ => return None,
         };
@@ -277,12 +325,15 @@ mod tests {
             SnapshotMessage::Offer { height: 512, length: 9_000, above: bytes::Bytes::from_static(b"proof") },
             SnapshotMessage::AskChunk { height: 512, index: 3 },
             SnapshotMessage::Chunk { height: 512, index: 3, bytes: bytes::Bytes::from_static(b"part") },
+            SnapshotMessage::AskRecord { height: 77, index: 1 },
+            SnapshotMessage::RecordChunk { height: 77, index: 1, length: 9, bytes: bytes::Bytes::from_static(b"part") },
         ];
         for message in messages {
             assert_eq!(SnapshotMessage::decode(message.encode()), Some(message.clone()));
             let mut longer = message.encode().to_vec();
-            let trailing_allowed = matches!(message, SnapshotMessage::Chunk { .. })
-                || matches!(message, SnapshotMessage::Offer { height, .. } if height > 0);
+            let trailing_allowed =
+                matches!(message, SnapshotMessage::Chunk { .. } | SnapshotMessage::RecordChunk { .. })
+                    || matches!(message, SnapshotMessage::Offer { height, .. } if height > 0);
             if !trailing_allowed {
                 longer.push(0);
                 assert_eq!(SnapshotMessage::decode(longer.into()), None);
@@ -293,6 +344,13 @@ mod tests {
         assert_eq!(SnapshotMessage::decode(bytes::Bytes::from_static(&[2, 0, 0])), None);
         let oversized =
             SnapshotMessage::Chunk { height: 1, index: 0, bytes: bytes::Bytes::from(vec![0; SNAPSHOT_CHUNK_SIZE + 1]) };
+        assert_eq!(SnapshotMessage::decode(oversized.encode()), None);
+        let oversized = SnapshotMessage::RecordChunk {
+            height: 1,
+            index: 0,
+            length: 1,
+            bytes: bytes::Bytes::from(vec![0; REPAIR_CHUNK_SIZE + 1]),
+        };
         assert_eq!(SnapshotMessage::decode(oversized.encode()), None);
     }
 }

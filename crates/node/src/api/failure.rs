@@ -68,6 +68,12 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         "the mempool, this validator's queue, its write slots or its body budget (all of it, or an address's share) \
          are full, or the caller's address holds its most connections; retry after Retry-After seconds",
     ),
+    (
+        "outcome_repairing",
+        503,
+        "the request's finalized record is damaged on this validator's disk and being fetched again from its peers; \
+         retry shortly or ask another validator",
+    ),
     ("halted", 503, "this validator stopped (a storage failure or a state divergence); use another"),
 ];
 
@@ -180,6 +186,11 @@ impl Failure {
 
     pub fn busy(message: impl Into<String>) -> Self {
         Self::new(StatusCode::TOO_MANY_REQUESTS, "busy", "", message)
+    }
+
+    /// The outcome's record is damaged here and being repaired from peers.
+    pub fn outcome_repairing(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "outcome_repairing", "", message)
     }
 
     pub fn halted() -> Self {

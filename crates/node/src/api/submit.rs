@@ -112,6 +112,7 @@ pub async fn request_outcome(
         Err(error @ ChainError::OutcomeNotHeld { .. }) => {
             Err(Failure::not_found("outcome_not_held", error.to_string()))
         }
+        Err(error @ ChainError::OutcomeRepairing { .. }) => Err(Failure::outcome_repairing(error.to_string())),
         Err(_) => Err(Failure::busy("this validator is too busy to answer; retry shortly")),
     }
 }
@@ -155,6 +156,9 @@ async fn submit(api: &ApiState, caller: &Caller, request: Request) -> Result<Sub
         Ok(None) => {}
         Err(error @ ChainError::OutcomeNotHeld { .. }) => {
             return Err(Failure::not_found("outcome_not_held", error.to_string()));
+        }
+        Err(error @ ChainError::OutcomeRepairing { .. }) => {
+            return Err(Failure::outcome_repairing(error.to_string()));
         }
         Err(_) if api.health.is_halted() => return Err(Failure::halted()),
         Err(_) => return Err(Failure::busy("this validator is too busy to answer; retry shortly")),
