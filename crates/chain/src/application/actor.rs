@@ -205,6 +205,8 @@ pub struct Actor<E: Clock + Spawner + Storage + Metrics, B, S, R> {
     /// The repair bundle last built for a peer (height and bytes), and when.
     served: Option<(u64, bytes::Bytes)>,
     served_at: SystemTime,
+    /// When the scrub last read (it reads once per `TICK`).
+    scrubbed: SystemTime,
 }
 
 impl<E: Clock + Spawner + Storage + Metrics, B, S, R> std::fmt::Debug for Actor<E, B, S, R> {
@@ -279,6 +281,7 @@ where
             scrub: Scrub::new(),
             served: None,
             served_at: UNIX_EPOCH,
+            scrubbed: UNIX_EPOCH,
         };
         (actor, Mailbox::new(sender, client_sender))
     }
@@ -1043,12 +1046,16 @@ where
         }
     }
 
-    /// Reads the next records of the finalized log (about `SCRUB_BYTES_PER_TURN` bytes) and
-    /// checks each against the one below; damaged ones are fetched again from peers.
+    /// Reads the next records of the finalized log (about `SCRUB_BYTES_PER_TURN` bytes, once per
+    /// `TICK`) and checks each against the one below; damaged ones are fetched again from peers.
     async fn scrub(&mut self) {
+        let now = self.context.current();
+        if now.duration_since(self.scrubbed).unwrap_or_default() < TICK {
+            return;
+        }
+        self.scrubbed = now;
         let log = self.log.as_ref().expect("opened before the loop");
         let (start, end) = (log.start(), log.len());
-        let now = self.context.current();
         let mut read = 0;
         while read < SCRUB_BYTES_PER_TURN {
             let Some(height) = self.scrub.next(start, end, now) else {

@@ -39,8 +39,8 @@ const CERTIFIED_SIZE_MAX: usize = 64 * 1024;
 pub const REPAIR_RETRY: Duration = Duration::from_secs(2);
 const REPAIR_ATTEMPTS: u32 = 3;
 
-/// How many bytes of the log the scrub reads per pass of the actor's loop (it always reads at
-/// least one record), and how long it rests after a whole pass.
+/// How many bytes of the log the scrub reads per turn (the actor gives it one turn per 250 ms;
+/// it always reads at least one record), and how long it rests after a whole pass.
 pub const SCRUB_BYTES_PER_TURN: usize = 256 * 1024;
 pub const SCRUB_REST: Duration = Duration::from_secs(600);
 

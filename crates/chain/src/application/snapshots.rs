@@ -12,6 +12,7 @@ use crate::application::repair::REPAIR_CHUNK_SIZE;
 use crate::error::ChainError;
 use crate::execution::ChainState;
 use commonware_runtime::{Blob as _, ReadOptions, Storage, WriteOptions};
+use tracing::warn;
 
 /// The size of one chunk of a snapshot sent to a peer.
 pub const SNAPSHOT_CHUNK_SIZE: usize = 1024 * 1024;
@@ -73,12 +74,25 @@ impl<E: Storage> Snapshots<E> {
                 // A read error stops the validator (the disk may come back); only a snapshot
                 // whose bytes are wrong (torn by a crash) is removed.
                 let bytes = store.read_whole(height).await?;
-                if let Ok(state) = ChainState::restore(&bytes)
-                    && state.height() == height
-                {
-                    store.held.push(SnapshotInfo { height, length: bytes.len() as u64 });
-                    restored = Some(state);
-                    continue;
+                match ChainState::restore(&bytes) {
+                    Ok(state) if state.height() == height => {
+                        store.held.push(SnapshotInfo { height, length: bytes.len() as u64 });
+                        restored = Some(state);
+                        continue;
+                    }
+                    Ok(state) => warn!(
+                        partition = store.partition,
+                        height,
+                        found = state.height(),
+                        "removing a snapshot that holds another height; the state is rebuilt from an older one and the log"
+                    ),
+                    Err(error) => warn!(
+                        partition = store.partition,
+                        height,
+                        %error,
+                        "removing a snapshot that does not read back whole (torn by a crash, or damaged); the state is \
+                         rebuilt from an older one and the log"
+                    ),
                 }
             }
             store.context.remove(&store.partition, Some(&name(height))).await.map_err(storage_error)?;
