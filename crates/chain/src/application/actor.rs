@@ -16,7 +16,6 @@
 //!   delivers from the block above the snapshot. A snapshot that fails marks its peer, which is
 //!   not asked again.
 
-use crate::application::fault::Fault;
 use crate::application::ingress::{Built, Judged, Mailbox, Message};
 use crate::application::log::{FinalizedLog, LogRecord};
 use crate::application::snapshots::{SNAPSHOT_CHUNK_SIZE, SnapshotMessage, Snapshots};
@@ -89,8 +88,6 @@ pub struct ActorConfig<B> {
     pub snapshot_partition: String,
     /// A snapshot is written every this many finalized heights.
     pub snapshot_interval: u64,
-    /// How the proposer misbehaves (`Fault::None` outside the simulator).
-    pub fault: Fault,
     /// Blocks peers that send malformed messages.
     pub blocker: B,
     /// The height marshal counted as processed when it opened (it delivers from the next).
@@ -158,8 +155,6 @@ pub struct Actor<E: Clock + Spawner + Storage + Metrics, B, S, R> {
     tip: u64,
     /// Blocks peers that send malformed messages.
     blocker: B,
-    /// How this validator's proposer misbehaves (`Fault::None` outside the simulator).
-    fault: Fault,
     log_partition: String,
     snapshot_partition: String,
     snapshot_interval: u64,
@@ -206,15 +201,8 @@ where
 {
     /// Builds the actor and the mailbox that marshal, Simplex and clients use.
     pub fn new(context: E, config: ActorConfig<B>, links: Links<S, R>, marshal: Marshal) -> (Self, Mailbox) {
-        let ActorConfig {
-            genesis,
-            log_partition,
-            snapshot_partition,
-            snapshot_interval,
-            fault,
-            blocker,
-            marshal_processed,
-        } = config;
+        let ActorConfig { genesis, log_partition, snapshot_partition, snapshot_interval, blocker, marshal_processed } =
+            config;
         let (sender, mailbox) = mpsc::unbounded_channel();
         let (client_sender, clients) = mpsc::channel(CLIENT_QUEUE_MAX);
         let actor = Self {
@@ -234,7 +222,6 @@ where
             parked: Vec::new(),
             tip: 0,
             blocker,
-            fault,
             log_partition,
             snapshot_partition,
             snapshot_interval,
@@ -534,11 +521,7 @@ where
         }
         let now_ns = self.now_ns();
         let context = block_context(&waiting.context);
-        let proposal = match self.fault {
-            Fault::None => self.state.propose(context, now_ns),
-            fault => self.state.propose_faulty(context, now_ns, fault),
-        };
-        let built = match proposal {
+        let built = match self.state.propose(context, now_ns) {
             Ok(block) => Built::Block(block),
             Err(Lookup::Missing(digest)) => Built::Missing(digest),
             Err(_) => Built::Declined,
