@@ -136,7 +136,8 @@ impl Request {
         Ok(Self { kind, id, client: keys::public_key(signer), body: Bytes::from(body), signature })
     }
 
-    /// Assembles a request from its parts without signing (to test forgeries).
+    /// Assembles a request from its parts as they arrived, without signing it or checking the
+    /// signature (`verify_signature` judges it, as for a decoded request).
     pub fn from_parts(
         kind: RequestKind,
         id: u128,

@@ -5,7 +5,8 @@
 //! the same code runs on the deterministic runtime with simulated links in tests and on tokio
 //! with authenticated TCP in production.
 
-use crate::application::{Actor, ActorConfig, Fault, Links, Mailbox};
+use crate::application::marshaled::{BlockApplication, Marshaled};
+use crate::application::{Actor, ActorConfig, Links, Mailbox};
 use crate::consensus::{ConsensusConfig, signing_scheme, simplex_config};
 use crate::error::ChainError;
 use crate::genesis::Genesis;
@@ -98,13 +99,14 @@ where
     S: Sender<PublicKey = ValidatorKey>,
     R: Receiver<PublicKey = ValidatorKey>,
 {
-    start_with_fault(context, genesis, signer, config, peers, blocker, channels, Fault::None).await
+    start_with(context, genesis, signer, config, peers, blocker, channels, |honest| honest).await
 }
 
-/// Starts a validator whose proposer misbehaves as `fault` says (the simulator's Byzantine
-/// validators).
+/// Starts a validator whose proposals and verifications go through the application `wrap`
+/// makes of the honest one (`start` passes the honest one itself; a test may wrap it in a
+/// proposer that corrupts its blocks). Finalized blocks reach the honest application directly.
 #[allow(clippy::too_many_arguments)]
-pub async fn start_with_fault<E, P, B, S, R>(
+pub async fn start_with<E, P, B, S, R, A>(
     context: E,
     genesis: Genesis,
     signer: ValidatorSigner,
@@ -112,7 +114,7 @@ pub async fn start_with_fault<E, P, B, S, R>(
     peers: P,
     blocker: B,
     channels: Channels<S, R>,
-    fault: Fault,
+    wrap: impl FnOnce(Marshaled) -> A + Send + 'static,
 ) -> Result<Validator, ChainError>
 where
     E: Clock + CryptoRng + Spawner + Storage + Metrics + Supervisor,
@@ -120,6 +122,7 @@ where
     B: Blocker<PublicKey = ValidatorKey>,
     S: Sender<PublicKey = ValidatorKey>,
     R: Receiver<PublicKey = ValidatorKey>,
+    A: BlockApplication<E>,
 {
     let me = crate::keys::public_key(&signer);
     let scheme = signing_scheme(&genesis, signer).ok_or(ChainError::NotAValidator)?;
@@ -147,7 +150,6 @@ where
             log_partition: format!("{}-finalized", config.partition),
             snapshot_partition: format!("{}-snapshots", config.partition),
             snapshot_interval: config.snapshot_interval.clamp(1, crate::consensus::SNAPSHOT_INTERVAL_MAX),
-            fault,
             blocker: blocker.clone(),
             marshal_processed: marshal.processed,
         };
@@ -164,7 +166,8 @@ where
             mailbox.marshaled(),
         );
         let mut application = actor.start();
-        let inline = Inline::new(context.child("inline"), mailbox.marshaled(), marshal_mailbox, ordering::epochs());
+        let inline =
+            Inline::new(context.child("inline"), wrap(mailbox.marshaled()), marshal_mailbox, ordering::epochs());
         let reporter = Reporters::from((inline.clone(), mailbox.clone()));
         let engine = Engine::new(
             context.child("consensus"),

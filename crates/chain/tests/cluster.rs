@@ -8,7 +8,7 @@ use commonware_p2p::simulated::{self, Link, Network};
 use commonware_runtime::{Clock as _, Quota, Runner as _, Spawner as _, Supervisor as _, deterministic};
 use commonware_utils::{NZU32, NZUsize, probability};
 use std::time::Duration;
-use tally_chain::application::{Fault, History, Status};
+use tally_chain::application::{History, Status};
 use tally_chain::consensus::ConsensusConfig;
 use tally_chain::constants::MESSAGE_SIZE_MAX;
 use tally_chain::keys::{ClientSigner, ValidatorKey, ValidatorSigner, public_key, signer_from_seed};
@@ -86,7 +86,6 @@ fn reliable() -> Link {
 /// What a run puts the cluster through.
 #[derive(Clone)]
 struct Scenario {
-    faults: [Fault; VALIDATORS as usize],
     link: Link,
     /// A validator to stop abruptly at round `CRASH_ROUND` and restart from its storage at
     /// `RESTART_ROUND`.
@@ -104,7 +103,6 @@ impl std::fmt::Debug for Scenario {
             .field("latency", &self.link.latency)
             .field("jitter", &self.link.jitter)
             .field("success_rate", &self.link.success_rate)
-            .field("faults", &self.faults)
             .field("restart", &self.restart)
             .finish()
     }
@@ -112,7 +110,7 @@ impl std::fmt::Debug for Scenario {
 
 impl Scenario {
     fn honest() -> Self {
-        Self { faults: HONEST, link: reliable(), restart: None }
+        Self { link: reliable(), restart: None }
     }
 }
 
@@ -126,9 +124,8 @@ async fn start_validator(
     genesis: &Genesis,
     signer: &ValidatorSigner,
     index: usize,
-    fault: Fault,
 ) -> Validator {
-    start_validator_on(context, oracle, genesis, signer, index, &format!("validator-{index}"), fault).await
+    start_validator_on(context, oracle, genesis, signer, index, &format!("validator-{index}")).await
 }
 
 /// Starts validator `index` with the storage partitions named `partition`.
@@ -139,7 +136,6 @@ async fn start_validator_on(
     signer: &ValidatorSigner,
     index: usize,
     partition: &str,
-    fault: Fault,
 ) -> Validator {
     let control = oracle.control(public_key(signer));
     let quota = Quota::per_second(NZU32!(10_000));
@@ -154,7 +150,7 @@ async fn start_validator_on(
         snapshots: register(channel::SNAPSHOTS).await,
     };
     let config = ConsensusConfig { snapshot_interval: SNAPSHOT_INTERVAL, ..ConsensusConfig::local(partition.into()) };
-    validator::start_with_fault(
+    validator::start(
         context.child("validator").with_attribute("index", index),
         genesis.clone(),
         signer.clone(),
@@ -162,7 +158,6 @@ async fn start_validator_on(
         oracle.manager(),
         control.clone(),
         channels,
-        fault,
     )
     .await
     .unwrap()
@@ -206,7 +201,7 @@ async fn start_cluster(context: &deterministic::Context, scenario: &Scenario) ->
 
     let mut running = Vec::new();
     for (index, signer) in signers.iter().enumerate() {
-        running.push(start_validator(context, &oracle, &genesis, signer, index, scenario.faults[index]).await);
+        running.push(start_validator(context, &oracle, &genesis, signer, index).await);
     }
 
     Cluster { signers, clients, genesis, oracle, running }
@@ -255,15 +250,7 @@ fn run_cluster(seed: u64, scenario: Scenario) -> Run {
                     down = true;
                 }
                 if round == RESTART_ROUND {
-                    let restarted = start_validator(
-                        &context,
-                        &oracle,
-                        &genesis,
-                        &signers[crashed],
-                        crashed,
-                        scenario.faults[crashed],
-                    )
-                    .await;
+                    let restarted = start_validator(&context, &oracle, &genesis, &signers[crashed], crashed).await;
                     // The validator rebuilt its ledger from its own log before answering.
                     let status = restarted.mailbox.status().await.unwrap();
                     assert!(height_at_crash > 0, "the crash came before any finalization");
@@ -394,39 +381,12 @@ fn check(seed: u64, run: &Run) {
     );
 }
 
-const HONEST: [Fault; VALIDATORS as usize] = [Fault::None; VALIDATORS as usize];
-
 #[test]
 fn four_validators_agree_on_blocks_and_ledger_digests() {
     let seed = seed();
     let run = run_cluster(seed, Scenario::honest());
     check(seed, &run);
     assert!(run.statuses.iter().all(|status| status.blocks_refused == 0), "honest blocks are never refused");
-}
-
-/// One Byzantine proposer out of four (f = 1): its corrupted blocks are refused by every honest
-/// validator, never finalize, and the cluster still orders every client request.
-fn byzantine_proposer(fault: Fault) {
-    let seed = seed() + 2;
-    let mut scenario = Scenario::honest();
-    scenario.faults[1] = fault;
-    let run = run_cluster(seed, scenario);
-    check(seed, &run);
-    for (index, status) in run.statuses.iter().enumerate() {
-        if index != 1 {
-            assert!(status.blocks_refused > 0, "seed {seed}: validator {index} never saw a {fault:?} block");
-        }
-    }
-}
-
-#[test]
-fn a_proposer_forging_client_signatures_is_refused() {
-    byzantine_proposer(Fault::ForgedRequest);
-}
-
-#[test]
-fn a_proposer_lying_about_the_state_digest_is_refused() {
-    byzantine_proposer(Fault::WrongStateDigest);
 }
 
 #[test]
@@ -467,20 +427,17 @@ fn mix(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The scenario a sweep seed draws: link latency, jitter and loss; maybe one crash and restart;
-/// maybe one Byzantine proposer (never both, so that f = 1 holds).
+/// The scenario a sweep seed draws: link latency, jitter and loss, and with one chance in four
+/// a crash and restart. (Byzantine validators are the simulator's: `crates/sim`.)
 fn drawn(seed: u64) -> Scenario {
     let mut state = seed;
     let latency = Duration::from_millis(5 + mix(&mut state) % 100);
     let jitter = Duration::from_millis(mix(&mut state) % 30);
     let success_rate = commonware_utils::Probability::new(75 + mix(&mut state) % 26, 100).unwrap();
     let mut scenario = Scenario { link: Link { latency, jitter, success_rate }, ..Scenario::honest() };
-    let faulty = (mix(&mut state) % VALIDATORS) as usize;
-    match mix(&mut state) % 4 {
-        0 => scenario.restart = Some(faulty),
-        1 => scenario.faults[faulty] = Fault::ForgedRequest,
-        2 => scenario.faults[faulty] = Fault::WrongStateDigest,
-        _ => {}
+    let crashed = (mix(&mut state) % VALIDATORS) as usize;
+    if mix(&mut state) % 4 == 0 {
+        scenario.restart = Some(crashed);
     }
     scenario
 }
@@ -557,7 +514,7 @@ fn peers_sending_malformed_messages_are_blocked() {
         }
         let mut running = Vec::new();
         for (index, signer) in signers.iter().enumerate() {
-            running.push(start_validator(&context, &oracle, &genesis, signer, index, Fault::None).await);
+            running.push(start_validator(&context, &oracle, &genesis, signer, index).await);
         }
         let quota = Quota::per_second(NZU32!(10_000));
         for (attacker, channel) in attackers.iter().zip([channel::REQUESTS, channel::SNAPSHOTS]) {
@@ -612,8 +569,7 @@ fn a_validator_with_an_empty_disk_catches_up_from_a_snapshot() {
         }
 
         // It comes back on an empty disk.
-        running[3] =
-            start_validator_on(&context, &oracle, &genesis, &signers[3], 3, "validator-3-replaced", Fault::None).await;
+        running[3] = start_validator_on(&context, &oracle, &genesis, &signers[3], 3, "validator-3-replaced").await;
         let target = running[0].mailbox.status().await.unwrap().finalized_height;
         wait_for_height(&context, &running[3].mailbox, target, Duration::from_secs(60)).await;
         let joined = running[3].mailbox.history().await.unwrap();
@@ -663,7 +619,7 @@ fn a_validator_far_behind_walks_a_long_finalized_chain_down() {
         while running[0].mailbox.status().await.unwrap().finalized_height < behind {
             context.sleep(Duration::from_secs(1)).await;
         }
-        running[3] = start_validator(&context, &oracle, &genesis, &signers[3], 3, Fault::None).await;
+        running[3] = start_validator(&context, &oracle, &genesis, &signers[3], 3).await;
         let restarted = running[3].mailbox.status().await.unwrap().finalized_height;
         let target = running[0].mailbox.status().await.unwrap().finalized_height;
         assert!(target > restarted + tally_chain::constants::PENDING_BLOCKS_MAX as u64);
@@ -709,7 +665,7 @@ fn the_whole_cluster_crashes_and_recovers_what_it_acknowledged() {
         }
         let mut running = Vec::new();
         for (index, signer) in signers.iter().enumerate() {
-            running.push(start_validator(context, &oracle, &genesis, signer, index, Fault::None).await);
+            running.push(start_validator(context, &oracle, &genesis, signer, index).await);
         }
         running
     };

@@ -18,6 +18,7 @@
 //! 4. Every instance reports its finalized history, is stopped, and its durable log is read
 //!    back.
 
+use crate::byzantine::{ByzantineProposer, Corruption};
 use crate::check::{Acknowledgement, Liveness, Observation, ValidatorRecord};
 use crate::scenario::{Byzantine, Draw, Scenario};
 use crate::workload::{self, ClientWorkload};
@@ -31,7 +32,6 @@ use commonware_utils::{NZU32, NZUsize, Probability};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tally_chain::application::Fault;
 use tally_chain::application::log::FinalizedLog;
 use tally_chain::consensus::ConsensusConfig;
 use tally_chain::constants::MESSAGE_SIZE_MAX;
@@ -72,6 +72,9 @@ pub struct Run {
     pub height: u64,
     /// How many (validator, peer) pairs the network blocked: peers caught misbehaving.
     pub blocked: usize,
+    /// How many blocks each honest instance refused since it last started (in instance order):
+    /// a Byzantine proposer's corrupted blocks.
+    pub blocks_refused: Vec<u64>,
 }
 
 /// Whether to print validators' progress while waiting for liveness (`TALLY_SIM_TRACE=1`).
@@ -313,20 +316,20 @@ impl Cluster {
         ConsensusConfig { snapshot_interval: SNAPSHOT_INTERVAL, ..ConsensusConfig::local(partition.to_string()) }
     }
 
-    /// Starts every validator: honest and proposer faults on plain channels, twins and vote
-    /// withholders on split ones.
+    /// Starts every validator: honest ones and Byzantine proposers (the honest application in a
+    /// wrapper) on plain channels, twins and vote withholders on split ones.
     async fn start_all(&mut self) {
         for index in 0..self.scenario.validators {
             let behaviour = self.scenario.byzantine(index).cloned();
             let partition = format!("validator-{index}");
             match behaviour {
-                None | Some(Byzantine::Proposer(_)) => {
-                    let fault = match behaviour {
-                        Some(Byzantine::Proposer(fault)) => fault,
-                        _ => Fault::None,
-                    };
-                    let validator = self.start_plain(index, &partition, fault).await;
-                    self.push_instance(index, index.to_string(), behaviour.is_none(), partition, validator);
+                None => {
+                    let validator = self.start_plain(index, &partition).await;
+                    self.push_instance(index, index.to_string(), true, partition, validator);
+                }
+                Some(Byzantine::Proposer(corruption)) => {
+                    let validator = self.start_byzantine_proposer(index, &partition, corruption).await;
+                    self.push_instance(index, index.to_string(), false, partition, validator);
                 }
                 Some(Byzantine::WithholdsVotes) => {
                     let everyone: Vec<ValidatorKey> = (0..self.scenario.validators)
@@ -378,9 +381,9 @@ impl Cluster {
         self.instances.push(Instance { index, name, honest, lost_disk: false, partition, running: Some(validator) });
     }
 
-    async fn start_plain(&self, index: usize, partition: &str, fault: Fault) -> Validator {
+    async fn start_plain(&self, index: usize, partition: &str) -> Validator {
         let channels = register(&self.oracle, &self.key(index)).await;
-        validator::start_with_fault(
+        validator::start(
             self.context.child("validator").with_attribute("index", partition),
             self.genesis.clone(),
             self.signers[index].clone(),
@@ -388,7 +391,25 @@ impl Cluster {
             self.oracle.manager(),
             self.oracle.control(self.key(index)),
             channels,
-            fault,
+        )
+        .await
+        .expect("a genesis validator")
+    }
+
+    /// Starts validator `index` on plain channels, its honest application wrapped in a
+    /// proposer that corrupts every block it builds.
+    async fn start_byzantine_proposer(&self, index: usize, partition: &str, corruption: Corruption) -> Validator {
+        let channels = register(&self.oracle, &self.key(index)).await;
+        let genesis = self.genesis.clone();
+        validator::start_with(
+            self.context.child("validator").with_attribute("index", partition),
+            self.genesis.clone(),
+            self.signers[index].clone(),
+            Self::consensus_config(partition),
+            self.oracle.manager(),
+            self.oracle.control(self.key(index)),
+            channels,
+            move |honest| ByzantineProposer::new(honest, corruption, &genesis),
         )
         .await
         .expect("a genesis validator")
@@ -481,7 +502,7 @@ impl Cluster {
     async fn restart(&mut self, instance: usize) {
         assert!(self.instances[instance].running.is_none());
         let (index, partition) = (self.instances[instance].index, self.instances[instance].partition.clone());
-        let validator = self.start_plain(index, &partition, Fault::None).await;
+        let validator = self.start_plain(index, &partition).await;
         lock(&self.shared).mailboxes[instance] = Some(validator.mailbox.clone());
         self.instances[instance].running = Some(validator);
     }
@@ -731,12 +752,20 @@ impl Cluster {
         }
 
         let mut histories = Vec::new();
+        let mut blocks_refused = Vec::new();
         for instance in &self.instances {
             let history = match &instance.running {
                 Some(validator) => validator.mailbox.history().await,
                 None => None,
             };
             histories.push(history);
+            if instance.honest {
+                let status = match &instance.running {
+                    Some(validator) => validator.mailbox.status().await,
+                    None => None,
+                };
+                blocks_refused.push(status.map_or(0, |status| status.blocks_refused));
+            }
         }
         let blocked = self.oracle.blocked().await.unwrap_or_default().len();
         for instance in 0..self.instances.len() {
@@ -774,7 +803,7 @@ impl Cluster {
             accounts: workload::account_ids(),
         };
         let simulated = self.context.current().duration_since(UNIX_EPOCH).unwrap_or_default();
-        Run { observation, simulated, height: height as u64, blocked }
+        Run { observation, simulated, height: height as u64, blocked, blocks_refused }
     }
 }
 

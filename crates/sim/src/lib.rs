@@ -17,13 +17,15 @@
 //! that equivocates, a validator that withholds its votes); and two to six clients submitting
 //! transfers through random validators, retrying with the same ids.
 //!
-//! | file          | what lives there                                                        |
-//! |---------------|-------------------------------------------------------------------------|
-//! | `scenario.rs` | what a seed draws, and the generator it draws with                      |
-//! | `workload.rs` | the clients' accounts and transfers                                     |
-//! | `cluster.rs`  | starting validators (twins on split channels), faults, clients, liveness |
-//! | `check.rs`    | the checkers, over plain data                                           |
+//! | file           | what lives there                                                         |
+//! |----------------|--------------------------------------------------------------------------|
+//! | `scenario.rs`  | what a seed draws, and the generator it draws with                       |
+//! | `workload.rs`  | the clients' accounts and transfers                                      |
+//! | `byzantine.rs` | Byzantine proposers: the honest application, its blocks corrupted        |
+//! | `cluster.rs`   | starting validators (twins on split channels), faults, clients, liveness |
+//! | `check.rs`     | the checkers, over plain data                                            |
 
+pub mod byzantine;
 pub mod check;
 pub mod cluster;
 pub mod scenario;
@@ -50,6 +52,8 @@ pub struct SeedReport {
     pub tip: Option<tally_chain::BlockDigest>,
     /// (validator, peer) pairs the network blocked: misbehaviour the validators caught.
     pub blocked: usize,
+    /// Blocks each honest instance refused since it last started: a Byzantine proposer's.
+    pub blocks_refused: Vec<u64>,
     /// Honest validators that caught up from a peer's snapshot (their logs start above genesis).
     pub joined_from_snapshot: usize,
     pub requests_acknowledged: usize,
@@ -101,6 +105,7 @@ pub fn run_scenario(scenario: scenario::Scenario) -> SeedReport {
         height: 0,
         tip: None,
         blocked: 0,
+        blocks_refused: Vec::new(),
         joined_from_snapshot: 0,
         requests_acknowledged: 0,
         progressed_after: None,
@@ -115,6 +120,7 @@ pub fn run_scenario(scenario: scenario::Scenario) -> SeedReport {
             report.simulated = run.simulated;
             report.height = run.height;
             report.blocked = run.blocked;
+            report.blocks_refused = run.blocks_refused;
             report.joined_from_snapshot =
                 run.observation.validators.iter().filter(|record| record.honest && record.log_start > 0).count();
             report.tip = run

@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+use tally_sim::scenario::Byzantine;
 use tally_sim::{Options, replay_command, run_seed};
 
 struct Arguments {
@@ -64,6 +65,10 @@ fn main() -> ExitCode {
     let mut progress_max = Duration::ZERO;
     let mut results: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut blocked_seeds = 0;
+    // Seeds that drew a Byzantine proposer, and those of them in which every honest validator
+    // refused at least one of its blocks.
+    let mut proposer_seeds = 0;
+    let mut refused_everywhere_seeds = 0;
     let mut snapshot_seeds = 0;
     for seed in arguments.start_seed..arguments.start_seed + arguments.seeds {
         let report = run_seed(seed, arguments.validators, arguments.options);
@@ -73,6 +78,10 @@ fn main() -> ExitCode {
             *results.entry(status).or_default() += count;
         }
         blocked_seeds += usize::from(report.blocked > 0);
+        if report.scenario.byzantine.iter().any(|(_, behaviour)| matches!(behaviour, Byzantine::Proposer(_))) {
+            proposer_seeds += 1;
+            refused_everywhere_seeds += usize::from(report.blocks_refused.iter().all(|&refused| refused > 0));
+        }
         snapshot_seeds += usize::from(report.joined_from_snapshot > 0);
         if !arguments.quiet || !report.passed() {
             println!(
@@ -106,6 +115,9 @@ fn main() -> ExitCode {
     let results: Vec<String> = results.iter().map(|(status, count)| format!("{status} {count}")).collect();
     println!("acknowledged transfer results: {}", results.join(", "));
     println!("seeds in which validators blocked a misbehaving peer: {blocked_seeds}");
+    println!(
+        "seeds with a Byzantine proposer: {proposer_seeds}, in {refused_everywhere_seeds} of which every honest validator refused its blocks"
+    );
     println!("seeds in which a validator caught up from a peer's snapshot: {snapshot_seeds}");
     if !failed.is_empty() {
         println!("failed seeds: {failed:?}");

@@ -3,8 +3,8 @@
 //! a run's faults (the deterministic runtime, seeded with the same seed, draws the rest: message
 //! order, latency samples, losses).
 
+use crate::byzantine::Corruption;
 use std::time::Duration;
-use tally_chain::application::Fault;
 
 /// A small deterministic generator (splitmix64): scenario parameters come from the seed, not
 /// from the runtime, so the scenario can be printed before the run starts.
@@ -69,8 +69,8 @@ impl Draw {
 /// How a Byzantine validator misbehaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Byzantine {
-    /// The chain crate's faulty proposer: its corrupted blocks must be refused.
-    Proposer(Fault),
+    /// Proposes corrupted blocks (`byzantine.rs`), which honest validators must refuse.
+    Proposer(Corruption),
     /// Two instances with one key and separate storage: the primary talks only to the honest
     /// validators in `primary_side`, the secondary only to the other honest validators. Each
     /// instance proposes and votes on its own, so the key equivocates: conflicting proposals
@@ -178,8 +178,8 @@ impl Scenario {
             .iter()
             .map(|&index| {
                 let behaviour = match draw.below(4) {
-                    0 => Byzantine::Proposer(Fault::ForgedRequest),
-                    1 => Byzantine::Proposer(Fault::WrongStateDigest),
+                    0 => Byzantine::Proposer(Corruption::ForgedRequest),
+                    1 => Byzantine::Proposer(Corruption::WrongStateDigest),
                     2 => Byzantine::WithholdsVotes,
                     _ => {
                         let size = draw.between(1, honest.len().saturating_sub(1).max(1) as u64) as usize;

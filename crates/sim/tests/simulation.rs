@@ -3,6 +3,7 @@
 //! (hundreds of seeds) are the binary's job: `cargo run --release -p tally-sim -- --seeds 500`.
 
 use std::time::Duration;
+use tally_sim::byzantine::Corruption;
 use tally_sim::scenario::{Byzantine, FAULTS_END, LinkDraw, Partition, Scenario, faulty_max};
 use tally_sim::{Options, SeedReport, replay_command, run_scenario, run_seed};
 
@@ -193,19 +194,50 @@ fn a_validator_that_lost_its_disk_catches_up_from_a_snapshot() {
     assert!(caught_up > 0, "no seed caught up from a snapshot");
 }
 
-/// The chain crate's faulty proposers cannot break safety even beyond f: a corrupted block
-/// needs honest votes to be notarized, and honest validators refuse it. (This is why the f + 1
-/// test above uses twins.) Validators 2 and 3 forge requests and lie about state digests.
+/// One Byzantine proposer out of four (f = 1), on reliable links: every honest validator
+/// refuses its corrupted blocks, none finalizes (the checkers re-execute every finalized block),
+/// and every client request is still acknowledged.
+fn one_byzantine_proposer(corruption: Corruption) {
+    for seed in 0..2 {
+        let mut scenario = whole_cluster_restart(seed);
+        scenario.crashes.clear();
+        scenario.byzantine = vec![(1, Byzantine::Proposer(corruption))];
+        let report = run_scenario(scenario);
+        assert!(report.passed(), "seed {seed} ({corruption:?}): {:#?}", report.failures);
+        assert_eq!(report.blocks_refused.len(), 3);
+        assert!(
+            report.blocks_refused.iter().all(|&refused| refused > 0),
+            "seed {seed}: an honest validator never refused a {corruption:?} block: {:?}",
+            report.blocks_refused
+        );
+    }
+}
+
 #[test]
-fn faulty_proposers_beyond_f_are_refused() {
-    use tally_chain::application::Fault;
+fn a_proposer_forging_client_signatures_is_refused() {
+    one_byzantine_proposer(Corruption::ForgedRequest);
+}
+
+#[test]
+fn a_proposer_lying_about_the_state_digest_is_refused() {
+    one_byzantine_proposer(Corruption::WrongStateDigest);
+}
+
+/// Byzantine proposers cannot break safety even beyond f: a corrupted block needs honest votes
+/// to be notarized, and honest validators refuse it. (This is why the f + 1 test above uses
+/// twins.) Validators 2 and 3 forge requests and lie about state digests.
+#[test]
+fn byzantine_proposers_beyond_f_are_refused() {
     for seed in 0..2 {
         let mut scenario = beyond_f_scenario(seed);
-        scenario.byzantine =
-            vec![(2, Byzantine::Proposer(Fault::ForgedRequest)), (3, Byzantine::Proposer(Fault::WrongStateDigest))];
+        scenario.byzantine = vec![
+            (2, Byzantine::Proposer(Corruption::ForgedRequest)),
+            (3, Byzantine::Proposer(Corruption::WrongStateDigest)),
+        ];
         scenario.partitions.clear();
         let report = run_scenario(scenario);
         assert!(!report.safety_violated, "seed {seed}: {:#?}", report.failures);
         assert!(report.height > 0, "seed {seed}: nothing finalized");
+        assert!(report.blocks_refused.iter().all(|&refused| refused > 0), "seed {seed}: {:?}", report.blocks_refused);
     }
 }

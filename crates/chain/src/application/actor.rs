@@ -21,7 +21,6 @@
 //!   start from the block marshal holds. Meanwhile its outcomes answer `OutcomeRepairing`. A
 //!   validator alone, which no peer can repair, halts on damage.
 
-use crate::application::fault::Fault;
 use crate::application::ingress::{Built, Judged, Mailbox, Message};
 use crate::application::log::{FinalizedLog, LogRecord};
 use crate::application::repair::{
@@ -108,8 +107,6 @@ pub struct ActorConfig<B> {
     pub snapshot_partition: String,
     /// A snapshot is written every this many finalized heights.
     pub snapshot_interval: u64,
-    /// How the proposer misbehaves (`Fault::None` outside the simulator).
-    pub fault: Fault,
     /// Blocks peers that send malformed messages.
     pub blocker: B,
     /// The height marshal counted as processed when it opened (it delivers from the next).
@@ -177,8 +174,6 @@ pub struct Actor<E: Clock + Spawner + Storage + Metrics, B, S, R> {
     tip: u64,
     /// Blocks peers that send malformed messages.
     blocker: B,
-    /// How this validator's proposer misbehaves (`Fault::None` outside the simulator).
-    fault: Fault,
     log_partition: String,
     snapshot_partition: String,
     snapshot_interval: u64,
@@ -240,7 +235,6 @@ where
             log_partition,
             snapshot_partition,
             snapshot_interval,
-            fault,
             blocker,
             marshal_processed,
         } = config;
@@ -264,7 +258,6 @@ where
             parked: Vec::new(),
             tip: 0,
             blocker,
-            fault,
             log_partition,
             snapshot_partition,
             snapshot_interval,
@@ -621,11 +614,7 @@ where
         }
         let now_ns = self.now_ns();
         let context = block_context(&waiting.context);
-        let proposal = match self.fault {
-            Fault::None => self.state.propose(context, now_ns),
-            fault => self.state.propose_faulty(context, now_ns, fault),
-        };
-        let built = match proposal {
+        let built = match self.state.propose(context, now_ns) {
             Ok(block) => Built::Block(block),
             Err(Lookup::Missing(digest)) => Built::Missing(digest),
             Err(_) => Built::Declined,

@@ -8,6 +8,10 @@
 //! judge. A validator too far behind to hold the whole path (more than `PENDING_BLOCKS_MAX`
 //! blocks) waits, without voting, until the blocks marshal delivers bring its finalized block
 //! close enough.
+//!
+//! `Marshaled` implements Commonware's `Application`; a [`BlockApplication`] is any application
+//! of that shape, so that `validator::start_with` can hand marshal a wrapper around the honest
+//! one (a test's proposer that corrupts the blocks it builds, say).
 
 use crate::application::ingress::{Built, Judged, Message};
 use crate::block::Block;
@@ -24,6 +28,18 @@ use std::time::Duration;
 
 /// How long to wait before asking again when the state holds as many pending blocks as it may.
 const FULL_RETRY: Duration = Duration::from_millis(250);
+
+/// An application marshal's inline wrapper can drive for Simplex: it builds and verifies
+/// Tally's blocks in Simplex's rounds. `Marshaled` is the honest one.
+pub trait BlockApplication<E>:
+    Application<E, SigningScheme = Scheme, Context = ConsensusContext, Block = Block, Input = ()>
+{
+}
+
+impl<E, A> BlockApplication<E> for A where
+    A: Application<E, SigningScheme = Scheme, Context = ConsensusContext, Block = Block, Input = ()>
+{
+}
 
 /// The handle marshal holds: it forwards to the application actor.
 #[derive(Debug, Clone)]

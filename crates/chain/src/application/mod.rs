@@ -5,7 +5,6 @@
 
 pub mod activity;
 pub mod actor;
-pub mod fault;
 pub mod ingress;
 pub mod log;
 pub mod marshaled;
@@ -15,6 +14,5 @@ pub mod state;
 
 pub use activity::{Observed, ValidatorActivity};
 pub use actor::{Actor, ActorConfig, Links};
-pub use fault::Fault;
 pub use ingress::Mailbox;
 pub use state::{ApplicationState, FinalizedBlock, FinalizedEntry, History, OutcomeLookup, Status};

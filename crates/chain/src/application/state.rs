@@ -20,7 +20,6 @@
 //! the actor checked it against the certified header of the block above it.
 
 use crate::application::activity::{ConsensusActivity, Observed, ValidatorActivity};
-use crate::application::fault::{Fault, corrupt};
 use crate::application::log::LogRecord;
 use crate::block::{Block, BlockContext, BlockDigest, Commitment, Header, StateDigest};
 use crate::consensus::Finalization;
@@ -539,18 +538,6 @@ impl ApplicationState {
         Ok(!self.mempool.select(|key| state.includes(key), 1, usize::MAX).is_empty())
     }
 
-    /// Builds a block as `propose` does, then corrupts it as `fault` says (for the simulator's
-    /// Byzantine validators). The corrupted block is stored but not executed.
-    pub fn propose_faulty(&mut self, context: BlockContext, now_ns: u64, fault: Fault) -> Result<Block, Lookup> {
-        let honest = self.propose(context, now_ns)?;
-        let Some(victim) = self.genesis.clients().next().cloned() else {
-            return Ok(honest);
-        };
-        let corrupted = corrupt(&honest, fault, &victim);
-        self.insert_block(corrupted.clone()).map_err(Lookup::Invalid)?;
-        Ok(corrupted)
-    }
-
     /// Judges block `digest` proposed in `view` on `parent`, at local time `now_ns`.
     pub fn verify(&mut self, context: &BlockContext, digest: BlockDigest, now_ns: u64) -> Lookup {
         let Some(block) = self.block(&digest) else {
@@ -963,35 +950,54 @@ mod tests {
         assert_eq!(follower.submit(direct), Err(ChainError::BadSignature));
     }
 
+    /// What a Byzantine proposer could send instead of its honest block (the simulator's
+    /// proposers do the same): a request that claims a listed client but is signed by another
+    /// key, or a header that commits to a ledger digest other than the one after the parent.
+    /// Each is well formed (its header sealed over its requests) and each is refused.
     #[test]
-    fn honest_validators_refuse_every_faulty_proposal() {
-        for fault in [Fault::ForgedRequest, Fault::WrongStateDigest] {
-            let (mut byzantine, client) = setup();
-            let (mut honest, _) = setup();
-            byzantine.submit(transfer(&client, 1)).unwrap();
-            let genesis = byzantine.genesis_digest();
-            let block =
-                byzantine.propose_faulty(BlockContext::following(genesis, 1, test_leader()), 5_000, fault).unwrap();
-            honest.insert_block(block.clone()).unwrap();
-            let verdict = honest.verify(&BlockContext::following(genesis, 1, test_leader()), block.digest(), 5_000);
-            let expected = match fault {
-                Fault::ForgedRequest => ChainError::BadSignature,
-                Fault::WrongStateDigest => ChainError::WrongStateDigest,
-                Fault::None => unreachable!(),
-            };
-            assert!(matches!(&verdict, Lookup::Invalid(error) if *error == expected), "{fault:?}: {verdict:?}");
-        }
-        // Without a fault the same path proposes an honest block.
-        let (mut byzantine, _) = setup();
+    fn honest_validators_refuse_forged_requests_and_wrong_state_digests() {
+        let (mut proposer, client) = setup();
         let (mut honest, _) = setup();
-        let genesis = byzantine.genesis_digest();
-        let block =
-            byzantine.propose_faulty(BlockContext::following(genesis, 1, test_leader()), 5_000, Fault::None).unwrap();
+        proposer.submit(transfer(&client, 1)).unwrap();
+        let genesis = proposer.genesis_digest();
+        let context = BlockContext::following(genesis, 1, test_leader());
+        let block = proposer.propose(context.clone(), 5_000).unwrap();
+        assert_eq!(block.requests.len(), 1);
+        let header = &block.header;
+        let reseal = |commitment: Commitment, requests: Vec<Request>| {
+            Block::new(header.context(), header.height, header.timestamp_ns, commitment, requests)
+        };
+
+        let forger = signer_from_seed(66);
+        let claimed = transfer(&client, 2);
+        let forged = Request::from_parts(
+            claimed.kind(),
+            claimed.id(),
+            claimed.client().clone(),
+            claimed.body().to_vec(),
+            transfer(&forger, 2).signature().clone(),
+        )
+        .unwrap();
+        let mut requests = block.requests.clone();
+        requests.insert(0, forged);
+        let with_forgery = reseal(header.commitment(), requests);
+
+        let mut commitment = header.commitment();
+        commitment.state_digest[0] ^= 1;
+        let with_wrong_digest = reseal(commitment, block.requests.clone());
+
+        for (corrupted, expected) in
+            [(with_forgery, ChainError::BadSignature), (with_wrong_digest, ChainError::WrongStateDigest)]
+        {
+            assert_ne!(corrupted.digest(), block.digest());
+            honest.insert_block(corrupted.clone()).unwrap();
+            let verdict = honest.verify(&context, corrupted.digest(), 5_000);
+            assert!(matches!(&verdict, Lookup::Invalid(error) if *error == expected), "{expected:?}: {verdict:?}");
+        }
+        assert_eq!(honest.status().blocks_refused, 2);
+        // The honest block of the same round passes.
         honest.insert_block(block.clone()).unwrap();
-        assert!(matches!(
-            honest.verify(&BlockContext::following(genesis, 1, test_leader()), block.digest(), 5_000),
-            Lookup::Ready
-        ));
+        assert!(matches!(honest.verify(&context, block.digest(), 5_000), Lookup::Ready));
     }
 
     #[test]
