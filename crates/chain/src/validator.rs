@@ -30,6 +30,8 @@ pub mod channel {
     pub const REQUESTS: u64 = 4;
     pub const BACKFILL: u64 = 5;
     pub const SNAPSHOTS: u64 = 6;
+    /// Every channel, in the order of `Channels`' fields.
+    pub const ALL: [u64; 7] = [VOTES, CERTIFICATES, RESOLVER, BLOCKS, REQUESTS, BACKFILL, SNAPSHOTS];
 }
 
 /// A validator's network links: three for Simplex, two for marshal (block broadcast and
@@ -47,16 +49,22 @@ pub struct Channels<S, R> {
 
 impl<S, R> Channels<S, R> {
     /// The seven links, each made by `register` from its channel id.
-    pub fn register(mut register: impl FnMut(u64) -> (S, R)) -> Self {
-        Self {
-            votes: register(channel::VOTES),
-            certificates: register(channel::CERTIFICATES),
-            resolver: register(channel::RESOLVER),
-            blocks: register(channel::BLOCKS),
-            requests: register(channel::REQUESTS),
-            backfill: register(channel::BACKFILL),
-            snapshots: register(channel::SNAPSHOTS),
+    pub fn register(register: impl FnMut(u64) -> (S, R)) -> Self {
+        Self::from_links(channel::ALL.map(register))
+    }
+
+    /// The same, for a network whose registration is asynchronous (the simulated one).
+    pub async fn register_async(mut register: impl AsyncFnMut(u64) -> (S, R)) -> Self {
+        let mut links = Vec::with_capacity(channel::ALL.len());
+        for id in channel::ALL {
+            links.push(register(id).await);
         }
+        Self::from_links(links.try_into().ok().expect("one link per channel"))
+    }
+
+    fn from_links(links: [(S, R); 7]) -> Self {
+        let [votes, certificates, resolver, blocks, requests, backfill, snapshots] = links;
+        Self { votes, certificates, resolver, blocks, requests, backfill, snapshots }
     }
 }
 

@@ -139,16 +139,7 @@ async fn start_validator_on(
 ) -> Validator {
     let control = oracle.control(public_key(signer));
     let quota = Quota::per_second(NZU32!(10_000));
-    let register = async |id| control.register(id, quota).await.unwrap();
-    let channels = Channels {
-        votes: register(channel::VOTES).await,
-        certificates: register(channel::CERTIFICATES).await,
-        resolver: register(channel::RESOLVER).await,
-        blocks: register(channel::BLOCKS).await,
-        requests: register(channel::REQUESTS).await,
-        backfill: register(channel::BACKFILL).await,
-        snapshots: register(channel::SNAPSHOTS).await,
-    };
+    let channels = Channels::register_async(async |id| control.register(id, quota).await.unwrap()).await;
     let config = ConsensusConfig { snapshot_interval: SNAPSHOT_INTERVAL, ..ConsensusConfig::local(partition.into()) };
     validator::start(
         context.child("validator").with_attribute("index", index),

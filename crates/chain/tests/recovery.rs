@@ -20,7 +20,7 @@ use tally_chain::application::log::FinalizedLog;
 use tally_chain::consensus::ConsensusConfig;
 use tally_chain::constants::MESSAGE_SIZE_MAX;
 use tally_chain::keys::{ClientSigner, ValidatorKey, ValidatorSigner, public_key, signer_from_seed};
-use tally_chain::validator::{self, Channels, Validator, channel};
+use tally_chain::validator::{self, Channels, Validator};
 use tally_chain::{ChainError, Genesis, Request, RequestKey};
 use tally_ledger::{Account, Transfer};
 
@@ -44,16 +44,7 @@ async fn start(
 ) -> Validator {
     let control = oracle.control(public_key(signer));
     let quota = Quota::per_second(NZU32!(10_000));
-    let register = async |id| control.register(id, quota).await.unwrap();
-    let channels = Channels {
-        votes: register(channel::VOTES).await,
-        certificates: register(channel::CERTIFICATES).await,
-        resolver: register(channel::RESOLVER).await,
-        blocks: register(channel::BLOCKS).await,
-        requests: register(channel::REQUESTS).await,
-        backfill: register(channel::BACKFILL).await,
-        snapshots: register(channel::SNAPSHOTS).await,
-    };
+    let channels = Channels::register_async(async |id| control.register(id, quota).await.unwrap()).await;
     let partition = format!("validator-{index}");
     let config = ConsensusConfig { snapshot_interval: SNAPSHOT_INTERVAL, ..ConsensusConfig::local(partition) };
     validator::start(

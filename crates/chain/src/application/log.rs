@@ -21,6 +21,7 @@
 //! transfers, or `3 | batch error` for a refused batch. The finalization is `0` (none) or `1`
 //! and Simplex's finalization certificate of the block.
 
+use crate::application::snapshots::scan_heights;
 use crate::block::{Block, hash};
 use crate::consensus::{Finalization, Scheme};
 use crate::constants::BLOCK_SIZE_MAX;
@@ -166,16 +167,8 @@ impl<E: commonware_storage::Context> FinalizedLog<E> {
                      validators answer for what was finalized before it)"
                 ))
             })?;
-        let repaired = context
-            .scan(&repaired_partition(&partition))
-            .await
-            .or_else(|error| match error {
-                commonware_runtime::Error::PartitionMissing(_) => Ok(Vec::new()),
-                error => Err(storage_error(error)),
-            })?
-            .into_iter()
-            .filter_map(|name| <[u8; 8]>::try_from(name.as_slice()).ok().map(u64::from_be_bytes))
-            .collect();
+        let repaired = scan_heights(&context, &repaired_partition(&partition)).await.map_err(storage_error)?;
+        let repaired = repaired.into_iter().collect();
         Ok(Self { context, partition, journal: Some(journal), repaired })
     }
 

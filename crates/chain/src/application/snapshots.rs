@@ -42,6 +42,23 @@ fn storage_error(error: impl std::fmt::Display) -> ChainError {
     ChainError::Storage(format!("snapshots: {error}"))
 }
 
+/// The heights a partition holds blobs for (each blob named by its height, 8 bytes big-endian),
+/// in order; none if the partition does not exist yet.
+pub(crate) async fn scan_heights<E: Storage>(
+    context: &E,
+    partition: &str,
+) -> Result<Vec<u64>, commonware_runtime::Error> {
+    let names = match context.scan(partition).await {
+        Ok(names) => names,
+        Err(commonware_runtime::Error::PartitionMissing(_)) => Vec::new(),
+        Err(error) => return Err(error),
+    };
+    let mut heights: Vec<u64> =
+        names.iter().filter_map(|name| <[u8; 8]>::try_from(name.as_slice()).ok().map(u64::from_be_bytes)).collect();
+    heights.sort_unstable();
+    Ok(heights)
+}
+
 fn name(height: u64) -> [u8; 8] {
     height.to_be_bytes()
 }
@@ -50,17 +67,7 @@ impl<E: Storage> Snapshots<E> {
     /// Opens the store and restores the newest snapshot that reads back whole, removing those
     /// that do not (and any older ones).
     pub async fn open(context: E, partition: String) -> Result<(Self, Option<ChainState>), ChainError> {
-        let mut heights: Vec<u64> = context
-            .scan(&partition)
-            .await
-            .or_else(|error| match error {
-                commonware_runtime::Error::PartitionMissing(_) => Ok(Vec::new()),
-                error => Err(storage_error(error)),
-            })?
-            .into_iter()
-            .filter_map(|name| <[u8; 8]>::try_from(name.as_slice()).ok().map(u64::from_be_bytes))
-            .collect();
-        heights.sort_unstable();
+        let mut heights = scan_heights(&context, &partition).await.map_err(storage_error)?;
         let mut store = Self { context, partition, held: Vec::new() };
         let mut restored = None;
         while let Some(height) = heights.pop() {
