@@ -68,6 +68,8 @@ fn record(index: usize, log: Vec<Block>, history: Vec<FinalizedEntry>) -> Valida
         history: Some(History { base: 0, entries: history }),
         log,
         log_start: 0,
+        log_damage: None,
+        damaged: false,
     }
 }
 
@@ -81,6 +83,7 @@ fn agreeing(fixture: &Fixture) -> Observation {
         genesis: fixture.genesis.clone(),
         validators: vec![record(0, log.clone(), history.clone()), record(1, log[..2].to_vec(), history[..3].to_vec())],
         acknowledged: vec![Acknowledgement { key, outcome, validator: "0".into() }],
+        answers: Vec::new(),
         refusals: Vec::new(),
         liveness: Some(Liveness {
             heal_height: 1,

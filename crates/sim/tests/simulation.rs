@@ -139,6 +139,7 @@ fn whole_cluster_restart(seed: u64) -> Scenario {
             at: Duration::from_millis(3_000),
             down_for: Duration::from_millis(1_000),
             disk_lost: false,
+            damage: None,
         })
         .collect();
     Scenario {
@@ -184,6 +185,7 @@ fn a_validator_that_lost_its_disk_catches_up_from_a_snapshot() {
             at: Duration::from_millis(500),
             down_for: Duration::from_millis(20_000),
             disk_lost: true,
+            damage: None,
         }];
         scenario.requests_per_client = 8;
         let report = run_scenario(scenario);
