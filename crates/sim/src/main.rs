@@ -5,7 +5,8 @@
 //! ```
 //!
 //! `--no-power-loss` keeps every drawn fault but the whole-cluster power loss; `--quiet` prints
-//! only failing seeds.
+//! only failing seeds. `TALLY_SIM_LOG=<filter>` (`info`, `tally_chain=warn`, ...) prints the
+//! validators' logs, for replaying one seed.
 //!
 //! The last line is `N passed, M failed`; each failing seed prints its violations and the
 //! command that replays it. The exit status is 1 if any seed failed.
