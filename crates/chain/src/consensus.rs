@@ -55,6 +55,11 @@ pub struct ConsensusConfig {
     /// can fetch one. At most `SNAPSHOT_INTERVAL_MAX`, so that a peer's snapshot is within reach
     /// of the pending blocks a validator holds while it walks down to the snapshot.
     pub snapshot_interval: u64,
+    /// Finalized blocks per file of the finalized log. Damage in the log's last two files
+    /// stops the validator when it opens; damage in older ones is repaired from peers. A storage
+    /// format parameter: a validator's log must always be opened with the value it was written
+    /// with.
+    pub log_blocks_per_section: u64,
 }
 
 /// The default snapshot interval, in finalized heights.
@@ -74,6 +79,7 @@ impl ConsensusConfig {
             fetch_timeout: Duration::from_secs(1),
             partition,
             snapshot_interval: SNAPSHOT_INTERVAL,
+            log_blocks_per_section: crate::application::log::BLOCKS_PER_SECTION,
         }
     }
 }

@@ -156,6 +156,7 @@ where
             genesis: genesis.clone(),
             validator: me.clone(),
             log_partition: format!("{}-finalized", config.partition),
+            log_blocks_per_section: config.log_blocks_per_section.max(1),
             snapshot_partition: format!("{}-snapshots", config.partition),
             snapshot_interval: config.snapshot_interval.clamp(1, crate::consensus::SNAPSHOT_INTERVAL_MAX),
             blocker: blocker.clone(),

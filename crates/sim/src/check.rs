@@ -13,15 +13,23 @@
 //!   digests validators reported equal the re-executed ones.
 //! - **Exactly once.** Every acknowledged request is in the chain exactly once, at the height
 //!   and with the results it was acknowledged with.
+//! - **Answers.** Asked at the end, every honest validator that answers gives each acknowledged
+//!   request's outcome as it was acknowledged: not another outcome, not "not finalized" at a
+//!   height it finalized, not "not held" above the snapshot it joined from. `outcome_repairing`
+//!   (a damaged record being fetched again) is not wrong, but it must be over by the end.
 //! - **Conservation.** Per ledger, debits equal credits, posted and pending.
 //! - **Liveness.** Once faults heal, every honest validator finalizes a new block within a
 //!   stated bound, and every client request is acknowledged within another.
+//!
+//! A validator whose stored data was damaged (a drawn fault) may halt: a fail-stop, which the
+//! scenario counts among the f faulty, so its halt is excused. While it answers, it is held to
+//! every property like any honest validator.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 use tally_chain::application::History;
-use tally_chain::{Block, BlockDigest, ChainState, Genesis, RequestKey, RequestOutcome, StateDigest};
+use tally_chain::{Block, BlockDigest, ChainError, ChainState, Genesis, RequestKey, RequestOutcome, StateDigest};
 
 /// One validator instance at the end of a run (a twin is two instances of one validator).
 #[derive(Debug, Clone)]
@@ -37,6 +45,19 @@ pub struct ValidatorRecord {
     pub log: Vec<Block>,
     /// The height below the log's first block: 0, or the snapshot the validator joined from.
     pub log_start: u64,
+    /// Why its log did not read back whole at the end (`log` holds the part before the damage).
+    pub log_damage: Option<String>,
+    /// Its stored data was damaged while it was down: it may halt (see the module's notes).
+    pub damaged: bool,
+}
+
+/// What an honest validator answered, at the end, when asked for an acknowledged request's
+/// outcome.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub validator: String,
+    pub key: RequestKey,
+    pub answer: Result<Option<RequestOutcome>, ChainError>,
 }
 
 /// A request a client saw answered, and by which validator.
@@ -69,6 +90,8 @@ pub struct Observation {
     pub genesis: Genesis,
     pub validators: Vec<ValidatorRecord>,
     pub acknowledged: Vec<Acknowledgement>,
+    /// The answers of honest validators that answer, asked for every acknowledged request.
+    pub answers: Vec<Answer>,
     /// Refusals of well-formed, correctly signed client requests (never legitimate).
     pub refusals: Vec<String>,
     pub liveness: Option<Liveness>,
@@ -97,6 +120,12 @@ pub enum Violation {
     MoneyNotConserved { ledger: u32, debits: (u128, u128), credits: (u128, u128) },
     /// An honest validator stopped answering (it halted).
     Halted { validator: String },
+    /// An honest validator's log does not read back whole.
+    LogUnreadable { validator: String, detail: String },
+    /// An honest validator answered an acknowledged request's outcome wrongly.
+    WrongAnswer { validator: String, id: u128, answer: String },
+    /// An honest validator still answered `outcome_repairing` at the end of the run.
+    StillRepairing { validator: String, height: u64 },
     /// An honest client's well-formed request was refused.
     Refused { detail: String },
     /// No new block at every honest validator within the bound after faults healed.
@@ -108,7 +137,10 @@ pub enum Violation {
 impl Violation {
     /// Safety violations (as opposed to liveness ones).
     pub fn is_safety(&self) -> bool {
-        !matches!(self, Self::NoProgress { .. } | Self::WorkloadStuck { .. } | Self::Halted { .. })
+        !matches!(
+            self,
+            Self::NoProgress { .. } | Self::WorkloadStuck { .. } | Self::Halted { .. } | Self::StillRepairing { .. }
+        )
     }
 }
 
@@ -147,6 +179,16 @@ impl fmt::Display for Violation {
                 "ledger {ledger}: debits (pending, posted) {debits:?} != credits (pending, posted) {credits:?}"
             ),
             Self::Halted { validator } => write!(f, "honest validator {validator} stopped answering (halted)"),
+            Self::LogUnreadable { validator, detail } => {
+                write!(f, "the log of validator {validator} does not read back whole: {detail}")
+            }
+            Self::WrongAnswer { validator, id, answer } => {
+                write!(f, "validator {validator} answered request {id}'s acknowledged outcome with {answer}")
+            }
+            Self::StillRepairing { validator, height } => write!(
+                f,
+                "validator {validator} still answered outcome_repairing for height {height} at the end of the run"
+            ),
             Self::Refused { detail } => write!(f, "a well-formed request was refused: {detail}"),
             Self::NoProgress { heal_height, bound } => {
                 write!(f, "not every honest validator finalized past height {heal_height} within {bound:?} of healing")
@@ -195,10 +237,21 @@ pub fn check(observation: &Observation) -> Vec<Violation> {
 
     // Durability: every reported finalized block is in the log, and is the same block.
     for (record, chain) in honest.iter().zip(&chains) {
+        // A damaged validator that halted is a fail-stop the scenario has room for.
+        let excused = record.damaged && record.history.is_none();
+        if let Some(detail) = record.log_damage.as_ref().filter(|_| !excused) {
+            violations.push(Violation::LogUnreadable { validator: record.name.clone(), detail: detail.clone() });
+        }
         let Some(history) = &record.history else {
-            violations.push(Violation::Halted { validator: record.name.clone() });
+            if !excused {
+                violations.push(Violation::Halted { validator: record.name.clone() });
+            }
             continue;
         };
+        if record.log_damage.is_some() {
+            // Reported above; the log's blocks stop at the damage.
+            continue;
+        }
         for (height, entry) in history.iter() {
             if height > 0 && height <= record.log_start {
                 // Below the log: the snapshot the validator joined from holds it.
@@ -278,6 +331,35 @@ pub fn check(observation: &Observation) -> Vec<Violation> {
                 validator: acknowledgement.validator.clone(),
                 acknowledged: format!("{:?}", acknowledgement.outcome),
                 chain: format!("{chain:?}"),
+            });
+        }
+    }
+
+    // Answers: what honest validators say about acknowledged outcomes at the end.
+    for answer in &observation.answers {
+        let Some(record) = honest.iter().find(|record| record.name == answer.validator) else { continue };
+        let Some(acknowledgement) = observation.acknowledged.iter().find(|ack| ack.key == answer.key) else {
+            continue;
+        };
+        let height = acknowledgement.outcome.height;
+        let finalized = record.history.as_ref().map_or(0, History::height);
+        let wrong = match &answer.answer {
+            Ok(Some(outcome)) => *outcome != acknowledgement.outcome,
+            Ok(None) => finalized >= height,
+            Err(ChainError::OutcomeNotHeld { height }) => *height > record.log_start,
+            Err(ChainError::OutcomeRepairing { height }) => {
+                violations.push(Violation::StillRepairing { validator: record.name.clone(), height: *height });
+                false
+            }
+            // Stopped or overloaded: it did not answer.
+            Err(ChainError::Busy) => false,
+            Err(_) => true,
+        };
+        if wrong {
+            violations.push(Violation::WrongAnswer {
+                validator: record.name.clone(),
+                id: answer.key.id,
+                answer: format!("{:?}", answer.answer),
             });
         }
     }

@@ -19,14 +19,15 @@
 //!    back.
 
 use crate::byzantine::{ByzantineProposer, Corruption};
-use crate::check::{Acknowledgement, Liveness, Observation, ValidatorRecord};
-use crate::scenario::{Byzantine, Draw, Scenario};
+use crate::check::{Acknowledgement, Answer, Liveness, Observation, ValidatorRecord};
+use crate::scenario::{Byzantine, Damage, Draw, Scenario, Stored};
 use crate::workload::{self, ClientWorkload};
 use commonware_p2p::Recipients;
 use commonware_p2p::simulated::{self, Link, Network, SplitOrigin, SplitTarget};
 use commonware_runtime::deterministic::{FaultConfig, PartialWriteMode, WriteConfig};
 use commonware_runtime::{
-    Clock as _, IoBuf, Metrics as _, Quota, Runner as _, Spawner as _, Supervisor as _, deterministic,
+    Blob as _, Clock as _, IoBuf, Metrics as _, Quota, ReadOptions, Runner as _, Spawner as _, Storage as _,
+    Supervisor as _, WriteOptions, deterministic,
 };
 use commonware_utils::{NZU32, NZUsize, Probability};
 use std::collections::BTreeMap;
@@ -37,7 +38,7 @@ use tally_chain::consensus::ConsensusConfig;
 use tally_chain::constants::MESSAGE_SIZE_MAX;
 use tally_chain::keys::{ClientSigner, ValidatorKey, ValidatorSigner, public_key, signer_from_seed};
 use tally_chain::validator::{self, Channels, Validator, channel};
-use tally_chain::{ChainError, Genesis, Mailbox, Request, RequestResult};
+use tally_chain::{ChainError, Genesis, Mailbox, Request, RequestKey, RequestResult};
 use tally_ledger::Transfer;
 
 /// The chain id of every simulated cluster.
@@ -62,6 +63,11 @@ const STOP_GRACE: Duration = Duration::from_secs(1);
 /// starts from a snapshot.
 const SNAPSHOT_INTERVAL: u64 = 8;
 
+/// Finalized blocks per file of the log in the simulator: small, so that a run's log has
+/// files older than the last two, where damage is repaired from peers rather than stopping the
+/// validator.
+const LOG_BLOCKS_PER_SECTION: u64 = 4;
+
 /// What a run produced: the observation the checkers judge, and how long it took.
 #[derive(Debug)]
 pub struct Run {
@@ -75,6 +81,9 @@ pub struct Run {
     /// How many blocks each honest instance refused since it last started (in instance order):
     /// a Byzantine proposer's corrupted blocks.
     pub blocks_refused: Vec<u64>,
+    /// The validators whose stored data was damaged (bytes were flipped), and what became of
+    /// them.
+    pub damaged: Vec<Damaged>,
 }
 
 /// Whether to print validators' progress while waiting for liveness (`TALLY_SIM_TRACE=1`).
@@ -92,6 +101,10 @@ struct Instance {
     /// a conflicting one block it. It counts as the one faulty validator then: the liveness
     /// checks do not wait for it, the safety checks still hold it to the chain.
     lost_disk: bool,
+    /// Its stored data was damaged while it was down: if it halts (its tasks end, or it does
+    /// not start), that is a fail-stop the scenario has room for, and the liveness checks stop
+    /// waiting for it.
+    damaged: bool,
     partition: String,
     running: Option<Validator>,
 }
@@ -107,6 +120,19 @@ struct Shared {
     acknowledged: Vec<Acknowledgement>,
     refusals: Vec<String>,
     clients: Vec<ClientProgress>,
+    /// Damage done to validators' stored data, by validator (kept across a power loss).
+    damaged: BTreeMap<usize, Damaged>,
+}
+
+/// Damage done to one validator's stored data, and what became of the validator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damaged {
+    pub validator: usize,
+    pub target: Stored,
+    /// Bytes flipped, over all its damages.
+    pub bytes: u64,
+    /// Whether it halted (stopped answering, or did not start) rather than going on.
+    pub halted: bool,
 }
 
 type SharedState = Arc<Mutex<Shared>>;
@@ -313,7 +339,11 @@ impl Cluster {
 
     fn consensus_config(partition: &str) -> ConsensusConfig {
         // Snapshots often, so that restarts in a seed start from one and execute the rest.
-        ConsensusConfig { snapshot_interval: SNAPSHOT_INTERVAL, ..ConsensusConfig::local(partition.to_string()) }
+        ConsensusConfig {
+            snapshot_interval: SNAPSHOT_INTERVAL,
+            log_blocks_per_section: LOG_BLOCKS_PER_SECTION,
+            ..ConsensusConfig::local(partition.to_string())
+        }
     }
 
     /// Starts every validator: honest ones and Byzantine proposers (the honest application in a
@@ -324,12 +354,12 @@ impl Cluster {
             let partition = format!("validator-{index}");
             match behaviour {
                 None => {
-                    let validator = self.start_plain(index, &partition).await;
+                    let validator = self.start_honest(index, &partition).await;
                     self.push_instance(index, index.to_string(), true, partition, validator);
                 }
                 Some(Byzantine::Proposer(corruption)) => {
                     let validator = self.start_byzantine_proposer(index, &partition, corruption).await;
-                    self.push_instance(index, index.to_string(), false, partition, validator);
+                    self.push_instance(index, index.to_string(), false, partition, Some(validator));
                 }
                 Some(Byzantine::WithholdsVotes) => {
                     let everyone: Vec<ValidatorKey> = (0..self.scenario.validators)
@@ -347,7 +377,7 @@ impl Cluster {
                             Arc::new(Vec::new()),
                         )
                         .await;
-                    self.push_instance(index, index.to_string(), false, partition, primary);
+                    self.push_instance(index, index.to_string(), false, partition, Some(primary));
                 }
                 Some(Byzantine::Twin { primary_side }) => {
                     let primary_keys: Vec<ValidatorKey> = primary_side.iter().map(|&other| self.key(other)).collect();
@@ -365,23 +395,50 @@ impl Cluster {
                     let (primary, secondary) = self
                         .start_split(index, &partition, audiences, Arc::new(primary_keys), Arc::new(secondary_keys))
                         .await;
-                    self.push_instance(index, index.to_string(), false, partition.clone(), primary);
+                    self.push_instance(index, index.to_string(), false, partition.clone(), Some(primary));
                     let secondary = secondary.expect("a twin has two instances");
-                    self.push_instance(index, format!("{index}-twin"), false, format!("{partition}-twin"), secondary);
+                    let twin_partition = format!("{partition}-twin");
+                    self.push_instance(index, format!("{index}-twin"), false, twin_partition, Some(secondary));
                 }
             }
         }
     }
 
-    fn push_instance(&mut self, index: usize, name: String, honest: bool, partition: String, validator: Validator) {
+    fn push_instance(
+        &mut self,
+        index: usize,
+        name: String,
+        honest: bool,
+        partition: String,
+        validator: Option<Validator>,
+    ) {
         let mut shared = lock(&self.shared);
-        shared.mailboxes.push(Some(validator.mailbox.clone()));
+        shared.mailboxes.push(validator.as_ref().map(|validator| validator.mailbox.clone()));
         shared.names.push(name.clone());
+        let damaged = shared.damaged.contains_key(&index);
         drop(shared);
-        self.instances.push(Instance { index, name, honest, lost_disk: false, partition, running: Some(validator) });
+        self.instances.push(Instance { index, name, honest, lost_disk: false, damaged, partition, running: validator });
     }
 
-    async fn start_plain(&self, index: usize, partition: &str) -> Validator {
+    /// Starts honest validator `index` from its storage. `None` if it does not start (marshal's
+    /// archives do not open), which only damage drawn for it may cause: a fail-stop.
+    async fn start_honest(&self, index: usize, partition: &str) -> Option<Validator> {
+        match self.start_plain(index, partition).await {
+            Ok(validator) => Some(validator),
+            Err(error) => {
+                assert!(
+                    lock(&self.shared).damaged.contains_key(&index),
+                    "validator {index}, whose storage was not damaged, did not start: {error}"
+                );
+                if trace() {
+                    eprintln!("validator {index} did not start on its damaged storage: {error}");
+                }
+                None
+            }
+        }
+    }
+
+    async fn start_plain(&self, index: usize, partition: &str) -> Result<Validator, ChainError> {
         let channels = register(&self.oracle, &self.key(index)).await;
         validator::start(
             self.context.child("validator").with_attribute("index", partition),
@@ -393,7 +450,6 @@ impl Cluster {
             channels,
         )
         .await
-        .expect("a genesis validator")
     }
 
     /// Starts validator `index` on plain channels, its honest application wrapped in a
@@ -502,9 +558,34 @@ impl Cluster {
     async fn restart(&mut self, instance: usize) {
         assert!(self.instances[instance].running.is_none());
         let (index, partition) = (self.instances[instance].index, self.instances[instance].partition.clone());
-        let validator = self.start_plain(index, &partition).await;
-        lock(&self.shared).mailboxes[instance] = Some(validator.mailbox.clone());
-        self.instances[instance].running = Some(validator);
+        let validator = self.start_honest(index, &partition).await;
+        lock(&self.shared).mailboxes[instance] = validator.as_ref().map(|validator| validator.mailbox.clone());
+        self.instances[instance].running = validator;
+    }
+
+    /// Flips bytes of validator `index`'s stored data while it is down (see `Damage`). One
+    /// restarted in the meantime (with everyone, after a power loss) is left alone.
+    async fn damage(&mut self, index: usize, damage: Damage) {
+        let instances = self.instances_of(index);
+        assert_eq!(instances.len(), 1, "only honest validators crash, and they run one instance");
+        let instance = instances[0];
+        if self.instances[instance].running.is_some() {
+            return;
+        }
+        let partition = self.instances[instance].partition.clone();
+        let flipped = flip_bytes(&self.context, &partition, damage).await;
+        if flipped == 0 {
+            return;
+        }
+        self.instances[instance].damaged = true;
+        let mut shared = lock(&self.shared);
+        let damaged = shared.damaged.entry(index).or_insert(Damaged {
+            validator: index,
+            target: damage.target,
+            bytes: 0,
+            halted: false,
+        });
+        damaged.bytes += flipped;
     }
 
     /// The directed links partition `partition` of the scenario cuts.
@@ -556,10 +637,27 @@ impl Cluster {
                 continue;
             }
             if let Some(validator) = &instance.running {
-                heights.push(validator.mailbox.status().await.map(|status| status.finalized_height));
+                let height = validator.mailbox.status().await.map(|status| status.finalized_height);
+                if height.is_none() && instance.damaged {
+                    // It halted on its damaged storage: a fail-stop, not waited for.
+                    continue;
+                }
+                heights.push(height);
             }
         }
         heights
+    }
+
+    /// Whether a running honest instance is still fetching damaged records again from peers.
+    async fn repairing(&self) -> bool {
+        for instance in self.instances.iter().filter(|instance| instance.honest) {
+            if let Some(validator) = &instance.running
+                && validator.mailbox.status().await.is_some_and(|status| status.records_repairing > 0)
+            {
+                return true;
+            }
+        }
+        false
     }
 
     /// Phase 1: starts the validators, creates the accounts, starts the clients.
@@ -616,8 +714,11 @@ impl Cluster {
             events.push((cut.start, Event::Cut(partition)));
             events.push((cut.end, Event::Heal(partition)));
         }
-        for crash in &self.scenario.crashes {
+        for (number, crash) in self.scenario.crashes.iter().enumerate() {
             events.push((crash.at, Event::Crash(crash.validator)));
+            if let Some(damage) = crash.damage {
+                events.push((crash.at + damage.after, Event::Damage(number)));
+            }
             let restart = if crash.disk_lost {
                 Event::RestartOnEmptyDisk(crash.validator)
             } else {
@@ -646,6 +747,10 @@ impl Cluster {
                             self.restart(instance).await;
                         }
                     }
+                }
+                Event::Damage(number) => {
+                    let crash = self.scenario.crashes[number];
+                    self.damage(crash.validator, crash.damage.expect("drawn with the crash")).await;
                 }
                 Event::RestartOnEmptyDisk(index) => {
                     for instance in self.instances_of(index) {
@@ -738,14 +843,16 @@ impl Cluster {
         };
 
         // Settle: an acknowledgement may come from a validator ahead of the others; give the
-        // honest validators time to finalize up to every acknowledged height before reading
-        // their chains (a height they never reach is reported by the checkers).
+        // honest validators time to finalize up to every acknowledged height, and to fetch
+        // again the damaged records they found, before reading their chains (a height they
+        // never reach, a record still damaged, are reported by the checkers).
         let acknowledged_height =
             lock(&self.shared).acknowledged.iter().map(|acknowledgement| acknowledgement.outcome.height).max();
         let settle_started = self.context.current();
         while self.context.current().duration_since(settle_started).unwrap_or_default() < SETTLE_BOUND {
             let heights = self.honest_heights().await;
-            if heights.iter().all(|height| height.is_some_and(|height| Some(height) >= acknowledged_height)) {
+            let reached = heights.iter().all(|height| height.is_some_and(|height| Some(height) >= acknowledged_height));
+            if reached && !self.repairing().await {
                 break;
             }
             self.context.sleep(POLL).await;
@@ -767,6 +874,10 @@ impl Cluster {
                 blocks_refused.push(status.map_or(0, |status| status.blocks_refused));
             }
         }
+        let answering: Vec<usize> = (0..self.instances.len())
+            .filter(|&instance| self.instances[instance].honest && histories[instance].is_some())
+            .collect();
+        let answers = self.ask_outcomes(&answering).await;
         let blocked = self.oracle.blocked().await.unwrap_or_default().len();
         for instance in 0..self.instances.len() {
             self.crash(instance);
@@ -775,14 +886,11 @@ impl Cluster {
         let mut validators = Vec::new();
         for (instance, history) in self.instances.iter().zip(histories) {
             let partition = format!("{}-finalized", instance.partition);
-            let blocks = match FinalizedLog::open(self.context.child("reader"), partition).await {
-                Ok(log) => log.blocks().await.map(|blocks| (log.start(), blocks)),
-                Err(error) => Err(error),
-            };
-            let (log_start, log) = match blocks {
-                Ok(blocks) => blocks,
-                Err(error) => panic!("validator {} log unreadable: {error}", instance.name),
-            };
+            let (log_start, log, log_damage) = read_log(self.context.child("reader"), partition).await;
+            if instance.damaged {
+                let halted = history.is_none();
+                lock(&self.shared).damaged.get_mut(&instance.index).expect("recorded when damaged").halted = halted;
+            }
             validators.push(ValidatorRecord {
                 index: instance.index,
                 name: instance.name.clone(),
@@ -790,6 +898,8 @@ impl Cluster {
                 history,
                 log,
                 log_start,
+                log_damage,
+                damaged: instance.damaged,
             });
         }
         let height = validators.iter().filter(|record| record.honest).map(|record| record.log.len()).max().unwrap_or(0);
@@ -798,13 +908,119 @@ impl Cluster {
             genesis: self.genesis.clone(),
             validators,
             acknowledged: shared.acknowledged.clone(),
+            answers,
             refusals: shared.refusals.clone(),
             liveness: Some(liveness),
             accounts: workload::account_ids(),
         };
         let simulated = self.context.current().duration_since(UNIX_EPOCH).unwrap_or_default();
-        Run { observation, simulated, height: height as u64, blocked, blocks_refused }
+        let damaged = shared.damaged.values().cloned().collect();
+        Run { observation, simulated, height: height as u64, blocked, blocks_refused, damaged }
     }
+
+    /// Asks each of the `answering` instances for the outcome of every acknowledged request.
+    /// An answer of `outcome_repairing` (or busy) is asked again until `SETTLE_BOUND` has
+    /// passed, and is what the checkers judge then.
+    async fn ask_outcomes(&self, answering: &[usize]) -> Vec<Answer> {
+        let keys: Vec<RequestKey> =
+            lock(&self.shared).acknowledged.iter().map(|acknowledgement| acknowledgement.key.clone()).collect();
+        let mut pending: Vec<(usize, RequestKey)> =
+            answering.iter().flat_map(|&instance| keys.iter().map(move |key| (instance, key.clone()))).collect();
+        let started = self.context.current();
+        let mut answers = Vec::new();
+        while !pending.is_empty() {
+            let over = self.context.current().duration_since(started).unwrap_or_default() >= SETTLE_BOUND;
+            let mut again = Vec::new();
+            for (instance, key) in pending {
+                let Some(validator) = &self.instances[instance].running else { continue };
+                let answer = validator.mailbox.outcome(key.clone()).await;
+                let unsettled = matches!(answer, Err(ChainError::OutcomeRepairing { .. } | ChainError::Busy));
+                if unsettled && !over {
+                    again.push((instance, key));
+                    continue;
+                }
+                answers.push(Answer { validator: self.instances[instance].name.clone(), key, answer });
+            }
+            pending = again;
+            if !pending.is_empty() {
+                self.context.sleep(POLL).await;
+            }
+        }
+        answers
+    }
+}
+
+/// The partitions that hold `target` for the validator whose partitions start with `partition`.
+fn stored_partitions(partition: &str, target: Stored) -> Vec<String> {
+    match target {
+        Stored::Log => vec![format!("{partition}-finalized_data")],
+        Stored::Snapshot => vec![format!("{partition}-snapshots")],
+        Stored::Marshal => ["blocks", "finalizations"]
+            .into_iter()
+            .flat_map(|archive| {
+                ["freezer-value", "freezer-key", "freezer-table", "ordinal", "metadata"]
+                    .into_iter()
+                    .map(move |part| format!("{partition}-marshal-{archive}-{part}"))
+            })
+            .collect(),
+    }
+}
+
+/// Flips `damage.bytes` bytes of `target`'s blobs, each in a drawn partition (among those with
+/// written bytes), blob, and offset within its written length, XORed with a drawn non-zero
+/// mask; syncs them. Returns how many bytes it flipped (none if nothing is stored yet).
+async fn flip_bytes(context: &deterministic::Context, partition: &str, damage: Damage) -> u64 {
+    let mut stored: Vec<(String, Vec<(Vec<u8>, u64)>)> = Vec::new();
+    for partition in stored_partitions(partition, damage.target) {
+        let Ok(names) = context.scan(&partition).await else { continue };
+        let mut blobs = Vec::new();
+        for name in names {
+            let (_, length) = context.open(&partition, &name).await.expect("a listed blob opens");
+            if length > 0 {
+                blobs.push((name, length));
+            }
+        }
+        if !blobs.is_empty() {
+            stored.push((partition, blobs));
+        }
+    }
+    if stored.is_empty() {
+        return 0;
+    }
+    let mut draw = Draw::new(damage.seed);
+    for _ in 0..damage.bytes {
+        let (partition, blobs) = &stored[draw.index(stored.len())];
+        let (name, length) = &blobs[draw.index(blobs.len())];
+        let offset = draw.below(*length);
+        let mask = draw.between(1, 255) as u8;
+        let (blob, _) = context.open(partition, name).await.expect("a listed blob opens");
+        let read = blob.read_at(offset, 1, ReadOptions::default()).await.expect("within the written length");
+        let byte = read.coalesce().as_ref()[0];
+        blob.write_at(offset, vec![byte ^ mask], WriteOptions::default()).await.expect("the disk works");
+        blob.sync().await.expect("the disk works");
+    }
+    damage.bytes
+}
+
+/// A validator's finalized log as a restart would read it: its start, its blocks, and why it
+/// stops short if it does (the blocks before the first damaged record are kept).
+async fn read_log(
+    context: deterministic::Context,
+    partition: String,
+) -> (u64, Vec<tally_chain::Block>, Option<String>) {
+    let log = match FinalizedLog::open_with_sections(context, partition, LOG_BLOCKS_PER_SECTION).await {
+        Ok(log) => log,
+        Err(error) => return (0, Vec::new(), Some(error.to_string())),
+    };
+    let mut blocks = Vec::new();
+    for height in log.start() + 1..=log.len() {
+        match log.read(height).await {
+            Ok(Some(record)) => blocks.push(record.block),
+            Ok(None) => unreachable!("height {height} is within the log's bounds"),
+            Err(error) => return (log.start(), blocks, Some(error.to_string())),
+        }
+    }
+    (log.start(), blocks, None)
 }
 
 /// A fault event of the director, in the order to apply at equal instants.
@@ -816,6 +1032,8 @@ enum Event {
     RestartOnEmptyDisk(usize),
     Cut(usize),
     Crash(usize),
+    /// The damage drawn with crash number `usize` of the scenario.
+    Damage(usize),
 }
 
 /// One client: submits its requests one at a time, each through a random validator, retrying

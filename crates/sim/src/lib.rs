@@ -14,8 +14,11 @@
 //! that heal; up to three crashes of honest validators, each restarted from its storage; with
 //! one chance in four, a power loss of the whole cluster that loses or tears unsynced writes;
 //! up to f Byzantine validators (a proposer of forged requests or wrong state digests, a twin
-//! that equivocates, a validator that withholds its votes); and two to six clients submitting
-//! transfers through random validators, retrying with the same ids.
+//! that equivocates, a validator that withholds its votes); when the scenario has room for
+//! another faulty validator, a crashed validator whose disk is lost, or whose stored data (its
+//! finalized log, its snapshots, or marshal's archives) has bytes flipped while it is down; and
+//! two to six clients submitting transfers through random validators, retrying with the same
+//! ids.
 //!
 //! | file           | what lives there                                                         |
 //! |----------------|--------------------------------------------------------------------------|
@@ -56,6 +59,8 @@ pub struct SeedReport {
     pub blocks_refused: Vec<u64>,
     /// Honest validators that caught up from a peer's snapshot (their logs start above genesis).
     pub joined_from_snapshot: usize,
+    /// Validators whose stored data was damaged, and whether each halted or went on.
+    pub damaged: Vec<cluster::Damaged>,
     pub requests_acknowledged: usize,
     /// After the last fault healed: how long until every honest validator finalized a new block.
     pub progressed_after: Option<Duration>,
@@ -107,6 +112,7 @@ pub fn run_scenario(scenario: scenario::Scenario) -> SeedReport {
         blocked: 0,
         blocks_refused: Vec::new(),
         joined_from_snapshot: 0,
+        damaged: Vec::new(),
         requests_acknowledged: 0,
         progressed_after: None,
         wall,
@@ -121,6 +127,7 @@ pub fn run_scenario(scenario: scenario::Scenario) -> SeedReport {
             report.height = run.height;
             report.blocked = run.blocked;
             report.blocks_refused = run.blocks_refused;
+            report.damaged = run.damaged;
             report.joined_from_snapshot =
                 run.observation.validators.iter().filter(|record| record.honest && record.log_start > 0).count();
             report.tip = run

@@ -5,7 +5,8 @@
 //! ```
 //!
 //! `--no-power-loss` keeps every drawn fault but the whole-cluster power loss; `--quiet` prints
-//! only failing seeds.
+//! only failing seeds. `TALLY_SIM_LOG=<filter>` (`info`, `tally_chain=warn`, ...) prints the
+//! validators' logs, for replaying one seed.
 //!
 //! The last line is `N passed, M failed`; each failing seed prints its violations and the
 //! command that replays it. The exit status is 1 if any seed failed.
@@ -13,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use tally_sim::scenario::Byzantine;
+use tally_sim::scenario::{Byzantine, Stored};
 use tally_sim::{Options, replay_command, run_seed};
 
 struct Arguments {
@@ -52,6 +53,9 @@ fn parse() -> Result<Arguments, String> {
 }
 
 fn main() -> ExitCode {
+    if let Ok(filter) = std::env::var("TALLY_SIM_LOG") {
+        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).init();
+    }
     let arguments = match parse() {
         Ok(arguments) => arguments,
         Err(message) => {
@@ -70,6 +74,9 @@ fn main() -> ExitCode {
     let mut proposer_seeds = 0;
     let mut refused_everywhere_seeds = 0;
     let mut snapshot_seeds = 0;
+    // Per kind of stored data: seeds that damaged it, and damaged validators that halted or
+    // went on.
+    let mut damage: BTreeMap<&'static str, [usize; 3]> = BTreeMap::new();
     for seed in arguments.start_seed..arguments.start_seed + arguments.seeds {
         let report = run_seed(seed, arguments.validators, arguments.options);
         simulated += report.simulated;
@@ -83,9 +90,26 @@ fn main() -> ExitCode {
             refused_everywhere_seeds += usize::from(report.blocks_refused.iter().all(|&refused| refused > 0));
         }
         snapshot_seeds += usize::from(report.joined_from_snapshot > 0);
+        let mut kinds: Vec<&'static str> = report.damaged.iter().map(|damaged| damaged.target.name()).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        for kind in kinds {
+            damage.entry(kind).or_default()[0] += 1;
+        }
+        for damaged in &report.damaged {
+            damage.entry(damaged.target.name()).or_default()[if damaged.halted { 1 } else { 2 }] += 1;
+        }
         if !arguments.quiet || !report.passed() {
+            let damaged: Vec<String> = report
+                .damaged
+                .iter()
+                .map(|damaged| {
+                    let fate = if damaged.halted { "halted" } else { "went on" };
+                    format!("{} ({} bytes of {}, {fate})", damaged.validator, damaged.bytes, damaged.target.name())
+                })
+                .collect();
             println!(
-                "seed {seed}: {} | height {}, {} blocked peers, {} requests acknowledged, {:.1}s simulated, {:.2}s wall | {}",
+                "seed {seed}: {} | height {}, {} blocked peers, {} requests acknowledged, {:.1}s simulated, {:.2}s wall | {} | damaged [{}]",
                 if report.passed() { "ok" } else { "FAILED" },
                 report.height,
                 report.blocked,
@@ -93,6 +117,7 @@ fn main() -> ExitCode {
                 report.simulated.as_secs_f64(),
                 report.wall.as_secs_f64(),
                 report.scenario.summary(),
+                damaged.join(", "),
             );
         }
         if !report.passed() {
@@ -119,6 +144,14 @@ fn main() -> ExitCode {
         "seeds with a Byzantine proposer: {proposer_seeds}, in {refused_everywhere_seeds} of which every honest validator refused its blocks"
     );
     println!("seeds in which a validator caught up from a peer's snapshot: {snapshot_seeds}");
+    let damage: Vec<String> = Stored::ALL
+        .iter()
+        .map(|stored| {
+            let [seeds, halted, went_on] = damage.get(stored.name()).copied().unwrap_or_default();
+            format!("{} in {seeds} seeds ({halted} validators halted, {went_on} went on)", stored.name())
+        })
+        .collect();
+    println!("stored data damaged: {}", damage.join(", "));
     if !failed.is_empty() {
         println!("failed seeds: {failed:?}");
     }

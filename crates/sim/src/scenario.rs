@@ -121,6 +121,46 @@ pub struct Crash {
     /// when no validator is Byzantine, since a validator that forgot its votes may sign
     /// conflicting ones and counts as one of the f faulty.
     pub disk_lost: bool,
+    /// Bytes of its stored data flipped while it is down (never with `disk_lost`).
+    pub damage: Option<Damage>,
+}
+
+/// The stored data a damage hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stored {
+    /// The finalized log's data blobs (`{partition}-finalized_data`).
+    Log,
+    /// The state snapshots (`{partition}-snapshots`).
+    Snapshot,
+    /// Marshal's archive of finalized blocks (`{partition}-marshal-blocks-*`).
+    Marshal,
+}
+
+impl Stored {
+    pub const ALL: [Self; 3] = [Self::Log, Self::Snapshot, Self::Marshal];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Log => "log",
+            Self::Snapshot => "snapshot",
+            Self::Marshal => "marshal",
+        }
+    }
+}
+
+/// Bytes flipped in a stopped validator's stored data, `after` its crash (within its down
+/// time). Which blobs and offsets are drawn from `seed` when the damage is done, among the
+/// blobs of `target` as they are then, each offset within a blob's written length. A validator
+/// may halt on damage it cannot repair: that is a fail-stop, so damage is drawn only when the
+/// scenario has room for another faulty validator, and the checkers excuse its halt (nothing
+/// else: while it answers, it is held to every property).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Damage {
+    pub target: Stored,
+    pub after: Duration,
+    /// How many bytes are flipped (each at its own offset).
+    pub bytes: u64,
+    pub seed: u64,
 }
 
 /// The most clients a scenario runs concurrently.
@@ -210,7 +250,7 @@ impl Scenario {
                 let validator = honest[draw.below(honest.len() as u64) as usize];
                 let at = draw.millis(300, 9_000);
                 let down_for = draw.millis(200, 3_000).min(FAULTS_END.saturating_sub(at));
-                Crash { validator, at, down_for, disk_lost: false }
+                Crash { validator, at, down_for, disk_lost: false, damage: None }
             })
             .collect::<Vec<_>>();
         let crashes = without_overlaps(crashes);
@@ -224,6 +264,22 @@ impl Scenario {
         if byzantine.is_empty() && !crashes.is_empty() && draw.chance(1, 3) {
             let lost = draw.below(crashes.len() as u64) as usize;
             crashes[lost].disk_lost = true;
+        }
+        // Damage of stored data comes from a stream of its own, so that every draw above is
+        // the same as before it existed.
+        let mut damage_draw = Draw::new(seed ^ 0xda3a_6ed0_da3a_6ed0);
+        let faulty = byzantine.len() + crashes.iter().filter(|crash| crash.disk_lost).count();
+        if faulty < faulty_max(validators) && !crashes.is_empty() && damage_draw.chance(3, 4) {
+            let damaged = damage_draw.index(crashes.len());
+            let crash = &mut crashes[damaged];
+            if !crash.disk_lost {
+                crash.damage = Some(Damage {
+                    target: Stored::ALL[damage_draw.index(Stored::ALL.len())],
+                    after: damage_draw.millis(1, crash.down_for.as_millis().max(2) as u64 - 1),
+                    bytes: if damage_draw.chance(3, 4) { 1 } else { damage_draw.between(2, 64) },
+                    seed: damage_draw.next_u64(),
+                });
+            }
         }
         Self {
             seed,
@@ -277,7 +333,16 @@ impl Scenario {
             .iter()
             .map(|crash| {
                 let lost = if crash.disk_lost { " disk lost" } else { "" };
-                format!("{}@{}+{}ms{lost}", crash.validator, crash.at.as_millis(), crash.down_for.as_millis())
+                let damage = match crash.damage {
+                    Some(damage) => format!(
+                        " {} bytes of {} damaged after {}ms",
+                        damage.bytes,
+                        damage.target.name(),
+                        damage.after.as_millis()
+                    ),
+                    None => String::new(),
+                };
+                format!("{}@{}+{}ms{lost}{damage}", crash.validator, crash.at.as_millis(), crash.down_for.as_millis())
             })
             .collect();
         let power_loss = match self.power_loss {
@@ -333,6 +398,7 @@ mod tests {
     #[test]
     fn scenarios_respect_the_fault_bounds() {
         let mut twins = 0;
+        let mut damaged = [0; 3];
         for seed in 0..500 {
             for validators in [4, 7] {
                 let scenario = Scenario::draw(seed, validators);
@@ -340,6 +406,16 @@ mod tests {
                 assert!(scenario.heal_at() <= FAULTS_END, "{scenario:?}");
                 for crash in &scenario.crashes {
                     assert!(scenario.is_honest(crash.validator), "{scenario:?}");
+                    if let Some(damage) = crash.damage {
+                        assert!(!crash.disk_lost && damage.after < crash.down_for, "{scenario:?}");
+                        damaged[damage.target as usize] += 1;
+                    }
+                }
+                let damages = scenario.crashes.iter().filter(|crash| crash.damage.is_some()).count();
+                let lost = scenario.crashes.iter().filter(|crash| crash.disk_lost).count();
+                if damages > 0 {
+                    // A damaged validator may halt: it needs room among the f faulty.
+                    assert!(scenario.byzantine.len() + lost + damages <= faulty_max(validators), "{scenario:?}");
                 }
                 for (_, behaviour) in &scenario.byzantine {
                     if let Byzantine::Twin { primary_side } = behaviour {
@@ -351,5 +427,6 @@ mod tests {
             }
         }
         assert!(twins > 0, "some scenarios run twins");
+        assert!(damaged.iter().all(|&count| count > 10), "every kind of stored data is damaged: {damaged:?}");
     }
 }

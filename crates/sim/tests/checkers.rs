@@ -2,12 +2,13 @@
 //! the unbroken history passes. This shows the checkers can fail without needing a buggy chain.
 
 use std::time::Duration;
+use tally_chain::ChainError;
 use tally_chain::application::{FinalizedEntry, History};
 use tally_chain::block::BlockContext;
 use tally_chain::keys::{ClientSigner, public_key, signer_from_seed};
 use tally_chain::{Block, ChainState, Genesis, Request, RequestResult};
 use tally_ledger::{Account, Transfer};
-use tally_sim::check::{Acknowledgement, Liveness, Observation, ValidatorRecord, Violation, check, replay};
+use tally_sim::check::{Acknowledgement, Answer, Liveness, Observation, ValidatorRecord, Violation, check, replay};
 
 const CHAIN: u64 = 5;
 
@@ -68,6 +69,8 @@ fn record(index: usize, log: Vec<Block>, history: Vec<FinalizedEntry>) -> Valida
         history: Some(History { base: 0, entries: history }),
         log,
         log_start: 0,
+        log_damage: None,
+        damaged: false,
     }
 }
 
@@ -81,6 +84,7 @@ fn agreeing(fixture: &Fixture) -> Observation {
         genesis: fixture.genesis.clone(),
         validators: vec![record(0, log.clone(), history.clone()), record(1, log[..2].to_vec(), history[..3].to_vec())],
         acknowledged: vec![Acknowledgement { key, outcome, validator: "0".into() }],
+        answers: Vec::new(),
         refusals: Vec::new(),
         liveness: Some(Liveness {
             heal_height: 1,
@@ -224,4 +228,57 @@ fn byzantine_validators_are_not_held_to_agreement() {
     let (log, history) = chain(&fixture, vec![vec![accounts(&fixture)], vec![transfer(&fixture, 9, 7)]], 0);
     observation.validators.push(ValidatorRecord { honest: false, ..record(2, log, history) });
     assert_eq!(check(&observation), Vec::<Violation>::new());
+}
+
+#[test]
+fn wrong_or_unsettled_answers_and_an_unreadable_log_are_reported() {
+    let fixture = fixture();
+    let mut observation = agreeing(&fixture);
+    let key = observation.acknowledged[0].key.clone();
+    let outcome = observation.acknowledged[0].outcome.clone();
+    let answer = |validator: &str, answer| Answer { validator: validator.into(), key: key.clone(), answer };
+    // Right answers, and "not finalized" from a validator below the height, pass.
+    observation.answers = vec![answer("0", Ok(Some(outcome.clone()))), answer("1", Ok(Some(outcome.clone())))];
+    assert_eq!(check(&observation), Vec::<Violation>::new());
+    let mut wrong = outcome.clone();
+    wrong.timestamp_ns += 1;
+    observation.answers = vec![
+        answer("0", Ok(Some(wrong))),
+        answer("1", Ok(None)),
+        answer("0", Err(ChainError::OutcomeNotHeld { height: 2 })),
+        answer("1", Err(ChainError::OutcomeRepairing { height: 2 })),
+    ];
+    observation.validators[0].log_damage = Some("damaged record".into());
+    let violations = check(&observation);
+    let wrong_answers = violations.iter().filter(|violation| matches!(violation, Violation::WrongAnswer { .. }));
+    // Validator 1 finalized height 2 (its history reaches it): "not finalized" is wrong too.
+    assert_eq!(wrong_answers.count(), 3, "{violations:?}");
+    assert!(violations.contains(&Violation::StillRepairing { validator: "1".into(), height: 2 }), "{violations:?}");
+    assert!(
+        violations
+            .iter()
+            .any(|violation| matches!(violation, Violation::LogUnreadable { validator, .. } if validator == "0")),
+        "{violations:?}"
+    );
+    assert!(!Violation::StillRepairing { validator: "1".into(), height: 2 }.is_safety());
+}
+
+#[test]
+fn a_damaged_validator_that_halted_is_excused_and_no_other() {
+    let fixture = fixture();
+    let mut observation = agreeing(&fixture);
+    let halted = &mut observation.validators[1];
+    halted.history = None;
+    halted.log_damage = Some("the journal does not open".into());
+    halted.log.clear();
+    let violations = check(&observation);
+    assert!(violations.contains(&Violation::Halted { validator: "1".into() }), "{violations:?}");
+    assert!(violations.iter().any(|violation| matches!(violation, Violation::LogUnreadable { .. })));
+    observation.validators[1].damaged = true;
+    assert_eq!(check(&observation), Vec::<Violation>::new());
+    // A damaged validator that answers is held to durability like any other.
+    observation.validators[0].damaged = true;
+    observation.validators[0].log.pop();
+    let violations = check(&observation);
+    assert!(violations.contains(&Violation::NotDurable { validator: "0".into(), height: 3 }), "{violations:?}");
 }

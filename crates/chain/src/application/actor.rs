@@ -28,7 +28,7 @@ use crate::application::repair::{
     record_results_root,
 };
 use crate::application::snapshots::{SNAPSHOT_CHUNK_SIZE, SnapshotMessage, Snapshots};
-use crate::application::state::{ApplicationState, Finalized, FinalizedBlock, Lookup, OutcomeLookup};
+use crate::application::state::{ApplicationState, Finalized, FinalizedBlock, Lookup, OutcomeLookup, Status};
 use crate::block::{Block, Header, StateDigest};
 use crate::certified::{CERTIFIED_DESCENDANTS_MAX, CertifiedHeader};
 use crate::consensus::{ConsensusContext, Finalization, block_context};
@@ -103,6 +103,8 @@ pub struct ActorConfig<B> {
     pub validator: ValidatorKey,
     /// Where the finalized block log lives.
     pub log_partition: String,
+    /// Blocks per file of the finalized log.
+    pub log_blocks_per_section: u64,
     /// Where snapshots live.
     pub snapshot_partition: String,
     /// A snapshot is written every this many finalized heights.
@@ -175,6 +177,7 @@ pub struct Actor<E: Clock + Spawner + Storage + Metrics, B, S, R> {
     /// Blocks peers that send malformed messages.
     blocker: B,
     log_partition: String,
+    log_blocks_per_section: u64,
     snapshot_partition: String,
     snapshot_interval: u64,
     /// Opened by `run`.
@@ -233,6 +236,7 @@ where
             genesis,
             validator,
             log_partition,
+            log_blocks_per_section,
             snapshot_partition,
             snapshot_interval,
             blocker,
@@ -259,6 +263,7 @@ where
             tip: 0,
             blocker,
             log_partition,
+            log_blocks_per_section,
             snapshot_partition,
             snapshot_interval,
             log: None,
@@ -344,7 +349,12 @@ where
     async fn open(&mut self) -> Result<(), ChainError> {
         let (snapshots, restored) =
             Snapshots::open(self.context.child("snapshots"), self.snapshot_partition.clone()).await?;
-        let mut log = FinalizedLog::open(self.context.child("finalized_log"), self.log_partition.clone()).await?;
+        let mut log = FinalizedLog::open_with_sections(
+            self.context.child("finalized_log"),
+            self.log_partition.clone(),
+            self.log_blocks_per_section,
+        )
+        .await?;
         let base = restored.as_ref().map_or(0, ChainState::height);
         if let Some(state) = restored {
             self.state.start_from(state);
@@ -501,7 +511,8 @@ where
                 response.send_lossy(result);
             }
             Message::Status { response } => {
-                response.send_lossy(self.state.status());
+                let status = Status { records_repairing: self.repairs.wanted() as u64, ..self.state.status() };
+                response.send_lossy(status);
             }
             Message::History { response } => {
                 response.send_lossy(self.state.history().clone());

@@ -34,11 +34,13 @@ use commonware_cryptography::certificate::Verifier as _;
 use commonware_runtime::buffer::paged::CacheRef;
 use commonware_runtime::{Blob as _, ReadOptions, WriteOptions};
 use commonware_storage::journal::contiguous::{Contiguous as _, variable};
-use commonware_utils::{NZU16, NZU64, NZUsize};
+use commonware_utils::{NZU16, NZUsize};
 use std::collections::BTreeSet;
 
-/// Blocks per journal section (file).
-const BLOCKS_PER_SECTION: u64 = 1_024;
+/// Blocks per journal section (file), unless the validator is configured otherwise
+/// (`ConsensusConfig::log_blocks_per_section`). A log is always opened with the section size it
+/// was written with.
+pub const BLOCKS_PER_SECTION: u64 = 1_024;
 /// Read and write buffers: one largest block.
 const BUFFER_SIZE: usize = BLOCK_SIZE_MAX;
 const PAGE_SIZE: u16 = 4_096;
@@ -121,6 +123,7 @@ pub struct FinalizedLog<E: commonware_storage::Context> {
     journal: Option<variable::Journal<E, LogRecord>>,
     /// Heights whose record was repaired (and is read from `{partition}-repaired`).
     repaired: BTreeSet<u64>,
+    blocks_per_section: u64,
 }
 
 impl<E: commonware_storage::Context> std::fmt::Debug for FinalizedLog<E> {
@@ -133,8 +136,8 @@ fn storage_error(error: impl std::fmt::Display) -> ChainError {
     ChainError::Storage(format!("finalized log: {error}"))
 }
 
-fn damaged(height: u64, partition: &str, detail: impl std::fmt::Display) -> ChainError {
-    let section = (height - 1) / BLOCKS_PER_SECTION;
+fn damaged(height: u64, partition: &str, blocks_per_section: u64, detail: impl std::fmt::Display) -> ChainError {
+    let section = (height - 1) / blocks_per_section;
     ChainError::LogDamaged { height, file: format!("{partition}_data/{section:016x}"), detail: detail.to_string() }
 }
 
@@ -142,10 +145,10 @@ fn repaired_partition(partition: &str) -> String {
     format!("{partition}-repaired")
 }
 
-fn config(partition: String) -> variable::Config<()> {
+fn config(partition: String, blocks_per_section: u64) -> variable::Config<()> {
     variable::Config {
         partition,
-        items_per_section: NZU64!(BLOCKS_PER_SECTION),
+        items_per_section: std::num::NonZeroU64::new(blocks_per_section).expect("sections hold blocks"),
         compression: None,
         codec_config: (),
         page_cache: CacheRef::new(NZU16!(PAGE_SIZE), NZUsize!(PAGE_CACHE_PAGES)),
@@ -155,21 +158,35 @@ fn config(partition: String) -> variable::Config<()> {
 }
 
 impl<E: commonware_storage::Context> FinalizedLog<E> {
-    /// Opens (or creates) the log in `partition`.
+    /// Opens (or creates) the log in `partition`, `BLOCKS_PER_SECTION` blocks per section.
     pub async fn open(context: E, partition: String) -> Result<Self, ChainError> {
-        let journal = variable::Journal::<E, LogRecord>::init(context.child("journal"), config(partition.clone()))
-            .await
-            .map_err(|error| {
-                ChainError::Storage(format!(
-                    "finalized log: {error}: the journal in the data directory's `{partition}_data` and \
+        Self::open_with_sections(context, partition, BLOCKS_PER_SECTION).await
+    }
+
+    /// Opens (or creates) the log in `partition`, `blocks_per_section` blocks per section (the
+    /// size it was written with).
+    pub async fn open_with_sections(
+        context: E,
+        partition: String,
+        blocks_per_section: u64,
+    ) -> Result<Self, ChainError> {
+        assert!(blocks_per_section > 0, "sections hold blocks");
+        let journal = variable::Journal::<E, LogRecord>::init(
+            context.child("journal"),
+            config(partition.clone(), blocks_per_section),
+        )
+        .await
+        .map_err(|error| {
+            ChainError::Storage(format!(
+                "finalized log: {error}: the journal in the data directory's `{partition}_data` and \
                      `{partition}_offsets` cannot be opened (damaged?): move the validator's data directory \
                      aside and start it again, and it rejoins the cluster from a peer's snapshot (the other \
                      validators answer for what was finalized before it)"
-                ))
-            })?;
+            ))
+        })?;
         let repaired = scan_heights(&context, &repaired_partition(&partition)).await.map_err(storage_error)?;
         let repaired = repaired.into_iter().collect();
-        Ok(Self { context, partition, journal: Some(journal), repaired })
+        Ok(Self { context, partition, journal: Some(journal), repaired, blocks_per_section })
     }
 
     /// The highest height in the log (0 when empty from genesis).
@@ -199,10 +216,13 @@ impl<E: commonware_storage::Context> FinalizedLog<E> {
         // Every failure to read a record within bounds is damage to this record (a checksum, a
         // decode, an offset): it can be repaired. A disk that fails outright fails the repair's
         // write too, and that halts.
-        let record = journal.read(height - 1).await.map_err(|error| damaged(height, &self.partition, error))?;
+        let record = journal
+            .read(height - 1)
+            .await
+            .map_err(|error| damaged(height, &self.partition, self.blocks_per_section, error))?;
         if record.block.header.height != height {
             let detail = format!("position {} holds height {}", height - 1, record.block.header.height);
-            return Err(damaged(height, &self.partition, detail));
+            return Err(damaged(height, &self.partition, self.blocks_per_section, detail));
         }
         Ok(Some(record))
     }
@@ -283,7 +303,7 @@ impl<E: commonware_storage::Context> FinalizedLog<E> {
         }
         let journal = variable::Journal::<E, LogRecord>::init_at_size(
             self.context.child("journal"),
-            config(self.partition.clone()),
+            config(self.partition.clone(), self.blocks_per_section),
             height,
         )
         .await

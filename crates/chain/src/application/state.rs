@@ -149,6 +149,8 @@ pub struct Status {
     pub validators: Vec<ValidatorActivity>,
     /// Pieces of evidence of validators signing conflicting messages.
     pub evidence: u64,
+    /// Damaged finalized records found and not yet fetched again from peers (see `repair.rs`).
+    pub records_repairing: u64,
 }
 
 /// The application's state. See the module documentation.
@@ -344,6 +346,8 @@ impl ApplicationState {
             leader: self.activity.leader(view),
             validators: self.activity.validators().to_vec(),
             evidence: self.activity.evidence(),
+            // The actor, which runs the repairs, fills this in.
+            records_repairing: 0,
         }
     }
 
