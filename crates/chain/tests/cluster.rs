@@ -4,15 +4,16 @@
 //! A failure prints its seed; `TALLY_SEED=<seed> cargo test -p tally-chain --test cluster`
 //! replays it.
 
+mod support;
+
 use commonware_p2p::simulated::{self, Link, Network};
 use commonware_runtime::{Clock as _, Quota, Runner as _, Spawner as _, Supervisor as _, deterministic};
 use commonware_utils::{NZU32, NZUsize, probability};
 use std::time::Duration;
 use tally_chain::application::{History, Status};
-use tally_chain::consensus::ConsensusConfig;
 use tally_chain::constants::MESSAGE_SIZE_MAX;
 use tally_chain::keys::{ClientSigner, ValidatorKey, ValidatorSigner, public_key, signer_from_seed};
-use tally_chain::validator::{self, Channels, Validator, channel};
+use tally_chain::validator::{Validator, channel};
 use tally_chain::{ChainError, Genesis, Mailbox, Request, RequestKey, RequestOutcome, RequestResult};
 use tally_ledger::{Account, CreateAccountStatus, CreateTransferStatus, Transfer};
 
@@ -137,21 +138,7 @@ async fn start_validator_on(
     index: usize,
     partition: &str,
 ) -> Validator {
-    let control = oracle.control(public_key(signer));
-    let quota = Quota::per_second(NZU32!(10_000));
-    let channels = Channels::register_async(async |id| control.register(id, quota).await.unwrap()).await;
-    let config = ConsensusConfig { snapshot_interval: SNAPSHOT_INTERVAL, ..ConsensusConfig::local(partition.into()) };
-    validator::start(
-        context.child("validator").with_attribute("index", index),
-        genesis.clone(),
-        signer.clone(),
-        config,
-        oracle.manager(),
-        control.clone(),
-        channels,
-    )
-    .await
-    .unwrap()
+    support::start_validator(context, oracle, genesis, signer, index, partition, SNAPSHOT_INTERVAL).await
 }
 
 /// A running cluster of `VALIDATORS` validators on simulated links.

@@ -10,17 +10,18 @@
 //! A failure prints its seed; `TALLY_SEED=<seed> cargo test -p tally-chain --test recovery`
 //! replays it.
 
+mod support;
+
 use commonware_p2p::simulated::{self, Link, Network};
 use commonware_runtime::{
-    Blob as _, Clock as _, Quota, ReadOptions, Runner as _, Storage as _, Supervisor as _, WriteOptions, deterministic,
+    Blob as _, Clock as _, ReadOptions, Runner as _, Storage as _, Supervisor as _, WriteOptions, deterministic,
 };
-use commonware_utils::{NZU32, NZUsize, probability};
+use commonware_utils::{NZUsize, probability};
 use std::time::Duration;
 use tally_chain::application::log::FinalizedLog;
-use tally_chain::consensus::ConsensusConfig;
 use tally_chain::constants::MESSAGE_SIZE_MAX;
 use tally_chain::keys::{ClientSigner, ValidatorKey, ValidatorSigner, public_key, signer_from_seed};
-use tally_chain::validator::{self, Channels, Validator};
+use tally_chain::validator::Validator;
 use tally_chain::{ChainError, Genesis, Request, RequestKey};
 use tally_ledger::{Account, Transfer};
 
@@ -42,22 +43,8 @@ async fn start(
     signer: &ValidatorSigner,
     index: usize,
 ) -> Validator {
-    let control = oracle.control(public_key(signer));
-    let quota = Quota::per_second(NZU32!(10_000));
-    let channels = Channels::register_async(async |id| control.register(id, quota).await.unwrap()).await;
-    let partition = format!("validator-{index}");
-    let config = ConsensusConfig { snapshot_interval: SNAPSHOT_INTERVAL, ..ConsensusConfig::local(partition) };
-    validator::start(
-        context.child("validator").with_attribute("index", index),
-        genesis.clone(),
-        signer.clone(),
-        config,
-        oracle.manager(),
-        control.clone(),
-        channels,
-    )
-    .await
-    .unwrap()
+    support::start_validator(context, oracle, genesis, signer, index, &format!("validator-{index}"), SNAPSHOT_INTERVAL)
+        .await
 }
 
 /// A running cluster on fast, reliable simulated links.

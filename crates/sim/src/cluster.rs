@@ -37,7 +37,7 @@ use tally_chain::application::log::FinalizedLog;
 use tally_chain::consensus::ConsensusConfig;
 use tally_chain::constants::MESSAGE_SIZE_MAX;
 use tally_chain::keys::{ClientSigner, ValidatorKey, ValidatorSigner, public_key, signer_from_seed};
-use tally_chain::validator::{self, Channels, Validator, channel};
+use tally_chain::validator::{self, Channels, Validator};
 use tally_chain::{ChainError, Genesis, Mailbox, Request, RequestKey, RequestResult};
 use tally_ledger::Transfer;
 
@@ -186,16 +186,7 @@ async fn register(
 ) -> Channels<simulated::Sender<ValidatorKey, deterministic::Context>, simulated::Receiver<ValidatorKey>> {
     let control = oracle.control(key.clone());
     let quota = Quota::per_second(NZU32!(10_000));
-    let register = async |id| control.register(id, quota).await.expect("the network runs");
-    Channels {
-        votes: register(channel::VOTES).await,
-        certificates: register(channel::CERTIFICATES).await,
-        resolver: register(channel::RESOLVER).await,
-        blocks: register(channel::BLOCKS).await,
-        requests: register(channel::REQUESTS).await,
-        backfill: register(channel::BACKFILL).await,
-        snapshots: register(channel::SNAPSHOTS).await,
-    }
+    Channels::register_async(async |id| control.register(id, quota).await.expect("the network runs")).await
 }
 
 /// Runs `scenario` and returns what the checkers need.
