@@ -37,6 +37,7 @@ pub mod request;
 pub mod request_set;
 pub mod snapshot;
 pub mod validator;
+pub mod votes;
 
 pub use application::{FinalizedBlock, Mailbox, Status, ValidatorActivity};
 pub use block::{Block, BlockDigest, StateDigest};

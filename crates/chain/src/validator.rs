@@ -1,4 +1,5 @@
-//! One validator: Simplex, marshal and the application actor, wired to seven channels.
+//! One validator: Simplex, marshal, the application actor and the vote record, wired to seven
+//! channels.
 //!
 //! Generic over the runtime (clock, spawner, storage, randomness) and the network (any
 //! Commonware p2p sender/receiver, and the peer provider that says who the validators are), so
@@ -182,12 +183,25 @@ where
             context.child("consensus"),
             simplex_config(&genesis, scheme, blocker, inline, reporter, &config),
         );
-        let mut consensus = engine.start(channels.votes, channels.certificates, channels.resolver);
+        // Every vote goes through the vote record, which never sends one that conflicts with a
+        // vote this validator sent before (`votes.rs`).
+        let (votes, receive_votes) = channels.votes;
+        let (votes, mut record) =
+            match crate::votes::start(context.child("votes"), format!("{}-votes", config.partition), votes).await {
+                Ok(started) => started,
+                Err(error) => {
+                    let ended = format!("the vote record did not open: {error}");
+                    started.send_lossy(Err(error));
+                    return ended;
+                }
+            };
+        let mut consensus = engine.start((votes, receive_votes), channels.certificates, channels.resolver);
         started.send_lossy(Ok(mailbox));
         select! {
             result = &mut consensus => format!("consensus ended: {result:?}"),
             result = &mut application => format!("the application ended: {result:?}"),
             result = &mut marshal => format!("marshal ended: {result:?}"),
+            result = &mut record => format!("the vote record ended: {result:?}"),
         }
     });
     let mailbox = mailbox.await.map_err(|_| ChainError::Storage("the validator stopped while starting".into()))??;

@@ -306,7 +306,7 @@ async fn start(
                 validator = %watched_name,
                 %ended,
                 "the validator halted (the error above says why) and its consensus is stopped: it votes no more, \
-                 and its API answers 503. Fix the cause (a full disk; damaged data: move the data directory aside) \
+                 and its API answers 503. Fix the cause (a full disk; damaged data: move the data directory aside, keeping its `validator-votes` directory) \
                  and start it again: it catches up from its peers"
             );
         }

@@ -18,6 +18,9 @@
 //!   height it finalized, not "not held" above the snapshot it joined from. `outcome_repairing`
 //!   (a damaged record being fetched again) is not wrong, but it must be over by the end.
 //! - **Conservation.** Per ledger, debits equal credits, posted and pending.
+//! - **No equivocation.** No honest validator saw evidence (conflicting votes, signed) against
+//!   an honest validator that kept its disk, even one whose consensus journal was damaged: the
+//!   vote record (`tally_chain::votes`) must keep it from signing against its own past votes.
 //! - **Liveness.** Once faults heal, every honest validator finalizes a new block within a
 //!   stated bound, and every client request is acknowledged within another.
 //!
@@ -49,6 +52,19 @@ pub struct ValidatorRecord {
     pub log_damage: Option<String>,
     /// Its stored data was damaged while it was down: it may halt (see the module's notes).
     pub damaged: bool,
+    /// It restarted on an empty disk, so it forgot the votes it signed: one of the f faulty,
+    /// and excused if it signs conflicting ones.
+    pub lost_disk: bool,
+}
+
+/// Evidence an honest validator saw against one validator: signed votes that conflict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evidence {
+    /// The index of the validator the evidence is against.
+    pub accused: usize,
+    /// The instance that saw it.
+    pub seen_by: String,
+    pub pieces: u64,
 }
 
 /// What an honest validator answered, at the end, when asked for an acknowledged request's
@@ -97,6 +113,8 @@ pub struct Observation {
     pub liveness: Option<Liveness>,
     /// The accounts whose balances conservation sums.
     pub accounts: Vec<u128>,
+    /// What honest validators saw of conflicting votes, at the end.
+    pub evidence: Vec<Evidence>,
 }
 
 /// A broken property.
@@ -128,6 +146,8 @@ pub enum Violation {
     StillRepairing { validator: String, height: u64 },
     /// An honest client's well-formed request was refused.
     Refused { detail: String },
+    /// An honest validator that kept its disk signed conflicting votes.
+    Equivocated { validator: String, seen_by: String, pieces: u64 },
     /// No new block at every honest validator within the bound after faults healed.
     NoProgress { heal_height: u64, bound: Duration },
     /// Client requests still unanswered at the bound after faults healed.
@@ -190,6 +210,10 @@ impl fmt::Display for Violation {
                 "validator {validator} still answered outcome_repairing for height {height} at the end of the run"
             ),
             Self::Refused { detail } => write!(f, "a well-formed request was refused: {detail}"),
+            Self::Equivocated { validator, seen_by, pieces } => write!(
+                f,
+                "validator {seen_by} holds {pieces} pieces of evidence that honest validator {validator} signed conflicting votes"
+            ),
             Self::NoProgress { heal_height, bound } => {
                 write!(f, "not every honest validator finalized past height {heal_height} within {bound:?} of healing")
             }
@@ -232,6 +256,23 @@ pub fn check(observation: &Observation) -> Vec<Violation> {
                     second_block,
                 });
             }
+        }
+    }
+
+    // No equivocation by an honest validator that kept its votes on disk (a twin is dishonest:
+    // its two instances sign for one key).
+    for evidence in &observation.evidence {
+        let mut instances = observation.validators.iter().filter(|record| record.index == evidence.accused);
+        if let Some(accused) = instances.next()
+            && accused.honest
+            && !accused.lost_disk
+            && instances.next().is_none()
+        {
+            violations.push(Violation::Equivocated {
+                validator: accused.name.clone(),
+                seen_by: evidence.seen_by.clone(),
+                pieces: evidence.pieces,
+            });
         }
     }
 

@@ -19,7 +19,7 @@
 //!    back.
 
 use crate::byzantine::{ByzantineProposer, Corruption};
-use crate::check::{Acknowledgement, Answer, Liveness, Observation, ValidatorRecord};
+use crate::check::{Acknowledgement, Answer, Evidence, Liveness, Observation, ValidatorRecord};
 use crate::scenario::{Byzantine, Damage, Draw, Scenario, Stored};
 use crate::workload::{self, ClientWorkload};
 use commonware_p2p::Recipients;
@@ -851,6 +851,7 @@ impl Cluster {
 
         let mut histories = Vec::new();
         let mut blocks_refused = Vec::new();
+        let mut evidence = Vec::new();
         for instance in &self.instances {
             let history = match &instance.running {
                 Some(validator) => validator.mailbox.history().await,
@@ -862,6 +863,12 @@ impl Cluster {
                     Some(validator) => validator.mailbox.status().await,
                     None => None,
                 };
+                for seen in status.iter().flat_map(|status| &status.validators).filter(|seen| seen.faults > 0) {
+                    let accused = (0..self.scenario.validators)
+                        .find(|&index| self.key(index) == seen.key)
+                        .expect("the status names genesis validators");
+                    evidence.push(Evidence { accused, seen_by: instance.name.clone(), pieces: seen.faults });
+                }
                 blocks_refused.push(status.map_or(0, |status| status.blocks_refused));
             }
         }
@@ -891,6 +898,7 @@ impl Cluster {
                 log_start,
                 log_damage,
                 damaged: instance.damaged,
+                lost_disk: instance.lost_disk,
             });
         }
         let height = validators.iter().filter(|record| record.honest).map(|record| record.log.len()).max().unwrap_or(0);
@@ -903,6 +911,7 @@ impl Cluster {
             refusals: shared.refusals.clone(),
             liveness: Some(liveness),
             accounts: workload::account_ids(),
+            evidence,
         };
         let simulated = self.context.current().duration_since(UNIX_EPOCH).unwrap_or_default();
         let damaged = shared.damaged.values().cloned().collect();
@@ -946,6 +955,9 @@ fn stored_partitions(partition: &str, target: Stored) -> Vec<String> {
     match target {
         Stored::Log => vec![format!("{partition}-finalized_data")],
         Stored::Snapshot => vec![format!("{partition}-snapshots")],
+        // Simplex's journal of votes and certificates: the validator's own partition.
+        Stored::Consensus => vec![partition.to_string()],
+        Stored::Votes => vec![format!("{partition}-votes")],
         Stored::Marshal => ["blocks", "finalizations"]
             .into_iter()
             .flat_map(|archive| {

@@ -134,16 +134,22 @@ pub enum Stored {
     Snapshot,
     /// Marshal's archive of finalized blocks (`{partition}-marshal-blocks-*`).
     Marshal,
+    /// Simplex's journal of the validator's votes and the certificates it saw (`{partition}`).
+    Consensus,
+    /// The vote record (`{partition}-votes`, `tally_chain::votes`).
+    Votes,
 }
 
 impl Stored {
-    pub const ALL: [Self; 3] = [Self::Log, Self::Snapshot, Self::Marshal];
+    pub const ALL: [Self; 5] = [Self::Log, Self::Snapshot, Self::Marshal, Self::Consensus, Self::Votes];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Log => "log",
             Self::Snapshot => "snapshot",
             Self::Marshal => "marshal",
+            Self::Consensus => "consensus journal",
+            Self::Votes => "vote record",
         }
     }
 }
@@ -398,7 +404,7 @@ mod tests {
     #[test]
     fn scenarios_respect_the_fault_bounds() {
         let mut twins = 0;
-        let mut damaged = [0; 3];
+        let mut damaged = [0; Stored::ALL.len()];
         for seed in 0..500 {
             for validators in [4, 7] {
                 let scenario = Scenario::draw(seed, validators);

@@ -8,7 +8,9 @@ use tally_chain::block::BlockContext;
 use tally_chain::keys::{ClientSigner, public_key, signer_from_seed};
 use tally_chain::{Block, ChainState, Genesis, Request, RequestResult};
 use tally_ledger::{Account, Transfer};
-use tally_sim::check::{Acknowledgement, Answer, Liveness, Observation, ValidatorRecord, Violation, check, replay};
+use tally_sim::check::{
+    Acknowledgement, Answer, Evidence, Liveness, Observation, ValidatorRecord, Violation, check, replay,
+};
 
 const CHAIN: u64 = 5;
 
@@ -71,6 +73,7 @@ fn record(index: usize, log: Vec<Block>, history: Vec<FinalizedEntry>) -> Valida
         log_start: 0,
         log_damage: None,
         damaged: false,
+        lost_disk: false,
     }
 }
 
@@ -95,6 +98,7 @@ fn agreeing(fixture: &Fixture) -> Observation {
             requests: 2,
         }),
         accounts: vec![1, 2],
+        evidence: Vec::new(),
     }
 }
 
@@ -281,4 +285,22 @@ fn a_damaged_validator_that_halted_is_excused_and_no_other() {
     observation.validators[0].log.pop();
     let violations = check(&observation);
     assert!(violations.contains(&Violation::NotDurable { validator: "0".into(), height: 3 }), "{violations:?}");
+}
+
+#[test]
+fn evidence_against_an_honest_validator_is_reported_unless_it_lost_its_disk() {
+    let fixture = fixture();
+    let mut observation = agreeing(&fixture);
+    observation.evidence = vec![Evidence { accused: 1, seen_by: "0".into(), pieces: 2 }];
+    assert_eq!(
+        check(&observation),
+        vec![Violation::Equivocated { validator: "1".into(), seen_by: "0".into(), pieces: 2 }]
+    );
+    // A validator that restarted on an empty disk forgot its votes: one of the f faulty.
+    observation.validators[1].lost_disk = true;
+    assert_eq!(check(&observation), Vec::<Violation>::new());
+    // Nor is a Byzantine one held to it.
+    observation.validators[1].lost_disk = false;
+    observation.validators[1].honest = false;
+    assert_eq!(check(&observation), Vec::<Violation>::new());
 }

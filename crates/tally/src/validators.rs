@@ -140,7 +140,7 @@ pub fn start(args: StartArgs) -> anyhow::Result<()> {
         node.stop()?;
         bail!(
             "the validator halted while opening its data directory (the log above says why) and serves nothing; \
-             fix the cause (a full disk; damaged data: move the data directory aside) and start it again: it \
+             fix the cause (a full disk; damaged data: move the data directory aside, keeping its `validator-votes` directory) and start it again: it \
              catches up from its peers"
         );
     }
@@ -261,7 +261,7 @@ fn wait_for_stop(nodes: &[RunningNode], end_on_halt: bool) -> anyhow::Result<()>
             halted = crashed => if halted {
                 bail!(
                     "the validator halted (the log above says why) and stopped voting; fix the cause (a full disk; \
-                     damaged data: move the data directory aside) and start it again: it catches up from its peers"
+                     damaged data: move the data directory aside, keeping its `validator-votes` directory) and start it again: it catches up from its peers"
                 )
             } else {
                 bail!("a validator's runtime ended on its own (see the log above)")

@@ -380,9 +380,8 @@ where
                     // all it takes, and marshal holds every finalized block above its floor.
                     let Some(block) = self.marshal.get_block(Height::new(height)).await else {
                         return Err(ChainError::Storage(format!(
-                            "{damage}, and marshal holds no block at height {height} to rebuild it from: move \
-                             the validator's data directory aside and start it again (it rejoins the cluster \
-                             from a peer's snapshot)"
+                            "{damage}, and marshal holds no block at height {height} to rebuild it from: {}",
+                            crate::votes::REJOIN_ADVICE
                         )));
                     };
                     self.state.restore(block.inner().clone(), None)?;

@@ -179,9 +179,9 @@ impl<E: commonware_storage::Context> FinalizedLog<E> {
         .map_err(|error| {
             ChainError::Storage(format!(
                 "finalized log: {error}: the journal in the data directory's `{partition}_data` and \
-                     `{partition}_offsets` cannot be opened (damaged?): move the validator's data directory \
-                     aside and start it again, and it rejoins the cluster from a peer's snapshot (the other \
-                     validators answer for what was finalized before it)"
+                     `{partition}_offsets` cannot be opened (damaged?): {} (the other validators answer for \
+                     what was finalized before it)",
+                crate::votes::REJOIN_ADVICE
             ))
         })?;
         let repaired = scan_heights(&context, &repaired_partition(&partition)).await.map_err(storage_error)?;
