@@ -38,12 +38,27 @@ pub fn block_context(context: &ConsensusContext) -> BlockContext {
 /// Consensus timing and buffering, in one place.
 #[derive(Debug, Clone)]
 pub struct ConsensusConfig {
-    /// How long to wait for the leader's proposal before voting to skip the view.
+    /// How long a leader with no request to propose holds its proposal for one before it
+    /// proposes an empty block: an idle chain makes one block per heartbeat, while a request
+    /// that reaches the leader meanwhile is proposed at once. Every view costs each validator
+    /// disk writes (see docs/ARCHITECTURE.md, "An idle cluster"), so this bounds an idle
+    /// validator's write rate.
+    pub heartbeat: Duration,
+    /// How long to wait for the leader's proposal before voting to skip the view: what a view
+    /// whose proposal is lost costs. Above `heartbeat`, so that a leader holding its proposal
+    /// on an idle chain is not skipped.
     pub leader_timeout: Duration,
     /// How long to wait for a notarized block to be certified before voting to skip the view.
     pub certification_timeout: Duration,
     /// How often to rebroadcast a skip vote while stuck in a view.
     pub timeout_retry: Duration,
+    /// A leader nothing was heard from for this long, while a quorum was heard from, has its
+    /// views skipped at once (Simplex's skip policy) rather than after `leader_timeout`: a
+    /// crashed validator costs the leader timeout for the views it leads within this time of
+    /// its crash, and a round of skip votes for each one after. Above `certification_timeout`
+    /// and `timeout_retry` (Simplex asserts it), and above `heartbeat`, so that on an idle
+    /// chain every live validator is heard from within it. `None`: never skipped early.
+    pub skip_timeout: Option<Duration>,
     /// How many views of votes to keep below the finalized view.
     pub view_retention: u64,
     /// How long a certificate fetch waits for a peer.
@@ -69,17 +84,38 @@ pub const SNAPSHOT_INTERVAL: u64 = 256;
 pub const SNAPSHOT_INTERVAL_MAX: u64 = crate::constants::PENDING_BLOCKS_MAX as u64 / 2;
 
 impl ConsensusConfig {
-    /// Timeouts for a LAN or a simulation with sub-100ms links.
+    /// Quick timings for tests and the simulator (links under 100 ms): an idle leader waits
+    /// 200 ms for a request, a silent one is skipped after 1 s. Every view costs each validator
+    /// disk writes (about 150 KB), so an idle cluster writes about 30 MiB a minute with these.
     pub fn local(partition: String) -> Self {
         Self {
+            heartbeat: Duration::from_millis(200),
             leader_timeout: Duration::from_secs(1),
             certification_timeout: Duration::from_secs(2),
             timeout_retry: Duration::from_secs(10),
+            skip_timeout: None,
             view_retention: 10,
             fetch_timeout: Duration::from_secs(1),
             partition,
             snapshot_interval: SNAPSHOT_INTERVAL,
             log_blocks_per_section: crate::application::log::BLOCKS_PER_SECTION,
+        }
+    }
+
+    /// What a validator runs with on a LAN: quiet when idle. An idle leader holds its proposal
+    /// for up to 10 s (one empty block per 10 s: under 1 MiB written a minute per validator),
+    /// while a request, or a block whose results are still to be committed, is proposed at
+    /// once. The price is paid under faults: a view whose proposal never comes costs the 11 s
+    /// leader timeout, until the skip policy (13 s of silence) skips a crashed leader's views
+    /// at once.
+    pub fn quiet(partition: String) -> Self {
+        Self {
+            heartbeat: Duration::from_secs(10),
+            leader_timeout: Duration::from_secs(11),
+            certification_timeout: Duration::from_secs(12),
+            timeout_retry: Duration::from_secs(2),
+            skip_timeout: Some(Duration::from_secs(13)),
+            ..Self::local(partition)
         }
     }
 }
@@ -124,6 +160,10 @@ where
         + commonware_consensus::Relay<Digest = BlockDigest, PublicKey = ValidatorKey, Plan = Plan>,
     F: commonware_consensus::Reporter<Activity = Activity>,
 {
+    // A leader holding its proposal for a request must be neither skipped nor taken for a
+    // crashed one.
+    assert!(config.heartbeat < config.leader_timeout, "the heartbeat is below the leader timeout");
+    assert!(config.skip_timeout.is_none_or(|skip| config.heartbeat < skip), "the heartbeat is below the skip timeout");
     simplex::Config {
         scheme,
         elector: Elector::default(),
@@ -144,7 +184,10 @@ where
         certification_timeout: config.certification_timeout,
         timeout_retry: config.timeout_retry,
         view_retention: ViewDelta::new(config.view_retention),
-        skip: simplex::SkipPolicy::Disabled,
+        skip: match config.skip_timeout {
+            Some(timeout) => simplex::SkipPolicy::Enabled { timeout, budget: simplex::SkipBudget::default() },
+            None => simplex::SkipPolicy::Disabled,
+        },
         fetch_timeout: NZDuration!(config.fetch_timeout),
         fetch_retry_delay: FETCH_RETRY_DELAY,
         forward: simplex::ForwardPolicy::Disabled,

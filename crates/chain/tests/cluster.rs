@@ -7,7 +7,7 @@
 mod support;
 
 use commonware_p2p::simulated::{self, Link, Network};
-use commonware_runtime::{Clock as _, Quota, Runner as _, Spawner as _, Supervisor as _, deterministic};
+use commonware_runtime::{Clock as _, Quota, Runner as _, Spawner as _, Storage as _, Supervisor as _, deterministic};
 use commonware_utils::{NZU32, NZUsize, probability};
 use std::time::Duration;
 use tally_chain::application::{History, Status};
@@ -91,6 +91,9 @@ struct Scenario {
     /// A validator to stop abruptly at round `CRASH_ROUND` and restart from its storage at
     /// `RESTART_ROUND`.
     restart: Option<usize>,
+    /// Run with the timings validators run with (`ConsensusConfig::quiet`: a 10 s heartbeat)
+    /// rather than the quick ones of tests.
+    quiet: bool,
 }
 
 const CRASH_ROUND: u128 = 3;
@@ -111,7 +114,7 @@ impl std::fmt::Debug for Scenario {
 
 impl Scenario {
     fn honest() -> Self {
-        Self { link: reliable(), restart: None }
+        Self { link: reliable(), restart: None, quiet: false }
     }
 }
 
@@ -129,6 +132,14 @@ async fn start_validator(
     start_validator_on(context, oracle, genesis, signer, index, &format!("validator-{index}")).await
 }
 
+/// The consensus configuration of these tests' validators: the quick timings, or those
+/// validators run with.
+fn consensus(partition: &str, quiet: bool) -> ConsensusConfig {
+    let timings =
+        if quiet { ConsensusConfig::quiet(partition.into()) } else { ConsensusConfig::local(partition.into()) };
+    ConsensusConfig { snapshot_interval: SNAPSHOT_INTERVAL, ..timings }
+}
+
 /// Starts validator `index` with the storage partitions named `partition`.
 async fn start_validator_on(
     context: &deterministic::Context,
@@ -138,7 +149,7 @@ async fn start_validator_on(
     index: usize,
     partition: &str,
 ) -> Validator {
-    support::start_validator(context, oracle, genesis, signer, index, partition, SNAPSHOT_INTERVAL).await
+    support::start_validator(context, oracle, genesis, signer, index, consensus(partition, false)).await
 }
 
 /// A running cluster of `VALIDATORS` validators on simulated links.
@@ -179,7 +190,8 @@ async fn start_cluster(context: &deterministic::Context, scenario: &Scenario) ->
 
     let mut running = Vec::new();
     for (index, signer) in signers.iter().enumerate() {
-        running.push(start_validator(context, &oracle, &genesis, signer, index).await);
+        let config = consensus(&format!("validator-{index}"), scenario.quiet);
+        running.push(support::start_validator(context, &oracle, &genesis, signer, index, config).await);
     }
 
     Cluster { signers, clients, genesis, oracle, running }
@@ -776,5 +788,144 @@ fn clients_wait_for_outcomes_and_read_the_finalized_chain() {
         }
         assert_eq!(status.evidence, 0);
         assert_eq!(status.events_finalized, 2, "the two accounts are the only events");
+    });
+}
+
+/// The heights of validator `index`'s snapshots (blobs named by height), ascending.
+async fn snapshot_heights(context: &deterministic::Context, index: usize) -> Vec<u64> {
+    let names = context.scan(&format!("validator-{index}-snapshots")).await.unwrap_or_default();
+    let mut heights: Vec<u64> =
+        names.iter().map(|name| u64::from_be_bytes(name.as_slice().try_into().expect("named by height"))).collect();
+    heights.sort_unstable();
+    heights
+}
+
+/// Opens the ledger with the test accounts through validator 0 and waits for the outcome.
+async fn open_accounts(mailbox: &Mailbox, client: &ClientSigner) {
+    let accounts: Vec<Account> =
+        (1..=ACCOUNTS).map(|id| Account { id, ledger: 1, code: 1, ..Account::default() }).collect();
+    let opening = Request::create_accounts(CHAIN_ID, 1, client, &accounts).unwrap();
+    mailbox.submit(opening.clone()).await.unwrap();
+    mailbox.wait_outcome(opening.key()).await.unwrap();
+}
+
+/// An idle cluster is quiet: a leader with nothing to propose holds its proposal for the
+/// heartbeat, so the chain makes one empty block per heartbeat (not one per round of votes),
+/// and empty blocks leave the state as it was, so no snapshot is written however many heights
+/// pass. A request that arrives while a leader holds is proposed at once, and the changed state
+/// is snapshotted again.
+#[test]
+fn an_idle_cluster_makes_a_block_per_heartbeat_and_no_snapshot() {
+    let config = deterministic::Config::new().with_seed(seed() + 13).with_timeout(Some(Duration::from_secs(1_200)));
+    deterministic::Runner::new(config).start(|context| async move {
+        let heartbeat = ConsensusConfig::quiet(String::new()).heartbeat;
+        let quiet = Scenario { quiet: true, ..Scenario::honest() };
+        let Cluster { clients, running, .. } = start_cluster(&context, &quiet).await;
+        open_accounts(&running[0].mailbox, &clients[0]).await;
+
+        // The accounts changed the state: a snapshot follows within an interval of heights.
+        let mut snapshots = snapshot_heights(&context, 0).await;
+        while snapshots.is_empty() {
+            context.sleep(Duration::from_millis(500)).await;
+            snapshots = snapshot_heights(&context, 0).await;
+        }
+        let snapshots_of = async |index| snapshot_heights(&context, index).await;
+        let mut before_idle = Vec::new();
+        for index in 0..VALIDATORS as usize {
+            before_idle.push(snapshots_of(index).await);
+        }
+
+        // Idle for long enough that a snapshot would be due twice over, minute by minute: at
+        // most one block per heartbeat (and one more for a minute's edges), and at least one.
+        let blocks_per_minute_max = (60_000 / heartbeat.as_millis()) as u64 + 1;
+        let minutes = (2 * SNAPSHOT_INTERVAL + 4) / blocks_per_minute_max + 1;
+        let start = running[0].mailbox.status().await.unwrap().finalized_height;
+        let mut height = start;
+        for minute in 0..minutes {
+            context.sleep(Duration::from_secs(60)).await;
+            let now = running[0].mailbox.status().await.unwrap().finalized_height;
+            let blocks = now - height;
+            assert!(blocks <= blocks_per_minute_max, "{blocks} blocks in idle minute {minute}");
+            assert!(blocks >= 1, "the heartbeat keeps the chain going");
+            height = now;
+        }
+        assert!(height >= snapshots[snapshots.len() - 1] + 2 * SNAPSHOT_INTERVAL, "{start} -> {height}");
+        for (index, before) in before_idle.iter().enumerate() {
+            assert_eq!(&snapshots_of(index).await, before, "validator {index} wrote a snapshot of an unchanged state");
+        }
+
+        // A request that reaches the cluster while a leader holds an empty proposal (halfway
+        // into a heartbeat) is proposed at once, not at the next heartbeat.
+        context.sleep(heartbeat / 2).await;
+        let request = Request::create_transfers(CHAIN_ID, 2, &clients[0], &[transfer(2, 1)]).unwrap();
+        let submitted = context.current();
+        running[1].mailbox.submit(request.clone()).await.unwrap();
+        let outcome = running[1].mailbox.wait_outcome(request.key()).await.unwrap();
+        let latency = context.current().duration_since(submitted).unwrap();
+        assert!(latency < Duration::from_millis(500), "a request to an idle cluster took {latency:?}");
+        assert!(matches!(&outcome.result, RequestResult::Transfers(results)
+            if results.len() == 1 && results[0].status == CreateTransferStatus::Created));
+
+        // The transfer changed the state, and a snapshot is overdue: one is written with it.
+        let mut later = snapshot_heights(&context, 0).await;
+        while later == snapshots {
+            let waited = context.current().duration_since(submitted).unwrap();
+            assert!(waited < Duration::from_secs(5), "no snapshot of the changed state");
+            context.sleep(Duration::from_millis(100)).await;
+            later = snapshot_heights(&context, 0).await;
+        }
+        assert_eq!(later.last(), Some(&outcome.height), "a snapshot of the block that changed the state");
+    });
+}
+
+/// A crashed validator costs the leader timeout only for the views it leads within the skip
+/// timeout of its crash (at most two: the views between them are quick under load); after
+/// that, its views are skipped at once (Simplex's skip policy), so no request waits out a
+/// leader timeout for it.
+#[test]
+fn a_crashed_leader_costs_at_most_two_leader_timeouts() {
+    let config = deterministic::Config::new().with_seed(seed() + 17).with_timeout(Some(Duration::from_secs(600)));
+    deterministic::Runner::new(config).start(|context| async move {
+        let consensus = ConsensusConfig::quiet(String::new());
+        let skip_timeout = consensus.skip_timeout.expect("validators skip silent leaders");
+        let quiet = Scenario { quiet: true, ..Scenario::honest() };
+        let Cluster { clients, running, .. } = start_cluster(&context, &quiet).await;
+        open_accounts(&running[0].mailbox, &clients[0]).await;
+
+        // One request at a time, each through a live validator: each block moves the view on,
+        // so the crashed validator leads every fourth view.
+        let request_one = async |id: u128, running: &[Validator]| -> Duration {
+            let request = Request::create_transfers(CHAIN_ID, id, &clients[0], &[transfer(id, 1)]).unwrap();
+            let submitted = context.current();
+            let through = &running[(id % 3) as usize].mailbox;
+            through.submit(request.clone()).await.unwrap();
+            through.wait_outcome(request.key()).await.unwrap();
+            context.current().duration_since(submitted).unwrap()
+        };
+        running[3].stop();
+        context.sleep(Duration::from_millis(1)).await;
+        let crashed = context.current();
+        let mut slow = 0;
+        let mut id = 2;
+        while context.current().duration_since(crashed).unwrap() < skip_timeout + consensus.leader_timeout {
+            let latency = request_one(id, &running).await;
+            assert!(latency <= consensus.leader_timeout + Duration::from_secs(1), "request {id} took {latency:?}");
+            if latency > consensus.leader_timeout / 2 {
+                slow += 1;
+            }
+            id += 1;
+        }
+        assert!(slow <= 2, "{slow} requests waited out a leader timeout after the crash");
+
+        // From then on, the crashed leader's views are skipped at once.
+        let views_before = running[0].mailbox.status().await.unwrap().view;
+        let mut slowest = Duration::ZERO;
+        for _ in 0..4 * VALIDATORS {
+            slowest = slowest.max(request_one(id, &running).await);
+            id += 1;
+        }
+        let views = running[0].mailbox.status().await.unwrap().view - views_before;
+        assert!(views > 4 * VALIDATORS, "the requests went through the crashed leader's views: {views}");
+        assert!(slowest < Duration::from_secs(1), "a request waited {slowest:?} with a leader down");
     });
 }

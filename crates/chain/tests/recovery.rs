@@ -19,6 +19,7 @@ use commonware_runtime::{
 use commonware_utils::{NZUsize, probability};
 use std::time::Duration;
 use tally_chain::application::log::FinalizedLog;
+use tally_chain::consensus::ConsensusConfig;
 use tally_chain::constants::MESSAGE_SIZE_MAX;
 use tally_chain::keys::{ClientSigner, ValidatorKey, ValidatorSigner, public_key, signer_from_seed};
 use tally_chain::validator::Validator;
@@ -43,8 +44,18 @@ async fn start(
     signer: &ValidatorSigner,
     index: usize,
 ) -> Validator {
-    support::start_validator(context, oracle, genesis, signer, index, &format!("validator-{index}"), SNAPSHOT_INTERVAL)
-        .await
+    support::start_validator(
+        context,
+        oracle,
+        genesis,
+        signer,
+        index,
+        ConsensusConfig {
+            snapshot_interval: SNAPSHOT_INTERVAL,
+            ..ConsensusConfig::local(format!("validator-{index}"))
+        },
+    )
+    .await
 }
 
 /// A running cluster on fast, reliable simulated links.

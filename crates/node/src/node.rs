@@ -48,13 +48,15 @@ const PARTITION: &str = "validator";
 
 /// Consensus timeouts for the network the validators share.
 fn consensus_config(profile: P2pProfile) -> ConsensusConfig {
-    let local = ConsensusConfig::local(PARTITION.to_string());
+    let local = ConsensusConfig::quiet(PARTITION.to_string());
     match profile {
         P2pProfile::Lan => local,
-        // Links of up to a few hundred milliseconds: give the leader and certification more time.
+        // Links of up to a few hundred milliseconds: give the leader and certification more time
+        // beyond the heartbeat (a leader holding its proposal still reaches every validator).
         P2pProfile::Wan => ConsensusConfig {
-            leader_timeout: Duration::from_secs(3),
-            certification_timeout: Duration::from_secs(6),
+            leader_timeout: local.heartbeat + Duration::from_secs(3),
+            certification_timeout: local.heartbeat + Duration::from_secs(5),
+            skip_timeout: Some(local.heartbeat + Duration::from_secs(7)),
             fetch_timeout: Duration::from_secs(3),
             ..local
         },

@@ -78,12 +78,6 @@ const GOSSIP_RETRY_BYTES: usize = 2 * 1024 * 1024;
 /// Client messages queued for the actor before it answers busy.
 const CLIENT_QUEUE_MAX: usize = 1_024;
 
-/// How long a leader with nothing to propose waits for a request before proposing an empty
-/// block. An idle chain then makes a few blocks a second instead of one per network round trip
-/// (each costing every validator two syncs), while a request that arrives meanwhile is
-/// proposed at once. Well within the leader timeout, which would skip the view.
-const PROPOSE_IDLE_WAIT: Duration = Duration::from_millis(200);
-
 /// The most clients waiting for outcomes at once; beyond it a waiter is told to ask later.
 const WAITERS_MAX: usize = 16_384;
 
@@ -107,8 +101,11 @@ pub struct ActorConfig<B> {
     pub log_blocks_per_section: u64,
     /// Where snapshots live.
     pub snapshot_partition: String,
-    /// A snapshot is written every this many finalized heights.
+    /// A snapshot is written every this many finalized heights, if the state changed.
     pub snapshot_interval: u64,
+    /// How long a leader with nothing to propose holds its proposal for a request before it
+    /// proposes an empty block (`ConsensusConfig::heartbeat`).
+    pub heartbeat: Duration,
     /// Blocks peers that send malformed messages.
     pub blocker: B,
     /// The height marshal counted as processed when it opened (it delivers from the next).
@@ -133,7 +130,7 @@ struct Download {
     attempts: u32,
 }
 
-/// A proposal waiting (up to `PROPOSE_IDLE_WAIT`) for a request to propose.
+/// A proposal held (up to the heartbeat) for a request to propose.
 struct WaitingProposal {
     context: ConsensusContext,
     response: oneshot::Sender<Built>,
@@ -165,8 +162,10 @@ pub struct Actor<E: Clock + Spawner + Storage + Metrics, B, S, R> {
     gossiped: SystemTime,
     /// When waiting verifications were last retried by the clock.
     ticked: SystemTime,
-    /// Proposals waiting (up to `PROPOSE_IDLE_WAIT`) for a request to propose.
+    /// Proposals held (up to `heartbeat`) for a request to propose.
     idle_proposals: Vec<WaitingProposal>,
+    /// How long a leader with nothing to propose holds its proposal.
+    heartbeat: Duration,
     verifications: Vec<WaitingVerification>,
     /// Finalized blocks executed and not yet acknowledged to marshal (once the log holds them).
     acks: Vec<(u64, Exact)>,
@@ -180,6 +179,9 @@ pub struct Actor<E: Clock + Spawner + Storage + Metrics, B, S, R> {
     log_blocks_per_section: u64,
     snapshot_partition: String,
     snapshot_interval: u64,
+    /// The state digest of the newest snapshot (of the genesis state while there is none): a
+    /// state that has not changed since is not written again.
+    snapshot_state_digest: StateDigest,
     /// Opened by `run`.
     log: Option<FinalizedLog<E>>,
     snapshots: Option<Snapshots<E>>,
@@ -239,15 +241,18 @@ where
             log_blocks_per_section,
             snapshot_partition,
             snapshot_interval,
+            heartbeat,
             blocker,
             marshal_processed,
         } = config;
         let (sender, mailbox) = mpsc::unbounded_channel();
         let (client_sender, clients) = mpsc::channel(CLIENT_QUEUE_MAX);
         let peers = genesis.validators().iter().filter(|key| **key != validator).cloned().collect();
+        let state = ApplicationState::new(genesis);
+        let snapshot_state_digest = state.finalized_state().state_digest();
         let actor = Self {
             context: ContextCell::new(context),
-            state: ApplicationState::new(genesis),
+            state,
             mailbox,
             clients,
             requests: links.requests,
@@ -257,6 +262,7 @@ where
             gossiped: UNIX_EPOCH,
             ticked: UNIX_EPOCH,
             idle_proposals: Vec::new(),
+            heartbeat,
             verifications: Vec::new(),
             acks: Vec::new(),
             parked: Vec::new(),
@@ -266,6 +272,7 @@ where
             log_blocks_per_section,
             snapshot_partition,
             snapshot_interval,
+            snapshot_state_digest,
             log: None,
             snapshots: None,
             download: None,
@@ -357,6 +364,7 @@ where
         .await?;
         let base = restored.as_ref().map_or(0, ChainState::height);
         if let Some(state) = restored {
+            self.snapshot_state_digest = state.state_digest();
             self.state.start_from(state);
         }
         if log.start() > base {
@@ -604,8 +612,8 @@ where
     fn propose(&mut self, waiting: WaitingProposal) {
         let parent = waiting.context.parent.1;
         let waited = self.context.current().duration_since(waiting.asked).unwrap_or_default();
-        if waited < PROPOSE_IDLE_WAIT {
-            match self.state.has_requests_to_propose(parent) {
+        if waited < self.heartbeat {
+            match self.state.should_propose_now(parent) {
                 Ok(true) => {}
                 Ok(false) => {
                     self.idle_proposals.push(waiting);
@@ -731,7 +739,7 @@ where
     /// Makes what the last message changed durable, then answers what waited for it: appends
     /// newly finalized blocks to the log and syncs it, then acknowledges them to marshal and
     /// answers clients waiting for those outcomes. Writes a snapshot every `snapshot_interval`
-    /// heights.
+    /// heights, if the state changed since the newest one.
     async fn persist(&mut self) {
         let height = self.state.finalized_height();
         let log = self.log.as_mut().expect("opened before the loop");
@@ -741,9 +749,13 @@ where
             self.state.persisted(height);
             let snapshots = self.snapshots.as_mut().expect("opened before the loop");
             let latest = snapshots.latest().map_or(0, |latest| latest.height);
-            if height >= latest + self.snapshot_interval {
-                let state = self.state.finalized_state();
+            let state = self.state.finalized_state();
+            // Empty blocks leave the state digest as it was: an idle chain writes no snapshot,
+            // and the newest one stays where the last request left it (a restart executes the
+            // empty blocks above it from the log).
+            if height >= latest + self.snapshot_interval && state.state_digest() != self.snapshot_state_digest {
                 snapshots.write(height, state.snapshot()).await.unwrap_or_else(|error| halt(error));
+                self.snapshot_state_digest = state.state_digest();
             }
         }
         let log_height = self.log.as_ref().expect("opened before the loop").len();
@@ -1110,6 +1122,7 @@ where
             return;
         }
         info!(%peer, height, "adopted a peer's snapshot");
+        self.snapshot_state_digest = state.state_digest();
         self.state.start_from(state);
         let snapshots = self.snapshots.as_mut().expect("opened before the loop");
         snapshots.write(height, bytes).await.unwrap_or_else(|error| halt(error));

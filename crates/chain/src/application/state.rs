@@ -531,12 +531,17 @@ impl ApplicationState {
         Ok(block)
     }
 
-    /// Whether a block on `parent` would carry any request: the mempool holds one that the
-    /// parent's chain has not included.
-    pub fn has_requests_to_propose(&mut self, parent: BlockDigest) -> Result<bool, Lookup> {
+    /// Whether a block on `parent` should be proposed now rather than held for the heartbeat:
+    /// the mempool holds a request the parent's chain has not included, or the parent carries
+    /// requests (the next header commits to their results, which a client's receipt needs, so
+    /// it follows at once).
+    pub fn should_propose_now(&mut self, parent: BlockDigest) -> Result<bool, Lookup> {
         match self.execute_to(parent) {
             Lookup::Ready => {}
             other => return Err(other),
+        }
+        if self.block(&parent).is_some_and(|block| !block.requests.is_empty()) {
+            return Ok(true);
         }
         let state = self.tip.as_ref().expect("execute_to leaves a tip");
         Ok(!self.mempool.select(|key| state.includes(key), 1, usize::MAX).is_empty())

@@ -8,21 +8,19 @@ use tally_chain::consensus::ConsensusConfig;
 use tally_chain::keys::{ValidatorKey, ValidatorSigner, public_key};
 use tally_chain::validator::{self, Channels, Validator};
 
-/// Starts validator `index` with its storage partitions named `partition` (reused on restart)
-/// and a snapshot every `snapshot_interval` heights.
+/// Starts validator `index` with `config` (its storage partitions, reused on restart, are
+/// named by `config.partition`).
 pub async fn start_validator(
     context: &deterministic::Context,
     oracle: &simulated::Oracle<ValidatorKey, deterministic::Context>,
     genesis: &Genesis,
     signer: &ValidatorSigner,
     index: usize,
-    partition: &str,
-    snapshot_interval: u64,
+    config: ConsensusConfig,
 ) -> Validator {
     let control = oracle.control(public_key(signer));
     let quota = Quota::per_second(NZU32!(10_000));
     let channels = Channels::register_async(async |id| control.register(id, quota).await.unwrap()).await;
-    let config = ConsensusConfig { snapshot_interval, ..ConsensusConfig::local(partition.into()) };
     validator::start(
         context.child("validator").with_attribute("index", index),
         genesis.clone(),
