@@ -9,12 +9,13 @@
 //! - each delivered finalized block executed, its outcomes appended to the finalized log and
 //!   synced, and only then acknowledged to marshal and answered to waiting clients;
 //! - client requests: accepted into the mempool and gossiped to the peers;
-//! - snapshots: written every `snapshot_interval` heights, served to peers, and fetched by a
-//!   validator on an empty disk far behind the chain. A peer offers its latest snapshot with the
-//!   certified header of the block above it, so the snapshot is checked (its block and state
-//!   digest) before it is adopted; marshal then takes that certificate as its floor and
-//!   delivers from the block above the snapshot. A snapshot that fails marks its peer, which is
-//!   not asked again;
+//! - snapshots: written every `snapshot_interval` heights, served to peers (with the hash of
+//!   each chunk), and fetched by a validator on an empty disk far behind the chain, from several
+//!   peers at once, each chunk checked on arrival against a chunk-hash list f + 1 peers vouch for
+//!   (`snapshot_fetch.rs` decides). A peer offers its latest snapshot with the certified header
+//!   of the block above it, so the whole snapshot is checked (its block and state digest) before
+//!   it is adopted; marshal then takes that certificate as its floor and delivers from the block
+//!   above the snapshot. A peer whose chunk does not match its hash is blocked;
 //! - damaged finalized records: the scrub reads the whole log again at a bounded rate, and a
 //!   record that cannot be read or breaks the chain is fetched again from peers and checked
 //!   against a finalization certificate (`repair.rs`); one above the snapshot is rebuilt at
