@@ -301,7 +301,7 @@ impl<P: Clone> SnapshotFetch<P> {
             }
         }
         if let Some(fetch) = &self.fetch {
-            if height >= fetch.height {
+            if height >= fetch.height && !wanted.contains(&(fetch.height, peer.clone())) {
                 wanted.push((fetch.height, peer.clone()));
             }
         }
