@@ -182,7 +182,7 @@ mod tests {
     use crate::genesis::Genesis;
     use crate::keys::{public_key, signer_from_seed};
     use crate::request::Request;
-    use tally_ledger::{Account, Transfer};
+    use tally_ledger::{Account, AccountFlags, Transfer, TransferFlags};
 
     fn test_leader() -> crate::keys::ValidatorKey {
         crate::keys::public_key(&crate::keys::signer_from_seed(0))
@@ -237,6 +237,99 @@ mod tests {
         assert_eq!(restored.requests_included(), 3);
         assert_eq!(restored.events(), 5);
         assert_eq!(restored.snapshot(), bytes, "deterministic");
+    }
+
+    /// The blocks above `chain()`: accounts with balance history, pending transfers (one posted,
+    /// one left to expire), failed transfers, and requests from a second client.
+    fn more_blocks() -> Vec<Vec<Request>> {
+        let client = signer_from_seed(9);
+        let account = |id, flags| Account { id, ledger: 1, code: 1, flags, ..Account::default() };
+        let transfer = |id, debit, credit, flags, pending_id| Transfer {
+            id,
+            debit_account_id: debit,
+            credit_account_id: credit,
+            amount: 3,
+            ledger: 1,
+            code: 1,
+            flags,
+            pending_id,
+            // Transfer 21 expires (blocks are 5 s apart); 20 waits to be posted.
+            timeout: if id == 21 { 1 } else { 0 },
+            ..Transfer::default()
+        };
+        vec![
+            vec![
+                Request::create_accounts(
+                    5,
+                    4,
+                    &client,
+                    &[account(3, AccountFlags::HISTORY), account(4, AccountFlags::HISTORY)],
+                )
+                .unwrap(),
+            ],
+            vec![
+                Request::create_transfers(
+                    5,
+                    5,
+                    &client,
+                    &[
+                        transfer(20, 3, 4, TransferFlags::PENDING, 0),
+                        transfer(21, 4, 3, TransferFlags::PENDING, 0),
+                        transfer(22, 1, 3, TransferFlags::default(), 0),
+                    ],
+                )
+                .unwrap(),
+                Request::create_transfers(5, 6, &client, &[transfer(23, 9, 3, TransferFlags::default(), 0)]).unwrap(),
+            ],
+            vec![
+                Request::create_transfers(
+                    5,
+                    7,
+                    &client,
+                    &[transfer(24, 0, 0, TransferFlags::POST_PENDING_TRANSFER, 20)],
+                )
+                .unwrap(),
+            ],
+        ]
+    }
+
+    fn apply_all(genesis: &Genesis, state: &mut ChainState, blocks: Vec<Vec<Request>>) {
+        for requests in blocks {
+            let block = Block::new(
+                BlockContext::following(state.block(), state.height() + 1, test_leader()),
+                state.height() + 1,
+                state.timestamp_ns() + 5_000_000_000,
+                state.commitment(),
+                requests,
+            );
+            state.check_child(genesis, &block).unwrap();
+            state.apply(&block);
+        }
+    }
+
+    /// The snapshot encoding is canonical: the same state at the same height is the same bytes,
+    /// whether a validator executed every block from genesis or restored an earlier snapshot
+    /// (from its disk or a peer) and executed the rest, and whatever the seeds of its hash maps.
+    /// Peers' snapshots can then be fetched chunk by chunk, checked against one list of hashes.
+    #[test]
+    fn the_same_state_at_the_same_height_is_the_same_bytes_however_it_was_reached() {
+        let (genesis, mut from_genesis) = chain();
+        let (_, again) = chain();
+        assert_eq!(again.snapshot(), from_genesis.snapshot(), "independent maps, same bytes");
+        let mut restored = ChainState::restore(&from_genesis.snapshot()).unwrap();
+        apply_all(&genesis, &mut from_genesis, more_blocks());
+        apply_all(&genesis, &mut restored, more_blocks());
+        assert_eq!(restored.state_digest(), from_genesis.state_digest());
+        let bytes = from_genesis.snapshot();
+        assert_eq!(restored.snapshot(), bytes, "a restored-then-executed state writes the same bytes");
+        assert_eq!(ChainState::restore(&bytes).unwrap().snapshot(), bytes);
+        // The blocks did what this test is about: history, pending, posted, failed.
+        let ledger = from_genesis.ledger();
+        assert_eq!(from_genesis.requests_included(), 7);
+        assert_eq!(ledger.account_count(), 4);
+        // Transfers 10 and 11, the two pending ones, 22, and the post of 20 (23 failed: no
+        // account 9).
+        assert_eq!(ledger.transfer_count(), 6);
     }
 
     #[test]

@@ -9,12 +9,13 @@
 //! - each delivered finalized block executed, its outcomes appended to the finalized log and
 //!   synced, and only then acknowledged to marshal and answered to waiting clients;
 //! - client requests: accepted into the mempool and gossiped to the peers;
-//! - snapshots: written every `snapshot_interval` heights, served to peers, and fetched by a
-//!   validator on an empty disk far behind the chain. A peer offers its latest snapshot with the
-//!   certified header of the block above it, so the snapshot is checked (its block and state
-//!   digest) before it is adopted; marshal then takes that certificate as its floor and
-//!   delivers from the block above the snapshot. A snapshot that fails marks its peer, which is
-//!   not asked again;
+//! - snapshots: written every `snapshot_interval` heights, served to peers (with the hash of
+//!   each chunk), and fetched by a validator on an empty disk far behind the chain, from several
+//!   peers at once, each chunk checked on arrival against a chunk-hash list f + 1 peers vouch for
+//!   (`snapshot_fetch.rs` decides). A peer offers its latest snapshot with the certified header
+//!   of the block above it, so the whole snapshot is checked (its block and state digest) before
+//!   it is adopted; marshal then takes that certificate as its floor and delivers from the block
+//!   above the snapshot. A peer whose chunk does not match its hash is blocked;
 //! - damaged finalized records: the scrub reads the whole log again at a bounded rate, and a
 //!   record that cannot be read or breaks the chain is fetched again from peers and checked
 //!   against a finalization certificate (`repair.rs`); one above the snapshot is rebuilt at
@@ -27,7 +28,8 @@ use crate::application::repair::{
     Ask, Chunk, Found, REPAIR_CHUNK_SIZE, Repairs, SCRUB_BYTES_PER_TURN, Scrub, check_bundle, encode_bundle,
     record_results_root,
 };
-use crate::application::snapshots::{SNAPSHOT_CHUNK_SIZE, SnapshotMessage, Snapshots};
+use crate::application::snapshot_fetch::{Note, Poll, Received, SnapshotFetch, Whole, Why};
+use crate::application::snapshots::{SNAPSHOT_SIZE_MAX, SnapshotMessage, Snapshots};
 use crate::application::state::{ApplicationState, Finalized, FinalizedBlock, Lookup, OutcomeLookup, Status};
 use crate::block::{Block, Header, StateDigest};
 use crate::certified::{CERTIFIED_DESCENDANTS_MAX, CertifiedHeader};
@@ -46,7 +48,7 @@ use commonware_runtime::{Clock, ContextCell, Handle, Metrics, Spawner, Storage, 
 use commonware_utils::Acknowledgement as _;
 use commonware_utils::acknowledgement::Exact;
 use commonware_utils::channel::{fallible::OneshotExt as _, mpsc, oneshot};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::{error, info, warn};
 
@@ -58,16 +60,12 @@ const WAITING_MAX: usize = 256;
 /// proposals waiting for a request, and snapshot fetches.
 const TICK: Duration = Duration::from_millis(250);
 
-/// How long to wait for a snapshot offer or chunk before asking again, and how many times.
+/// How long to wait for snapshot offers before asking the peers again.
 const SNAPSHOT_RETRY: Duration = Duration::from_secs(2);
-const SNAPSHOT_ATTEMPTS: u32 = 3;
 
 /// How long a validator on an empty disk holds the finalized blocks marshal delivers while it
 /// waits for a snapshot, before it executes the chain from genesis instead.
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(30);
-
-/// The largest snapshot accepted from a peer (it is assembled in memory).
-const SNAPSHOT_SIZE_MAX: u64 = 4 * 1024 * 1024 * 1024;
 
 /// How often held requests are considered for gossiping again (with backoff, see `Mempool`),
 /// and the most bytes sent again per tick. Gossip is best effort; repeating it makes a request
@@ -117,17 +115,6 @@ pub struct ActorConfig<B> {
 pub struct Links<S, R> {
     pub requests: (S, R),
     pub snapshots: (S, R),
-}
-
-/// A snapshot being fetched from a peer, and the certified header of the block above it.
-struct Download {
-    peer: ValidatorKey,
-    height: u64,
-    length: u64,
-    above: CertifiedHeader,
-    bytes: Vec<u8>,
-    asked: SystemTime,
-    attempts: u32,
 }
 
 /// A proposal held (up to the heartbeat) for a request to propose.
@@ -185,14 +172,13 @@ pub struct Actor<E: Clock + Spawner + Storage + Metrics, B, S, R> {
     /// Opened by `run`.
     log: Option<FinalizedLog<E>>,
     snapshots: Option<Snapshots<E>>,
-    /// The snapshot being fetched, if any.
-    download: Option<Download>,
+    /// The snapshot being fetched from peers, and the offers and chunk-hash lists that choose it
+    /// (`snapshot_fetch.rs`); the proof of an offer is the certified header of the block above.
+    fetch: SnapshotFetch<CertifiedHeader>,
     /// When peers were last asked what snapshots they hold.
     offers_asked: SystemTime,
     /// When this validator started waiting for a snapshot to catch up from.
     catch_up_since: Option<SystemTime>,
-    /// Peers whose snapshot failed its checks.
-    refused_peers: BTreeSet<ValidatorKey>,
     /// Clients waiting for requests to be finalized and durable.
     waiters: HashMap<RequestKey, Vec<oneshot::Sender<RequestOutcome>>>,
     waiting_clients: usize,
@@ -248,6 +234,7 @@ where
         let (sender, mailbox) = mpsc::unbounded_channel();
         let (client_sender, clients) = mpsc::channel(CLIENT_QUEUE_MAX);
         let peers = genesis.validators().iter().filter(|key| **key != validator).cloned().collect();
+        let fetch = SnapshotFetch::new(genesis.validators(), &validator);
         let state = ApplicationState::new(genesis);
         let snapshot_state_digest = state.finalized_state().state_digest();
         let actor = Self {
@@ -275,10 +262,9 @@ where
             snapshot_state_digest,
             log: None,
             snapshots: None,
-            download: None,
+            fetch,
             offers_asked: UNIX_EPOCH,
             catch_up_since: None,
-            refused_peers: BTreeSet::new(),
             waiters: HashMap::new(),
             waiting_clients: 0,
             answered_height: 0,
@@ -838,14 +824,14 @@ where
         }
     }
 
-    /// Keeps a snapshot fetch going while one is awaited (asks again for a chunk that did not
-    /// come, gives up on a peer after `SNAPSHOT_ATTEMPTS`, asks peers for offers), and executes
-    /// the held blocks once no snapshot is awaited any more.
+    /// Keeps a snapshot fetch going while one is awaited (asks for chunks, again of another
+    /// peer when one is late, see `SnapshotFetch::poll`; asks peers for offers until a chunk-hash
+    /// list is vouched for), and executes the held blocks once no snapshot is awaited any more.
     async fn catch_up(&mut self) {
         if !self.waiting_for_snapshot() {
+            self.fetch.reset();
             if !self.parked.is_empty() {
                 info!(blocks = self.parked.len(), "no snapshot adopted: executing the finalized chain from genesis");
-                self.download = None;
                 for (block, ack) in std::mem::take(&mut self.parked) {
                     let height = block.header.height;
                     self.execute_finalized(&block).unwrap_or_else(|error| halt(error));
@@ -855,30 +841,58 @@ where
             return;
         }
         let now = self.context.current();
-        let since = |asked: SystemTime| now.duration_since(asked).unwrap_or_default();
-        if let Some(download) = &mut self.download {
-            if since(download.asked) < SNAPSHOT_RETRY {
-                return;
-            }
-            download.attempts += 1;
-            if download.attempts > SNAPSHOT_ATTEMPTS {
-                // Given up (a slow or partitioned peer, or a snapshot it no longer holds); peers
-                // are asked for offers again after `SNAPSHOT_RETRY`.
-                warn!(peer = %download.peer, height = download.height, "snapshot fetch gave up on a silent peer");
-                self.download = None;
-                self.offers_asked = now;
-            } else {
-                download.asked = now;
-                let index = (download.bytes.len() / SNAPSHOT_CHUNK_SIZE) as u32;
-                let message = SnapshotMessage::AskChunk { height: download.height, index };
-                let peer = download.peer.clone();
-                self.snapshot_link.0.send(Recipients::One(peer), message.encode(), false);
-            }
+        if self.fetch.fetching().is_some() {
+            let Poll { asks, notes } = self.fetch.poll(now);
+            self.log_fetch(notes);
+            self.send_snapshot_messages(asks);
             return;
         }
-        if since(self.offers_asked) >= SNAPSHOT_RETRY {
+        if now.duration_since(self.offers_asked).unwrap_or_default() >= SNAPSHOT_RETRY {
             self.offers_asked = now;
             self.snapshot_link.0.send(Recipients::All, SnapshotMessage::AskOffer.encode(), false);
+        }
+    }
+
+    fn send_snapshot_messages(&mut self, messages: Vec<(ValidatorKey, SnapshotMessage)>) {
+        for (peer, message) in messages {
+            self.snapshot_link.0.send(Recipients::One(peer), message.encode(), false);
+        }
+    }
+
+    /// Logs what the snapshot fetch decided, for an operator.
+    fn log_fetch(&mut self, notes: Vec<Note>) {
+        for note in notes {
+            match note {
+                Note::Started { height, length, chunks, peers } => info!(
+                    height,
+                    length,
+                    chunks,
+                    peers = %names(&peers),
+                    vouched_by = self.fetch.vouches_needed(),
+                    "snapshot sync started: fetching its chunks from these peers at once"
+                ),
+                Note::Differs { peer, height } => warn!(
+                    %peer,
+                    height,
+                    "a peer's snapshot chunk hashes differ from those its peers vouch for: not fetching from it"
+                ),
+                Note::Reasked { height, index, from, to, why } => {
+                    let why = match why {
+                        Why::TimedOut => "it did not answer in time",
+                        Why::Mismatched => "its chunk did not match the vouched hash",
+                    };
+                    info!(height, index, %from, %to, why, "snapshot chunk asked of another peer");
+                }
+                Note::Silent { peer, height } => warn!(
+                    %peer,
+                    height,
+                    "a peer left snapshot chunks unanswered several times in a row: no longer asking it"
+                ),
+                Note::GaveUp { height } => {
+                    warn!(height, "snapshot sync gave up: no peer left to fetch from; asking peers for offers again");
+                    self.offers_asked = self.context.current();
+                }
+            }
         }
     }
 
@@ -912,14 +926,11 @@ where
                 }
             }
             SnapshotMessage::Offer { height, length, above } => {
-                // Only while a snapshot is awaited, from a peer not refused before; a download
-                // under way is replaced only before its first chunk, by a higher snapshot.
-                if height == 0 || !self.waiting_for_snapshot() || self.refused_peers.contains(&peer) {
+                // Only while a snapshot is awaited, from a peer not refused before.
+                if height == 0 || !self.waiting_for_snapshot() || self.fetch.is_refused(&peer) {
                     return;
                 }
-                let better =
-                    self.download.as_ref().is_none_or(|download| download.bytes.is_empty() && height > download.height);
-                if !better || length == 0 || length > SNAPSHOT_SIZE_MAX {
+                if length == 0 || length > SNAPSHOT_SIZE_MAX {
                     return;
                 }
                 let genesis = self.state.genesis().clone();
@@ -927,42 +938,41 @@ where
                     Ok(above) if above.descendants.is_empty() && above.verify(&genesis, height + 1).is_ok() => above,
                     _ => {
                         warn!(%peer, height, "refused a snapshot offer: its certified header does not verify");
-                        self.refused_peers.insert(peer);
+                        self.fetch.refuse(&peer);
                         return;
                     }
                 };
-                let ask = SnapshotMessage::AskChunk { height, index: 0 };
-                self.snapshot_link.0.send(Recipients::One(peer.clone()), ask.encode(), false);
-                let asked = self.context.current();
-                info!(%peer, height, length, "fetching a snapshot");
-                self.download = Some(Download { peer, height, length, above, bytes: Vec::new(), asked, attempts: 0 });
+                let asks = self.fetch.offer(&peer, height, length, above);
+                self.send_snapshot_messages(asks);
+            }
+            SnapshotMessage::AskChunkHashes { height } => {
+                let snapshots = self.snapshots.as_mut().expect("opened before the loop");
+                if let Some(list) = snapshots.chunk_hashes(height).await {
+                    let message = SnapshotMessage::ChunkHashes { height, list };
+                    self.snapshot_link.0.send(Recipients::One(peer), message.encode(), false);
+                }
+            }
+            SnapshotMessage::ChunkHashes { height, list } => {
+                if !self.waiting_for_snapshot() {
+                    return;
+                }
+                let notes = self.fetch.hashes(&peer, height, list, self.context.current());
+                self.log_fetch(notes);
             }
             SnapshotMessage::Chunk { height, index, bytes } => {
-                let Some(download) = &mut self.download else {
-                    return;
-                };
-                let expected = (download.bytes.len() / SNAPSHOT_CHUNK_SIZE) as u32;
-                if download.peer != peer || download.height != height || index != expected {
-                    return;
+                match self.fetch.chunk(&peer, height, index, &bytes, self.context.current()) {
+                    Received::Ignored | Received::Kept => {}
+                    Received::Mismatched { peer, height, index } => {
+                        warn!(
+                            %peer,
+                            height,
+                            index,
+                            "blocking a peer: a snapshot chunk it sent does not match the hash its peers vouch for"
+                        );
+                        self.blocker.block(peer);
+                    }
+                    Received::Whole(whole) => self.adopt(whole).await,
                 }
-                let whole = bytes.len() == SNAPSHOT_CHUNK_SIZE;
-                download.bytes.extend_from_slice(&bytes);
-                let received = download.bytes.len() as u64;
-                if received > download.length || (received < download.length && !whole) {
-                    warn!(%peer, height, "refused a snapshot: not the length offered");
-                    self.refused_peers.insert(peer);
-                    self.download = None;
-                    return;
-                }
-                if received < download.length {
-                    download.asked = self.context.current();
-                    download.attempts = 0;
-                    let ask = SnapshotMessage::AskChunk { height, index: index + 1 };
-                    self.snapshot_link.0.send(Recipients::One(peer), ask.encode(), false);
-                    return;
-                }
-                let download = self.download.take().expect("matched above");
-                self.adopt(download).await;
             }
             SnapshotMessage::AskRecord { height, index } => self.serve_bundle(peer, height, index).await,
             SnapshotMessage::RecordChunk { height, index, length, bytes } => {
@@ -1100,9 +1110,10 @@ where
     /// writes it as this validator's own, restarts the log above it (in this order, so that a
     /// crash between the two finds the snapshot and restarts the log on open), and gives marshal
     /// the certificate of the block above it as its floor. The blocks held meanwhile are below
-    /// the snapshot: they are acknowledged.
-    async fn adopt(&mut self, download: Download) {
-        let Download { peer, height, bytes, above, .. } = download;
+    /// the snapshot: they are acknowledged. A snapshot that is not that state blocks every peer
+    /// that vouched for its chunk hashes (no honest validator would have).
+    async fn adopt(&mut self, whole: Whole<CertifiedHeader>) {
+        let Whole { height, bytes, proof: above, elapsed, bytes_per_peer, vouchers } = whole;
         let header = &above.header;
         let expected: StateDigest = header.state_digest;
         let state = match ChainState::restore(&bytes) {
@@ -1112,8 +1123,16 @@ where
                 state
             }
             _ => {
-                warn!(%peer, height, "refused a snapshot: it is not the state the certified block above it commits to");
-                self.refused_peers.insert(peer);
+                warn!(
+                    height,
+                    vouchers = %names(&vouchers),
+                    "blocking peers: the snapshot their chunk hashes vouch for is not the state the certified block \
+                     above it commits to"
+                );
+                self.fetch.refute(&vouchers);
+                for peer in vouchers {
+                    self.blocker.block(peer);
+                }
                 return;
             }
         };
@@ -1121,7 +1140,14 @@ where
             // The wait ran out meanwhile and the chain is being executed from genesis.
             return;
         }
-        info!(%peer, height, "adopted a peer's snapshot");
+        let per_peer: Vec<String> = bytes_per_peer.iter().map(|(peer, bytes)| format!("{peer}={bytes}")).collect();
+        info!(
+            height,
+            seconds = elapsed.as_secs_f64(),
+            bytes = bytes.len(),
+            bytes_per_peer = %per_peer.join(","),
+            "snapshot sync done: adopted the snapshot"
+        );
         self.snapshot_state_digest = state.state_digest();
         self.state.start_from(state);
         let snapshots = self.snapshots.as_mut().expect("opened before the loop");
@@ -1136,4 +1162,9 @@ where
             self.acks.push((height, ack));
         }
     }
+}
+
+/// Peers' keys, for a log line.
+fn names(peers: &[ValidatorKey]) -> String {
+    peers.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
 }

@@ -1,7 +1,8 @@
 //! The Simplex application: proposes blocks from the mempool, verifies peers' blocks, and
 //! executes the finalized blocks marshal delivers in order. `state.rs` decides, `actor.rs` moves
 //! messages, `ingress.rs` defines them, `marshaled.rs` is the side marshal calls, `repair.rs`
-//! decides how damaged finalized records are found and fetched again.
+//! decides how damaged finalized records are found and fetched again, `snapshot_fetch.rs` how a
+//! peer's snapshot is fetched from several peers at once.
 
 pub mod activity;
 pub mod actor;
@@ -9,6 +10,7 @@ pub mod ingress;
 pub mod log;
 pub mod marshaled;
 pub mod repair;
+pub mod snapshot_fetch;
 pub mod snapshots;
 pub mod state;
 

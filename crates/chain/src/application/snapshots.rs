@@ -9,6 +9,7 @@
 //! cannot be read on open is skipped, since the finalized log can rebuild the state without it.
 
 use crate::application::repair::REPAIR_CHUNK_SIZE;
+use crate::application::snapshot_fetch::{ChunkHash, HashList, chunk_count};
 use crate::error::ChainError;
 use crate::execution::ChainState;
 use commonware_runtime::{Blob as _, ReadOptions, Storage, WriteOptions};
@@ -16,6 +17,16 @@ use tracing::warn;
 
 /// The size of one chunk of a snapshot sent to a peer.
 pub const SNAPSHOT_CHUNK_SIZE: usize = 1024 * 1024;
+
+/// The largest snapshot accepted from a peer (it is assembled in memory).
+pub const SNAPSHOT_SIZE_MAX: u64 = 4 * 1024 * 1024 * 1024;
+
+/// The most hashes in a chunk-hash list: one per chunk of a largest snapshot (128 KiB).
+pub const CHUNK_HASHES_MAX: u64 = SNAPSHOT_SIZE_MAX.div_ceil(SNAPSHOT_CHUNK_SIZE as u64);
+
+// A chunk, and a largest chunk-hash list, fit in a message.
+const _: () = assert!(1 + 8 + 4 + SNAPSHOT_CHUNK_SIZE <= crate::constants::MESSAGE_SIZE_MAX);
+const _: () = assert!(1 + 8 + 8 + CHUNK_HASHES_MAX * 32 <= crate::constants::MESSAGE_SIZE_MAX as u64);
 
 /// A snapshot this validator holds: its height and length in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +41,8 @@ pub struct Snapshots<E> {
     partition: String,
     /// The snapshots held, oldest first: the newest, and the one before it.
     held: Vec<SnapshotInfo>,
+    /// The chunk-hash list of a held snapshot, computed when a peer first asks for it.
+    hash_lists: Vec<(u64, HashList)>,
 }
 
 impl<E> std::fmt::Debug for Snapshots<E> {
@@ -68,7 +81,7 @@ impl<E: Storage> Snapshots<E> {
     /// that do not (and any older ones).
     pub async fn open(context: E, partition: String) -> Result<(Self, Option<ChainState>), ChainError> {
         let mut heights = scan_heights(&context, &partition).await.map_err(storage_error)?;
-        let mut store = Self { context, partition, held: Vec::new() };
+        let mut store = Self { context, partition, held: Vec::new(), hash_lists: Vec::new() };
         let mut restored = None;
         while let Some(height) = heights.pop() {
             if restored.is_some() && store.held.len() == 1 {
@@ -133,6 +146,7 @@ impl<E: Storage> Snapshots<E> {
         self.held.push(SnapshotInfo { height, length });
         if self.held.len() > 2 {
             let oldest = self.held.remove(0);
+            self.hash_lists.retain(|(height, _)| *height != oldest.height);
             self.context.remove(&self.partition, Some(&name(oldest.height))).await.map_err(storage_error)?;
         }
         Ok(())
@@ -150,6 +164,24 @@ impl<E: Storage> Snapshots<E> {
         let bytes = blob.read_at(offset, length, ReadOptions::default()).await.ok()?;
         Some(bytes.coalesce().as_ref().to_vec())
     }
+
+    /// The SHA-256 of each chunk of the snapshot at `height`, if it is held and reads back
+    /// (read chunk by chunk the first time, then kept while the snapshot is).
+    pub async fn chunk_hashes(&mut self, height: u64) -> Option<HashList> {
+        if let Some((_, list)) = self.hash_lists.iter().find(|(held, _)| *held == height) {
+            return Some(list.clone());
+        }
+        let held = *self.held.iter().find(|held| held.height == height)?;
+        let count = u32::try_from(chunk_count(held.length)).ok()?;
+        let mut hashes: Vec<ChunkHash> = Vec::with_capacity(count as usize);
+        for index in 0..count {
+            let chunk = self.read_chunk(height, index).await?;
+            hashes.push(crate::application::snapshot_fetch::chunk_hash(&chunk));
+        }
+        let list = HashList { length: held.length, hashes };
+        self.hash_lists.push((height, list.clone()));
+        Some(list)
+    }
 }
 
 /// Messages of the snapshot channel: a validator on an empty disk, far behind, asks its peers what
@@ -161,7 +193,10 @@ impl<E: Storage> Snapshots<E> {
 /// `4 | height (8) | index (4) | bytes` (a chunk, at most `SNAPSHOT_CHUNK_SIZE` bytes). A
 /// validator repairing a damaged finalized record asks `5 | height (8) | index (4)` and is
 /// answered `6 | height (8) | index (4) | length (8) | bytes` (a chunk of the repair bundle, at
-/// most `REPAIR_CHUNK_SIZE` bytes, of a bundle `length` bytes long).
+/// most `REPAIR_CHUNK_SIZE` bytes, of a bundle `length` bytes long). A validator fetching a
+/// snapshot asks `7 | height (8)` (the hash of each chunk) and is answered `8 | height (8) |
+/// length (8) | hashes` (the SHA-256 of each chunk, 32 bytes each, exactly one per chunk of a
+/// snapshot `length` bytes long, at most `SNAPSHOT_SIZE_MAX`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SnapshotMessage {
     AskOffer,
@@ -190,6 +225,15 @@ pub enum SnapshotMessage {
         index: u32,
         length: u64,
         bytes: bytes::Bytes,
+    },
+    /// Send me the hash of each chunk of your snapshot at `height`.
+    AskChunkHashes {
+        height: u64,
+    },
+    /// The hash of each chunk of the snapshot at `height`, `length` bytes long.
+    ChunkHashes {
+        height: u64,
+        list: HashList,
     },
 }
 
@@ -236,6 +280,18 @@ impl SnapshotMessage {
                 buf.put_u64(*length);
                 buf.put_slice(bytes);
             }
+            Self::AskChunkHashes { height } => {
+                buf.put_u8(7);
+                buf.put_u64(*height);
+            }
+            Self::ChunkHashes { height, list } => {
+                buf.put_u8(8);
+                buf.put_u64(*height);
+                buf.put_u64(list.length);
+                for hash in &list.hashes {
+                    buf.put_slice(hash);
+                }
+            }
         }
         buf.into()
     }
@@ -269,6 +325,18 @@ impl SnapshotMessage {
                     return None;
                 }
                 return Some(Self::RecordChunk { height, index, length, bytes });
+            }
+            7 => Self::AskChunkHashes { height: bytes.try_get_u64().ok()? },
+            8 => {
+                let (height, length) = (bytes.try_get_u64().ok()?, bytes.try_get_u64().ok()?);
+                // The count is checked before anything is allocated.
+                if length == 0 || length > SNAPSHOT_SIZE_MAX || bytes.len() as u64 != chunk_count(length) * 32 {
+                    return None;
+                }
+                let hashes = bytes.chunks_exact(32).map(|hash| hash.try_into().expect("32 bytes")).collect();
+                let list = HashList { length, hashes };
+                assert!(list.is_well_formed());
+                return Some(Self::ChunkHashes { height, list });
             }
             _ => return None,
         };
@@ -348,6 +416,11 @@ mod tests {
             SnapshotMessage::Chunk { height: 512, index: 3, bytes: bytes::Bytes::from_static(b"part") },
             SnapshotMessage::AskRecord { height: 77, index: 1 },
             SnapshotMessage::RecordChunk { height: 77, index: 1, length: 9, bytes: bytes::Bytes::from_static(b"part") },
+            SnapshotMessage::AskChunkHashes { height: 512 },
+            SnapshotMessage::ChunkHashes {
+                height: 512,
+                list: HashList { length: SNAPSHOT_CHUNK_SIZE as u64 + 1, hashes: vec![[1; 32], [2; 32]] },
+            },
         ];
         for message in messages {
             assert_eq!(SnapshotMessage::decode(message.encode()), Some(message.clone()));
@@ -373,5 +446,41 @@ mod tests {
             bytes: bytes::Bytes::from(vec![0; REPAIR_CHUNK_SIZE + 1]),
         };
         assert_eq!(SnapshotMessage::decode(oversized.encode()), None);
+
+        // A chunk-hash list with a hash too many or too few, of nothing, or of a snapshot larger
+        // than this validator takes, is refused.
+        let list = |length: u64, count: usize| {
+            let mut bytes = vec![8];
+            bytes.extend_from_slice(&512u64.to_be_bytes());
+            bytes.extend_from_slice(&length.to_be_bytes());
+            bytes.extend(std::iter::repeat_n(7u8, count * 32));
+            bytes::Bytes::from(bytes)
+        };
+        assert!(SnapshotMessage::decode(list(SNAPSHOT_CHUNK_SIZE as u64 * 3, 3)).is_some());
+        for (length, count) in [
+            (SNAPSHOT_CHUNK_SIZE as u64 * 3, 2),
+            (SNAPSHOT_CHUNK_SIZE as u64 * 3, 4),
+            (0, 0),
+            (SNAPSHOT_SIZE_MAX + 1, CHUNK_HASHES_MAX as usize + 1),
+        ] {
+            assert_eq!(SnapshotMessage::decode(list(length, count)), None, "{length} bytes in {count} chunks");
+        }
+        let mut short = list(10, 1).to_vec();
+        short.pop();
+        assert_eq!(SnapshotMessage::decode(short.into()), None);
+    }
+
+    #[test]
+    fn the_store_serves_the_hash_of_each_chunk() {
+        deterministic::Runner::default().start(|context| async move {
+            let (mut store, _) = Snapshots::open(context.child("store"), "snapshots".into()).await.unwrap();
+            let bytes = state_at(3).snapshot();
+            store.write(3, bytes.clone()).await.unwrap();
+            let list = store.chunk_hashes(3).await.unwrap();
+            assert_eq!(list, HashList::of(&bytes));
+            assert!(list.is_well_formed());
+            assert_eq!(store.chunk_hashes(3).await, Some(list), "kept");
+            assert_eq!(store.chunk_hashes(4).await, None);
+        });
     }
 }

@@ -1,6 +1,6 @@
 //! What the chain's cluster tests share: a validator started on the simulated network.
 
-use commonware_p2p::simulated;
+use commonware_p2p::{Sender, simulated};
 use commonware_runtime::{Quota, Supervisor as _, deterministic};
 use commonware_utils::NZU32;
 use tally_chain::Genesis;
@@ -8,8 +8,13 @@ use tally_chain::consensus::ConsensusConfig;
 use tally_chain::keys::{ValidatorKey, ValidatorSigner, public_key};
 use tally_chain::validator::{self, Channels, Validator};
 
+/// The sender of one simulated link.
+pub type SimulatedSender = simulated::Sender<ValidatorKey, deterministic::Context>;
+
 /// Starts validator `index` with `config` (its storage partitions, reused on restart, are
-/// named by `config.partition`).
+/// named by `config.partition`). (Each test binary compiles this module; one that wraps its
+/// senders does not use this.)
+#[allow(dead_code)]
 pub async fn start_validator(
     context: &deterministic::Context,
     oracle: &simulated::Oracle<ValidatorKey, deterministic::Context>,
@@ -18,9 +23,27 @@ pub async fn start_validator(
     index: usize,
     config: ConsensusConfig,
 ) -> Validator {
+    start_validator_wrapped(context, oracle, genesis, signer, index, config, |_, sender| sender).await
+}
+
+/// The same, with each link's sender wrapped by `wrap` (given the channel id): a test makes a
+/// validator misbehave on one channel this way, without faulty code in the validator.
+pub async fn start_validator_wrapped<S: Sender<PublicKey = ValidatorKey>>(
+    context: &deterministic::Context,
+    oracle: &simulated::Oracle<ValidatorKey, deterministic::Context>,
+    genesis: &Genesis,
+    signer: &ValidatorSigner,
+    index: usize,
+    config: ConsensusConfig,
+    mut wrap: impl FnMut(u64, SimulatedSender) -> S,
+) -> Validator {
     let control = oracle.control(public_key(signer));
     let quota = Quota::per_second(NZU32!(10_000));
-    let channels = Channels::register_async(async |id| control.register(id, quota).await.unwrap()).await;
+    let channels = Channels::register_async(async |id| {
+        let (sender, receiver) = control.register(id, quota).await.unwrap();
+        (wrap(id, sender), receiver)
+    })
+    .await;
     validator::start(
         context.child("validator").with_attribute("index", index),
         genesis.clone(),
