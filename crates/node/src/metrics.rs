@@ -24,6 +24,7 @@ pub struct NodeMetrics {
     requests_finalized: Gauge,
     blocks_refused: Gauge,
     byzantine_evidence: Gauge,
+    records_repairing: Gauge,
     connected_peers: Gauge,
     halted: Gauge,
 }
@@ -70,6 +71,12 @@ impl NodeMetrics {
             "Evidence of Byzantine behaviour seen (conflicting votes, invalid blocks)",
             byzantine_evidence.clone(),
         );
+        let records_repairing = Gauge::default();
+        registry.register(
+            "records_repairing",
+            "Damaged finalized records found on this validator's disk and not yet fetched again from peers",
+            records_repairing.clone(),
+        );
         let connected_peers = Gauge::default();
         registry.register("connected_peers", "Validators connected over p2p", connected_peers.clone());
         let halted = Gauge::default();
@@ -84,6 +91,7 @@ impl NodeMetrics {
             requests_finalized,
             blocks_refused,
             byzantine_evidence,
+            records_repairing,
             connected_peers,
             halted,
         }
@@ -106,6 +114,7 @@ impl NodeMetrics {
         self.requests_finalized.set(saturating_i64(progress.requests_finalized));
         self.blocks_refused.set(saturating_i64(progress.blocks_refused));
         self.byzantine_evidence.set(saturating_i64(progress.evidence));
+        self.records_repairing.set(saturating_i64(progress.records_repairing));
     }
 
     pub fn set_connected_peers(&self, peers: usize) {
@@ -141,6 +150,7 @@ pub struct ChainGauges {
     pub requests_finalized: u64,
     pub blocks_refused: u64,
     pub evidence: u64,
+    pub records_repairing: u64,
 }
 
 fn saturating_i64(value: u64) -> i64 {

@@ -35,9 +35,17 @@ async fn every_validator_is_healthy_and_reports_its_status() {
             for field in ["height", "finalized_block", "state_digest", "view", "leader"] {
                 assert!(body[field].is_string(), "{field} in {body}");
             }
-            for field in ["mempool_requests", "requests_finalized", "events_finalized", "blocks_refused", "evidence"] {
+            for field in [
+                "mempool_requests",
+                "requests_finalized",
+                "events_finalized",
+                "blocks_refused",
+                "evidence",
+                "records_repairing",
+            ] {
                 assert!(body[field].is_u64(), "{field} in {body}");
             }
+            assert_eq!(body["records_repairing"], 0, "nothing is damaged");
         }
     })
     .await;
@@ -353,6 +361,7 @@ async fn metrics_name_the_chain_and_the_api() {
             "tally_connected_peers ",
             "tally_byzantine_evidence ",
             "tally_blocks_refused ",
+            "tally_records_repairing 0",
             "tally_halted 0",
             "storage_syncs",
         ] {

@@ -240,6 +240,16 @@ async fn damaged_finalized_data_is_repaired_from_peers_or_stops_the_validator_wi
     assert!(printed.contains("a finalized record is damaged"), "the damage went unnoticed:\n{printed}");
     assert!(printed.contains("repaired a damaged finalized record from a peer"), "{printed}");
     assert!(validators[3].exited().is_none(), "validator 3 stopped:\n{printed}");
+    // Its status says so too: nothing left to repair once the scrub has passed the damage.
+    loop {
+        let (status, body) = get(&http, &format!("{}/v1/status", urls[3])).await.unwrap();
+        assert!(status.is_success(), "{status} {body}");
+        if body["records_repairing"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "validator 3 still repairing: {body}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     println!("{repairing} answers were outcome_repairing; every outcome then matched validator 0");
 
     // The current section damaged: validator 3 stops at once and says what to do.

@@ -43,6 +43,7 @@ pub async fn metrics(State(api): State<ApiState>) -> Response {
             requests_finalized: status.requests_finalized as u64,
             blocks_refused: status.blocks_refused,
             evidence: status.evidence,
+            records_repairing: status.records_repairing,
         });
     }
     let runtime = (api.runtime_metrics)();
@@ -97,6 +98,7 @@ async fn status_json(api: &ApiState) -> Result<Json<Value>, Failure> {
         "events_finalized": status.events_finalized,
         "blocks_refused": status.blocks_refused,
         "evidence": status.evidence,
+        "records_repairing": status.records_repairing,
         "validators": validators,
     })))
 }
