@@ -6,12 +6,12 @@
 
 mod support;
 
-use commonware_p2p::simulated::{self, Link, Network};
+use commonware_p2p::simulated::{self, Link};
 use commonware_runtime::{Clock as _, Quota, Runner as _, Spawner as _, Storage as _, Supervisor as _, deterministic};
-use commonware_utils::{NZU32, NZUsize, probability};
+use commonware_utils::{NZU32, probability};
 use std::time::Duration;
 use tally_chain::application::{History, Status};
-use tally_chain::constants::MESSAGE_SIZE_MAX;
+use tally_chain::consensus::ConsensusConfig;
 use tally_chain::keys::{ClientSigner, ValidatorKey, ValidatorSigner, public_key, signer_from_seed};
 use tally_chain::validator::{Validator, channel};
 use tally_chain::{ChainError, Genesis, Mailbox, Request, RequestKey, RequestOutcome, RequestResult};
@@ -168,25 +168,7 @@ async fn start_cluster(context: &deterministic::Context, scenario: &Scenario) ->
     let clients: Vec<ClientSigner> = (0..CLIENTS).map(|index| signer_from_seed(1_000 + index)).collect();
     let genesis = Genesis::new(CHAIN_ID, validators.clone(), clients.iter().map(public_key).collect(), 0).unwrap();
 
-    let (network, oracle) = Network::new_with_peers(
-        context.child("network"),
-        simulated::Config {
-            max_size: MESSAGE_SIZE_MAX as u32,
-            max_peers_per_set: NZUsize!(VALIDATORS as usize),
-            disconnect_on_block: true,
-            tracked_peer_sets: NZUsize!(1),
-        },
-        validators.clone(),
-    )
-    .await;
-    network.start();
-    for from in &validators {
-        for to in &validators {
-            if from != to {
-                oracle.add_link(from.clone(), to.clone(), scenario.link.clone()).await.unwrap();
-            }
-        }
-    }
+    let oracle = support::start_network(context, &validators, scenario.link.clone()).await;
 
     let mut running = Vec::new();
     for (index, signer) in signers.iter().enumerate() {
@@ -491,25 +473,7 @@ fn peers_sending_malformed_messages_are_blocked() {
         let genesis =
             Genesis::new(CHAIN_ID, validators.clone(), vec![public_key(&signer_from_seed(1_000))], 0).unwrap();
         let everyone: Vec<ValidatorKey> = validators.iter().chain(&attackers).cloned().collect();
-        let (network, oracle) = Network::new_with_peers(
-            context.child("network"),
-            simulated::Config {
-                max_size: MESSAGE_SIZE_MAX as u32,
-                max_peers_per_set: NZUsize!(everyone.len()),
-                disconnect_on_block: true,
-                tracked_peer_sets: NZUsize!(1),
-            },
-            everyone.clone(),
-        )
-        .await;
-        network.start();
-        for from in &everyone {
-            for to in &everyone {
-                if from != to {
-                    oracle.add_link(from.clone(), to.clone(), reliable()).await.unwrap();
-                }
-            }
-        }
+        let oracle = support::start_network(&context, &everyone, reliable()).await;
         let mut running = Vec::new();
         for (index, signer) in signers.iter().enumerate() {
             running.push(start_validator(&context, &oracle, &genesis, signer, index).await);
@@ -642,25 +606,7 @@ fn the_whole_cluster_crashes_and_recovers_what_it_acknowledged() {
     // Starts the cluster on the network of this run (the network does not survive a crash;
     // storage does).
     let start = async |context: &deterministic::Context| {
-        let (network, oracle) = Network::new_with_peers(
-            context.child("network"),
-            simulated::Config {
-                max_size: MESSAGE_SIZE_MAX as u32,
-                max_peers_per_set: NZUsize!(VALIDATORS as usize),
-                disconnect_on_block: true,
-                tracked_peer_sets: NZUsize!(1),
-            },
-            validators.clone(),
-        )
-        .await;
-        network.start();
-        for from in &validators {
-            for to in &validators {
-                if from != to {
-                    oracle.add_link(from.clone(), to.clone(), reliable()).await.unwrap();
-                }
-            }
-        }
+        let oracle = support::start_network(context, &validators, reliable()).await;
         let mut running = Vec::new();
         for (index, signer) in signers.iter().enumerate() {
             running.push(start_validator(context, &oracle, &genesis, signer, index).await);

@@ -12,15 +12,14 @@
 
 mod support;
 
-use commonware_p2p::simulated::{self, Link, Network};
+use commonware_p2p::simulated::{self, Link};
 use commonware_runtime::{
     Blob as _, Clock as _, ReadOptions, Runner as _, Storage as _, Supervisor as _, WriteOptions, deterministic,
 };
-use commonware_utils::{NZUsize, probability};
+use commonware_utils::probability;
 use std::time::Duration;
 use tally_chain::application::log::FinalizedLog;
 use tally_chain::consensus::ConsensusConfig;
-use tally_chain::constants::MESSAGE_SIZE_MAX;
 use tally_chain::keys::{ClientSigner, ValidatorKey, ValidatorSigner, public_key, signer_from_seed};
 use tally_chain::validator::Validator;
 use tally_chain::{ChainError, Genesis, Request, RequestKey};
@@ -72,27 +71,9 @@ async fn start_cluster(context: &deterministic::Context) -> Cluster {
     let validators: Vec<ValidatorKey> = signers.iter().map(public_key).collect();
     let client: ClientSigner = signer_from_seed(1_000);
     let genesis = Genesis::new(CHAIN_ID, validators.clone(), vec![public_key(&client)], 0).unwrap();
-    let (network, oracle) = Network::new_with_peers(
-        context.child("network"),
-        simulated::Config {
-            max_size: MESSAGE_SIZE_MAX as u32,
-            max_peers_per_set: NZUsize!(VALIDATORS as usize),
-            disconnect_on_block: true,
-            tracked_peer_sets: NZUsize!(1),
-        },
-        validators.clone(),
-    )
-    .await;
-    network.start();
     let link =
         Link { latency: Duration::from_millis(5), jitter: Duration::from_millis(1), success_rate: probability!(1.0) };
-    for from in &validators {
-        for to in &validators {
-            if from != to {
-                oracle.add_link(from.clone(), to.clone(), link.clone()).await.unwrap();
-            }
-        }
-    }
+    let oracle = support::start_network(context, &validators, link).await;
     let mut running = Vec::new();
     for (index, signer) in signers.iter().enumerate() {
         running.push(start(context, &oracle, &genesis, signer, index).await);

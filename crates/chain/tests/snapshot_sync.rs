@@ -11,16 +11,16 @@
 mod support;
 
 use commonware_actor::{Feedback, Unreliable};
-use commonware_p2p::simulated::{self, Link, Network};
+use commonware_p2p::simulated::{self, Link};
 use commonware_p2p::{CheckedSender, LimitedSender, Recipients};
-use commonware_runtime::{Clock as _, IoBufs, Runner as _, Supervisor as _, deterministic};
-use commonware_utils::{NZUsize, probability};
+use commonware_runtime::{Clock as _, IoBufs, Runner as _, deterministic};
+use commonware_utils::probability;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use support::SimulatedSender;
 use tally_chain::application::snapshots::{SNAPSHOT_CHUNK_SIZE, SnapshotMessage};
-use tally_chain::constants::MESSAGE_SIZE_MAX;
+use tally_chain::consensus::ConsensusConfig;
 use tally_chain::keys::{ClientSigner, ValidatorKey, ValidatorSigner, public_key, signer_from_seed};
 use tally_chain::validator::{Validator, channel};
 use tally_chain::{ChainError, Genesis, Mailbox, Request};
@@ -159,30 +159,12 @@ fn a_validator_syncs_a_snapshot_from_several_peers_while_one_sends_altered_chunk
         let validators: Vec<ValidatorKey> = signers.iter().map(public_key).collect();
         let client: ClientSigner = signer_from_seed(1_000);
         let genesis = Genesis::new(CHAIN_ID, validators.clone(), vec![public_key(&client)], 0).unwrap();
-        let (network, oracle) = Network::new_with_peers(
-            context.child("network"),
-            simulated::Config {
-                max_size: MESSAGE_SIZE_MAX as u32,
-                max_peers_per_set: NZUsize!(VALIDATORS as usize),
-                disconnect_on_block: true,
-                tracked_peer_sets: NZUsize!(1),
-            },
-            validators.clone(),
-        )
-        .await;
-        network.start();
         let link = Link {
             latency: Duration::from_millis(5),
             jitter: Duration::from_millis(1),
             success_rate: probability!(1.0),
         };
-        for from in &validators {
-            for to in &validators {
-                if from != to {
-                    oracle.add_link(from.clone(), to.clone(), link.clone()).await.unwrap();
-                }
-            }
-        }
+        let oracle = support::start_network(&context, &validators, link).await;
         // Three validators run (a quorum of four); the fourth joins later on an empty disk.
         let taps: Vec<Tap> =
             (0..VALIDATORS as usize).map(|index| Tap { alter: index == LIAR, ..Tap::default() }).collect();

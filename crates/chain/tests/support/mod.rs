@@ -1,15 +1,45 @@
 //! What the chain's cluster tests share: a validator started on the simulated network.
 
-use commonware_p2p::{Sender, simulated};
+use commonware_p2p::Sender;
+use commonware_p2p::simulated::{self, Link, Network};
 use commonware_runtime::{Quota, Supervisor as _, deterministic};
-use commonware_utils::NZU32;
+use commonware_utils::{NZU32, NZUsize};
 use tally_chain::Genesis;
 use tally_chain::consensus::ConsensusConfig;
+use tally_chain::constants::MESSAGE_SIZE_MAX;
 use tally_chain::keys::{ValidatorKey, ValidatorSigner, public_key};
 use tally_chain::validator::{self, Channels, Validator};
 
 /// The sender of one simulated link.
 pub type SimulatedSender = simulated::Sender<ValidatorKey, deterministic::Context>;
+
+/// Starts the simulated network of `validators`, every one linked to every other by `link`.
+pub async fn start_network(
+    context: &deterministic::Context,
+    validators: &[ValidatorKey],
+    link: Link,
+) -> simulated::Oracle<ValidatorKey, deterministic::Context> {
+    let (network, oracle) = Network::new_with_peers(
+        context.child("network"),
+        simulated::Config {
+            max_size: MESSAGE_SIZE_MAX as u32,
+            max_peers_per_set: NZUsize!(validators.len()),
+            disconnect_on_block: true,
+            tracked_peer_sets: NZUsize!(1),
+        },
+        validators.to_vec(),
+    )
+    .await;
+    network.start();
+    for from in validators {
+        for to in validators {
+            if from != to {
+                oracle.add_link(from.clone(), to.clone(), link.clone()).await.unwrap();
+            }
+        }
+    }
+    oracle
+}
 
 /// Starts validator `index` with `config` (its storage partitions, reused on restart, are
 /// named by `config.partition`). (Each test binary compiles this module; one that wraps its
