@@ -103,7 +103,8 @@ impl ConsensusConfig {
         }
     }
 
-    /// What a validator runs with on a LAN: quiet when idle. An idle leader holds its proposal
+    /// Quiet when idle (not yet the validators' default: see `docs/ARCHITECTURE.md`, "An idle
+    /// cluster"). An idle leader holds its proposal
     /// for up to 10 s (one empty block per 10 s: under 1 MiB written a minute per validator),
     /// while a request, or a block whose results are still to be committed, is proposed at
     /// once. The price is paid under faults: a view whose proposal never comes costs the 11 s
