@@ -39,7 +39,7 @@ struct Run {
 }
 
 fn seed() -> u64 {
-    std::env::var("TALLY_SEED").ok().map_or(42, |seed| seed.parse().expect("TALLY_SEED is a u64"))
+    support::seed(42)
 }
 
 fn transfer(id: u128, round: u128) -> Transfer {

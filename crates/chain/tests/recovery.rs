@@ -33,7 +33,7 @@ const BLOCKS_PER_SECTION: u64 = 1_024;
 const SNAPSHOT_INTERVAL: u64 = 64;
 
 fn seed() -> u64 {
-    std::env::var("TALLY_SEED").ok().and_then(|seed| seed.parse().ok()).unwrap_or(0)
+    support::seed(0)
 }
 
 async fn start(

@@ -39,7 +39,7 @@ const LIAR: usize = 2;
 const JOINER: usize = 3;
 
 fn seed() -> u64 {
-    std::env::var("TALLY_SEED").ok().map_or(5, |seed| seed.parse().expect("TALLY_SEED is a u64"))
+    support::seed(5)
 }
 
 /// What one validator's snapshot channel sent: chunks per recipient.

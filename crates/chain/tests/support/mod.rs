@@ -10,6 +10,13 @@ use tally_chain::constants::MESSAGE_SIZE_MAX;
 use tally_chain::keys::{ValidatorKey, ValidatorSigner, public_key};
 use tally_chain::validator::{self, Channels, Validator};
 
+/// The run's seed: `TALLY_SEED`, or `default` (each test file keeps the seed its tests were
+/// tuned with).
+#[allow(dead_code)]
+pub fn seed(default: u64) -> u64 {
+    std::env::var("TALLY_SEED").ok().map_or(default, |seed| seed.parse().expect("TALLY_SEED is a u64"))
+}
+
 /// The sender of one simulated link.
 pub type SimulatedSender = simulated::Sender<ValidatorKey, deterministic::Context>;
 
