@@ -302,6 +302,31 @@ describe("the dashboard", () => {
     await page.waitForSelector(`${row}[data-state="up"]`, { timeout: WAIT_MS });
   });
 
+  it("marks a validator lagging when it is silent while the others vote, not when all are idle", async () => {
+    const answer = await getJson("/v1/status");
+    const other = answer.validators.filter((validator) => !validator.self)[2];
+    const row = `#validators tr[data-validator-key="${other.key}"]`;
+    const withSilence = (silenceOf) =>
+      JSON.stringify({ ...answer, validators: answer.validators.map((validator) => ({ ...validator, last_seen_ms: silenceOf(validator) })) });
+    const serve = (body) => (route) =>
+      route.fulfill({ status: 200, contentType: "application/json", headers: { "Access-Control-Allow-Origin": "*" }, body });
+    // An idle cluster: every validator last voted 8 s ago (one view per heartbeat). All up.
+    const idle = serve(withSilence(() => 8000));
+    await page.route(BASE_URL + "/v1/status", idle);
+    await page.waitForFunction((selector) => (document.querySelector(selector)?.textContent || "").includes("8 s ago"), row, {
+      timeout: WAIT_MS,
+    });
+    assert.equal(await page.getAttribute(row, "data-state"), "up");
+    await page.unroute(BASE_URL + "/v1/status", idle);
+    // The others voted 100 ms ago; this one 20 s ago.
+    const silent = serve(withSilence((validator) => (validator.key === other.key ? 20000 : 100)));
+    await page.route(BASE_URL + "/v1/status", silent);
+    await page.waitForSelector(`${row}[data-state="lagging"]`, { timeout: WAIT_MS });
+    assert.match(await page.textContent(`${row} .reason`), /^no vote for 20 s$/);
+    await page.unroute(BASE_URL + "/v1/status", silent);
+    await page.waitForSelector(`${row}[data-state="up"]`, { timeout: WAIT_MS });
+  });
+
   it("says so when its own validator stops answering, and recovers", async () => {
     const refuse = (route) => route.abort("connectionrefused");
     await page.route(BASE_URL + "/v1/status", refuse);

@@ -6,13 +6,20 @@
 //!
 //! Gossip is best effort, so requests are gossiped again while held, with exponential backoff:
 //! at the 2nd, 4th, 8th, ... gossip tick after arrival, within a byte budget per tick. A lost
-//! message cannot strand a request, and a busy mempool does not flood the links.
+//! message cannot strand a request, and a busy mempool does not flood the links. A request that
+//! a proposed block already includes is not gossiped again for its first `PROPOSED_TICKS` ticks
+//! (it is on its way to finality); after that it is, since that block may never be finalized (a
+//! proposal that reached too few validators, whose view then timed out), and the next leaders
+//! must hold the request to propose it.
 
 use crate::constants::{MEMPOOL_REQUESTS_MAX, MEMPOOL_SIZE_MAX};
 use crate::error::ChainError;
 use crate::request::{Request, RequestKey};
 use commonware_codec::EncodeSize as _;
 use std::collections::{BTreeMap, HashMap};
+
+/// Gossip ticks during which a request that a proposed block includes is not gossiped again.
+pub const PROPOSED_TICKS: u32 = 8;
 
 /// A held request and the gossip ticks it has been held for.
 #[derive(Debug)]
@@ -117,14 +124,24 @@ impl Mempool {
     }
 
     /// Counts one gossip tick for every held request and returns those due to be gossiped
-    /// again (held for 2, 4, 8, ... ticks), oldest first, skipping those `skip` names, within
-    /// `size_max` encoded bytes. A due request beyond the budget waits for its next turn.
-    pub fn tick_gossip(&mut self, skip: impl Fn(&RequestKey) -> bool, size_max: usize) -> Vec<Request> {
+    /// again (held for 2, 4, 8, ... ticks), oldest first, within `size_max` encoded bytes,
+    /// leaving out those `proposed` names while they are younger than `PROPOSED_TICKS`. With
+    /// `all_due` (a peer connected since the last tick, and missed what was gossiped before),
+    /// every held request is due. A due request beyond the budget waits for its next turn.
+    pub fn tick_gossip(
+        &mut self,
+        proposed: impl Fn(&RequestKey) -> bool,
+        size_max: usize,
+        all_due: bool,
+    ) -> Vec<Request> {
         let mut due = Vec::new();
         let mut size = 0;
         for held in self.requests.values_mut() {
             held.ticks = held.ticks.saturating_add(1);
-            if held.ticks < 2 || !held.ticks.is_power_of_two() || skip(&held.request.key()) {
+            if !all_due && (held.ticks < 2 || !held.ticks.is_power_of_two()) {
+                continue;
+            }
+            if held.ticks < PROPOSED_TICKS && proposed(&held.request.key()) {
                 continue;
             }
             let request_size = held.request.encode_size();
@@ -216,7 +233,7 @@ mod tests {
         let mut mempool = Mempool::new();
         mempool.insert(request(1)).unwrap();
         let ids = |requests: Vec<Request>| requests.iter().map(Request::id).collect::<Vec<_>>();
-        let due: Vec<Vec<u128>> = (1..=9).map(|_| ids(mempool.tick_gossip(|_| false, usize::MAX))).collect();
+        let due: Vec<Vec<u128>> = (1..=9).map(|_| ids(mempool.tick_gossip(|_| false, usize::MAX, false))).collect();
         let empty: Vec<u128> = Vec::new();
         assert_eq!(
             due,
@@ -232,15 +249,39 @@ mod tests {
                 empty
             ]
         );
-        // Skipped requests and requests beyond the budget are not sent.
+        // Proposed requests and requests beyond the budget are not sent.
         let mut mempool = Mempool::new();
         for id in [1, 2, 3] {
             mempool.insert(request(id)).unwrap();
         }
         let one = request(0).encode_size();
-        mempool.tick_gossip(|_| false, usize::MAX);
-        assert_eq!(ids(mempool.tick_gossip(|key| key.id == 2, 2 * one)), [1, 3]);
-        mempool.tick_gossip(|_| false, usize::MAX);
-        assert_eq!(ids(mempool.tick_gossip(|_| false, one)), [1]);
+        mempool.tick_gossip(|_| false, usize::MAX, false);
+        assert_eq!(ids(mempool.tick_gossip(|key| key.id == 2, 2 * one, false)), [1, 3]);
+        mempool.tick_gossip(|_| false, usize::MAX, false);
+        assert_eq!(ids(mempool.tick_gossip(|_| false, one, false)), [1]);
+    }
+
+    #[test]
+    fn a_proposed_request_is_gossiped_again_once_its_block_is_overdue() {
+        // Its block may never be finalized: after `PROPOSED_TICKS` it goes out again.
+        let mut mempool = Mempool::new();
+        mempool.insert(request(1)).unwrap();
+        let sent: Vec<u32> =
+            (1..=2 * PROPOSED_TICKS).filter(|_| !mempool.tick_gossip(|_| true, usize::MAX, false).is_empty()).collect();
+        assert_eq!(sent, [PROPOSED_TICKS, 2 * PROPOSED_TICKS]);
+    }
+
+    #[test]
+    fn a_peer_that_connects_gets_every_held_request_not_yet_proposed() {
+        let mut mempool = Mempool::new();
+        for id in [1, 2, 3] {
+            mempool.insert(request(id)).unwrap();
+        }
+        let ids = |requests: Vec<Request>| requests.iter().map(Request::id).collect::<Vec<_>>();
+        // The first tick: nothing is due, unless a peer connected.
+        assert_eq!(ids(mempool.tick_gossip(|key| key.id == 2, usize::MAX, true)), [1, 3]);
+        // The backoff goes on as before: all three are due at the 2nd tick.
+        assert_eq!(ids(mempool.tick_gossip(|_| false, usize::MAX, false)), [1, 2, 3]);
+        assert_eq!(ids(mempool.tick_gossip(|_| false, usize::MAX, false)), Vec::<u128>::new());
     }
 }

@@ -33,9 +33,10 @@
   // MISSED_WINDOW_MS (a healthy validator's vote is sometimes not among the quorum that counted).
   const MISSED_WINDOW_MS = 10000;
   const MISSED_SHARE_MAX = 0.5;
-  // A validator whose own height trails ours by more than this many seconds' worth of blocks.
+  // A validator whose own height trails ours by more than this many seconds' worth of blocks,
+  // and by more than a few blocks (an idle chain makes one block per 10 s heartbeat).
   const HEIGHT_LAG_SECONDS = 3;
-  const HEIGHT_LAG_BLOCKS_MIN = 10;
+  const HEIGHT_LAG_BLOCKS_MIN = 3;
   const U128_MAX = (1n << 128n) - 1n;
   const DECIMAL = /^(0|[1-9][0-9]*)$/;
 
@@ -684,6 +685,19 @@
     return count(validator.last_seen_ms);
   }
 
+  /**
+   * How much longer ago than the most recently heard validator this one last voted, in ms, or
+   * null if never. An idle cluster votes once per heartbeat (10 s), so silence alone says little;
+   * silence while the others vote says this one fell behind.
+   */
+  function lagMs(validator) {
+    const silence = silenceMs(validator);
+    if (silence === null) return null;
+    const validators = (state.status && state.status.validators) || [];
+    const heard = validators.map(silenceMs).filter((value) => value !== null);
+    return silence - Math.min(silence, ...heard);
+  }
+
   /** up | lagging | down | halted, with the reason. */
   function judge(validator) {
     const probeResult = state.probes.get(validator.key);
@@ -700,7 +714,8 @@
     if (!validator.self && (silence === null || silence > DOWN_SILENCE_MS) && !answers) {
       return { state: "down", reason: silence === null ? "never voted" : "no vote for " + waited(silence) };
     }
-    if (!validator.self && silence !== null && silence > LAGGING_SILENCE_MS) {
+    const lag = lagMs(validator);
+    if (!validator.self && lag !== null && lag > LAGGING_SILENCE_MS) {
       return { state: "lagging", reason: "no vote for " + waited(silence) };
     }
     const history = state.validatorHistory.get(validator.key) || [];
@@ -779,7 +794,7 @@
       "validators-hint",
       blocked > 0
         ? "Other validators' APIs do not let this page read their health, so their state comes from what this validator saw of their votes."
-        : "Up: voting and answering. Lagging: silent for over " + LAGGING_SILENCE_MS / 1000 + " s, behind in height, or missing most finalizations. Down: unreachable or silent for over " + DOWN_SILENCE_MS / 1000 + " s.",
+        : "Up: voting and answering. Lagging: silent " + LAGGING_SILENCE_MS / 1000 + " s longer than the others, behind in height, or missing most finalizations. Down: unreachable or silent for over " + DOWN_SILENCE_MS / 1000 + " s.",
     );
   }
 

@@ -43,14 +43,14 @@ use crate::request::{Request, RequestKey};
 use commonware_codec::{Decode as _, Encode as _, EncodeSize as _};
 use commonware_consensus::types::Height;
 use commonware_macros::select_loop;
-use commonware_p2p::{Blocker, Receiver, Recipients, Sender};
+use commonware_p2p::{Blocker, CheckedSender as _, Receiver, Recipients, Sender};
 use commonware_runtime::{Clock, ContextCell, Handle, Metrics, Spawner, Storage, spawn_cell};
 use commonware_utils::Acknowledgement as _;
 use commonware_utils::acknowledgement::Exact;
 use commonware_utils::channel::{fallible::OneshotExt as _, mpsc, oneshot};
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// The most verifications waiting for the local clock at once; the oldest are dropped beyond
 /// it (consensus treats a dropped answer as a timeout, never as a vote).
@@ -145,14 +145,19 @@ pub struct Actor<E: Clock + Spawner + Storage + Metrics, B, S, R> {
     snapshot_link: (S, R),
     marshal: Marshal,
     marshal_processed: Option<u64>,
-    /// When the oldest mempool requests were last gossiped again.
+    /// When the oldest mempool requests were last gossiped again, and to how many peers.
     gossiped: SystemTime,
+    gossip_peers: usize,
     /// When waiting verifications were last retried by the clock.
     ticked: SystemTime,
     /// Proposals held (up to `heartbeat`) for a request to propose.
     idle_proposals: Vec<WaitingProposal>,
     /// How long a leader with nothing to propose holds its proposal.
     heartbeat: Duration,
+    /// The peers a proposal must reach for a quorum to vote on it (with this validator's vote).
+    quorum_peers: usize,
+    /// The peers connected when last counted, and when (see `connected_peers`).
+    connected: (SystemTime, usize),
     verifications: Vec<WaitingVerification>,
     /// Finalized blocks executed and not yet acknowledged to marshal (once the log holds them).
     acks: Vec<(u64, Exact)>,
@@ -233,6 +238,8 @@ where
         } = config;
         let (sender, mailbox) = mpsc::unbounded_channel();
         let (client_sender, clients) = mpsc::channel(CLIENT_QUEUE_MAX);
+        let validators = genesis.validators().len();
+        let quorum_peers = validators - (validators - 1) / 3 - 1;
         let peers = genesis.validators().iter().filter(|key| **key != validator).cloned().collect();
         let fetch = SnapshotFetch::new(genesis.validators(), &validator);
         let state = ApplicationState::new(genesis);
@@ -247,9 +254,12 @@ where
             marshal,
             marshal_processed,
             gossiped: UNIX_EPOCH,
+            gossip_peers: 0,
             ticked: UNIX_EPOCH,
             idle_proposals: Vec::new(),
             heartbeat,
+            quorum_peers,
+            connected: (UNIX_EPOCH, 0),
             verifications: Vec::new(),
             acks: Vec::new(),
             parked: Vec::new(),
@@ -318,6 +328,7 @@ where
                     ),
                     Err(_) => true,
                 };
+                debug!(%peer, faulty, "received a gossiped request");
                 if faulty {
                     warn!(%peer, "blocking a peer: gossiped a malformed or forged request");
                     self.blocker.block(peer);
@@ -499,7 +510,8 @@ where
                 let result = self.state.submit(request);
                 if result.is_ok() {
                     // Make the request reach whoever proposes next.
-                    self.requests.0.send(Recipients::All, encoded, false);
+                    let peers = self.requests.0.send(Recipients::All, encoded, false).len();
+                    debug!(peers, "took a client request in and gossiped it");
                 }
                 response.send_lossy(result);
             }
@@ -600,7 +612,24 @@ where
         let waited = self.context.current().duration_since(waiting.asked).unwrap_or_default();
         if waited < self.heartbeat {
             match self.state.should_propose_now(parent) {
-                Ok(true) => {}
+                // A proposal sent before enough peers are connected (the first moments after
+                // the validators start) reaches too few to be voted on, and its view is lost to
+                // the leader timeout, which is long with quiet timings: hold it until they are.
+                Ok(true) if self.connected_peers() < self.quorum_peers => {
+                    debug!(
+                        peers = self.connected.1,
+                        needed = self.quorum_peers,
+                        "holding a proposal until enough peers are connected to vote on it"
+                    );
+                    self.idle_proposals.push(waiting);
+                    return;
+                }
+                Ok(true) => {
+                    debug!(
+                        view = waiting.context.round.view().get(),
+                        "proposing at once: requests to order or results to commit"
+                    );
+                }
                 Ok(false) => {
                     self.idle_proposals.push(waiting);
                     return;
@@ -624,6 +653,17 @@ where
             Err(_) => Built::Declined,
         };
         waiting.response.send_lossy(built);
+    }
+
+    /// How many peers are connected, counted at most once per `TICK` (a count takes a message
+    /// from each peer's rate limit on the request channel).
+    fn connected_peers(&mut self) -> usize {
+        let now = self.context.current();
+        if now.duration_since(self.connected.0).unwrap_or_default() >= TICK {
+            let peers = self.requests.0.check(Recipients::All).map_or(0, |checked| checked.recipients().len());
+            self.connected = (now, peers);
+        }
+        self.connected.1
     }
 
     /// Judges a peer's block: stores it among the pending blocks, then checks it against the
@@ -812,15 +852,21 @@ where
         }
     }
 
-    /// Gossips held requests again, with backoff, every `GOSSIP_RETRY`.
+    /// Gossips held requests again, with backoff, every `GOSSIP_RETRY`; all of them when a peer
+    /// connected since the last time (gossip sent before a peer is connected is dropped, as in
+    /// the first seconds after the validators start).
     fn gossip_again(&mut self) {
         let now = self.context.current();
         if now.duration_since(self.gossiped).unwrap_or_default() < GOSSIP_RETRY {
             return;
         }
         self.gossiped = now;
-        for request in self.state.requests_to_gossip_again(GOSSIP_RETRY_BYTES) {
-            self.requests.0.send(Recipients::All, request.encode(), false);
+        let peers = self.connected_peers();
+        let connected = peers > self.gossip_peers;
+        self.gossip_peers = peers;
+        for request in self.state.requests_to_gossip_again(GOSSIP_RETRY_BYTES, connected) {
+            let peers = self.requests.0.send(Recipients::All, request.encode(), false).len();
+            debug!(peers, "gossiped a held request again");
         }
     }
 

@@ -382,15 +382,16 @@ impl ApplicationState {
         self.mempool.insert(request)
     }
 
-    /// Held requests due to be gossiped again (see `Mempool::tick_gossip`), leaving out those
-    /// the speculative tip's chain already includes. Call once per gossip tick.
-    pub fn requests_to_gossip_again(&mut self, size_max: usize) -> Vec<Request> {
+    /// Held requests due to be gossiped again (see `Mempool::tick_gossip`), leaving out young
+    /// ones the speculative tip's chain already includes; every held one with `all_due`. Call
+    /// once per gossip tick.
+    pub fn requests_to_gossip_again(&mut self, size_max: usize, all_due: bool) -> Vec<Request> {
         // `tip_usable`, by field, since the mempool is borrowed mutably beside it.
         let chain = match &self.tip {
             Some(tip) if tip.height() >= self.finalized.height() => tip,
             _ => &*self.finalized,
         };
-        self.mempool.tick_gossip(|key| chain.includes(key), size_max)
+        self.mempool.tick_gossip(|key| chain.includes(key), size_max, all_due)
     }
 
     /// Stores a block received from a peer (or built here). Its digest is computed from its
