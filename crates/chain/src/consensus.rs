@@ -103,7 +103,7 @@ impl ConsensusConfig {
         }
     }
 
-    /// Quiet when idle (not yet the validators' default: see `docs/ARCHITECTURE.md`, "An idle
+    /// Quiet when idle, the validators' timings (see `docs/ARCHITECTURE.md`, "An idle
     /// cluster"). An idle leader holds its proposal
     /// for up to 10 s (one empty block per 10 s: under 1 MiB written a minute per validator),
     /// while a request, or a block whose results are still to be committed, is proposed at
