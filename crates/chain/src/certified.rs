@@ -14,14 +14,19 @@
 //! | parent view (varint) | block digest (32) | signers (bitmap) | signatures (64 each)`.
 
 use crate::block::{BlockDigest, Header};
+use crate::consensus::Scheme;
 use crate::consensus::{Finalization, certificate_verifier};
 use crate::constants::BLOCK_HEADER_SIZE;
 use crate::genesis::Genesis;
 use crate::keys::ValidatorKey;
+use crate::keys::ValidatorSigner;
 use bytes::{Buf as _, BufMut};
 use commonware_codec::{Decode as _, EncodeSize, Error as CodecError, Read, Write};
+use commonware_consensus::simplex::types::{Finalize, Proposal};
+use commonware_consensus::types::{Epoch, Round, View};
 use commonware_consensus::{Epochable as _, Viewable as _};
 use commonware_cryptography::certificate::Verifier as _;
+use commonware_utils::iter::NonEmpty;
 use commonware_utils::ordered::Set;
 
 /// The most headers between a header and the certified block above it that a proof carries.
@@ -145,38 +150,35 @@ impl EncodeSize for CertifiedHeader {
     }
 }
 
+/// A finalization of `header` signed by `signers` (validators of `genesis`), as consensus would
+/// make one: for tests, simulations and benchmarks.
+pub fn sign_finalization(header: &Header, signers: &[ValidatorSigner], genesis: &Genesis) -> Finalization {
+    let round = Round::new(Epoch::new(header.epoch), View::new(header.view));
+    let proposal = Proposal::new(round, View::new(header.parent_view), header.digest());
+    let participants = Set::try_from(genesis.validators().to_vec()).expect("genesis validators are unique");
+    let mut finalizes = signers.iter().map(|signer| {
+        let scheme = Scheme::signer(&genesis.consensus_namespace(), participants.clone(), signer.clone())
+            .expect("a genesis validator signs");
+        Finalize::sign(&scheme, proposal.clone()).expect("a finalize signs")
+    });
+    let first = finalizes.next().expect("at least one signer");
+    let finalizes: Vec<_> = finalizes.collect();
+    let verifier = certificate_verifier(genesis);
+    Finalization::from_owned_finalizes(
+        &verifier,
+        NonEmpty::new(first, finalizes.into_iter()),
+        &commonware_parallel::Sequential,
+    )
+    .expect("a finalization of distinct signers")
+}
+
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use crate::block::{Block, BlockContext};
-    use crate::consensus::Scheme;
     use crate::execution::ChainState;
-    use crate::keys::{ValidatorSigner, public_key, signer_from_seed};
+    use crate::keys::{public_key, signer_from_seed};
     use commonware_codec::Encode as _;
-    use commonware_consensus::simplex::types::{Finalize, Proposal};
-    use commonware_consensus::types::{Epoch, Round, View};
-    use commonware_utils::iter::NonEmpty;
-    use commonware_utils::ordered::Set;
-
-    /// A finalization of `header` signed by `signers` (validators of `genesis`).
-    pub(crate) fn finalization_of(header: &Header, signers: &[ValidatorSigner], genesis: &Genesis) -> Finalization {
-        let round = Round::new(Epoch::new(header.epoch), View::new(header.view));
-        let proposal = Proposal::new(round, View::new(header.parent_view), header.digest());
-        let participants = Set::try_from(genesis.validators().to_vec()).unwrap();
-        let mut finalizes = signers.iter().map(|signer| {
-            let scheme = Scheme::signer(&genesis.consensus_namespace(), participants.clone(), signer.clone()).unwrap();
-            Finalize::sign(&scheme, proposal.clone()).unwrap()
-        });
-        let first = finalizes.next().unwrap();
-        let finalizes: Vec<_> = finalizes.collect();
-        let verifier = certificate_verifier(genesis);
-        Finalization::from_owned_finalizes(
-            &verifier,
-            NonEmpty::new(first, finalizes.into_iter()),
-            &commonware_parallel::Sequential,
-        )
-        .unwrap()
-    }
 
     struct Fixture {
         genesis: Genesis,
@@ -205,7 +207,7 @@ pub(crate) mod tests {
     #[test]
     fn a_quorum_of_genesis_validators_proves_a_header_and_those_below_it() {
         let fixture = fixture();
-        let finalization = finalization_of(&fixture.headers[2], &fixture.signers[..3], &fixture.genesis);
+        let finalization = sign_finalization(&fixture.headers[2], &fixture.signers[..3], &fixture.genesis);
         let own = CertifiedHeader {
             header: fixture.headers[2].clone(),
             descendants: vec![],
@@ -227,7 +229,7 @@ pub(crate) mod tests {
     #[test]
     fn what_a_certificate_does_not_prove_is_refused() {
         let fixture = fixture();
-        let finalization = finalization_of(&fixture.headers[2], &fixture.signers[..3], &fixture.genesis);
+        let finalization = sign_finalization(&fixture.headers[2], &fixture.signers[..3], &fixture.genesis);
         let proof = |header: usize, descendants: &[Header], finalization: &Finalization| CertifiedHeader {
             header: fixture.headers[header].clone(),
             descendants: descendants.to_vec(),
@@ -250,7 +252,7 @@ pub(crate) mod tests {
             }
             let mut top = fixture.headers[2].clone();
             top.parent = below.digest();
-            let finalization = finalization_of(&top, &fixture.signers[..3], &fixture.genesis);
+            let finalization = sign_finalization(&top, &fixture.signers[..3], &fixture.genesis);
             let error = CertifiedHeader { header: below.clone(), descendants: vec![top], finalization }
                 .verify(&fixture.genesis, below.height);
             assert!(matches!(error, Err(CertificateError::BrokenChain { height: _ })), "change {change}: {error:?}");
@@ -269,10 +271,10 @@ pub(crate) mod tests {
         // Signatures of another chain's validators (another genesis, another namespace).
         let strangers: Vec<ValidatorSigner> = (10..14).map(signer_from_seed).collect();
         let other = Genesis::new(7, strangers.iter().map(public_key).collect(), vec![], 1_000).unwrap();
-        let foreign = finalization_of(&fixture.headers[2], &strangers[..3], &other);
+        let foreign = sign_finalization(&fixture.headers[2], &strangers[..3], &other);
         assert_eq!(proof(2, &[], &foreign).verify(&fixture.genesis, 3), Err(CertificateError::BadSignatures));
         let renamed = Genesis::new(8, fixture.genesis.validators().to_vec(), vec![], 1_000).unwrap();
-        let replayed = finalization_of(&fixture.headers[2], &fixture.signers[..3], &renamed);
+        let replayed = sign_finalization(&fixture.headers[2], &fixture.signers[..3], &renamed);
         assert_eq!(proof(2, &[], &replayed).verify(&fixture.genesis, 3), Err(CertificateError::BadSignatures));
         // A certificate for the right block in another round, epoch or parent view.
         let mut moved = finalization.clone();
@@ -289,7 +291,7 @@ pub(crate) mod tests {
     #[test]
     fn malformed_bytes_are_refused_without_panicking() {
         let fixture = fixture();
-        let finalization = finalization_of(&fixture.headers[2], &fixture.signers[..3], &fixture.genesis);
+        let finalization = sign_finalization(&fixture.headers[2], &fixture.signers[..3], &fixture.genesis);
         let bytes = CertifiedHeader {
             header: fixture.headers[1].clone(),
             descendants: vec![fixture.headers[2].clone()],

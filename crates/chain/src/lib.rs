@@ -33,6 +33,7 @@ pub mod genesis;
 pub mod keys;
 pub mod mempool;
 pub mod ordering;
+pub mod receipt;
 pub mod request;
 pub mod request_set;
 pub mod snapshot;

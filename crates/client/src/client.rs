@@ -10,10 +10,12 @@ use commonware_codec::Encode as _;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::ops::Range;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tally_chain::keys::{ClientKey, ClientSigner, public_key};
-use tally_chain::{ChainError, Request, RequestKind};
+use tally_chain::receipt::OutcomeReceipt;
+use tally_chain::{ChainError, Genesis, Request, RequestKind, RequestResult};
 use tally_ledger::{
     Account, AccountBalance, AccountFilter, CreateAccountResult, CreateTransferResult, QueryFilter, Transfer,
 };
@@ -36,6 +38,21 @@ pub struct Receipt {
     pub timestamp: u64,
     /// One result per event, in the order of the request.
     pub results: EventResults,
+    /// What proved it, when the client verifies answers ([`Client::verifying`]).
+    pub proven: Option<Proven>,
+}
+
+/// A request's outcome proven final by a receipt checked against the genesis: the outcome is
+/// the one a quorum of validators signed for, whichever validator served it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proven {
+    /// The height of the block that holds the request.
+    pub height: u64,
+    /// How many validators signed the certificate, and how many the genesis names.
+    pub signers: usize,
+    pub validators: usize,
+    /// The receipt's bytes (`tally_chain::receipt`), to keep or check again offline.
+    pub receipt: Vec<u8>,
 }
 
 /// One request sent for a batch, and which of the batch's events it carried.
@@ -46,6 +63,8 @@ pub struct RequestReceipt {
     pub timestamp: u64,
     /// The positions of its events in the batch.
     pub events: Range<usize>,
+    /// What proved it, when the client verifies answers.
+    pub proven: Option<Proven>,
 }
 
 /// The outcome of a batch: the requests it took (one, unless the batch was longer than a
@@ -99,6 +118,8 @@ pub struct Client {
     http: reqwest::Client,
     /// The validator to try first: the last one that answered.
     preferred: AtomicUsize,
+    /// The genesis that every write's outcome is checked against (`verifying`).
+    genesis: Option<Arc<Genesis>>,
 }
 
 /// A body to send, cheap to clone for each attempt.
@@ -236,6 +257,40 @@ impl Attempts {
     }
 }
 
+/// The receipt in a `/receipt` answer, checked for `request` against `genesis`, as the outcome
+/// it proves; `Err` says why it does not verify.
+fn proven_receipt(genesis: &Genesis, request: &Request, value: &Value) -> Result<Result<Receipt, ClientError>, String> {
+    let text = value.get("receipt").and_then(Value::as_str).ok_or("the answer carries no receipt")?;
+    let bytes = wire::hex_decode(text).ok_or("the receipt is not hex")?;
+    let receipt = OutcomeReceipt::decode(&bytes, genesis).map_err(|error| error.to_string())?;
+    let verified = receipt.verify_for(genesis, request).map_err(|error| error.to_string())?;
+    let outcome = &receipt.outcome;
+    let proven = Proven {
+        height: verified.height,
+        signers: verified.signers.len(),
+        validators: verified.validators,
+        receipt: bytes,
+    };
+    let results = match &outcome.result {
+        RequestResult::Accounts(results) => EventResults::Accounts(results.clone()),
+        RequestResult::Transfers(results) => EventResults::Transfers(results.clone()),
+        RequestResult::Refused(error) => {
+            return Ok(Err(ClientError::BatchRefused {
+                request_id: request.id(),
+                height: outcome.height,
+                reason: error.to_string(),
+            }));
+        }
+    };
+    Ok(Ok(Receipt {
+        request_id: request.id(),
+        height: outcome.height,
+        timestamp: outcome.timestamp_ns,
+        results,
+        proven: Some(proven),
+    }))
+}
+
 /// Splits a batch into requests of at most `max` events, cutting only between linked chains
 /// (after an event without the `linked` flag) where it can: a chain cut in two would fail as
 /// `linked_event_chain_open`. A chain longer than `max` is cut at `max`, and the ledger refuses
@@ -320,7 +375,26 @@ impl Client {
             .map_err(|error| ClientError::Setup { reason: error.to_string() })?;
         let key = public_key(&signer);
         let key_hex = client_key_to_hex(&key);
-        Ok(Self { validators, chain_id, signer, key, key_hex, options, http, preferred: AtomicUsize::new(0) })
+        Ok(Self {
+            validators,
+            chain_id,
+            signer,
+            key,
+            key_hex,
+            options,
+            http,
+            preferred: AtomicUsize::new(0),
+            genesis: None,
+        })
+    }
+
+    /// This client, checking the outcome of every request it submits against `genesis` (the
+    /// cluster's genesis file, `GenesisFile::genesis`): the results it returns are those a
+    /// receipt proves, signed by a quorum of the genesis validators, not one validator's word
+    /// (see [`Client::prove`]). Each [`RequestReceipt`] then carries what proved it.
+    pub fn verifying(mut self, genesis: Genesis) -> Self {
+        self.genesis = Some(Arc::new(genesis));
+        self
     }
 
     /// The validators, in the order given.
@@ -426,6 +500,7 @@ impl Client {
                 height: receipt.height,
                 timestamp: receipt.timestamp,
                 events: range,
+                proven: receipt.proven,
             });
         }
         Ok(outcome)
@@ -463,7 +538,12 @@ impl Client {
             let keep_going = match verdict {
                 Verdict::Answer(value) => {
                     self.preferred.store(attempts.index, Ordering::Relaxed);
-                    return self.receipt(validator, &value, request);
+                    let answered = self.receipt(validator, &value, request)?;
+                    return match &self.genesis {
+                        None => Ok(answered),
+                        // The answer is one validator's word: take the outcome a receipt proves.
+                        Some(genesis) => self.prove(genesis, request).await,
+                    };
                 }
                 Verdict::Pending { retry_after } => {
                     attempts.heard();
@@ -520,7 +600,68 @@ impl Client {
             RequestKind::CreateAccounts => EventResults::Accounts(wire::account_results(&reader, &outcome.results)?),
             RequestKind::CreateTransfers => EventResults::Transfers(wire::transfer_results(&reader, &outcome.results)?),
         };
-        Ok(Receipt { request_id: outcome.request_id, height: outcome.height, timestamp: outcome.timestamp, results })
+        Ok(Receipt {
+            request_id: outcome.request_id,
+            height: outcome.height,
+            timestamp: outcome.timestamp,
+            results,
+            proven: None,
+        })
+    }
+
+    /// The outcome of a final `request` as a receipt proves it: asks the validators in turn for
+    /// the receipt (`GET /v1/requests/{client}/{id}/receipt`, waiting while the block above the
+    /// request's is not final yet) and takes the first that verifies against `genesis` for this
+    /// very request. A validator whose receipt does not verify is passed over; if none verifies
+    /// within [`ClientOptions::submit_wait`], [`ClientError::Unverified`] names each.
+    pub async fn prove(&self, genesis: &Genesis, request: &Request) -> Result<Receipt, ClientError> {
+        let path = format!("/v1/requests/{}/{}/receipt", client_key_to_hex(request.client()), request.id());
+        let mut attempts = Attempts::new(
+            self.preferred.load(Ordering::Relaxed),
+            self.validators.len(),
+            self.options.submit_wait,
+            self.options.backoff_initial,
+        );
+        let mut unverified = Vec::new();
+        // Validators whose receipt did not verify, or that could not be reached: once every one
+        // is either, and some receipt did not verify, asking around again is no use.
+        let mut settled = vec![false; self.validators.len()];
+        loop {
+            let index = attempts.index;
+            let validator = &self.validators[index];
+            let failure = match self.exchange_before(attempts.deadline, validator, Method::GET, &path, None).await {
+                Verdict::Answer(value) => match proven_receipt(genesis, request, &value) {
+                    Ok(receipt) => return receipt,
+                    Err(reason) => {
+                        unverified.push(format!("{validator}: {reason}"));
+                        Failure::answered(format!("unverified: {reason}"), None)
+                    }
+                },
+                Verdict::Pending { retry_after } => {
+                    attempts.heard();
+                    let pause = retry_after.unwrap_or(constants::POLL_MIN).min(self.options.backoff_max);
+                    if attempts.sleep(pause.max(constants::POLL_MIN)).await {
+                        continue;
+                    }
+                    Failure::answered(String::from("the receipt was not ready in time"), None)
+                }
+                // That validator cannot prove it (it joined from a snapshot above it, or the
+                // request is not final there yet): another may.
+                Verdict::Refused(error) => Failure::answered(error.to_string(), None),
+                Verdict::Retry(failure) => failure,
+            };
+            settled[index] |= !failure.answered || failure.reason.starts_with("unverified: ");
+            if !unverified.is_empty() && settled.iter().all(|settled| *settled) {
+                return Err(ClientError::Unverified { failures: unverified });
+            }
+            if !attempts.fail(validator, failure, &self.options).await {
+                return Err(if unverified.is_empty() {
+                    attempts.unavailable()
+                } else {
+                    ClientError::Unverified { failures: unverified }
+                });
+            }
+        }
     }
 
     /// One HTTP exchange with one validator, judged.

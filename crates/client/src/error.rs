@@ -83,6 +83,13 @@ pub enum ClientError {
         source: Box<ClientError>,
     },
 
+    /// No validator gave a receipt of the request's outcome that verifies against the genesis
+    /// this client was given ([`Client::verifying`](crate::Client::verifying)): each entry says
+    /// which validator answered what that did not verify. The request may well be final; the
+    /// answers about it could not be trusted.
+    #[error("unverified: {}", failures.join("; "))]
+    Unverified { failures: Vec<String> },
+
     /// A validator's answer does not follow the API (a bug or an incompatible version).
     #[error("{validator} gave an answer this client does not understand: {reason}")]
     InvalidAnswer { validator: String, reason: String },
@@ -115,6 +122,7 @@ impl ClientError {
             Self::BatchIncomplete { .. } => "batch_incomplete",
             Self::BatchRefused { .. } => "batch_refused",
             Self::RequestIdConflict { .. } => "request_id_conflict",
+            Self::Unverified { .. } => "unverified",
         }
     }
 

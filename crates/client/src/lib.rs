@@ -70,7 +70,7 @@ mod status;
 pub mod wire;
 
 pub use client::{
-    BatchOutcome, Client, CreateAccountsOutcome, CreateTransfersOutcome, EventResults, Receipt, RequestReceipt,
+    BatchOutcome, Client, CreateAccountsOutcome, CreateTransfersOutcome, EventResults, Proven, Receipt, RequestReceipt,
     split_batch,
 };
 pub use constants::ClientOptions;

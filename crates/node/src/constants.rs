@@ -108,6 +108,10 @@ pub const STOP_TIMEOUT_MS: u64 = 10_000;
 /// notification for it.
 pub const OUTCOME_POLL_MS: u64 = 20;
 
+/// How long a receipt route waits for the block above a final request's block (it follows at
+/// once) before answering 202.
+pub const RECEIPT_WAIT_MS: u64 = 2_000;
+
 const _: () = assert!(WAIT_MS_DEFAULT <= WAIT_MS_MAX);
 const _: () = assert!(PAGE_LIMIT_DEFAULT <= PAGE_LIMIT_MAX);
 const _: () = assert!(OUTCOME_POLL_MS < WAIT_MS_DEFAULT);

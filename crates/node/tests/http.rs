@@ -11,6 +11,7 @@ use std::time::Duration;
 use support::*;
 use tally_chain::certified::CertifiedHeader;
 use tally_chain::keys::public_key;
+use tally_chain::receipt::OutcomeReceipt;
 use tally_chain::{Request, RequestKind};
 use tally_ledger::AccountFlags;
 use tally_node::api::signed::request_to_json;
@@ -217,6 +218,66 @@ async fn a_finalized_header_comes_with_a_certificate_any_client_can_check() {
             let (status, body) = get(&cluster.urls[0], &format!("/v1/headers/{bad}")).await;
             assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "invalid_number"), "{bad}: {body}");
         }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_requests_receipt_proves_its_outcome_against_the_genesis_alone() {
+    within(async {
+        let cluster = cluster();
+        let request = Request::create_accounts(
+            cluster.chain_id,
+            1_600,
+            &cluster.client,
+            &[account(1_600, AccountFlags::NONE), account(1_601, AccountFlags::NONE)],
+        )
+        .unwrap();
+        let (status, body) = post(&cluster.urls[2], "/v1/requests", &request_to_json(&request)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let height = body["height"].as_str().unwrap().to_string();
+        let client = hex::encode(public_key(&cluster.client).as_ref());
+        for url in &cluster.urls {
+            // A validator may not have finalized the block above yet (202), or the request's
+            // block (404), until it has.
+            let mut tries = 0;
+            let (status, answer) = loop {
+                let (status, answer) = get(url, &format!("/v1/requests/{client}/1600/receipt")).await;
+                if status == StatusCode::OK || tries == 50 {
+                    break (status, answer);
+                }
+                assert!([StatusCode::ACCEPTED, StatusCode::NOT_FOUND].contains(&status), "{url}: {answer}");
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            assert_eq!(status, StatusCode::OK, "{url}: {answer}");
+            assert_eq!(answer["height"], height.as_str());
+            assert_eq!(statuses(&answer), ["created", "created"]);
+            assert!(answer["signers"].as_array().unwrap().len() >= 3, "a quorum of four: {answer}");
+            let text = answer["receipt"].as_str().unwrap();
+            let bytes = hex::decode(text, text.len() / 2).unwrap();
+            let receipt = OutcomeReceipt::decode(&bytes, &cluster.genesis).unwrap();
+            let verified = receipt.verify_for(&cluster.genesis, &request).unwrap();
+            assert_eq!(verified.height.to_string(), height);
+            assert_eq!(verified.signers.len(), answer["signers"].as_array().unwrap().len());
+            assert_eq!(receipt.outcome.timestamp_ns.to_string(), answer["timestamp"].as_str().unwrap());
+            assert!(bytes.len() < 1_500, "a receipt of one request with two events: {} bytes", bytes.len());
+            // It is this request's, and no other's.
+            let other = Request::create_accounts(
+                cluster.chain_id,
+                1_600,
+                &cluster.client,
+                &[account(1_602, AccountFlags::NONE)],
+            )
+            .unwrap();
+            assert!(receipt.verify_for(&cluster.genesis, &other).is_err());
+        }
+        let (status, body) = get(&cluster.urls[0], &format!("/v1/requests/{client}/987654321/receipt")).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "request_not_found"), "{body}");
+        let (status, body) = get(&cluster.urls[0], "/v1/requests/zz/1/receipt").await;
+        assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "invalid_type"), "{body}");
+        let (status, body) = get(&cluster.urls[0], &format!("/v1/requests/{client}/x/receipt")).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "invalid_number"), "{body}");
     })
     .await;
 }

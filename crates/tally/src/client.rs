@@ -7,6 +7,12 @@
 //! answers reports). These options belong to the client commands only, after the command's
 //! name or anywhere among its arguments. Results print as a table, or as JSON with `--json`.
 //!
+//! A write's outcome is verified, not taken on the answering validator's word: its receipt is
+//! checked against the genesis (`--genesis FILE`, `TALLY_GENESIS`, or the genesis.json beside the
+//! key file), and the command prints `verified at height H by N of M validators`. If no
+//! validator's receipt verifies, the command prints a message starting with `unverified:` and
+//! exits with status 3. `--no-verify` skips the check.
+//!
 //! A wrong or unreachable URL fails at once, naming the URL and what went wrong there; reads
 //! and writes retry alike, as `tally_client::ClientOptions` describes.
 
@@ -15,11 +21,12 @@ use serde_json::{Value, json};
 use std::fmt::Write as _;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use tally_client::{BatchOutcome, Client, ClientError, ClusterStatus, RequestReceipt};
+use tally_client::{BatchOutcome, Client, ClientError, ClusterStatus, Proven, RequestReceipt};
 use tally_ledger::{
     Account, AccountBalance, AccountFilter, AccountFilterFlags, AccountFlags, CreateAccountResult,
     CreateTransferResult, QueryFilter, QueryFilterFlags, Transfer, TransferFlags,
 };
+use tally_node::genesis_file::GenesisFile;
 
 /// The heading of the shared client options in `--help`.
 const CLIENT_HEADING: &str = "Cluster options";
@@ -44,6 +51,34 @@ pub struct ClientArgs {
     /// Print JSON instead of a table.
     #[arg(long, help_heading = CLIENT_HEADING)]
     pub json: bool,
+
+    /// The cluster's genesis file, that writes' outcomes are verified against [default: the
+    /// genesis.json beside the --key file, as `tally dev` and `tally init` write them].
+    #[arg(long, value_name = "FILE", env = "TALLY_GENESIS", help_heading = CLIENT_HEADING)]
+    pub genesis: Option<PathBuf>,
+
+    /// Take a write's outcome on the answering validator's word instead of verifying its
+    /// receipt against the genesis.
+    #[arg(long, help_heading = CLIENT_HEADING)]
+    pub no_verify: bool,
+}
+
+/// The genesis file writes are verified against: `--genesis`, or the genesis.json beside the
+/// key file if there is one; `None` with `--no-verify`.
+fn genesis_path(args: &ClientArgs, key: &Path) -> anyhow::Result<Option<PathBuf>> {
+    if args.no_verify {
+        return Ok(None);
+    }
+    if let Some(path) = &args.genesis {
+        return Ok(Some(path.clone()));
+    }
+    let beside = key.parent().unwrap_or(Path::new(".")).join("genesis.json");
+    if beside.is_file() {
+        return Ok(Some(beside));
+    }
+    bail!(
+        "cannot verify the outcome: no genesis file; pass --genesis FILE (or set TALLY_GENESIS), or --no-verify to take the validator's word"
+    )
 }
 
 /// Adds the cluster options ([`ClientArgs`]) to each client command of `command`, and to no
@@ -451,17 +486,32 @@ pub async fn connect(args: &ClientArgs, writes: bool) -> anyhow::Result<Client> 
         bail!("this command signs a request: pass --key FILE or set TALLY_CLIENT_KEY");
     };
     let signer = tally_client::load_signer(path)?;
-    match args.chain_id {
-        Some(chain_id) => Ok(Client::new(&args.validators, chain_id, signer)?),
-        None => {
+    let genesis = match genesis_path(args, path)? {
+        Some(genesis_path) => Some(
+            GenesisFile::load(&genesis_path)
+                .with_context(|| format!("reading the genesis to verify against ({})", genesis_path.display()))?
+                .genesis()
+                .clone(),
+        ),
+        None => None,
+    };
+    let chain_id = match (args.chain_id, &genesis) {
+        (Some(chain_id), _) => chain_id,
+        (None, Some(genesis)) => genesis.chain_id(),
+        (None, None) => {
             // The chain id goes into every signature; ask the cluster for it. A validator that
             // lied would only get the request refused: a signature for another chain verifies
             // nowhere on this one.
             let probe = Client::new(&args.validators, 0, tally_client::generate_signer())?;
             let status = probe.status().await.context("asking the cluster for its chain id (or pass --chain-id)")?;
-            Ok(Client::new(&args.validators, status.chain_id, signer)?)
+            status.chain_id
         }
-    }
+    };
+    let client = Client::new(&args.validators, chain_id, signer)?;
+    Ok(match genesis {
+        Some(genesis) => client.verifying(genesis),
+        None => client,
+    })
 }
 
 fn flags<F: Copy + std::ops::BitOr<Output = F>>(
@@ -608,13 +658,27 @@ impl EventResult for CreateTransferResult {
 }
 
 fn receipt_json(receipt: &RequestReceipt) -> Value {
-    json!({
+    let mut value = json!({
         "request_id": receipt.request_id.to_string(),
         "height": receipt.height.to_string(),
         "timestamp": receipt.timestamp.to_string(),
         "first_event": receipt.events.start,
         "events": receipt.events.len(),
-    })
+    });
+    if let Some(proven) = &receipt.proven {
+        value["verified"] = json!({
+            "height": proven.height.to_string(),
+            "signers": proven.signers,
+            "validators": proven.validators,
+            "receipt": tally_client::wire::hex(&proven.receipt),
+        });
+    }
+    value
+}
+
+/// `verified at height H by N of M validators`.
+fn verified_line(proven: &Proven) -> String {
+    format!("verified at height {} by {} of {} validators", proven.height, proven.signers, proven.validators)
 }
 
 fn created_output<R: EventResult>(outcome: &BatchOutcome<R>, ids: &[u128], json: bool) -> Output {
@@ -637,6 +701,9 @@ fn created_output<R: EventResult>(outcome: &BatchOutcome<R>, ids: &[u128], json:
             let noun = if events == 1 { "event" } else { "events" };
             writeln!(text, "request {} final at height {} ({events} {noun})", receipt.request_id, receipt.height)
                 .expect("writing to a String");
+            if let Some(proven) = &receipt.proven {
+                writeln!(text, "{}", verified_line(proven)).expect("writing to a String");
+            }
         }
         let rows = outcome.results.iter().zip(ids).enumerate().map(|(index, (result, id))| {
             vec![index.to_string(), id.to_string(), result.status_name().to_string(), result.timestamp().to_string()]
@@ -966,12 +1033,35 @@ mod tests {
 
     #[tokio::test]
     async fn commands_that_write_need_a_key_and_every_command_a_validator() {
-        let args = ClientArgs { validators: vec![], key: None, chain_id: Some(1), json: false };
+        let args = ClientArgs {
+            validators: vec![],
+            key: None,
+            chain_id: Some(1),
+            json: false,
+            genesis: None,
+            no_verify: false,
+        };
         let error = execute(&args, ClientCommand::Account { id: 1 }).await.unwrap_err().to_string();
         assert!(error.contains("TALLY_VALIDATORS"), "{error}");
         let args = ClientArgs { validators: vec!["http://127.0.0.1:9".into()], ..args };
         let cli = parse("create-account --id 7 --ledger 1 --code 2").unwrap();
         let error = execute(&args, cli.command).await.unwrap_err().to_string();
         assert!(error.contains("TALLY_CLIENT_KEY"), "{error}");
+    }
+
+    #[test]
+    fn writes_verify_against_the_genesis_given_or_beside_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("client-0.key");
+        let args =
+            ClientArgs { validators: vec![], key: None, chain_id: None, json: false, genesis: None, no_verify: false };
+        let error = genesis_path(&args, &key).unwrap_err().to_string();
+        assert!(error.contains("--genesis") && error.contains("--no-verify"), "{error}");
+        std::fs::write(dir.path().join("genesis.json"), "{}").unwrap();
+        assert_eq!(genesis_path(&args, &key).unwrap(), Some(dir.path().join("genesis.json")));
+        let given = ClientArgs { genesis: Some(PathBuf::from("elsewhere.json")), ..args.clone() };
+        assert_eq!(genesis_path(&given, &key).unwrap(), Some(PathBuf::from("elsewhere.json")));
+        let skipped = ClientArgs { no_verify: true, ..given };
+        assert_eq!(genesis_path(&skipped, &key).unwrap(), None);
     }
 }

@@ -127,9 +127,30 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // An answer that did not verify: status 3 and a message scripts can tell apart.
+        Err(error) if unverified(&error) => {
+            let message = format!("{error:#}");
+            if message.starts_with("unverified:") {
+                eprintln!("{message}");
+            } else {
+                eprintln!("unverified: {message}");
+            }
+            ExitCode::from(3)
+        }
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether a command failed because no validator's answer verified.
+fn unverified(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| match cause.downcast_ref::<tally_client::ClientError>() {
+        Some(tally_client::ClientError::Unverified { .. }) => true,
+        Some(tally_client::ClientError::BatchIncomplete { source, .. }) => {
+            matches!(**source, tally_client::ClientError::Unverified { .. })
+        }
+        _ => false,
+    })
 }

@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 fn tally(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tally"));
     command.args(args);
-    for name in ["TALLY_VALIDATORS", "TALLY_CLIENT_KEY", "TALLY_CHAIN_ID"] {
+    for name in ["TALLY_VALIDATORS", "TALLY_CLIENT_KEY", "TALLY_CHAIN_ID", "TALLY_GENESIS"] {
         command.env_remove(name);
     }
     command.envs(env.iter().copied());
@@ -77,6 +77,11 @@ fn client_commands_against_a_cluster() {
     // One account, as a table.
     let text = run(&["create-account", "--id", "1", "--ledger", "1", "--code", "10", "--flags", "history"]);
     assert!(text.contains("final at height"), "{text}");
+    // Verified against the genesis beside the key file, not taken on the validator's word.
+    assert!(
+        text.lines().any(|line| line.starts_with("verified at height ") && line.ends_with(" of 4 validators")),
+        "{text}"
+    );
     assert!(
         text.lines().any(|line| line.starts_with("0  ") && line.contains(" 1 ") && line.contains("created")),
         "{text}"
@@ -100,12 +105,35 @@ fn client_commands_against_a_cluster() {
     let first = run_json(&transfer);
     assert_eq!(statuses(&first), ["created"]);
     assert_eq!(first["requests"][0]["request_id"], "555");
-    let again = run_json(&transfer);
+    let mut again = run_json(&transfer);
+    let mut first = first;
+    for answer in [&mut first, &mut again] {
+        let verified = answer["requests"][0].as_object_mut().unwrap().remove("verified");
+        assert!(verified.is_some_and(|verified| verified["signers"].as_u64().unwrap() >= 3), "{answer}");
+    }
     assert_eq!(again, first, "the same request id applies once and answers the same");
     // The same request id for another transfer is refused, and nothing applies.
     let reused: Vec<&str> = transfer.iter().map(|arg| if *arg == "25" { "26" } else { arg }).collect();
     let (_, error) = fail(&reused);
     assert!(error.contains("request id 555 was already used for other events"), "{error}");
+
+    // Against another cluster's genesis no receipt verifies: status 3, and a message that says so.
+    let other = tempfile::tempdir().unwrap();
+    let other_dir = other.path().join("other");
+    ok(&["init", "--validators", "4", "--out", other_dir.to_str().unwrap()], &[]);
+    let other_genesis = other_dir.join("genesis.json");
+    let chain_id = cluster.chain_id.to_string();
+    let unverified = with(&["create-account", "--id", "60", "--ledger", "1", "--code", "11", "--chain-id", &chain_id])
+        .into_iter()
+        .chain(["--genesis".to_string(), other_genesis.to_str().unwrap().to_string()])
+        .collect::<Vec<_>>();
+    let output = tally(&unverified.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    assert_eq!(output.status.code(), Some(3), "{}\n{}", stdout(&output), stderr(&output));
+    assert!(stderr(&output).starts_with("unverified: "), "{}", stderr(&output));
+    assert!(stderr(&output).contains(&cluster.urls[1]), "names the validators: {}", stderr(&output));
+    // --no-verify takes the answering validator's word.
+    let text = run(&["create-account", "--id", "61", "--ledger", "1", "--code", "11", "--no-verify"]);
+    assert!(text.contains("final at height") && !text.contains("verified at"), "{text}");
 
     // A refused transfer prints its status and exits with an error.
     let (text, error) = fail(&[

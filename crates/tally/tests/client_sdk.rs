@@ -10,13 +10,15 @@ mod client_support;
 use client_support::{Cluster, dead_url, test_options};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-use tally_chain::keys::public_key;
-use tally_chain::{Request, RequestKind};
+use tally_chain::keys::{public_key, signer_from_seed};
+use tally_chain::receipt::OutcomeReceipt;
+use tally_chain::{Genesis, Request, RequestKind};
 use tally_client::{Client, ClientError, ClientOptions, EventResults};
 use tally_ledger::{
     Account, AccountFilter, AccountFilterFlags, AccountFlags, CreateAccountStatus, CreateTransferStatus, QueryFilter,
     Transfer, TransferFlags,
 };
+use tally_node::genesis_file::GenesisFile;
 
 const PENDING: usize = 0;
 const BUSY: usize = 1;
@@ -323,5 +325,37 @@ async fn a_raw_receipt_carries_the_kind_of_its_request() {
     match receipt.results {
         EventResults::Accounts(results) => assert_eq!(results[0].status, CreateAccountStatus::Created),
         EventResults::Transfers(_) => panic!("an accounts request answers account results"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verifying_client_takes_only_outcomes_a_quorum_signed() {
+    let cluster = cluster();
+    let genesis = GenesisFile::load(&cluster.files.genesis).unwrap().genesis().clone();
+    // Validator 0 answers the submission 202 at once: the client follows it, then proves it.
+    let client = client_of(&[PENDING, NORMAL]).verifying(genesis.clone());
+    let outcome = client.create_accounts_with_id(9_000_000, &[account(9_000_001)]).await.unwrap();
+    assert_eq!(outcome.results[0].status, CreateAccountStatus::Created);
+    let request = &outcome.requests[0];
+    let proven = request.proven.as_ref().expect("a verifying client proves every outcome");
+    assert_eq!((proven.height, proven.validators), (request.height, 4));
+    assert!(proven.signers >= 3, "a quorum of four");
+    let receipt = OutcomeReceipt::decode(&proven.receipt, &genesis).unwrap();
+    assert_eq!(receipt.verify(&genesis).unwrap().height, request.height);
+    assert_eq!(receipt.key.id, 9_000_000);
+
+    // Checked against another chain's validators, no receipt verifies: the error names each
+    // validator and says why, and the client does not take the answer.
+    let others = (0..4).map(|seed| public_key(&signer_from_seed(9_000 + seed))).collect();
+    let impostor =
+        Genesis::new(cluster.chain_id, others, vec![public_key(&cluster.signer())], genesis.timestamp_ns()).unwrap();
+    let client = client_of(&[NORMAL]).verifying(impostor);
+    match client.create_accounts_with_id(9_000_002, &[account(9_000_003)]).await {
+        Err(error @ ClientError::Unverified { .. }) => {
+            assert_eq!(error.code(), "unverified");
+            let message = error.to_string();
+            assert!(message.starts_with("unverified: ") && message.contains(&cluster.urls[NORMAL]), "{message}");
+        }
+        other => panic!("an outcome no quorum of these validators signed was taken: {other:?}"),
     }
 }

@@ -39,6 +39,7 @@ use crate::execution::{ChainState, RequestOutcome};
 use crate::genesis::Genesis;
 use crate::keys::ValidatorKey;
 use crate::ordering::Marshal;
+use crate::receipt::OutcomeReceipt;
 use crate::request::{Request, RequestKey};
 use commonware_codec::{Decode as _, Encode as _, EncodeSize as _};
 use commonware_consensus::types::Height;
@@ -470,6 +471,29 @@ where
         }
     }
 
+    /// The receipt of a finalized request's outcome, once the block above its block is
+    /// finalized too (its header commits to the outcome). Built from the log, which holds every
+    /// finalized height before an outcome is answered.
+    async fn receipt(&mut self, key: &RequestKey) -> Result<Option<OutcomeReceipt>, ChainError> {
+        let height = match self.state.outcome(key) {
+            OutcomeLookup::NotFinal => return Ok(None),
+            OutcomeLookup::Final(outcome) => outcome.height,
+            OutcomeLookup::Stored { height } => height,
+        };
+        let record = match self.read_log(height).await {
+            Ok(Some(record)) => record,
+            Ok(None) => return Err(ChainError::OutcomeNotHeld { height }),
+            Err(Damaged) => return Err(ChainError::OutcomeRepairing { height }),
+        };
+        let Some(above) = self.certified_header(height + 1).await else {
+            return Ok(None);
+        };
+        let position = record.block.requests.iter().position(|request| request.key() == *key);
+        let position = position.expect("the included set names the block holding the request");
+        let LogRecord { block, outcomes, .. } = record;
+        Ok(Some(OutcomeReceipt::build(block.header, &block.requests, &outcomes, position, above)))
+    }
+
     /// The finalized block at `height`, from memory or the log, if this validator holds it.
     async fn finalized_block(&mut self, height: u64) -> Option<FinalizedBlock> {
         if let Some(block) = self.state.finalized_block(height) {
@@ -571,6 +595,10 @@ where
             Message::CertifiedHeader { height, response } => {
                 let proof = self.certified_header(height).await;
                 response.send_lossy(proof);
+            }
+            Message::Receipt { key, response } => {
+                let receipt = self.receipt(&key).await;
+                response.send_lossy(receipt);
             }
         }
     }

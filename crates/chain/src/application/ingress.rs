@@ -13,6 +13,7 @@ use crate::certified::CertifiedHeader;
 use crate::consensus::{Activity, ConsensusContext, Finalization};
 use crate::error::ChainError;
 use crate::execution::{ChainState, RequestOutcome};
+use crate::receipt::OutcomeReceipt;
 use crate::request::{Request, RequestKey};
 use commonware_consensus::Reporter;
 use commonware_utils::acknowledgement::Exact;
@@ -99,6 +100,10 @@ pub enum Message {
         height: u64,
         response: oneshot::Sender<Option<CertifiedHeader>>,
     },
+    Receipt {
+        key: RequestKey,
+        response: oneshot::Sender<Result<Option<OutcomeReceipt>, ChainError>>,
+    },
 }
 
 impl std::fmt::Debug for Message {
@@ -119,6 +124,7 @@ impl std::fmt::Debug for Message {
             Self::FinalizedState { .. } => write!(f, "FinalizedState"),
             Self::Blocks { from_height, limit, .. } => write!(f, "Blocks({from_height}, {limit})"),
             Self::CertifiedHeader { height, .. } => write!(f, "CertifiedHeader({height})"),
+            Self::Receipt { key, .. } => write!(f, "Receipt({})", key.id),
         }
     }
 }
@@ -217,6 +223,18 @@ impl Mailbox {
             return None;
         }
         receiver.await.ok()
+    }
+
+    /// The receipt of a request's outcome (see `receipt.rs`): `Ok(None)` while it cannot be
+    /// proven yet (the request is not finalized, or the block above it not yet), `Err(Busy)` if
+    /// the validator is too busy to answer or stopped, `Err(OutcomeNotHeld)` or
+    /// `Err(OutcomeRepairing)` as for [`Self::outcome`].
+    pub async fn receipt(&self, key: RequestKey) -> Result<Option<OutcomeReceipt>, ChainError> {
+        let (response, receiver) = oneshot::channel();
+        if !self.send_client(Message::Receipt { key, response }) {
+            return Err(ChainError::Busy);
+        }
+        receiver.await.unwrap_or(Err(ChainError::Busy))
     }
 
     /// Up to `limit` finalized blocks from `from_height` up, in height order.

@@ -392,7 +392,7 @@ mod tests {
         let signers: Vec<_> = (0..4).map(signer_from_seed).collect();
         let genesis =
             crate::genesis::Genesis::new(1, signers.iter().map(crate::keys::public_key).collect(), vec![], 0).unwrap();
-        let finalization = crate::certified::tests::finalization_of(&record.block.header, &signers[..3], &genesis);
+        let finalization = crate::certified::sign_finalization(&record.block.header, &signers[..3], &genesis);
         let certified = LogRecord { finalization: Some(finalization), ..record };
         let encoded = certified.encode();
         assert_eq!(encoded.len(), certified.encode_size());

@@ -779,7 +779,7 @@ mod tests {
         let signers = [signer_from_seed(0)];
         let genesis_digest = proposer.genesis_digest();
         let certify = |header: &Header, state: &ApplicationState| {
-            crate::certified::tests::finalization_of(header, &signers, state.genesis())
+            crate::certified::sign_finalization(header, &signers, state.genesis())
         };
         proposer.submit(accounts(&client, 1)).unwrap();
         let first = proposer.propose(BlockContext::following(genesis_digest, 1, test_leader()), 5_000).unwrap();

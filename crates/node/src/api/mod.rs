@@ -120,6 +120,7 @@ fn handler(method: Method, endpoint: Endpoint) -> MethodRouter<ApiState> {
         (Method::Get, Endpoint::Status) => get(status::status),
         (Method::Post, Endpoint::SubmitRequest) => post(submit::signed_request),
         (Method::Get, Endpoint::RequestOutcome) => get(submit::request_outcome),
+        (Method::Get, Endpoint::RequestReceipt) => get(submit::request_receipt),
         (Method::Post, Endpoint::GatewayAccounts) => post(submit::gateway_accounts),
         (Method::Post, Endpoint::GatewayTransfers) => post(submit::gateway_transfers),
         (Method::Post, Endpoint::LookupAccounts) => post(ledger::lookup_accounts),

@@ -11,7 +11,7 @@ use crate::api::failure::Failure;
 use crate::api::input::{decimal, decimal_text, hex_bytes, object, parse_json, read_body, required};
 use crate::api::signed::{outcome_to_json, pending_to_json, request_from_bytes, request_from_json};
 use crate::api::{ApiState, off_runtime};
-use crate::constants::{OUTCOME_POLL_MS, RETRY_AFTER_MS_PENDING};
+use crate::constants::{OUTCOME_POLL_MS, RECEIPT_WAIT_MS, RETRY_AFTER_MS_PENDING};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -90,15 +90,85 @@ pub async fn gateway_transfers(
     respond(&api, result)
 }
 
+/// The request a `/v1/requests/{client}/{id}` path names.
+fn request_key(client: String, id: &str) -> Result<RequestKey, Failure> {
+    let client_bytes = hex_bytes(&serde_json::Value::String(client), "client", PUBLIC_KEY_SIZE)?;
+    let client = ClientKey::decode(client_bytes)
+        .map_err(|_| Failure::invalid_type("client", "client is not an ed25519 public key"))?;
+    Ok(RequestKey { client, id: decimal_text(id, "id")? })
+}
+
+/// `GET /v1/requests/{client}/{id}/receipt`: the proof of a finalized request's outcome that a
+/// client checks against the genesis alone (`tally_chain::receipt`, `docs/API.md`), once the
+/// block above the request's is finalized too (waiting up to `RECEIPT_WAIT_MS` for it); 202
+/// until then.
+pub async fn request_receipt(State(api): State<ApiState>, Path((client, id)): Path<(String, String)>) -> Response {
+    let key = match request_key(client, &id) {
+        Ok(key) => key,
+        Err(failure) => return failure.into_response(),
+    };
+    if api.health.is_halted() {
+        return Failure::halted().into_response();
+    }
+    let not_found = || {
+        Failure::not_found(
+            "request_not_found",
+            format!("no finalized request {} from client {}", key.id, crate::hex::encode(key.client.as_ref())),
+        )
+    };
+    let mut receipt = api.mailbox.receipt(key.clone()).await;
+    if matches!(receipt, Ok(None))
+        && let Ok(Some(outcome)) = api.mailbox.outcome(key.clone()).await
+    {
+        // Final, and the block above it not yet: it follows at once. Wait for it a little.
+        let deadline = Instant::now() + Duration::from_millis(RECEIPT_WAIT_MS);
+        while Instant::now() < deadline && !api.health.is_halted() && !*api.stopping.borrow() {
+            match api.mailbox.status().await {
+                Some(status) if status.finalized_height > outcome.height => break,
+                Some(_) => tokio::time::sleep(Duration::from_millis(OUTCOME_POLL_MS)).await,
+                None => break,
+            }
+        }
+        receipt = api.mailbox.receipt(key.clone()).await;
+    }
+    match receipt {
+        Ok(Some(receipt)) => {
+            let genesis = api.genesis.genesis();
+            let signers: Vec<serde_json::Value> = receipt
+                .above
+                .signers(genesis)
+                .iter()
+                .map(|signer| serde_json::Value::String(crate::hex::encode(signer.as_ref())))
+                .collect();
+            let mut answer = outcome_to_json(&key, &receipt.outcome);
+            let fields = answer.as_object_mut().expect("an object");
+            fields.insert("certified_height".into(), receipt.above.certified().height.to_string().into());
+            fields.insert("signers".into(), serde_json::Value::Array(signers));
+            fields.insert("receipt".into(), crate::hex::encode(&receipt.encode()).into());
+            (StatusCode::OK, Json(answer)).into_response()
+        }
+        Err(_) | Ok(None) if api.health.is_halted() => Failure::halted().into_response(),
+        // Finalized, and the block above not yet: it follows at once.
+        Ok(None) if matches!(api.mailbox.outcome(key.clone()).await, Ok(Some(_))) => {
+            (StatusCode::ACCEPTED, Json(pending_to_json(&key, RETRY_AFTER_MS_PENDING))).into_response()
+        }
+        Ok(None) => not_found().into_response(),
+        Err(error @ ChainError::OutcomeNotHeld { .. }) => {
+            Failure::not_found("outcome_not_held", error.to_string()).into_response()
+        }
+        Err(error @ ChainError::OutcomeRepairing { .. }) => {
+            Failure::outcome_repairing(error.to_string()).into_response()
+        }
+        Err(_) => Failure::busy("this validator is too busy to answer; retry shortly").into_response(),
+    }
+}
+
 /// `GET /v1/requests/{client}/{id}`: the outcome of a finalized request.
 pub async fn request_outcome(
     State(api): State<ApiState>,
     Path((client, id)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, Failure> {
-    let client_bytes = hex_bytes(&serde_json::Value::String(client), "client", PUBLIC_KEY_SIZE)?;
-    let client = ClientKey::decode(client_bytes.clone())
-        .map_err(|_| Failure::invalid_type("client", "client is not an ed25519 public key"))?;
-    let key = RequestKey { client, id: decimal_text(&id, "id")? };
+    let key = request_key(client, &id)?;
     if api.health.is_halted() {
         return Err(Failure::halted());
     }
