@@ -240,7 +240,7 @@ def main():
         sys.exit(f"{url}: {status} (not final yet: ask again shortly)")
     try:
         proven = verify_receipt(bytes.fromhex(answer["receipt"]), genesis, bytes.fromhex(args.client), args.id)
-    except (Unverified, ValueError, KeyError) as error:
+    except (Unverified, ValueError, KeyError, TypeError) as error:
         print(f"unverified: {error}", file=sys.stderr)
         sys.exit(3)
     print(f"verified at height {proven['height']} by {proven['signers']} of {proven['validators']} validators")

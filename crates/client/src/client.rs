@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tally_chain::keys::{ClientKey, ClientSigner, public_key};
-use tally_chain::receipt::OutcomeReceipt;
+use tally_chain::receipt::{OutcomeReceipt, ReceiptError};
 use tally_chain::{ChainError, Genesis, Request, RequestKind, RequestResult};
 use tally_ledger::{
     Account, AccountBalance, AccountFilter, CreateAccountResult, CreateTransferResult, QueryFilter, Transfer,
@@ -259,11 +259,26 @@ impl Attempts {
 
 /// The receipt in a `/receipt` answer, checked for `request` against `genesis`, as the outcome
 /// it proves; `Err` says why it does not verify.
-fn proven_receipt(genesis: &Genesis, request: &Request, value: &Value) -> Result<Result<Receipt, ClientError>, String> {
+fn proven_receipt(
+    genesis: &Genesis,
+    request: &Request,
+    value: &Value,
+    validator: &str,
+) -> Result<Result<Receipt, ClientError>, String> {
     let text = value.get("receipt").and_then(Value::as_str).ok_or("the answer carries no receipt")?;
     let bytes = wire::hex_decode(text).ok_or("the receipt is not hex")?;
     let receipt = OutcomeReceipt::decode(&bytes, genesis).map_err(|error| error.to_string())?;
-    let verified = receipt.verify_for(genesis, request).map_err(|error| error.to_string())?;
+    let verified = match receipt.verify_for(genesis, request) {
+        Ok(verified) => verified,
+        // A final request of this id with other bytes, proven: the id was used for other events.
+        Err(ReceiptError::OtherRequest { .. }) if receipt.key == request.key() && receipt.verify(genesis).is_ok() => {
+            return Ok(Err(ClientError::RequestIdConflict {
+                validator: validator.to_string(),
+                request_id: request.id(),
+            }));
+        }
+        Err(error) => return Err(error.to_string()),
+    };
     let outcome = &receipt.outcome;
     let proven = Proven {
         height: verified.height,
@@ -271,6 +286,20 @@ fn proven_receipt(genesis: &Genesis, request: &Request, value: &Value) -> Result
         validators: verified.validators,
         receipt: bytes,
     };
+    let count = match &outcome.result {
+        RequestResult::Accounts(results) => results.len(),
+        RequestResult::Transfers(results) => results.len(),
+        RequestResult::Refused(_) => request.events_count(),
+    };
+    let kind_matches = match (&outcome.result, request.kind()) {
+        (RequestResult::Accounts(_), RequestKind::CreateAccounts)
+        | (RequestResult::Transfers(_), RequestKind::CreateTransfers)
+        | (RequestResult::Refused(_), _) => true,
+        _ => false,
+    };
+    if !kind_matches || count != request.events_count() {
+        return Err(format!("the proven outcome has {count} results of another kind or count than the request's"));
+    }
     let results = match &outcome.result {
         RequestResult::Accounts(results) => EventResults::Accounts(results.clone()),
         RequestResult::Transfers(results) => EventResults::Transfers(results.clone()),
@@ -526,8 +555,12 @@ impl Client {
         // outcome, and send it again only every `resubmit_interval` in case it was lost.
         let mut accepted_at: Option<Instant> = None;
         let mut poll = self.options.backoff_initial;
+        // A verifying client takes a refusal on the word of f + 1 validators (so at least one
+        // honest one), or of every validator it knows if it knows fewer: each one's code here.
+        let mut refusals: Vec<Option<String>> = vec![None; self.validators.len()];
         loop {
-            let validator = &self.validators[attempts.index];
+            let index = attempts.index;
+            let validator = &self.validators[index];
             let resend = accepted_at.is_none_or(|at| at.elapsed() >= self.options.resubmit_interval);
             let verdict = if resend {
                 self.exchange_before(attempts.deadline, validator, Method::POST, "/v1/requests", Some(body.clone()))
@@ -538,9 +571,8 @@ impl Client {
             let keep_going = match verdict {
                 Verdict::Answer(value) => {
                     self.preferred.store(attempts.index, Ordering::Relaxed);
-                    let answered = self.receipt(validator, &value, request)?;
                     return match &self.genesis {
-                        None => Ok(answered),
+                        None => self.receipt(validator, &value, request),
                         // The answer is one validator's word: take the outcome a receipt proves.
                         Some(genesis) => self.prove(genesis, request).await,
                     };
@@ -566,6 +598,12 @@ impl Client {
                 // outcome from before; the others do.
                 Verdict::Refused(ClientError::Api { status: 404, ref code, .. }) if code == "outcome_not_held" => {
                     let reason = String::from("does not hold the outcome (it joined from a snapshot above it)");
+                    attempts.fail(validator, Failure::answered(reason, None), &self.options).await
+                }
+                Verdict::Refused(error)
+                    if self.genesis.is_some() && !self.refusal_confirmed(&mut refusals, index, &error) =>
+                {
+                    let reason = format!("refused ({}), which another validator must confirm", error.code());
                     attempts.fail(validator, Failure::answered(reason, None), &self.options).await
                 }
                 Verdict::Refused(ClientError::Api { status: 409, code, validator, .. })
@@ -609,13 +647,27 @@ impl Client {
         })
     }
 
-    /// The outcome of a final `request` as a receipt proves it: asks the validators in turn for
-    /// the receipt (`GET /v1/requests/{client}/{id}/receipt`, waiting while the block above the
-    /// request's is not final yet) and takes the first that verifies against `genesis` for this
-    /// very request. A validator whose receipt does not verify is passed over; if none verifies
-    /// within [`ClientOptions::submit_wait`], [`ClientError::Unverified`] names each.
+    /// Records validator `index`'s refusal and says whether enough validators refused alike to
+    /// take it: f + 1 of the genesis's, or all of this client's if it knows fewer.
+    fn refusal_confirmed(&self, refusals: &mut [Option<String>], index: usize, error: &ClientError) -> bool {
+        let code = error.code().to_string();
+        refusals[index] = Some(code.clone());
+        let agreeing = refusals.iter().filter(|refusal| refusal.as_deref() == Some(code.as_str())).count();
+        let validators = self.genesis.as_ref().map_or(1, |genesis| genesis.validators().len());
+        agreeing >= ((validators - 1) / 3 + 1).min(self.validators.len())
+    }
+
+    /// The outcome of `request` as a receipt proves it: asks the validators in turn for the
+    /// receipt (`GET /v1/requests/{client}/{id}/receipt`) and takes the first that verifies
+    /// against `genesis` for this very request. A validator that does not know the request is
+    /// given it (the one that answered the submission may have lied; the same request applies
+    /// at most once), one that answers "not yet" twice is left for the next, and one whose
+    /// receipt does not verify is passed over. When every validator has either given a receipt
+    /// that does not verify or been unreachable twice, or [`ClientOptions::submit_wait`] runs
+    /// out after one did not verify, [`ClientError::Unverified`] names each.
     pub async fn prove(&self, genesis: &Genesis, request: &Request) -> Result<Receipt, ClientError> {
         let path = format!("/v1/requests/{}/{}/receipt", client_key_to_hex(request.client()), request.id());
+        let body = Body::binary(request.encode());
         let mut attempts = Attempts::new(
             self.preferred.load(Ordering::Relaxed),
             self.validators.len(),
@@ -623,35 +675,57 @@ impl Client {
             self.options.backoff_initial,
         );
         let mut unverified = Vec::new();
-        // Validators whose receipt did not verify, or that could not be reached: once every one
-        // is either, and some receipt did not verify, asking around again is no use.
-        let mut settled = vec![false; self.validators.len()];
+        let mut refuted = vec![false; self.validators.len()];
+        let mut unreachable = vec![0u32; self.validators.len()];
+        let mut pending = 0;
         loop {
             let index = attempts.index;
             let validator = &self.validators[index];
             let failure = match self.exchange_before(attempts.deadline, validator, Method::GET, &path, None).await {
-                Verdict::Answer(value) => match proven_receipt(genesis, request, &value) {
+                Verdict::Answer(value) => match proven_receipt(genesis, request, &value, validator) {
                     Ok(receipt) => return receipt,
                     Err(reason) => {
                         unverified.push(format!("{validator}: {reason}"));
+                        refuted[index] = true;
                         Failure::answered(format!("unverified: {reason}"), None)
                     }
                 },
-                Verdict::Pending { retry_after } => {
+                // Final there, the block above not yet: ask again, then another validator.
+                Verdict::Pending { retry_after } if pending < 2 => {
+                    pending += 1;
                     attempts.heard();
-                    let pause = retry_after.unwrap_or(constants::POLL_MIN).min(self.options.backoff_max);
-                    if attempts.sleep(pause.max(constants::POLL_MIN)).await {
+                    let pause =
+                        retry_after.unwrap_or(constants::POLL_MIN).clamp(constants::POLL_MIN, self.options.backoff_max);
+                    if attempts.sleep(pause).await {
                         continue;
                     }
                     Failure::answered(String::from("the receipt was not ready in time"), None)
                 }
-                // That validator cannot prove it (it joined from a snapshot above it, or the
-                // request is not final there yet): another may.
+                Verdict::Pending { .. } => Failure::answered(String::from("the receipt was not ready"), None),
+                // Not final there: give it the request, then ask again.
+                Verdict::Refused(ClientError::Api { status: 404, ref code, .. }) if code == "request_not_found" => {
+                    attempts.heard();
+                    let sent = self
+                        .exchange_before(attempts.deadline, validator, Method::POST, "/v1/requests", Some(body.clone()))
+                        .await;
+                    match sent {
+                        Verdict::Answer(_) | Verdict::Pending { .. } if pending < 2 => {
+                            pending += 1;
+                            continue;
+                        }
+                        _ => Failure::answered(String::from("does not hold the request"), None),
+                    }
+                }
+                // That validator cannot prove it (it joined from a snapshot above it): another may.
                 Verdict::Refused(error) => Failure::answered(error.to_string(), None),
                 Verdict::Retry(failure) => failure,
             };
-            settled[index] |= !failure.answered || failure.reason.starts_with("unverified: ");
-            if !unverified.is_empty() && settled.iter().all(|settled| *settled) {
+            pending = 0;
+            if !failure.answered {
+                unreachable[index] += 1;
+            }
+            let settled = (0..refuted.len()).all(|index| refuted[index] || unreachable[index] >= 2);
+            if !unverified.is_empty() && settled {
                 return Err(ClientError::Unverified { failures: unverified });
             }
             if !attempts.fail(validator, failure, &self.options).await {

@@ -496,6 +496,11 @@ pub async fn connect(args: &ClientArgs, writes: bool) -> anyhow::Result<Client> 
         None => None,
     };
     let chain_id = match (args.chain_id, &genesis) {
+        (Some(chain_id), Some(genesis)) if chain_id != genesis.chain_id() => bail!(
+            "--chain-id {chain_id} is not the chain id of the genesis to verify against ({}); pass the genesis of this \
+             cluster, or no --chain-id",
+            genesis.chain_id()
+        ),
         (Some(chain_id), _) => chain_id,
         (None, Some(genesis)) => genesis.chain_id(),
         (None, None) => {

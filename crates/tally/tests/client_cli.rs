@@ -131,6 +131,9 @@ fn client_commands_against_a_cluster() {
     assert_eq!(output.status.code(), Some(3), "{}\n{}", stdout(&output), stderr(&output));
     assert!(stderr(&output).starts_with("unverified: "), "{}", stderr(&output));
     assert!(stderr(&output).contains(&cluster.urls[1]), "names the validators: {}", stderr(&output));
+    // A chain id that is not the genesis's is refused before anything is sent.
+    let (_, error) = fail(&["create-account", "--id", "62", "--ledger", "1", "--code", "11", "--chain-id", "999"]);
+    assert!(error.contains("--chain-id 999 is not the chain id of the genesis"), "{error}");
     // --no-verify takes the answering validator's word.
     let text = run(&["create-account", "--id", "61", "--ledger", "1", "--code", "11", "--no-verify"]);
     assert!(text.contains("final at height") && !text.contains("verified at"), "{text}");
@@ -207,9 +210,10 @@ fn client_commands_against_a_cluster() {
     assert_eq!(statuses(&created), ["created"]);
     assert_eq!(ok_json(&["account", "4"], &env)["id"], "4");
 
-    // Signing for another chain is refused with the validators' code, not retried forever.
+    // Signing for another chain is refused with the validators' code, not retried forever
+    // (without --no-verify, the genesis beside the key refuses the chain id before anything is sent).
     let output = tally(
-        &with(&["create-account", "--id", "5", "--ledger", "1", "--code", "1", "--chain-id", "2"])
+        &with(&["create-account", "--id", "5", "--ledger", "1", "--code", "1", "--chain-id", "2", "--no-verify"])
             .iter()
             .map(String::as_str)
             .collect::<Vec<_>>(),

@@ -344,6 +344,25 @@ async fn a_verifying_client_takes_only_outcomes_a_quorum_signed() {
     assert_eq!(receipt.verify(&genesis).unwrap().height, request.height);
     assert_eq!(receipt.key.id, 9_000_000);
 
+    // A lying validator first: it swallows the request, answers it "final" with results of its
+    // own, and serves the receipt of another request. The client takes none of it: it passes
+    // over the receipt, gives the request to the next validator, and returns what that one's
+    // receipt proves.
+    let liar = lying_validator(hex_text(&proven.receipt));
+    let client = Client::with_options(
+        [liar.as_str(), cluster.urls[NORMAL].as_str()],
+        cluster.chain_id,
+        cluster.signer(),
+        test_options(),
+    )
+    .unwrap()
+    .verifying(genesis.clone());
+    let outcome = client.create_accounts_with_id(9_000_004, &[account(9_000_005)]).await.unwrap();
+    assert_eq!(outcome.results[0].status, CreateAccountStatus::Created);
+    let proven = outcome.requests[0].proven.as_ref().expect("proven by the honest validator's receipt");
+    let receipt = OutcomeReceipt::decode(&proven.receipt, &genesis).unwrap();
+    assert_eq!(receipt.key.id, 9_000_004);
+
     // Checked against another chain's validators, no receipt verifies: the error names each
     // validator and says why, and the client does not take the answer.
     let others = (0..4).map(|seed| public_key(&signer_from_seed(9_000 + seed))).collect();
@@ -358,4 +377,49 @@ async fn a_verifying_client_takes_only_outcomes_a_quorum_signed() {
         }
         other => panic!("an outcome no quorum of these validators signed was taken: {other:?}"),
     }
+}
+
+fn hex_text(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// A validator that lies: it answers every submission 200 with results of its own making and
+/// every receipt route with `receipt_hex` (another request's receipt), and keeps nothing.
+fn lying_validator(receipt_hex: String) -> String {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let answer = if request_line.contains("/receipt") {
+                format!(r#"{{"receipt": "{receipt_hex}"}}"#)
+            } else {
+                String::from(r#"{"results": [{"index": 0, "status": "exists", "timestamp": "1"}]}"#)
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    url
 }

@@ -46,6 +46,12 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         "the height is not finalized here, is below the history this validator holds, or is genesis (which no \
          certificate signs); ask another validator or a lower height",
     ),
+    (
+        "receipt_not_held",
+        404,
+        "the request and the block above it are final here, but this validator holds no certificate near enough \
+         above to prove them (it caught up by fetching blocks); ask another validator",
+    ),
     ("account_not_found", 404, "no account with this id"),
     ("transfer_not_found", 404, "no transfer with this id"),
     ("route_not_found", 404, "no such path"),

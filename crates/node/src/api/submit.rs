@@ -117,6 +117,8 @@ pub async fn request_receipt(State(api): State<ApiState>, Path((client, id)): Pa
         )
     };
     let mut receipt = api.mailbox.receipt(key.clone()).await;
+    // The height of the request's block, when it is final and the block above it is too.
+    let mut above_final = None;
     if matches!(receipt, Ok(None))
         && let Ok(Some(outcome)) = api.mailbox.outcome(key.clone()).await
     {
@@ -124,7 +126,10 @@ pub async fn request_receipt(State(api): State<ApiState>, Path((client, id)): Pa
         let deadline = Instant::now() + Duration::from_millis(RECEIPT_WAIT_MS);
         while Instant::now() < deadline && !api.health.is_halted() && !*api.stopping.borrow() {
             match api.mailbox.status().await {
-                Some(status) if status.finalized_height > outcome.height => break,
+                Some(status) if status.finalized_height > outcome.height => {
+                    above_final = Some(outcome.height);
+                    break;
+                }
                 Some(_) => tokio::time::sleep(Duration::from_millis(OUTCOME_POLL_MS)).await,
                 None => break,
             }
@@ -148,6 +153,16 @@ pub async fn request_receipt(State(api): State<ApiState>, Path((client, id)): Pa
             (StatusCode::OK, Json(answer)).into_response()
         }
         Err(_) | Ok(None) if api.health.is_halted() => Failure::halted().into_response(),
+        // Both final, and no certificate near enough above to prove them.
+        Ok(None) if above_final.is_some() => Failure::not_found(
+            "receipt_not_held",
+            format!(
+                "this validator holds no certificate near enough above height {} to prove request {}; ask another validator",
+                above_final.unwrap_or_default(),
+                key.id
+            ),
+        )
+        .into_response(),
         // Finalized, and the block above not yet: it follows at once.
         Ok(None) if matches!(api.mailbox.outcome(key.clone()).await, Ok(Some(_))) => {
             (StatusCode::ACCEPTED, Json(pending_to_json(&key, RETRY_AFTER_MS_PENDING))).into_response()
