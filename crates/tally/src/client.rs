@@ -21,6 +21,8 @@ use serde_json::{Value, json};
 use std::fmt::Write as _;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
+use tally_chain::RequestResult;
+use tally_chain::receipt::OutcomeReceipt;
 use tally_client::{BatchOutcome, Client, ClientError, ClusterStatus, Proven, RequestReceipt};
 use tally_ledger::{
     Account, AccountBalance, AccountFilter, AccountFilterFlags, AccountFlags, CreateAccountResult,
@@ -61,6 +63,69 @@ pub struct ClientArgs {
     /// receipt against the genesis.
     #[arg(long, help_heading = CLIENT_HEADING)]
     pub no_verify: bool,
+}
+
+/// `tally verify`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VerifyArgs {
+    /// The receipt: hex, or its bytes.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// The cluster's genesis file.
+    #[arg(long, value_name = "FILE", env = "TALLY_GENESIS")]
+    pub genesis: PathBuf,
+}
+
+/// `tally verify`: checks a saved receipt against a genesis and prints what it proves.
+pub fn verify_file(args: &VerifyArgs) -> anyhow::Result<()> {
+    let genesis = GenesisFile::load(&args.genesis)
+        .with_context(|| format!("reading the genesis to verify against ({})", args.genesis.display()))?;
+    let genesis = genesis.genesis();
+    let raw = std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let text = String::from_utf8_lossy(&raw);
+    let bytes = tally_client::wire::hex_decode(text.trim()).unwrap_or(raw);
+    let unverified =
+        |reason: String| ClientError::Unverified { failures: vec![format!("{}: {reason}", args.file.display())] };
+    let receipt = OutcomeReceipt::decode(&bytes, genesis).map_err(|error| unverified(error.to_string()))?;
+    let verified = receipt.verify(genesis).map_err(|error| unverified(error.to_string()))?;
+    let mut text = format!(
+        "request {} of client {} final at height {}\n",
+        receipt.key.id,
+        tally_client::wire::hex(receipt.key.client.as_ref()),
+        verified.height
+    );
+    writeln!(
+        text,
+        "verified at height {} by {} of {} validators",
+        verified.height,
+        verified.signers.len(),
+        verified.validators
+    )
+    .expect("writing to a String");
+    let rows: Vec<Vec<String>> = match &receipt.outcome.result {
+        RequestResult::Accounts(results) => results
+            .iter()
+            .enumerate()
+            .map(|(index, result)| {
+                vec![index.to_string(), result.status.name().to_string(), result.timestamp.to_string()]
+            })
+            .collect(),
+        RequestResult::Transfers(results) => results
+            .iter()
+            .enumerate()
+            .map(|(index, result)| {
+                vec![index.to_string(), result.status.name().to_string(), result.timestamp.to_string()]
+            })
+            .collect(),
+        RequestResult::Refused(error) => {
+            writeln!(text, "refused as a whole: {error}").expect("writing to a String");
+            Vec::new()
+        }
+    };
+    text.push_str(&table(&["index", "status", "timestamp"], rows.into_iter()));
+    print!("{text}");
+    Ok(())
 }
 
 /// The genesis file writes are verified against: `--genesis`, or the genesis.json beside the

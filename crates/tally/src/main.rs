@@ -66,6 +66,13 @@ enum Command {
     #[command(after_help = benchmark::EXAMPLES)]
     Benchmark(benchmark::BenchmarkArgs),
 
+    /// Check a saved receipt offline against a genesis: print the outcome it proves, signed by a
+    /// quorum of the genesis validators, or `unverified: why` with exit status 3. FILE holds the
+    /// receipt as hex (the `receipt` of `GET /v1/requests/{client}/{id}/receipt`, or `verified.receipt`
+    /// of a write's `--json`) or as its bytes.
+    #[command(after_help = "Example:\n  tally verify receipt.hex --genesis tally-dev/genesis.json")]
+    Verify(client::VerifyArgs),
+
     #[command(flatten)]
     Client(client::ClientCommand),
 }
@@ -89,7 +96,7 @@ fn parse() -> (Cli, Option<client::ClientArgs>) {
     let parsed = Cli::from_arg_matches(&matches).and_then(|cli| {
         let cluster = match cli.command {
             Command::Client(_) => Some(client::cluster_args(&matches)?),
-            Command::Init(_) | Command::Start(_) | Command::Dev(_) | Command::Benchmark(_) => None,
+            Command::Init(_) | Command::Start(_) | Command::Dev(_) | Command::Benchmark(_) | Command::Verify(_) => None,
         };
         Ok((cli, cluster))
     });
@@ -114,6 +121,10 @@ fn main() -> ExitCode {
         Command::Benchmark(args) => {
             init_logging(cli.log_format, "warn");
             benchmark::run(args)
+        }
+        Command::Verify(args) => {
+            init_logging(cli.log_format, "warn");
+            client::verify_file(&args)
         }
         Command::Client(command) => {
             init_logging(cli.log_format, "warn");

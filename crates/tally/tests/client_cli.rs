@@ -107,6 +107,20 @@ fn client_commands_against_a_cluster() {
     assert_eq!(first["requests"][0]["request_id"], "555");
     let mut again = run_json(&transfer);
     let mut first = first;
+    // The receipt a write printed checks offline against the genesis, and a changed one does not.
+    let receipt = first["requests"][0]["verified"]["receipt"].as_str().unwrap().to_string();
+    let genesis = cluster.files.genesis.to_str().unwrap().to_string();
+    let saved = write(dir.path(), "receipt.hex", &receipt);
+    let text = ok(&["verify", &saved, "--genesis", &genesis], &[]);
+    assert!(text.starts_with("request 555 of client ") && text.contains("verified at height "), "{text}");
+    assert!(text.lines().any(|line| line.starts_with("0 ") && line.contains("created")), "{text}");
+    let mut changed = receipt.into_bytes();
+    let middle = changed.len() / 2;
+    changed[middle] = if changed[middle] == b'0' { b'1' } else { b'0' };
+    let tampered = write(dir.path(), "tampered.hex", std::str::from_utf8(&changed).unwrap());
+    let output = tally(&["verify", &tampered, "--genesis", &genesis], &[]);
+    assert_eq!(output.status.code(), Some(3), "{}", stdout(&output));
+    assert!(stderr(&output).starts_with("unverified: "), "{}", stderr(&output));
     for answer in [&mut first, &mut again] {
         let verified = answer["requests"][0].as_object_mut().unwrap().remove("verified");
         assert!(verified.is_some_and(|verified| verified["signers"].as_u64().unwrap() >= 3), "{answer}");
