@@ -4,6 +4,7 @@
 use crate::block::{Block, BlockContext, BlockDigest, hash};
 use crate::error::ChainError;
 use crate::keys::{ClientKey, ValidatorKey, is_strong_key};
+use commonware_utils::{Faults as _, N3f1};
 use std::collections::BTreeSet;
 
 /// A chain's genesis.
@@ -44,6 +45,16 @@ impl Genesis {
     /// The validators, sorted and without repeats.
     pub fn validators(&self) -> &[ValidatorKey] {
         &self.validators
+    }
+
+    /// How many faulty validators the genesis set tolerates (Simplex's `n >= 3f + 1` model).
+    pub fn faults_tolerated(&self) -> usize {
+        N3f1::max_faults(self.validators.len()) as usize
+    }
+
+    /// How many validators' votes make a certificate: `n - f`.
+    pub fn quorum(&self) -> usize {
+        N3f1::quorum(self.validators.len()) as usize
     }
 
     pub fn timestamp_ns(&self) -> u64 {

@@ -266,7 +266,7 @@ fn proven_receipt(
     validator: &str,
 ) -> Result<Result<Receipt, ClientError>, String> {
     let text = value.get("receipt").and_then(Value::as_str).ok_or("the answer carries no receipt")?;
-    let bytes = wire::hex_decode(text).ok_or("the receipt is not hex")?;
+    let bytes = wire::from_hex(text).ok_or("the receipt is not hex")?;
     let receipt = OutcomeReceipt::decode(&bytes, genesis).map_err(|error| error.to_string())?;
     let verified = match receipt.verify_for(genesis, request) {
         Ok(verified) => verified,
@@ -286,31 +286,25 @@ fn proven_receipt(
         validators: verified.validators,
         receipt: bytes,
     };
-    let count = match &outcome.result {
-        RequestResult::Accounts(results) => results.len(),
-        RequestResult::Transfers(results) => results.len(),
-        RequestResult::Refused(_) => request.events_count(),
-    };
-    let kind_matches = match (&outcome.result, request.kind()) {
-        (RequestResult::Accounts(_), RequestKind::CreateAccounts)
-        | (RequestResult::Transfers(_), RequestKind::CreateTransfers)
-        | (RequestResult::Refused(_), _) => true,
-        _ => false,
-    };
-    if !kind_matches || count != request.events_count() {
-        return Err(format!("the proven outcome has {count} results of another kind or count than the request's"));
-    }
-    let results = match &outcome.result {
-        RequestResult::Accounts(results) => EventResults::Accounts(results.clone()),
-        RequestResult::Transfers(results) => EventResults::Transfers(results.clone()),
-        RequestResult::Refused(error) => {
+    let (results, count) = match (&outcome.result, request.kind()) {
+        (RequestResult::Accounts(results), RequestKind::CreateAccounts) => {
+            (EventResults::Accounts(results.clone()), results.len())
+        }
+        (RequestResult::Transfers(results), RequestKind::CreateTransfers) => {
+            (EventResults::Transfers(results.clone()), results.len())
+        }
+        (RequestResult::Refused(error), _) => {
             return Ok(Err(ClientError::BatchRefused {
                 request_id: request.id(),
                 height: outcome.height,
                 reason: error.to_string(),
             }));
         }
+        _ => return Err(String::from("the proven outcome is of another kind than the request")),
     };
+    if count != request.events_count() {
+        return Err(format!("the proven outcome has {count} results for {} events", request.events_count()));
+    }
     Ok(Ok(Receipt {
         request_id: request.id(),
         height: outcome.height,
@@ -653,8 +647,8 @@ impl Client {
         let code = error.code().to_string();
         refusals[index] = Some(code.clone());
         let agreeing = refusals.iter().filter(|refusal| refusal.as_deref() == Some(code.as_str())).count();
-        let validators = self.genesis.as_ref().map_or(1, |genesis| genesis.validators().len());
-        agreeing >= ((validators - 1) / 3 + 1).min(self.validators.len())
+        let honest_one = self.genesis.as_ref().map_or(1, |genesis| genesis.faults_tolerated() + 1);
+        agreeing >= honest_one.min(self.validators.len())
     }
 
     /// The outcome of `request` as a receipt proves it: asks the validators in turn for the

@@ -21,17 +21,6 @@ pub fn hex(bytes: &[u8]) -> String {
     text
 }
 
-/// The bytes of lowercase or uppercase hex text, or `None` if it is not hex.
-pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|index| text.get(index..index + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
-        .collect()
-}
-
 /// The bytes of a hex string (either case), or `None` if it is not an even number of hex digits.
 pub fn from_hex(text: &str) -> Option<Vec<u8>> {
     let digit = |byte: u8| (byte as char).to_digit(16).map(|value| value as u8);

@@ -84,7 +84,7 @@ pub fn verify_file(args: &VerifyArgs) -> anyhow::Result<()> {
     let genesis = genesis.genesis();
     let raw = std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
     let text = String::from_utf8_lossy(&raw);
-    let bytes = tally_client::wire::hex_decode(text.trim()).unwrap_or(raw);
+    let bytes = tally_client::wire::from_hex(text.trim()).unwrap_or(raw);
     let unverified =
         |reason: String| ClientError::Unverified { failures: vec![format!("{}: {reason}", args.file.display())] };
     let receipt = OutcomeReceipt::decode(&bytes, genesis).map_err(|error| unverified(error.to_string()))?;
@@ -103,21 +103,15 @@ pub fn verify_file(args: &VerifyArgs) -> anyhow::Result<()> {
         verified.validators
     )
     .expect("writing to a String");
-    let rows: Vec<Vec<String>> = match &receipt.outcome.result {
-        RequestResult::Accounts(results) => results
-            .iter()
-            .enumerate()
-            .map(|(index, result)| {
-                vec![index.to_string(), result.status.name().to_string(), result.timestamp.to_string()]
-            })
-            .collect(),
-        RequestResult::Transfers(results) => results
-            .iter()
-            .enumerate()
-            .map(|(index, result)| {
-                vec![index.to_string(), result.status.name().to_string(), result.timestamp.to_string()]
-            })
-            .collect(),
+    fn rows<R: EventResult>(results: &[R]) -> Vec<Vec<String>> {
+        let row = |(index, result): (usize, &R)| {
+            vec![index.to_string(), result.status_name().to_string(), result.timestamp().to_string()]
+        };
+        results.iter().enumerate().map(row).collect()
+    }
+    let rows = match &receipt.outcome.result {
+        RequestResult::Accounts(results) => rows(results),
+        RequestResult::Transfers(results) => rows(results),
         RequestResult::Refused(error) => {
             writeln!(text, "refused as a whole: {error}").expect("writing to a String");
             Vec::new()

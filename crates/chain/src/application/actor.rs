@@ -239,8 +239,7 @@ where
         } = config;
         let (sender, mailbox) = mpsc::unbounded_channel();
         let (client_sender, clients) = mpsc::channel(CLIENT_QUEUE_MAX);
-        let validators = genesis.validators().len();
-        let quorum_peers = validators - (validators - 1) / 3 - 1;
+        let quorum_peers = genesis.quorum() - 1;
         let peers = genesis.validators().iter().filter(|key| **key != validator).cloned().collect();
         let fetch = SnapshotFetch::new(genesis.validators(), &validator);
         let state = ApplicationState::new(genesis);

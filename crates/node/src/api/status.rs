@@ -15,8 +15,9 @@ use axum::response::{IntoResponse, Response};
 use commonware_codec::Encode as _;
 use serde_json::{Value, json};
 use std::time::SystemTime;
-use tally_chain::FinalizedBlock;
 use tally_chain::block::Header as BlockHeader;
+use tally_chain::certified::CertifiedHeader;
+use tally_chain::{FinalizedBlock, Genesis};
 
 /// Lets a dashboard served by another validator read this answer: the cluster's dashboards
 /// probe every validator's health and height. Only `/healthz` and `/v1/status` allow it.
@@ -120,8 +121,7 @@ pub async fn certified_header(State(api): State<ApiState>, Path(height): Path<St
         ));
     };
     let certified = proof.certified();
-    let signers: Vec<Value> =
-        proof.signers(api.genesis.genesis()).iter().map(|key| json!(hex::encode(key.as_ref()))).collect();
+    let signers = signers_to_json(&proof, api.genesis.genesis());
     Ok(Json(json!({
         "height": height.to_string(),
         "header": header_to_json(&proof.header),
@@ -130,6 +130,11 @@ pub async fn certified_header(State(api): State<ApiState>, Path(height): Path<St
         "signers": signers,
         "proof": hex::encode(&proof.encode()),
     })))
+}
+
+/// The validators whose signatures a certified header's certificate carries, as hex keys.
+pub fn signers_to_json(proof: &CertifiedHeader, genesis: &Genesis) -> Value {
+    Value::Array(proof.signers(genesis).iter().map(|key| json!(hex::encode(key.as_ref()))).collect())
 }
 
 /// A header's fields.

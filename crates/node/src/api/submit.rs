@@ -10,6 +10,7 @@ use crate::api::caller::Caller;
 use crate::api::failure::Failure;
 use crate::api::input::{decimal, decimal_text, hex_bytes, object, parse_json, read_body, required};
 use crate::api::signed::{outcome_to_json, pending_to_json, request_from_bytes, request_from_json};
+use crate::api::status::signers_to_json;
 use crate::api::{ApiState, off_runtime};
 use crate::constants::{OUTCOME_POLL_MS, RECEIPT_WAIT_MS, RETRY_AFTER_MS_PENDING};
 use axum::Json;
@@ -110,24 +111,21 @@ pub async fn request_receipt(State(api): State<ApiState>, Path((client, id)): Pa
     if api.health.is_halted() {
         return Failure::halted().into_response();
     }
-    let not_found = || {
-        Failure::not_found(
-            "request_not_found",
-            format!("no finalized request {} from client {}", key.id, crate::hex::encode(key.client.as_ref())),
-        )
-    };
     let mut receipt = api.mailbox.receipt(key.clone()).await;
-    // The height of the request's block, when it is final and the block above it is too.
-    let mut above_final = None;
+    // When there is no receipt yet: the request's height if it is final here, and whether the
+    // block above it became final too while waiting.
+    let mut final_height = None;
+    let mut above_final = false;
     if matches!(receipt, Ok(None))
         && let Ok(Some(outcome)) = api.mailbox.outcome(key.clone()).await
     {
-        // Final, and the block above it not yet: it follows at once. Wait for it a little.
+        final_height = Some(outcome.height);
+        // The block above follows at once: wait for it a little.
         let deadline = Instant::now() + Duration::from_millis(RECEIPT_WAIT_MS);
         while Instant::now() < deadline && !api.health.is_halted() && !*api.stopping.borrow() {
             match api.mailbox.status().await {
                 Some(status) if status.finalized_height > outcome.height => {
-                    above_final = Some(outcome.height);
+                    above_final = true;
                     break;
                 }
                 Some(_) => tokio::time::sleep(Duration::from_millis(OUTCOME_POLL_MS)).await,
@@ -136,45 +134,41 @@ pub async fn request_receipt(State(api): State<ApiState>, Path((client, id)): Pa
         }
         receipt = api.mailbox.receipt(key.clone()).await;
     }
-    match receipt {
-        Ok(Some(receipt)) => {
-            let genesis = api.genesis.genesis();
-            let signers: Vec<serde_json::Value> = receipt
-                .above
-                .signers(genesis)
-                .iter()
-                .map(|signer| serde_json::Value::String(crate::hex::encode(signer.as_ref())))
-                .collect();
+    match (receipt, final_height) {
+        (Ok(Some(receipt)), _) => {
             let mut answer = outcome_to_json(&key, &receipt.outcome);
             let fields = answer.as_object_mut().expect("an object");
             fields.insert("certified_height".into(), receipt.above.certified().height.to_string().into());
-            fields.insert("signers".into(), serde_json::Value::Array(signers));
+            fields.insert("signers".into(), signers_to_json(&receipt.above, api.genesis.genesis()));
             fields.insert("receipt".into(), crate::hex::encode(&receipt.encode()).into());
             (StatusCode::OK, Json(answer)).into_response()
         }
-        Err(_) | Ok(None) if api.health.is_halted() => Failure::halted().into_response(),
+        (Err(_) | Ok(None), _) if api.health.is_halted() => Failure::halted().into_response(),
         // Both final, and no certificate near enough above to prove them.
-        Ok(None) if above_final.is_some() => Failure::not_found(
+        (Ok(None), Some(height)) if above_final => Failure::not_found(
             "receipt_not_held",
             format!(
-                "this validator holds no certificate near enough above height {} to prove request {}; ask another validator",
-                above_final.unwrap_or_default(),
+                "this validator holds no certificate near enough above height {height} to prove request {}; ask another validator",
                 key.id
             ),
         )
         .into_response(),
-        // Finalized, and the block above not yet: it follows at once.
-        Ok(None) if matches!(api.mailbox.outcome(key.clone()).await, Ok(Some(_))) => {
+        // Final, and the block above not yet.
+        (Ok(None), Some(_)) => {
             (StatusCode::ACCEPTED, Json(pending_to_json(&key, RETRY_AFTER_MS_PENDING))).into_response()
         }
-        Ok(None) => not_found().into_response(),
-        Err(error @ ChainError::OutcomeNotHeld { .. }) => {
+        (Ok(None), None) => Failure::not_found(
+            "request_not_found",
+            format!("no finalized request {} from client {}", key.id, crate::hex::encode(key.client.as_ref())),
+        )
+        .into_response(),
+        (Err(error @ ChainError::OutcomeNotHeld { .. }), _) => {
             Failure::not_found("outcome_not_held", error.to_string()).into_response()
         }
-        Err(error @ ChainError::OutcomeRepairing { .. }) => {
+        (Err(error @ ChainError::OutcomeRepairing { .. }), _) => {
             Failure::outcome_repairing(error.to_string()).into_response()
         }
-        Err(_) => Failure::busy("this validator is too busy to answer; retry shortly").into_response(),
+        (Err(_), _) => Failure::busy("this validator is too busy to answer; retry shortly").into_response(),
     }
 }
 
