@@ -13,8 +13,11 @@
 //! segment, which a full batch of 8,190 transfers does up to millions of accounts, this is far
 //! fewer compressions than a binary tree over the accounts themselves would need.
 //!
-//! A proof of an account is the leaves of its segment and the segment's audit path.
+//! A proof of an account is the BLAKE3 chunk of its segment that holds its leaf (32 leaves, 1 KiB)
+//! with the chaining values that lead from that chunk to the segment's hash (`chunk_proof.rs`,
+//! at most four), and the segment's audit path in the tree: about 1.3 KiB at a million accounts.
 
+use crate::chunk_proof::{self, CHUNK_LEN, ChainingValue};
 use crate::merkle::{Hash, MerkleTree, leaf, verify_proof};
 use crate::types::Account;
 
@@ -120,24 +123,54 @@ impl AccountTable {
         &self.leaves[start..end]
     }
 
-    /// The leaves of account `index`'s segment and the segment's audit path.
-    pub fn proof(&self, index: u64) -> (Vec<Hash>, Vec<Hash>) {
+    /// The proof of account `index`: the leaves of its chunk, the chaining values from the chunk
+    /// to its segment's hash, and the segment's audit path.
+    pub fn proof(&self, index: u64) -> SegmentProof {
         let segment = index / SEGMENT_ACCOUNTS;
-        (self.segment_leaves(segment).to_vec(), self.segments.proof(segment))
+        let leaves = self.segment_leaves(segment).as_flattened();
+        let offset = (index % SEGMENT_ACCOUNTS) * LEAF_LEN;
+        let (start, len) = chunk_proof::chunk_of(leaves.len() as u64, offset);
+        let chunk = leaves[start as usize..(start + len) as usize]
+            .chunks_exact(LEAF_LEN as usize)
+            .map(|leaf| leaf.try_into().expect("32-byte leaves"))
+            .collect();
+        let siblings = chunk_proof::siblings(leaves.len() as u64, offset, |start, len| {
+            chunk_proof::chaining_value(SEGMENT_KEY, &leaves[start as usize..(start + len) as usize], start)
+        });
+        SegmentProof { chunk, siblings, path: self.segments.proof(segment) }
     }
 }
 
-/// Whether `account` is account `index` of `count` accounts whose table has root `root`, given
-/// its segment's leaves and the segment's audit path.
-pub fn verify_account(root: &Hash, count: u64, index: u64, account: &Account, segment: &[Hash], path: &[Hash]) -> bool {
+const LEAF_LEN: u64 = 32;
+
+/// The leaves of one account's chunk of its segment (up to 32), the chaining values from that
+/// chunk to the segment's hash, and the segment's audit path in the tree of segments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentProof {
+    pub chunk: Vec<Hash>,
+    pub siblings: Vec<ChainingValue>,
+    pub path: Vec<Hash>,
+}
+
+/// Whether `account` is account `index` of `count` accounts whose table has root `root`.
+pub fn verify_account(root: &Hash, count: u64, index: u64, account: &Account, proof: &SegmentProof) -> bool {
     if index >= count {
         return false;
     }
     let first = index / SEGMENT_ACCOUNTS * SEGMENT_ACCOUNTS;
-    let expected_len = (count - first).min(SEGMENT_ACCOUNTS);
-    segment.len() as u64 == expected_len
-        && segment[(index - first) as usize] == account_leaf(account)
-        && verify_proof(root, count.div_ceil(SEGMENT_ACCOUNTS), index / SEGMENT_ACCOUNTS, &segment_hash(segment), path)
+    let segment_len = (count - first).min(SEGMENT_ACCOUNTS) * LEAF_LEN;
+    let offset = (index - first) * LEAF_LEN;
+    let chunk_start = offset / CHUNK_LEN * CHUNK_LEN;
+    let position = ((offset - chunk_start) / LEAF_LEN) as usize;
+    if proof.chunk.get(position) != Some(&account_leaf(account)) {
+        return false;
+    }
+    let Some(segment_hash) =
+        chunk_proof::root(SEGMENT_KEY, segment_len, chunk_start, proof.chunk.as_flattened(), &proof.siblings)
+    else {
+        return false;
+    };
+    verify_proof(root, count.div_ceil(SEGMENT_ACCOUNTS), index / SEGMENT_ACCOUNTS, &segment_hash, &proof.path)
 }
 
 #[cfg(test)]
@@ -173,12 +206,20 @@ mod tests {
         rebuilt.commit();
         assert_eq!(table.root(), rebuilt.root());
 
-        for index in [0, 3, 511, 512, 600, count - 1] {
-            let (segment, path) = table.proof(index);
+        for index in [0, 3, 31, 32, 511, 512, 600, count - 1] {
+            let proof = table.proof(index);
+            assert!(proof.chunk.len() <= 32 && proof.siblings.len() <= 4, "a chunk of one segment");
             let account = accounts[index as usize];
-            assert!(verify_account(&table.root(), count, index, &account, &segment, &path), "account {index}");
+            assert!(verify_account(&table.root(), count, index, &account, &proof), "account {index}");
             let forged = Account { credits_posted: account.credits_posted + 1, ..account };
-            assert!(!verify_account(&table.root(), count, index, &forged, &segment, &path));
+            assert!(!verify_account(&table.root(), count, index, &forged, &proof));
+            // The same proof does not place the account elsewhere.
+            assert!(!verify_account(&table.root(), count, index ^ 1, &account, &proof));
+            if let Some(sibling) = proof.siblings.first() {
+                let mut changed = proof.clone();
+                changed.siblings[0] = [sibling[0] ^ 1; 32];
+                assert!(!verify_account(&table.root(), count, index, &account, &changed));
+            }
         }
     }
 }

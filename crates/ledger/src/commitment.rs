@@ -17,7 +17,7 @@
 //! of one account (leaf + audit path) and of one transfer (BLAKE3 chunk + sibling chaining
 //! values) check against the digest through its parts.
 
-use crate::account_table::{AccountTable, verify_account};
+use crate::account_table::{AccountTable, SegmentProof, verify_account};
 use crate::ledger::Changes;
 use crate::merkle::{Hash, MerkleTree, leaf};
 use crate::store::{AccountIndex, BalanceEntry, PendingStatus, Store};
@@ -277,9 +277,19 @@ impl Commitment {
         commitment
     }
 
-    /// The leaves of an account's segment and the segment's audit path.
-    pub fn account_path(&self, index: AccountIndex) -> (Vec<Hash>, Vec<Hash>) {
+    /// The proof of an account's leaf in the accounts tree.
+    pub fn account_path(&self, index: AccountIndex) -> SegmentProof {
         self.accounts.proof(u64::from(index))
+    }
+
+    /// The proof of transfer `index` in the log, given the encoding of its chunk's transfers.
+    pub fn transfer_path(&self, index: u64, chunk: Vec<u8>) -> TransferLogProof {
+        self.transfers.prove(index, chunk)
+    }
+
+    /// The transfers (by index) whose encodings make up transfer `index`'s chunk of the log.
+    pub fn transfer_chunk(&self, index: u64) -> std::ops::Range<u64> {
+        self.transfers.chunk_range(index)
     }
 
     /// The audit path of a pending transfer in the pending tree.
@@ -303,13 +313,11 @@ pub fn balances_in_order<S: Store>(store: &S) -> Vec<(AccountIndex, &BalanceEntr
 }
 
 /// A proof that an account, with its current balances, is part of the state a digest commits
-/// to: the account's position, the leaves of its segment, the segment's audit path in the
-/// accounts tree, and the digest's parts.
+/// to: the account's position, its leaf's path to the accounts root, and the digest's parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountProof {
     pub index: u64,
-    pub segment: Vec<Hash>,
-    pub path: Vec<Hash>,
+    pub path: SegmentProof,
     pub parts: DigestParts,
 }
 
@@ -317,14 +325,7 @@ impl AccountProof {
     /// Whether `account` is in the state whose digest is `digest`.
     pub fn verify(&self, digest: &Hash, account: &Account) -> bool {
         self.parts.digest() == *digest
-            && verify_account(
-                &self.parts.accounts_root,
-                self.parts.account_count,
-                self.index,
-                account,
-                &self.segment,
-                &self.path,
-            )
+            && verify_account(&self.parts.accounts_root, self.parts.account_count, self.index, account, &self.path)
     }
 }
 

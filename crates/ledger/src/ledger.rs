@@ -454,28 +454,25 @@ impl<S: Store> Ledger<S> {
     /// A proof, checkable against [`Ledger::digest`], of the account's current state.
     pub fn prove_account(&self, id: u128) -> Option<(Account, AccountProof)> {
         let index = self.store.account_index(id)?;
-        let (segment, path) = self.commitment.account_path(index);
-        let proof = AccountProof { index: u64::from(index), segment, path, parts: self.commitment.parts() };
+        let path = self.commitment.account_path(index);
+        let proof = AccountProof { index: u64::from(index), path, parts: self.commitment.parts() };
         Some((*self.store.account(index), proof))
     }
 
     /// A proof, checkable against [`Ledger::digest`], that the transfer exists, and of the state
-    /// of its pending phase. Building it reads the whole transfer log (see `transfer_log.rs`).
+    /// of its pending phase. Costs a logarithmic number of hashes (see `transfer_log.rs`).
     pub fn prove_transfer(&self, id: u128) -> Option<(Transfer, TransferProof)> {
         let index = self.store.transfer_index(id)?;
-        let mut log = Vec::with_capacity(self.store.transfer_count() as usize * crate::constants::OBJECT_SIZE);
-        for position in 0..self.store.transfer_count() {
-            log.extend_from_slice(&self.store.transfer(position).to_bytes());
+        let mut chunk = Vec::with_capacity(crate::chunk_proof::CHUNK_LEN as usize);
+        for position in self.commitment.transfer_chunk(index) {
+            chunk.extend_from_slice(&self.store.transfer(position).to_bytes());
         }
         let pending = self.store.pending_slot(index).map(|slot| {
             let status = self.store.pending_status(index).expect("a pending slot has a status");
             (status, slot, self.commitment.pending_path(slot))
         });
-        let proof = TransferProof {
-            log: crate::transfer_log::TransferLogProof::build(&log, index),
-            pending,
-            parts: self.commitment.parts(),
-        };
+        let proof =
+            TransferProof { log: self.commitment.transfer_path(index, chunk), pending, parts: self.commitment.parts() };
         Some((*self.store.transfer(index), proof))
     }
 

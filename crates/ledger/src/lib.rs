@@ -26,6 +26,7 @@
 //! and the maps behind the small `store::Store` interface; `docs/LEDGER.md` explains the design.
 
 mod account_table;
+mod chunk_proof;
 mod codec;
 mod commitment;
 pub mod constants;
@@ -40,6 +41,8 @@ mod store;
 mod transfer_log;
 mod types;
 
+pub use account_table::SegmentProof;
+pub use chunk_proof::ChainingValue;
 pub use codec::{DecodeError, decode_accounts, decode_transfers, encode_accounts, encode_transfers};
 pub use commitment::{AccountProof, DigestParts, TransferProof};
 pub use constants::{AMOUNT_MAX, BATCH_EVENTS_MAX, QUERY_RESULTS_MAX};

@@ -7,17 +7,20 @@
 //! with SIMD; the root is `finalize()`, which costs a logarithmic number of merges. That makes
 //! the transfers' share of the digest a few cycles per byte, whatever the ledger's size.
 //!
-//! An inclusion proof is BLAKE3's own: the 1 KiB chunk that holds the transfer and the chaining
-//! values of the sibling subtrees from that chunk to the root (see [`TransferLogProof`]).
+//! An inclusion proof is BLAKE3's own (`chunk_proof.rs`): the 1 KiB chunk that holds the transfer
+//! and the chaining values of the sibling subtrees from that chunk to the root. The log keeps the
+//! chaining value of every complete chunk and of every complete power-of-two run of chunks (about
+//! 8 bytes per transfer), so a proof is built in a logarithmic number of merges, not by reading
+//! the log again.
 
-use blake3::hazmat::{ChainingValue, HasherExt, Mode, left_subtree_len, merge_subtrees_non_root, merge_subtrees_root};
+use blake3::hazmat::{ChainingValue, Mode, merge_subtrees_non_root};
 
+use crate::chunk_proof::{self, CHUNK_LEN, chaining_value};
 use crate::constants::OBJECT_SIZE;
 use crate::merkle::Hash;
 
 /// The key of the transfer log's BLAKE3 stream.
 pub const TRANSFER_LOG_KEY: &[u8; 32] = b"tally.ledger.v1.transfer-log....";
-const CHUNK_LEN: u64 = blake3::CHUNK_LEN as u64;
 
 /// The running hash of the transfer log.
 #[derive(Debug, Clone)]
@@ -25,6 +28,10 @@ pub struct TransferLog {
     hasher: blake3::Hasher,
     /// Transfers hashed so far.
     count: u64,
+    /// `levels[k][i]`: the chaining value of the complete subtree of 2^k chunks at chunk `i << k`.
+    levels: Vec<Vec<ChainingValue>>,
+    /// The bytes after the last complete chunk (less than one chunk).
+    tail: Vec<u8>,
 }
 
 impl Default for TransferLog {
@@ -35,7 +42,12 @@ impl Default for TransferLog {
 
 impl TransferLog {
     pub fn new() -> Self {
-        Self { hasher: blake3::Hasher::new_keyed(TRANSFER_LOG_KEY), count: 0 }
+        Self {
+            hasher: blake3::Hasher::new_keyed(TRANSFER_LOG_KEY),
+            count: 0,
+            levels: vec![Vec::new()],
+            tail: Vec::new(),
+        }
     }
 
     /// The number of transfers hashed.
@@ -48,11 +60,77 @@ impl TransferLog {
         assert_eq!(encoded.len() % OBJECT_SIZE, 0, "whole transfers only");
         self.hasher.update(encoded);
         self.count += (encoded.len() / OBJECT_SIZE) as u64;
+        let chunk = CHUNK_LEN as usize;
+        let mut rest = encoded;
+        if !self.tail.is_empty() {
+            let take = (chunk - self.tail.len()).min(rest.len());
+            self.tail.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.tail.len() == chunk {
+                let full = std::mem::take(&mut self.tail);
+                self.push_chunk(&full);
+            }
+        }
+        while rest.len() >= chunk {
+            self.push_chunk(&rest[..chunk]);
+            rest = &rest[chunk..];
+        }
+        self.tail.extend_from_slice(rest);
+        debug_assert_eq!(self.levels[0].len() as u64 * CHUNK_LEN + self.tail.len() as u64, self.byte_len());
+    }
+
+    /// Records a complete chunk's chaining value, and those of the runs it completes.
+    fn push_chunk(&mut self, bytes: &[u8]) {
+        let offset = self.levels[0].len() as u64 * CHUNK_LEN;
+        self.levels[0].push(chaining_value(TRANSFER_LOG_KEY, bytes, offset));
+        let mut level = 0;
+        while self.levels[level].len() % 2 == 0 {
+            let below = &self.levels[level];
+            let merged = merge_subtrees_non_root(
+                &below[below.len() - 2],
+                &below[below.len() - 1],
+                Mode::KeyedHash(TRANSFER_LOG_KEY),
+            );
+            if self.levels.len() == level + 1 {
+                self.levels.push(Vec::new());
+            }
+            self.levels[level + 1].push(merged);
+            level += 1;
+        }
+    }
+
+    fn byte_len(&self) -> u64 {
+        self.count * OBJECT_SIZE as u64
     }
 
     /// The root: BLAKE3 keyed with [`TRANSFER_LOG_KEY`] of every transfer's encoding.
     pub fn root(&self) -> Hash {
         *self.hasher.finalize().as_bytes()
+    }
+
+    /// The transfers (by index) that share transfer `index`'s chunk.
+    pub fn chunk_range(&self, index: u64) -> std::ops::Range<u64> {
+        assert!(index < self.count, "transfer {index} of {}", self.count);
+        let per_chunk = CHUNK_LEN / OBJECT_SIZE as u64;
+        let first = index / per_chunk * per_chunk;
+        first..(first + per_chunk).min(self.count)
+    }
+
+    /// The proof of transfer `index`, given the encoding of the transfers of its chunk
+    /// (`chunk_range`). Costs a logarithmic number of merges.
+    pub fn prove(&self, index: u64, chunk: Vec<u8>) -> TransferLogProof {
+        let range = self.chunk_range(index);
+        assert_eq!(chunk.len() as u64, (range.end - range.start) * OBJECT_SIZE as u64, "the chunk's transfers");
+        let complete = |level: u32, position: u64| self.levels.get(level as usize)?.get(position as usize).copied();
+        let tail = |start: u64| {
+            debug_assert_eq!(start, self.levels[0].len() as u64 * CHUNK_LEN);
+            chaining_value(TRANSFER_LOG_KEY, &self.tail, start)
+        };
+        let offset = index * OBJECT_SIZE as u64;
+        let siblings = chunk_proof::siblings(self.byte_len(), offset, |start, len| {
+            chunk_proof::subtree_from_parts(TRANSFER_LOG_KEY, start, len, &complete, &tail)
+        });
+        TransferLogProof { index, count: self.count, chunk, siblings }
     }
 }
 
@@ -68,34 +146,6 @@ pub struct TransferLogProof {
 }
 
 impl TransferLogProof {
-    /// Builds the proof for transfer `index` from the whole encoded log. Costs one pass over
-    /// the log: proofs are for clients' occasional audits, not for the execution path.
-    pub fn build(log: &[u8], index: u64) -> Self {
-        let count = (log.len() / OBJECT_SIZE) as u64;
-        assert!(index < count, "transfer {index} of {count}");
-        let target = index * OBJECT_SIZE as u64;
-        let chunk_start = target / CHUNK_LEN * CHUNK_LEN;
-        let chunk_end = (chunk_start + CHUNK_LEN).min(log.len() as u64);
-        let mut siblings = Vec::new();
-        // Walk down from the root, recording the sibling at each split.
-        let (mut start, mut len) = (0u64, log.len() as u64);
-        let mut path = Vec::new();
-        while len > CHUNK_LEN {
-            let left = left_subtree_len(len);
-            if target < start + left {
-                path.push(subtree_cv(log, start + left, len - left));
-                len = left;
-            } else {
-                path.push(subtree_cv(log, start, left));
-                start += left;
-                len -= left;
-            }
-        }
-        debug_assert_eq!((start, start + len), (chunk_start, chunk_end));
-        siblings.extend(path.into_iter().rev());
-        Self { index, count, chunk: log[chunk_start as usize..chunk_end as usize].to_vec(), siblings }
-    }
-
     /// The encoded transfer this proof is about (`None` for a proof that cannot be one).
     pub fn transfer_bytes(&self) -> Option<&[u8]> {
         let offset = (self.index.checked_mul(OBJECT_SIZE as u64)? % CHUNK_LEN) as usize;
@@ -112,53 +162,12 @@ impl TransferLogProof {
         else {
             return false;
         };
-        if self.index >= self.count || self.transfer_bytes().is_none() || self.siblings.len() > 64 {
+        if self.index >= self.count || self.transfer_bytes().is_none() {
             return false;
         }
-        // Replay the walk from the root to learn each split and which side the target is on.
-        let mut sides = Vec::new(); // true: the target is in the left subtree.
-        let (mut start, mut len) = (0u64, total);
-        while len > CHUNK_LEN {
-            let left = left_subtree_len(len);
-            let in_left = target < start + left;
-            sides.push(in_left);
-            if in_left {
-                len = left;
-            } else {
-                start += left;
-                len -= left;
-            }
-        }
-        if self.chunk.len() as u64 != len || sides.len() != self.siblings.len() {
-            return false;
-        }
-        if sides.is_empty() {
-            // The whole log is one chunk: its root is the chunk's hash.
-            return blake3::keyed_hash(TRANSFER_LOG_KEY, &self.chunk).as_bytes() == root;
-        }
-        let mut cv = chaining_value_at(&self.chunk, start);
-        for (depth, (sibling, in_left)) in self.siblings.iter().zip(sides.iter().rev()).enumerate() {
-            let (left, right) = if *in_left { (&cv, sibling) } else { (sibling, &cv) };
-            if depth + 1 == self.siblings.len() {
-                return merge_subtrees_root(left, right, Mode::KeyedHash(TRANSFER_LOG_KEY)).as_bytes() == root;
-            }
-            cv = merge_subtrees_non_root(left, right, Mode::KeyedHash(TRANSFER_LOG_KEY));
-        }
-        unreachable!("the loop returns at the root")
+        let chunk_start = target / CHUNK_LEN * CHUNK_LEN;
+        chunk_proof::root(TRANSFER_LOG_KEY, total, chunk_start, &self.chunk, &self.siblings).as_ref() == Some(root)
     }
-}
-
-/// The chaining value of the subtree of `log` at `start` with `len` bytes.
-fn subtree_cv(log: &[u8], start: u64, len: u64) -> ChainingValue {
-    chaining_value_at(&log[start as usize..(start + len) as usize], start)
-}
-
-/// The chaining value of `bytes` as the subtree that starts at byte `offset` of the log.
-fn chaining_value_at(bytes: &[u8], offset: u64) -> ChainingValue {
-    let mut hasher = blake3::Hasher::new_keyed(TRANSFER_LOG_KEY);
-    hasher.set_input_offset(offset);
-    hasher.update(bytes);
-    hasher.finalize_non_root()
 }
 
 #[cfg(test)]
@@ -185,8 +194,16 @@ mod tests {
         for count in [1u64, 2, 8, 9, 16, 17, 40, 64, 65] {
             let log = log_of(count);
             let root = *blake3::keyed_hash(TRANSFER_LOG_KEY, &log).as_bytes();
+            // Appended in uneven pieces, so that chunks complete across appends.
+            let mut appended = TransferLog::new();
+            for piece in log.chunks(OBJECT_SIZE * 3) {
+                appended.append(piece);
+            }
+            assert_eq!(appended.root(), root);
             for index in 0..count {
-                let proof = TransferLogProof::build(&log, index);
+                let range = appended.chunk_range(index);
+                let chunk = log[range.start as usize * OBJECT_SIZE..range.end as usize * OBJECT_SIZE].to_vec();
+                let proof = appended.prove(index, chunk);
                 assert!(proof.verify(&root), "count {count} index {index}");
                 let mut tampered = proof.clone();
                 tampered.chunk[0] ^= 1;

@@ -165,3 +165,48 @@ fn proofs_verify_against_the_digest() {
     }
     assert!(ledger.prove_transfer(11).is_none(), "a failed transfer does not exist");
 }
+
+/// Proofs in a ledger of many accounts and transfers, made batch by batch (so the transfer log's
+/// chunks and the account segments fill across batches), and in the same ledger restored from a
+/// snapshot (whose commitment is rebuilt in one pass): every proof verifies, has the compact size
+/// the docs give, and does not verify for another transfer or account.
+#[test]
+fn proofs_stay_compact_and_verify_across_batches_and_restores() {
+    let mut ledger = Ledger::new();
+    let accounts: Vec<Account> = (1..=1_100u128).map(|id| account(id, AccountFlags::NONE)).collect();
+    for (batch, chunk) in accounts.chunks(300).enumerate() {
+        ledger.create_accounts((batch as u64 + 1) * SECOND, chunk);
+    }
+    let mut id = 10_000u128;
+    for batch in 0..37u64 {
+        let transfers: Vec<Transfer> = (0..(batch % 11 + 1) * 7)
+            .map(|n| {
+                id += 1;
+                let debit = (id * 7 + u128::from(n)) % 1_100 + 1;
+                transfer(id, debit, debit % 1_100 + 1, 1, TransferFlags::NONE)
+            })
+            .collect();
+        ledger.create_transfers((100 + batch) * SECOND, &transfers);
+    }
+    let restored = Ledger::restore(&ledger.snapshot()).expect("a valid snapshot");
+    assert_eq!(restored.digest(), ledger.digest());
+    let digest = ledger.digest();
+    let transfer_count = ledger.digest_parts().transfer_count;
+    assert!(transfer_count > 1_000, "{transfer_count} transfers");
+    for which in [&ledger, &restored] {
+        for id in (10_001..=id).step_by(13) {
+            let Some((transfer, proof)) = which.prove_transfer(id) else { continue };
+            assert!(proof.verify(&digest, &transfer), "transfer {id}");
+            assert!(proof.log.chunk.len() <= 1_024 && proof.log.siblings.len() <= 64);
+            let other = Transfer { id: transfer.id + 1, ..transfer };
+            assert!(!proof.verify(&digest, &other));
+        }
+        for id in [1u128, 33, 512, 513, 1_024, 1_100] {
+            let (account, proof) = which.prove_account(id).expect("the account exists");
+            assert!(proof.verify(&digest, &account), "account {id}");
+            assert!(proof.path.chunk.len() <= 32 && proof.path.siblings.len() <= 4 && proof.path.path.len() <= 2);
+            let (neighbour, _) = which.prove_account(if id == 1 { 2 } else { id - 1 }).unwrap();
+            assert!(!proof.verify(&digest, &neighbour));
+        }
+    }
+}
