@@ -37,6 +37,7 @@ pub mod receipt;
 pub mod request;
 pub mod request_set;
 pub mod snapshot;
+pub mod state_receipt;
 pub mod validator;
 pub mod votes;
 

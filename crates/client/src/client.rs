@@ -11,10 +11,11 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tally_chain::keys::{ClientKey, ClientSigner, public_key};
 use tally_chain::receipt::{OutcomeReceipt, ReceiptError};
+use tally_chain::state_receipt::StateReceipt;
 use tally_chain::{ChainError, Genesis, Request, RequestKind, RequestResult};
 use tally_ledger::{
     Account, AccountBalance, AccountFilter, CreateAccountResult, CreateTransferResult, QueryFilter, Transfer,
@@ -42,16 +43,18 @@ pub struct Receipt {
     pub proven: Option<Proven>,
 }
 
-/// A request's outcome proven final by a receipt checked against the genesis: the outcome is
-/// the one a quorum of validators signed for, whichever validator served it.
+/// An answer proven by a receipt checked against the genesis: what it says is what a quorum of
+/// validators signed for, whichever validator served it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Proven {
-    /// The height of the block that holds the request.
+    /// For a request's outcome, the height of the block that holds the request; for a read, the
+    /// height of the block after which the ledger held what was read.
     pub height: u64,
     /// How many validators signed the certificate, and how many the genesis names.
     pub signers: usize,
     pub validators: usize,
-    /// The receipt's bytes (`tally_chain::receipt`), to keep or check again offline.
+    /// The receipt's bytes (`tally_chain::receipt` for an outcome, `tally_chain::state_receipt`
+    /// for a read), to keep or check again offline.
     pub receipt: Vec<u8>,
 }
 
@@ -118,8 +121,59 @@ pub struct Client {
     http: reqwest::Client,
     /// The validator to try first: the last one that answered.
     preferred: AtomicUsize,
-    /// The genesis that every write's outcome is checked against (`verifying`).
+    /// The genesis that every answer is checked against (`verifying`).
     genesis: Option<Arc<Genesis>>,
+    /// The highest height a verified answer proved: a verifying client takes no read of an
+    /// older state (read-your-writes across validators), unless `older_reads` allows it.
+    seen: AtomicU64,
+    older_reads: bool,
+}
+
+/// Ledger objects a state receipt proves.
+trait Provable: Sized {
+    /// What the API calls a list of them.
+    const NAME: &'static str;
+    fn id(&self) -> u128;
+    fn proven(receipt: &StateReceipt) -> Vec<Self>;
+}
+
+impl Provable for Account {
+    const NAME: &'static str = "accounts";
+    fn id(&self) -> u128 {
+        self.id
+    }
+    fn proven(receipt: &StateReceipt) -> Vec<Self> {
+        receipt.proof.accounts.iter().map(|(account, _)| *account).collect()
+    }
+}
+
+impl Provable for Transfer {
+    const NAME: &'static str = "transfers";
+    fn id(&self) -> u128 {
+        self.id
+    }
+    fn proven(receipt: &StateReceipt) -> Vec<Self> {
+        receipt.proof.transfers.iter().map(|(transfer, _)| *transfer).collect()
+    }
+}
+
+/// The state receipt in a read's answer (`"proof": {"receipt": …}`), checked against `genesis`.
+fn proven_state(genesis: &Genesis, value: &Value) -> Result<(StateReceipt, Proven), String> {
+    let text = value
+        .get("proof")
+        .and_then(|proof| proof.get("receipt"))
+        .and_then(Value::as_str)
+        .ok_or("the answer carries no state receipt")?;
+    let bytes = wire::from_hex(text).ok_or("the state receipt is not hex")?;
+    let receipt = StateReceipt::decode(&bytes, genesis).map_err(|error| error.to_string())?;
+    let verified = receipt.verify(genesis).map_err(|error| error.to_string())?;
+    let proven = Proven {
+        height: verified.height,
+        signers: verified.signers.len(),
+        validators: verified.validators,
+        receipt: bytes,
+    };
+    Ok((receipt, proven))
 }
 
 /// A body to send, cheap to clone for each attempt.
@@ -408,6 +462,8 @@ impl Client {
             http,
             preferred: AtomicUsize::new(0),
             genesis: None,
+            seen: AtomicU64::new(0),
+            older_reads: false,
         })
     }
 
@@ -415,9 +471,34 @@ impl Client {
     /// cluster's genesis file, `GenesisFile::genesis`): the results it returns are those a
     /// receipt proves, signed by a quorum of the genesis validators, not one validator's word
     /// (see [`Client::prove`]). Each [`RequestReceipt`] then carries what proved it.
+    ///
+    /// Reads of accounts and transfers are verified too: each answer carries a state receipt
+    /// (`?proof=true`), and the objects returned are those it proves. An id a lookup does not
+    /// find is taken as absent only when f + 1 validators' verified answers leave it out (there
+    /// is no proof of absence). A query's receipt proves every object it lists, not that none
+    /// was left out. Balance history (`get_account_balances`) and the status are not verified.
+    /// The client remembers the highest height it has seen proven and takes no read of an
+    /// older state (so it reads its own writes, whichever validator answers), unless
+    /// [`Client::older_reads`] allows it.
     pub fn verifying(mut self, genesis: Genesis) -> Self {
         self.genesis = Some(Arc::new(genesis));
         self
+    }
+
+    /// A verifying client that takes reads of states older than the newest it has seen (from
+    /// a validator that lags), instead of asking another validator.
+    pub fn older_reads(mut self, allowed: bool) -> Self {
+        self.older_reads = allowed;
+        self
+    }
+
+    /// The highest height a verified answer proved to this client (0 before any).
+    pub fn height_seen(&self) -> u64 {
+        self.seen.load(Ordering::Relaxed)
+    }
+
+    fn saw(&self, height: u64) {
+        self.seen.fetch_max(height, Ordering::Relaxed);
     }
 
     /// The validators, in the order given.
@@ -677,7 +758,12 @@ impl Client {
             let validator = &self.validators[index];
             let failure = match self.exchange_before(attempts.deadline, validator, Method::GET, &path, None).await {
                 Verdict::Answer(value) => match proven_receipt(genesis, request, &value, validator) {
-                    Ok(receipt) => return receipt,
+                    Ok(receipt) => {
+                        if let Ok(receipt) = &receipt {
+                            self.saw(receipt.height);
+                        }
+                        return receipt;
+                    }
                     Err(reason) => {
                         unverified.push(format!("{validator}: {reason}"));
                         refuted[index] = true;
@@ -815,29 +901,233 @@ impl Client {
         Reader { validator: self.answered_by() }.objects(value, name, item)
     }
 
+    /// A verified read: asks the validators in turn for `path` with `?proof=true` and takes the
+    /// first answer whose state receipt verifies against `genesis` and is not older than what
+    /// this client has seen. Returns the objects it proves, what proved them, and which
+    /// validator answered. A validator whose receipt does not verify is passed over; when every
+    /// validator has either given one that does not verify or been unreachable twice,
+    /// [`ClientError::Unverified`] names each. A refusal (4xx) is taken on the word of f + 1.
+    async fn proven_read<T: Provable>(
+        &self,
+        genesis: &Genesis,
+        path: &str,
+        body: &Value,
+    ) -> Result<(Vec<T>, Proven, usize), ClientError> {
+        let path = format!("{path}?proof=true");
+        let body = Body::json(body);
+        let mut attempts = Attempts::new(
+            self.preferred.load(Ordering::Relaxed),
+            self.validators.len(),
+            self.options.read_wait,
+            self.options.backoff_initial,
+        );
+        let mut unverified = Vec::new();
+        let mut refuted = vec![false; self.validators.len()];
+        let mut unreachable = vec![0u32; self.validators.len()];
+        let mut refusals: Vec<Option<String>> = vec![None; self.validators.len()];
+        loop {
+            let index = attempts.index;
+            let validator = &self.validators[index];
+            let verdict =
+                self.exchange_before(attempts.deadline, validator, Method::POST, &path, Some(body.clone())).await;
+            let failure = match verdict {
+                Verdict::Answer(value) => match proven_state(genesis, &value) {
+                    Ok((_, proven)) if !self.older_reads && proven.height < self.height_seen() => Failure::answered(
+                        format!(
+                            "answered from the state at height {}, older than height {} this client has seen",
+                            proven.height,
+                            self.height_seen()
+                        ),
+                        None,
+                    ),
+                    Ok((receipt, proven)) => {
+                        self.preferred.store(index, Ordering::Relaxed);
+                        self.saw(proven.height);
+                        return Ok((T::proven(&receipt), proven, index));
+                    }
+                    Err(reason) => {
+                        unverified.push(format!("{validator}: {reason}"));
+                        refuted[index] = true;
+                        Failure::answered(format!("unverified: {reason}"), None)
+                    }
+                },
+                Verdict::Refused(error) if self.refusal_confirmed(&mut refusals, index, &error) => return Err(error),
+                Verdict::Refused(error) => {
+                    Failure::answered(format!("refused ({}), which another validator must confirm", error.code()), None)
+                }
+                Verdict::Pending { retry_after } => {
+                    Failure::answered(String::from("answered 202 to a read"), retry_after)
+                }
+                Verdict::Retry(failure) => failure,
+            };
+            if !failure.answered {
+                unreachable[index] += 1;
+            }
+            let settled = (0..refuted.len()).all(|index| refuted[index] || unreachable[index] >= 2);
+            if !unverified.is_empty() && settled {
+                return Err(ClientError::Unverified { failures: unverified });
+            }
+            if !attempts.fail(validator, failure, &self.options).await {
+                return Err(if unverified.is_empty() {
+                    attempts.unavailable()
+                } else {
+                    ClientError::Unverified { failures: unverified }
+                });
+            }
+        }
+    }
+
+    /// A verified lookup of `ids` at `path`: the objects a state receipt proves, in the order
+    /// asked (each once). An id the answer leaves out is asked of the other validators, one at a
+    /// time: one whose verified answer holds it proves it exists; it is taken as absent once f + 1
+    /// validators' verified answers (of states no older than this client has seen) leave it out,
+    /// or all of them when the client knows fewer. Otherwise [`ClientError::Unverified`].
+    async fn proven_lookup<T: Provable>(
+        &self,
+        genesis: &Genesis,
+        path: &str,
+        ids: &[u128],
+    ) -> Result<(Vec<T>, Proven), ClientError> {
+        let (mut found, proven, first) = self.proven_read::<T>(genesis, path, &ids_json(ids)).await?;
+        let mut missing: Vec<u128> = Vec::new();
+        for id in ids {
+            if !found.iter().any(|object| object.id() == *id) && !missing.contains(id) {
+                missing.push(*id);
+            }
+        }
+        let needed = (genesis.faults_tolerated() + 1).min(self.validators.len());
+        let mut agreeing = 1;
+        let mut failures = Vec::new();
+        for step in 1..self.validators.len() {
+            if missing.is_empty() || agreeing >= needed {
+                break;
+            }
+            let validator = &self.validators[(first + step) % self.validators.len()];
+            let deadline = Instant::now() + self.options.read_wait;
+            let body = Body::json(&ids_json(&missing));
+            let path = format!("{path}?proof=true");
+            let verdict = self.exchange_before(deadline, validator, Method::POST, &path, Some(body)).await;
+            let value = match verdict {
+                Verdict::Answer(value) => value,
+                Verdict::Refused(error) => {
+                    failures.push(format!("{validator}: {error}"));
+                    continue;
+                }
+                Verdict::Pending { .. } => {
+                    failures.push(format!("{validator}: answered 202 to a read"));
+                    continue;
+                }
+                Verdict::Retry(failure) => {
+                    failures.push(failure.at(validator));
+                    continue;
+                }
+            };
+            match proven_state(genesis, &value) {
+                Ok((_, proven)) if !self.older_reads && proven.height < self.height_seen() => failures.push(format!(
+                    "{validator}: answered from the state at height {}, older than height {}",
+                    proven.height,
+                    self.height_seen()
+                )),
+                Ok((receipt, proven)) => {
+                    self.saw(proven.height);
+                    let more = T::proven(&receipt);
+                    missing.retain(|id| !more.iter().any(|object| object.id() == *id));
+                    found.extend(more);
+                    agreeing += 1;
+                }
+                Err(reason) => failures.push(format!("{validator}: unverified: {reason}")),
+            }
+        }
+        if !missing.is_empty() && agreeing < needed {
+            let ids: Vec<String> = missing.iter().map(u128::to_string).collect();
+            failures.push(format!(
+                "{} {} not found by {agreeing} validator(s), and {needed} must agree that an id is absent",
+                T::NAME,
+                ids.join(", ")
+            ));
+            return Err(ClientError::Unverified { failures });
+        }
+        let mut ordered = Vec::with_capacity(found.len());
+        for id in ids {
+            if let Some(position) = found.iter().position(|object| object.id() == *id) {
+                ordered.push(found.swap_remove(position));
+            }
+        }
+        Ok((ordered, proven))
+    }
+
+    /// A read of objects: verified when the client is ([`Client::verifying`]), else as the
+    /// answering validator lists them.
+    async fn objects_read<T: Provable>(
+        &self,
+        path: &str,
+        body: Value,
+        item: fn(&Value, &str) -> Result<T, tally_api::ApiError>,
+    ) -> Result<(Vec<T>, Option<Proven>), ClientError> {
+        match &self.genesis {
+            Some(genesis) => {
+                let (objects, proven, _) = self.proven_read::<T>(genesis, path, &body).await?;
+                Ok((objects, Some(proven)))
+            }
+            None => {
+                let value = self.read(Method::POST, path, Some(body)).await?;
+                Ok((self.objects(&value, T::NAME, item)?, None))
+            }
+        }
+    }
+
+    /// A lookup by ids, in pieces of at most 8,190 ids: verified when the client is.
+    async fn lookup<T: Provable>(
+        &self,
+        path: &str,
+        ids: &[u128],
+        item: fn(&Value, &str) -> Result<T, tally_api::ApiError>,
+    ) -> Result<(Vec<T>, Option<Proven>), ClientError> {
+        let mut objects = Vec::with_capacity(ids.len());
+        let mut proof = None;
+        for chunk in ids.chunks(constants::REQUEST_EVENTS_MAX) {
+            match &self.genesis {
+                Some(genesis) => {
+                    let (found, proven) = self.proven_lookup::<T>(genesis, path, chunk).await?;
+                    objects.extend(found);
+                    proof = Some(proven);
+                }
+                None => {
+                    let value = self.read(Method::POST, path, Some(ids_json(chunk))).await?;
+                    objects.extend(self.objects(&value, T::NAME, item)?);
+                }
+            }
+        }
+        Ok((objects, proof))
+    }
+
     /// Looks up accounts by id; ids that do not exist are left out. More ids than one lookup
     /// takes (8,190) are asked in several.
     pub async fn lookup_accounts(&self, ids: &[u128]) -> Result<Vec<Account>, ClientError> {
-        let mut accounts = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(constants::REQUEST_EVENTS_MAX) {
-            let value = self.read(Method::POST, "/v1/accounts/lookup", Some(ids_json(chunk))).await?;
-            accounts.extend(self.objects(&value, "accounts", tally_api::account_from_json)?);
-        }
-        Ok(accounts)
+        Ok(self.lookup_accounts_proven(ids).await?.0)
+    }
+
+    /// `lookup_accounts`, with what proved the answer when the client verifies (the last
+    /// piece's proof, for more than 8,190 ids).
+    pub async fn lookup_accounts_proven(&self, ids: &[u128]) -> Result<(Vec<Account>, Option<Proven>), ClientError> {
+        self.lookup("/v1/accounts/lookup", ids, tally_api::account_from_json).await
     }
 
     /// Looks up transfers by id; ids that do not exist are left out.
     pub async fn lookup_transfers(&self, ids: &[u128]) -> Result<Vec<Transfer>, ClientError> {
-        let mut transfers = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(constants::REQUEST_EVENTS_MAX) {
-            let value = self.read(Method::POST, "/v1/transfers/lookup", Some(ids_json(chunk))).await?;
-            transfers.extend(self.objects(&value, "transfers", tally_api::transfer_from_json)?);
-        }
-        Ok(transfers)
+        Ok(self.lookup_transfers_proven(ids).await?.0)
+    }
+
+    /// `lookup_transfers`, with what proved the answer when the client verifies.
+    pub async fn lookup_transfers_proven(&self, ids: &[u128]) -> Result<(Vec<Transfer>, Option<Proven>), ClientError> {
+        self.lookup("/v1/transfers/lookup", ids, tally_api::transfer_from_json).await
     }
 
     /// One account, or `None` if it does not exist.
     pub async fn lookup_account(&self, id: u128) -> Result<Option<Account>, ClientError> {
+        if self.genesis.is_some() {
+            return Ok(self.lookup_accounts(&[id]).await?.pop());
+        }
         match self.read(Method::GET, &format!("/v1/accounts/{id}"), None).await {
             Ok(value) => tally_api::account_from_json(&value, "account")
                 .map(Some)
@@ -849,6 +1139,9 @@ impl Client {
 
     /// One transfer, or `None` if it does not exist.
     pub async fn lookup_transfer(&self, id: u128) -> Result<Option<Transfer>, ClientError> {
+        if self.genesis.is_some() {
+            return Ok(self.lookup_transfers(&[id]).await?.pop());
+        }
         match self.read(Method::GET, &format!("/v1/transfers/{id}"), None).await {
             Ok(value) => tally_api::transfer_from_json(&value, "transfer")
                 .map(Some)
@@ -860,9 +1153,16 @@ impl Client {
 
     /// The transfers of an account that match `filter` (TigerBeetle's `get_account_transfers`).
     pub async fn get_account_transfers(&self, filter: &AccountFilter) -> Result<Vec<Transfer>, ClientError> {
+        Ok(self.get_account_transfers_proven(filter).await?.0)
+    }
+
+    /// `get_account_transfers`, with what proved the transfers listed when the client verifies.
+    pub async fn get_account_transfers_proven(
+        &self,
+        filter: &AccountFilter,
+    ) -> Result<(Vec<Transfer>, Option<Proven>), ClientError> {
         let body = wire::account_filter_to_json(filter);
-        let value = self.read(Method::POST, "/v1/accounts/transfers", Some(body)).await?;
-        self.objects(&value, "transfers", tally_api::transfer_from_json)
+        self.objects_read("/v1/accounts/transfers", body, tally_api::transfer_from_json).await
     }
 
     /// The balance history of an account with the `history` flag (TigerBeetle's
@@ -875,16 +1175,30 @@ impl Client {
 
     /// The accounts whose fields match every nonzero field of `filter`.
     pub async fn query_accounts(&self, filter: &QueryFilter) -> Result<Vec<Account>, ClientError> {
+        Ok(self.query_accounts_proven(filter).await?.0)
+    }
+
+    /// `query_accounts`, with what proved the accounts listed when the client verifies.
+    pub async fn query_accounts_proven(
+        &self,
+        filter: &QueryFilter,
+    ) -> Result<(Vec<Account>, Option<Proven>), ClientError> {
         let body = wire::query_filter_to_json(filter);
-        let value = self.read(Method::POST, "/v1/accounts/query", Some(body)).await?;
-        self.objects(&value, "accounts", tally_api::account_from_json)
+        self.objects_read("/v1/accounts/query", body, tally_api::account_from_json).await
     }
 
     /// The transfers whose fields match every nonzero field of `filter`.
     pub async fn query_transfers(&self, filter: &QueryFilter) -> Result<Vec<Transfer>, ClientError> {
+        Ok(self.query_transfers_proven(filter).await?.0)
+    }
+
+    /// `query_transfers`, with what proved the transfers listed when the client verifies.
+    pub async fn query_transfers_proven(
+        &self,
+        filter: &QueryFilter,
+    ) -> Result<(Vec<Transfer>, Option<Proven>), ClientError> {
         let body = wire::query_filter_to_json(filter);
-        let value = self.read(Method::POST, "/v1/transfers/query", Some(body)).await?;
-        self.objects(&value, "transfers", tally_api::transfer_from_json)
+        self.objects_read("/v1/transfers/query", body, tally_api::transfer_from_json).await
     }
 
     /// The status of the first validator that answers.

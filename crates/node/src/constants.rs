@@ -112,6 +112,11 @@ pub const OUTCOME_POLL_MS: u64 = 20;
 /// once) before answering 202.
 pub const RECEIPT_WAIT_MS: u64 = 2_000;
 
+/// How long a read with `?proof=true` waits for a certified header that commits to the state it
+/// read (the block above that state's, which follows at once after a block with requests) before
+/// answering `proof_not_ready`.
+pub const PROOF_WAIT_MS: u64 = 3_000;
+
 const _: () = assert!(WAIT_MS_DEFAULT <= WAIT_MS_MAX);
 const _: () = assert!(PAGE_LIMIT_DEFAULT <= PAGE_LIMIT_MAX);
 const _: () = assert!(OUTCOME_POLL_MS < WAIT_MS_DEFAULT);

@@ -356,7 +356,7 @@ async fn drive(args: &BenchmarkArgs, local: Option<&LocalCluster>) -> anyhow::Re
                 genesis: None,
                 no_verify: true,
             };
-            connect(&cluster, true).await?
+            connect(&cluster, true, false).await?
         }
     };
     let client = Arc::new(client);

@@ -7,11 +7,12 @@
 //! answers reports). These options belong to the client commands only, after the command's
 //! name or anywhere among its arguments. Results print as a table, or as JSON with `--json`.
 //!
-//! A write's outcome is verified, not taken on the answering validator's word: its receipt is
-//! checked against the genesis (`--genesis FILE`, `TALLY_GENESIS`, or the genesis.json beside the
-//! key file), and the command prints `verified at height H by N of M validators`. If no
-//! validator's receipt verifies, the command prints a message starting with `unverified:` and
-//! exits with status 3. `--no-verify` skips the check.
+//! Answers are verified, not taken on the answering validator's word: a write's outcome by its
+//! receipt, a read of accounts or transfers by a state receipt (`?proof=true`), each checked
+//! against the genesis (`--genesis FILE`, `TALLY_GENESIS`, or the genesis.json beside the key
+//! file), and the command prints `verified at height H by N of M validators`. If no validator's
+//! receipt verifies, the command prints a message starting with `unverified:` and exits with
+//! status 3. `--no-verify` skips the check. The status and balance history carry no proof.
 //!
 //! A wrong or unreachable URL fails at once, naming the URL and what went wrong there; reads
 //! and writes retry alike, as `tally_client::ClientOptions` describes.
@@ -23,6 +24,7 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use tally_chain::RequestResult;
 use tally_chain::receipt::OutcomeReceipt;
+use tally_chain::state_receipt::StateReceipt;
 use tally_client::{BatchOutcome, Client, ClientError, ClusterStatus, Proven, RequestReceipt};
 use tally_ledger::{
     Account, AccountBalance, AccountFilter, AccountFilterFlags, AccountFlags, CreateAccountResult,
@@ -54,13 +56,14 @@ pub struct ClientArgs {
     #[arg(long, help_heading = CLIENT_HEADING)]
     pub json: bool,
 
-    /// The cluster's genesis file, that writes' outcomes are verified against [default: the
-    /// genesis.json beside the --key file, as `tally dev` and `tally init` write them].
+    /// The cluster's genesis file, that answers (writes' outcomes, accounts, transfers) are
+    /// verified against [default: the genesis.json beside the --key file, as `tally dev` and
+    /// `tally init` write them].
     #[arg(long, value_name = "FILE", env = "TALLY_GENESIS", help_heading = CLIENT_HEADING)]
     pub genesis: Option<PathBuf>,
 
-    /// Take a write's outcome on the answering validator's word instead of verifying its
-    /// receipt against the genesis.
+    /// Take answers on the answering validator's word instead of verifying their receipts
+    /// against the genesis.
     #[arg(long, help_heading = CLIENT_HEADING)]
     pub no_verify: bool,
 }
@@ -87,7 +90,39 @@ pub fn verify_file(args: &VerifyArgs) -> anyhow::Result<()> {
     let bytes = tally_client::wire::from_hex(text.trim()).unwrap_or(raw);
     let unverified =
         |reason: String| ClientError::Unverified { failures: vec![format!("{}: {reason}", args.file.display())] };
-    let receipt = OutcomeReceipt::decode(&bytes, genesis).map_err(|error| unverified(error.to_string()))?;
+    let receipt = match OutcomeReceipt::decode(&bytes, genesis) {
+        Ok(receipt) => receipt,
+        Err(outcome_error) => {
+            let Ok(state) = StateReceipt::decode(&bytes, genesis) else {
+                return Err(unverified(format!("{outcome_error} (nor is it a state receipt)")).into());
+            };
+            let verified = state.verify(genesis).map_err(|error| unverified(error.to_string()))?;
+            let accounts: Vec<Account> = state.proof.accounts.iter().map(|(account, _)| *account).collect();
+            let transfers: Vec<Transfer> = state.proof.transfers.iter().map(|(transfer, _)| *transfer).collect();
+            let mut text = format!(
+                "{} account(s) and {} transfer(s) as of height {}\n",
+                accounts.len(),
+                transfers.len(),
+                verified.height
+            );
+            if !accounts.is_empty() {
+                text.push_str(&accounts_table(&accounts));
+            }
+            if !transfers.is_empty() {
+                text.push_str(&transfers_table(&transfers));
+            }
+            writeln!(
+                text,
+                "verified at height {} by {} of {} validators",
+                verified.height,
+                verified.signers.len(),
+                verified.validators
+            )
+            .expect("writing to a String");
+            print!("{text}");
+            return Ok(());
+        }
+    };
     let verified = receipt.verify(genesis).map_err(|error| unverified(error.to_string()))?;
     let mut text = format!(
         "request {} of client {} final at height {}\n",
@@ -122,21 +157,23 @@ pub fn verify_file(args: &VerifyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The genesis file writes are verified against: `--genesis`, or the genesis.json beside the
+/// The genesis file answers are verified against: `--genesis`, or the genesis.json beside the
 /// key file if there is one; `None` with `--no-verify`.
-fn genesis_path(args: &ClientArgs, key: &Path) -> anyhow::Result<Option<PathBuf>> {
+fn genesis_path(args: &ClientArgs, key: Option<&Path>) -> anyhow::Result<Option<PathBuf>> {
     if args.no_verify {
         return Ok(None);
     }
     if let Some(path) = &args.genesis {
         return Ok(Some(path.clone()));
     }
-    let beside = key.parent().unwrap_or(Path::new(".")).join("genesis.json");
-    if beside.is_file() {
-        return Ok(Some(beside));
+    if let Some(key) = key {
+        let beside = key.parent().unwrap_or(Path::new(".")).join("genesis.json");
+        if beside.is_file() {
+            return Ok(Some(beside));
+        }
     }
     bail!(
-        "cannot verify the outcome: no genesis file; pass --genesis FILE (or set TALLY_GENESIS), or --no-verify to take the validator's word"
+        "cannot verify the answer: no genesis file; pass --genesis FILE (or set TALLY_GENESIS), or --no-verify to take the validator's word"
     )
 }
 
@@ -439,7 +476,10 @@ async fn execute(args: &ClientArgs, command: ClientCommand) -> anyhow::Result<Ou
             | ClientCommand::Transfer { .. }
             | ClientCommand::CreateTransfers { .. }
     );
-    let client = connect(args, writes).await?;
+    // Every answer about accounts and transfers is verified; the status and balance history
+    // carry no proof.
+    let verified_read = !writes && !matches!(command, ClientCommand::Status { .. } | ClientCommand::Balances { .. });
+    let client = connect(args, writes, verified_read).await?;
     let json = args.json;
     Ok(match command {
         ClientCommand::CreateAccount { account, request_id } => {
@@ -457,36 +497,48 @@ async fn execute(args: &ClientArgs, command: ClientCommand) -> anyhow::Result<Ou
             create_transfers(&client, request_id, &transfers, json).await?
         }
         ClientCommand::Account { id } => {
-            let account = client.lookup_account(id).await?.ok_or_else(|| anyhow!("account {id} does not exist"))?;
-            Output::text(if json { json_line(&tally_api::account_to_json(&account)) } else { account_card(&account) })
+            let (mut accounts, proven) = client.lookup_accounts_proven(&[id]).await?;
+            let account = accounts.pop().ok_or_else(|| anyhow!("account {id} does not exist"))?;
+            Output::text(proven_output(
+                tally_api::account_to_json(&account),
+                account_card(&account),
+                proven.as_ref(),
+                json,
+            ))
         }
         ClientCommand::LookupAccounts { ids } => {
-            Output::text(accounts_output(&client.lookup_accounts(&ids).await?, json))
+            let (accounts, proven) = client.lookup_accounts_proven(&ids).await?;
+            Output::text(accounts_output(&accounts, proven.as_ref(), json))
         }
         ClientCommand::LookupTransfer { id } => {
-            let transfer = client.lookup_transfer(id).await?.ok_or_else(|| anyhow!("transfer {id} does not exist"))?;
-            Output::text(if json {
-                json_line(&tally_api::transfer_to_json(&transfer))
-            } else {
-                transfer_card(&transfer)
-            })
+            let (mut transfers, proven) = client.lookup_transfers_proven(&[id]).await?;
+            let transfer = transfers.pop().ok_or_else(|| anyhow!("transfer {id} does not exist"))?;
+            Output::text(proven_output(
+                tally_api::transfer_to_json(&transfer),
+                transfer_card(&transfer),
+                proven.as_ref(),
+                json,
+            ))
         }
         ClientCommand::LookupTransfers { ids } => {
-            Output::text(transfers_output(&client.lookup_transfers(&ids).await?, json))
+            let (transfers, proven) = client.lookup_transfers_proven(&ids).await?;
+            Output::text(transfers_output(&transfers, proven.as_ref(), json))
         }
         ClientCommand::AccountTransfers { filter } => {
-            let transfers = client.get_account_transfers(&account_filter(&filter)).await?;
-            Output::text(transfers_output(&transfers, json))
+            let (transfers, proven) = client.get_account_transfers_proven(&account_filter(&filter)).await?;
+            Output::text(transfers_output(&transfers, proven.as_ref(), json))
         }
         ClientCommand::Balances { filter } => {
             let balances = client.get_account_balances(&account_filter(&filter)).await?;
             Output::text(balances_output(&balances, json))
         }
         ClientCommand::QueryAccounts { filter } => {
-            Output::text(accounts_output(&client.query_accounts(&query_filter(&filter)).await?, json))
+            let (accounts, proven) = client.query_accounts_proven(&query_filter(&filter)).await?;
+            Output::text(accounts_output(&accounts, proven.as_ref(), json))
         }
         ClientCommand::QueryTransfers { filter } => {
-            Output::text(transfers_output(&client.query_transfers(&query_filter(&filter)).await?, json))
+            let (transfers, proven) = client.query_transfers_proven(&query_filter(&filter)).await?;
+            Output::text(transfers_output(&transfers, proven.as_ref(), json))
         }
         ClientCommand::Status { each: false } => Output::text(status_output(&client.status().await?, json)),
         ClientCommand::Status { each: true } => {
@@ -533,25 +585,27 @@ async fn create_transfers(
 
 /// The client for these arguments. Reads sign nothing, so they need neither a key (a throwaway
 /// one stands in) nor the chain id, and go straight to the validators.
-pub async fn connect(args: &ClientArgs, writes: bool) -> anyhow::Result<Client> {
+pub async fn connect(args: &ClientArgs, writes: bool, verified_read: bool) -> anyhow::Result<Client> {
     if args.validators.is_empty() {
         bail!("no validator given: pass --validator http://HOST:PORT or set TALLY_VALIDATORS");
     }
     if !writes {
         // The chain id is only ever part of a signature.
-        return Ok(Client::new(&args.validators, args.chain_id.unwrap_or(0), tally_client::generate_signer())?);
+        let client = Client::new(&args.validators, args.chain_id.unwrap_or(0), tally_client::generate_signer())?;
+        if !verified_read {
+            return Ok(client);
+        }
+        return Ok(match genesis_path(args, args.key.as_deref())? {
+            Some(path) => client.verifying(load_genesis(&path)?),
+            None => client,
+        });
     }
     let Some(path) = &args.key else {
         bail!("this command signs a request: pass --key FILE or set TALLY_CLIENT_KEY");
     };
     let signer = tally_client::load_signer(path)?;
-    let genesis = match genesis_path(args, path)? {
-        Some(genesis_path) => Some(
-            GenesisFile::load(&genesis_path)
-                .with_context(|| format!("reading the genesis to verify against ({})", genesis_path.display()))?
-                .genesis()
-                .clone(),
-        ),
+    let genesis = match genesis_path(args, Some(path))? {
+        Some(genesis_path) => Some(load_genesis(&genesis_path)?),
         None => None,
     };
     let chain_id = match (args.chain_id, &genesis) {
@@ -576,6 +630,13 @@ pub async fn connect(args: &ClientArgs, writes: bool) -> anyhow::Result<Client> 
         Some(genesis) => client.verifying(genesis),
         None => client,
     })
+}
+
+fn load_genesis(path: &Path) -> anyhow::Result<tally_chain::Genesis> {
+    Ok(GenesisFile::load(path)
+        .with_context(|| format!("reading the genesis to verify against ({})", path.display()))?
+        .genesis()
+        .clone())
 }
 
 fn flags<F: Copy + std::ops::BitOr<Output = F>>(
@@ -862,10 +923,37 @@ fn transfer_card(transfer: &Transfer) -> String {
     ])
 }
 
-fn accounts_output(accounts: &[Account], json: bool) -> String {
+/// What proved a read, as JSON: the height, the signers and the receipt.
+fn proven_json(proven: &Proven) -> Value {
+    json!({
+        "height": proven.height.to_string(),
+        "signers": proven.signers,
+        "validators": proven.validators,
+        "receipt": tally_client::wire::hex(&proven.receipt),
+    })
+}
+
+/// A read's output: its JSON with `"verified"` added, or its text followed by the verified line.
+fn proven_output(mut value: Value, text: String, proven: Option<&Proven>, json: bool) -> String {
     if json {
-        return json_line(&json!({ "accounts": accounts.iter().map(tally_api::account_to_json).collect::<Vec<_>>() }));
+        if let (Some(proven), Some(fields)) = (proven, value.as_object_mut()) {
+            fields.insert("verified".into(), proven_json(proven));
+        }
+        return json_line(&value);
     }
+    match proven {
+        Some(proven) => format!("{text}{}\n", verified_line(proven)),
+        None => text,
+    }
+}
+
+fn accounts_output(accounts: &[Account], proven: Option<&Proven>, json: bool) -> String {
+    let value = json!({ "accounts": accounts.iter().map(tally_api::account_to_json).collect::<Vec<_>>() });
+    let text = if json { String::new() } else { accounts_table(accounts) };
+    proven_output(value, text, proven, json)
+}
+
+fn accounts_table(accounts: &[Account]) -> String {
     table(
         &["id", "ledger", "code", "debits_pending", "debits_posted", "credits_pending", "credits_posted", "flags"],
         accounts.iter().map(|account| {
@@ -883,12 +971,13 @@ fn accounts_output(accounts: &[Account], json: bool) -> String {
     )
 }
 
-fn transfers_output(transfers: &[Transfer], json: bool) -> String {
-    if json {
-        return json_line(
-            &json!({ "transfers": transfers.iter().map(tally_api::transfer_to_json).collect::<Vec<_>>() }),
-        );
-    }
+fn transfers_output(transfers: &[Transfer], proven: Option<&Proven>, json: bool) -> String {
+    let value = json!({ "transfers": transfers.iter().map(tally_api::transfer_to_json).collect::<Vec<_>>() });
+    let text = if json { String::new() } else { transfers_table(transfers) };
+    proven_output(value, text, proven, json)
+}
+
+fn transfers_table(transfers: &[Transfer]) -> String {
     table(
         &["id", "debit", "credit", "amount", "pending_id", "ledger", "code", "flags", "timestamp"],
         transfers.iter().map(|transfer| {

@@ -174,6 +174,28 @@ fn client_commands_against_a_cluster() {
     assert_eq!(account["flags"], serde_json::json!(["history"]));
     let card = run(&["account", "1"]);
     assert!(card.lines().any(|line| line.starts_with("debits_posted") && line.ends_with(" 34")), "{card}");
+    // Reads are verified too: the account is the one a quorum's certificate commits to.
+    assert!(
+        card.lines().any(|line| line.starts_with("verified at height ") && line.ends_with(" of 4 validators")),
+        "{card}"
+    );
+    let proven = &account["verified"];
+    assert!(proven["signers"].as_u64().unwrap() >= 3, "{account}");
+    // The state receipt a read printed checks offline, and names what it proves.
+    let saved = write(dir.path(), "state.hex", proven["receipt"].as_str().unwrap());
+    let text = ok(&["verify", &saved, "--genesis", &genesis], &[]);
+    assert!(text.starts_with("1 account(s) and 0 transfer(s) as of height "), "{text}");
+    assert!(text.lines().any(|line| line.starts_with("1 ") && line.contains(" 34 ")), "{text}");
+    let mut changed = proven["receipt"].as_str().unwrap().to_string().into_bytes();
+    let byte = 300; // Inside the account: after the parts (208 bytes), the set digest (32) and the count (2).
+    changed[2 * byte] = if changed[2 * byte] == b'0' { b'1' } else { b'0' };
+    let tampered = write(dir.path(), "state-tampered.hex", std::str::from_utf8(&changed).unwrap());
+    let output = tally(&["verify", &tampered, "--genesis", &genesis], &[]);
+    assert_eq!(output.status.code(), Some(3), "{}", stdout(&output));
+    assert!(stderr(&output).starts_with("unverified: ") && stderr(&output).contains("account"), "{}", stderr(&output));
+    // --no-verify reads take the validator's word and say nothing of verification.
+    let card = run(&["account", "1", "--no-verify"]);
+    assert!(!card.contains("verified at"), "{card}");
     let (_, error) = fail(&["account", "999"]);
     assert!(error.contains("account 999 does not exist"), "{error}");
     assert_eq!(ids(&run_json(&["lookup-accounts", "1", "999", "3"]), "accounts"), ["1", "3"]);
@@ -260,7 +282,7 @@ fn wrong_urls_fail_at_once_with_the_url_and_the_cause() {
     // A web server that is not Tally: it answers 404 with a page.
     let (web, _server) = not_tally_server();
 
-    let read = ["account", "1"];
+    let read = ["account", "1", "--no-verify"];
     let write = ["create-account", "--id", "1", "--ledger", "1", "--code", "10", "--key", &key];
     for (url, expected) in [
         (&dead, "is down: connection refused"),

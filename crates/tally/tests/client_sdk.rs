@@ -423,3 +423,52 @@ fn lying_validator(receipt_hex: String) -> String {
     });
     url
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verifying_client_reads_only_what_a_quorum_signed_and_reads_its_own_writes() {
+    let cluster = cluster();
+    let genesis = GenesisFile::load(&cluster.files.genesis).unwrap().genesis().clone();
+    let client = client_of(&[NORMAL, STOPPED_LATER]).verifying(genesis.clone());
+    client.create_accounts(&[account(9_100_001), account(9_100_002)]).await.unwrap();
+    let written = client.create_transfers(&[transfer(9_100_010, 9_100_001, 9_100_002, 40)]).await.unwrap();
+    let seen = client.height_seen();
+    assert_eq!(seen, written.height(), "the write's proven height");
+
+    // Its own write is there, in a state no older than the write, proven by a quorum.
+    let (accounts, proven) = client.lookup_accounts_proven(&[9_100_002, 9_100_001, 9_100_002]).await.unwrap();
+    let proven = proven.expect("a verifying client proves reads");
+    assert!(proven.height >= seen && proven.signers >= 3 && proven.validators == 4, "{proven:?}");
+    assert_eq!(accounts.iter().map(|account| account.id).collect::<Vec<_>>(), [9_100_002, 9_100_001]);
+    assert_eq!((accounts[0].credits_posted, accounts[1].debits_posted), (40, 40));
+    let receipt = tally_chain::state_receipt::StateReceipt::decode(&proven.receipt, &genesis).unwrap();
+    assert_eq!(receipt.verify(&genesis).unwrap().height, proven.height);
+
+    let transfer = client.lookup_transfer(9_100_010).await.unwrap().expect("created");
+    assert_eq!(transfer.amount, 40);
+    let filter = tally_ledger::AccountFilter {
+        account_id: 9_100_001,
+        limit: 10,
+        flags: tally_ledger::AccountFilterFlags::DEBITS,
+        ..tally_ledger::AccountFilter::default()
+    };
+    let (transfers, proven) = client.get_account_transfers_proven(&filter).await.unwrap();
+    assert_eq!(transfers.iter().map(|transfer| transfer.id).collect::<Vec<_>>(), [9_100_010]);
+    assert!(proven.is_some());
+
+    // An id no validator holds is absent on the word of f + 1 = 2 of them.
+    assert_eq!(client.lookup_account(9_100_999).await.unwrap(), None);
+    assert_eq!(client.lookup_accounts(&[9_100_999, 9_100_001]).await.unwrap().len(), 1);
+    // Knowing one validator only, its word is all the client can have.
+    assert_eq!(client_of(&[NORMAL]).verifying(genesis.clone()).lookup_transfer(9_100_998).await.unwrap(), None);
+
+    // Against another chain's validators nothing verifies, and nothing is returned.
+    let others = (0..4).map(|seed| public_key(&signer_from_seed(9_100 + seed))).collect();
+    let impostor =
+        Genesis::new(cluster.chain_id, others, vec![public_key(&cluster.signer())], genesis.timestamp_ns()).unwrap();
+    match client_of(&[NORMAL]).verifying(impostor).lookup_account(9_100_001).await {
+        Err(error @ ClientError::Unverified { .. }) => {
+            assert!(error.to_string().contains(&cluster.urls[NORMAL]), "{error}");
+        }
+        other => panic!("an account no quorum of these validators signed for was taken: {other:?}"),
+    }
+}

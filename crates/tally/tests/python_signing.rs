@@ -56,9 +56,10 @@ fn a_python_client_signs_requests_that_validators_accept() {
 
     // What the script created, as the `tally` binary reads it from the validator the script
     // wrote to (another validator may still be a block behind).
+    let genesis = cluster.files.genesis.to_str().unwrap().to_string();
     let account = |id: &str| -> Value {
         let output = Command::new(env!("CARGO_BIN_EXE_tally"))
-            .args(["account", id, "--validator", &cluster.urls[1], "--json"])
+            .args(["account", id, "--validator", &cluster.urls[1], "--json", "--genesis", &genesis])
             .env_remove("TALLY_VALIDATORS")
             .env_remove("TALLY_CHAIN_ID")
             .output()

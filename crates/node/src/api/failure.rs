@@ -80,6 +80,12 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         "the request's finalized record is damaged on this validator's disk and being fetched again from its peers; \
          retry shortly or ask another validator",
     ),
+    (
+        "proof_not_ready",
+        503,
+        "a read with ?proof=true: no certified header commits to the state read yet (the next block is not final \
+         within 3 s), or this validator holds no certificate near enough above it; retry or ask another validator",
+    ),
     ("halted", 503, "this validator stopped (a storage failure or a state divergence); use another"),
 ];
 
@@ -197,6 +203,11 @@ impl Failure {
     /// The outcome's record is damaged here and being repaired from peers.
     pub fn outcome_repairing(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "outcome_repairing", "", message)
+    }
+
+    /// A read with `?proof=true` whose state no certified header commits to yet.
+    pub fn proof_not_ready(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "proof_not_ready", "", message)
     }
 
     pub fn halted() -> Self {

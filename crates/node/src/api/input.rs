@@ -243,24 +243,47 @@ pub fn percent_decode(text: &str) -> Result<String, String> {
     String::from_utf8(decoded).map_err(|_| format!("{text:?} does not decode to UTF-8"))
 }
 
-/// The `limit` query parameter of a page: 1 to `PAGE_LIMIT_MAX`, `PAGE_LIMIT_DEFAULT` if absent.
-/// Names and values are percent-decoded (`limit=%31` is 1).
-pub fn page_limit(query: Option<&str>) -> Result<usize, Failure> {
-    let mut limit = PAGE_LIMIT_DEFAULT;
+/// The query parameters of a read: `limit` (from 1 to `PAGE_LIMIT_MAX`) where `names` has it,
+/// and `proof` (`true` or `false`) where `names` has it.
+fn read_options(query: Option<&str>, names: &[&str]) -> Result<(usize, bool), Failure> {
+    let (mut limit, mut proof) = (PAGE_LIMIT_DEFAULT, false);
     for pair in query.unwrap_or_default().split('&').filter(|pair| !pair.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         let name = percent_decode(name).map_err(|why| Failure::invalid_path("query", why))?;
-        if name != "limit" {
-            return Err(Failure::unknown_field(&name, &["limit"]));
+        if !names.contains(&name.as_str()) {
+            return Err(Failure::unknown_field(&name, names));
         }
-        let value = percent_decode(value).map_err(|why| Failure::invalid_path("limit", why))?;
+        let value = percent_decode(value).map_err(|why| Failure::invalid_path(name.clone(), why))?;
+        if name == "proof" {
+            proof = match value.as_str() {
+                "true" => true,
+                "false" => false,
+                _ => return Err(Failure::invalid_type("proof", "proof must be true or false")),
+            };
+            continue;
+        }
         let parsed = decimal_text(&value, "limit")?;
         if parsed == 0 || parsed > PAGE_LIMIT_MAX as u128 {
             return Err(Failure::invalid_number("limit", format!("limit must be from 1 to {PAGE_LIMIT_MAX}")));
         }
         limit = parsed as usize;
     }
-    Ok(limit)
+    Ok((limit, proof))
+}
+
+/// `?limit=N`: a page's length.
+pub fn page_limit(query: Option<&str>) -> Result<usize, Failure> {
+    Ok(read_options(query, &["limit"])?.0)
+}
+
+/// `?limit=N&proof=true`: a page's length and whether the answer carries a state receipt.
+pub fn page_options(query: Option<&str>) -> Result<(usize, bool), Failure> {
+    read_options(query, &["limit", "proof"])
+}
+
+/// `?proof=true`: whether the answer carries a state receipt.
+pub fn wants_proof(query: Option<&str>) -> Result<bool, Failure> {
+    Ok(read_options(query, &["proof"])?.1)
 }
 
 #[cfg(test)]
@@ -285,6 +308,18 @@ mod tests {
         assert_eq!(page_limit(Some("limit=101")).unwrap_err().code, "invalid_number");
         assert_eq!(page_limit(Some("limit=x")).unwrap_err().code, "invalid_number");
         assert_eq!(page_limit(Some("offset=3")).unwrap_err().code, "unknown_field");
+    }
+
+    #[test]
+    fn proof_is_true_or_false_and_only_where_a_read_takes_it() {
+        assert!(!wants_proof(None).unwrap());
+        assert!(wants_proof(Some("proof=true")).unwrap());
+        assert!(!wants_proof(Some("proof=false")).unwrap());
+        assert_eq!(wants_proof(Some("proof=1")).unwrap_err().code, "invalid_type");
+        assert_eq!(wants_proof(Some("proof")).unwrap_err().code, "invalid_type");
+        assert_eq!(wants_proof(Some("limit=3")).unwrap_err().code, "unknown_field");
+        assert_eq!(page_options(Some("limit=3&proof=true")).unwrap(), (3, true));
+        assert_eq!(page_limit(Some("proof=true")).unwrap_err().code, "unknown_field");
     }
 
     #[test]
