@@ -200,7 +200,7 @@ fn client_commands_against_a_cluster() {
     assert!(error.contains("account 999 does not exist"), "{error}");
     assert_eq!(ids(&run_json(&["lookup-accounts", "1", "999", "3"]), "accounts"), ["1", "3"]);
     let table = run(&["lookup-accounts", "1", "2"]);
-    assert_eq!(table.lines().count(), 3, "a header and two rows:\n{table}");
+    assert_eq!(table.lines().count(), 4, "a header, two rows and the verified line:\n{table}");
     assert_eq!(run_json(&["lookup-transfer", "102"])["amount"], "7");
     assert_eq!(ids(&run_json(&["lookup-transfers", "100", "103"]), "transfers"), ["100", "103"]);
 
