@@ -1,8 +1,9 @@
 //! What a client pays to check a receipt (`tally_chain::receipt`): decoding it and verifying it
 //! for its request against the genesis, on a 4-validator chain whose certificate carries 3
 //! signatures. Two receipts: of a one-event request, and of a full request of 8,190 transfers
-//! (its outcome, 12 bytes per event, is in the receipt). Before measuring, it prints each
-//! receipt's size.
+//! (its outcome, 12 bytes per event, is in the receipt). Then state receipts (`state_receipt`)
+//! of reads from a ledger of 131,072 accounts and 1,048,576 transfers: one account, one transfer,
+//! and 100 accounts. Before measuring, it prints each receipt's size.
 
 use std::hint::black_box;
 
@@ -12,8 +13,9 @@ use tally_chain::certified::{CertifiedHeader, sign_finalization};
 use tally_chain::execution::results_root;
 use tally_chain::keys::{ValidatorSigner, public_key, signer_from_seed};
 use tally_chain::receipt::OutcomeReceipt;
-use tally_chain::{Genesis, Request, RequestOutcome, RequestResult};
-use tally_ledger::{CreateTransferResult, CreateTransferStatus, Transfer};
+use tally_chain::state_receipt::{StateProof, StateReceipt};
+use tally_chain::{ChainState, Genesis, Request, RequestOutcome, RequestResult};
+use tally_ledger::{Account, CreateTransferResult, CreateTransferStatus, Transfer};
 
 /// A block of `count` requests of `events` transfers each, the block above it finalized by 3 of
 /// 4 validators, and the receipt of the last request.
@@ -82,5 +84,84 @@ fn verify(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, verify);
+/// A chain state of 131,072 accounts and 1,048,576 transfers among them, the block above it
+/// finalized by 3 of 4 validators.
+fn ledger_state() -> (Genesis, ChainState, CertifiedHeader) {
+    const ACCOUNTS: u128 = 131_072;
+    const TRANSFERS: u128 = 1_048_576;
+    let signers: Vec<ValidatorSigner> = (0..4).map(signer_from_seed).collect();
+    let client = signer_from_seed(100);
+    let genesis = Genesis::new(7, signers.iter().map(public_key).collect(), vec![public_key(&client)], 1_000).unwrap();
+    let leader = genesis.validators()[0].clone();
+    let mut state = ChainState::genesis(&genesis.block());
+    let mut requests = Vec::new();
+    let accounts: Vec<Account> =
+        (1..=ACCOUNTS).map(|id| Account { id, ledger: 1, code: 1, ..Account::default() }).collect();
+    for (index, chunk) in accounts.chunks(8_190).enumerate() {
+        requests.push(Request::create_accounts(7, index as u128, &client, chunk).unwrap());
+    }
+    let transfers: Vec<Transfer> = (0..TRANSFERS)
+        .map(|index| Transfer {
+            id: 1_000_000 + index,
+            debit_account_id: index % ACCOUNTS + 1,
+            credit_account_id: (index * 7 + 1) % ACCOUNTS + 1,
+            amount: 1,
+            ledger: 1,
+            code: 1,
+            ..Transfer::default()
+        })
+        .filter(|transfer| transfer.debit_account_id != transfer.credit_account_id)
+        .collect();
+    for (index, chunk) in transfers.chunks(8_190).enumerate() {
+        requests.push(Request::create_transfers(7, 1_000 + index as u128, &client, chunk).unwrap());
+    }
+    for (height, request) in requests.into_iter().enumerate() {
+        let height = height as u64 + 1;
+        let block = Block::new(
+            BlockContext::following(state.block(), height, leader.clone()),
+            height,
+            1_000 * height,
+            state.commitment(),
+            vec![request],
+        );
+        state.apply(&block);
+    }
+    let height = state.height() + 1;
+    let above = Block::new(
+        BlockContext::following(state.block(), height, leader),
+        height,
+        1_000 * height,
+        state.commitment(),
+        vec![],
+    );
+    let finalization = sign_finalization(&above.header, &signers[..3], &genesis);
+    (genesis, state, CertifiedHeader { header: above.header.clone(), descendants: vec![], finalization })
+}
+
+fn verify_state(c: &mut Criterion) {
+    let (genesis, state, certified) = ledger_state();
+    let hundred: Vec<u128> = (0..100).map(|index| index * 1_301 + 7).collect();
+    for (name, accounts, transfers) in [
+        ("1 account", vec![65_537u128], vec![]),
+        ("1 transfer", vec![], vec![1_500_000u128]),
+        ("100 accounts", hundred, vec![]),
+    ] {
+        let proof = StateProof::collect(&state, &accounts, &transfers);
+        assert_eq!(proof.accounts.len() + proof.transfers.len(), accounts.len() + transfers.len());
+        let receipt = StateReceipt { proof, certified: certified.clone() };
+        let bytes = receipt.encode();
+        println!("state receipt of {name}: {} bytes", bytes.len());
+        c.bench_function(&format!("build the proof of {name}"), |b| {
+            b.iter(|| black_box(StateProof::collect(&state, &accounts, &transfers)))
+        });
+        c.bench_function(&format!("decode and verify a state receipt ({name})"), |b| {
+            b.iter(|| {
+                let receipt = StateReceipt::decode(black_box(&bytes), &genesis).unwrap();
+                black_box(receipt.verify(&genesis).unwrap())
+            })
+        });
+    }
+}
+
+criterion_group!(benches, verify, verify_state);
 criterion_main!(benches);
