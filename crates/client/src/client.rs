@@ -18,7 +18,8 @@ use tally_chain::receipt::{OutcomeReceipt, ReceiptError};
 use tally_chain::state_receipt::StateReceipt;
 use tally_chain::{ChainError, Genesis, Request, RequestKind, RequestResult};
 use tally_ledger::{
-    Account, AccountBalance, AccountFilter, CreateAccountResult, CreateTransferResult, QueryFilter, Transfer,
+    Account, AccountBalance, AccountFilter, AccountFilterFlags, CreateAccountResult, CreateTransferResult, QueryFilter,
+    QueryFilterFlags, Transfer,
 };
 use tokio::time::Instant;
 
@@ -906,12 +907,15 @@ impl Client {
     /// this client has seen. Returns the objects it proves, what proved them, and which
     /// validator answered. A validator whose receipt does not verify is passed over; when every
     /// validator has either given one that does not verify or been unreachable twice,
-    /// [`ClientError::Unverified`] names each. A refusal (4xx) is taken on the word of f + 1.
+    /// [`ClientError::Unverified`] names each. `fits` checks that the proven objects answer the
+    /// question (each one a filter admits, in order, no more than the limit); one that does not
+    /// is a lie like a bad proof. A refusal (4xx) is taken on the word of f + 1.
     async fn proven_read<T: Provable>(
         &self,
         genesis: &Genesis,
         path: &str,
         body: &Value,
+        fits: &(dyn Fn(&[T]) -> Result<(), String> + Sync),
     ) -> Result<(Vec<T>, Proven, usize), ClientError> {
         let path = format!("{path}?proof=true");
         let body = Body::json(body);
@@ -931,7 +935,9 @@ impl Client {
             let verdict =
                 self.exchange_before(attempts.deadline, validator, Method::POST, &path, Some(body.clone())).await;
             let failure = match verdict {
-                Verdict::Answer(value) => match proven_state(genesis, &value) {
+                Verdict::Answer(value) => match proven_state(genesis, &value)
+                    .and_then(|(receipt, proven)| fits(&T::proven(&receipt)).map(|()| (receipt, proven)))
+                {
                     Ok((_, proven)) if !self.older_reads && proven.height < self.height_seen() => Failure::answered(
                         format!(
                             "answered from the state at height {}, older than height {} this client has seen",
@@ -980,22 +986,29 @@ impl Client {
     /// A verified lookup of `ids` at `path`: the objects a state receipt proves, in the order
     /// asked (each once). An id the answer leaves out is asked of the other validators, one at a
     /// time: one whose verified answer holds it proves it exists; it is taken as absent once f + 1
-    /// validators' verified answers (of states no older than this client has seen) leave it out,
-    /// or all of them when the client knows fewer. Otherwise [`ClientError::Unverified`].
+    /// validators' verified answers (of states no older than this client has seen) leave it out.
+    /// Otherwise (also when the client knows fewer than f + 1 validators)
+    /// [`ClientError::Unverified`].
     async fn proven_lookup<T: Provable>(
         &self,
         genesis: &Genesis,
         path: &str,
         ids: &[u128],
     ) -> Result<(Vec<T>, Proven), ClientError> {
-        let (mut found, proven, first) = self.proven_read::<T>(genesis, path, &ids_json(ids)).await?;
+        let asked = |objects: &[T]| match objects.iter().find(|object| !ids.contains(&object.id())) {
+            Some(object) => Err(format!("the answer proves {} {}, which was not asked for", T::NAME, object.id())),
+            None => Ok(()),
+        };
+        let (mut found, proven, first) = self.proven_read::<T>(genesis, path, &ids_json(ids), &asked).await?;
         let mut missing: Vec<u128> = Vec::new();
         for id in ids {
             if !found.iter().any(|object| object.id() == *id) && !missing.contains(id) {
                 missing.push(*id);
             }
         }
-        let needed = (genesis.faults_tolerated() + 1).min(self.validators.len());
+        // f + 1 of the genesis's validators, so at least one honest: a client that knows fewer
+        // URLs cannot take an absence as proven.
+        let needed = genesis.faults_tolerated() + 1;
         let mut agreeing = 1;
         let mut failures = Vec::new();
         for step in 1..self.validators.len() {
@@ -1022,7 +1035,9 @@ impl Client {
                     continue;
                 }
             };
-            match proven_state(genesis, &value) {
+            match proven_state(genesis, &value)
+                .and_then(|(receipt, proven)| asked(&T::proven(&receipt)).map(|()| (receipt, proven)))
+            {
                 Ok((_, proven)) if !self.older_reads && proven.height < self.height_seen() => failures.push(format!(
                     "{validator}: answered from the state at height {}, older than height {}",
                     proven.height,
@@ -1063,10 +1078,11 @@ impl Client {
         path: &str,
         body: Value,
         item: fn(&Value, &str) -> Result<T, tally_api::ApiError>,
+        fits: &(dyn Fn(&[T]) -> Result<(), String> + Sync),
     ) -> Result<(Vec<T>, Option<Proven>), ClientError> {
         match &self.genesis {
             Some(genesis) => {
-                let (objects, proven, _) = self.proven_read::<T>(genesis, path, &body).await?;
+                let (objects, proven, _) = self.proven_read::<T>(genesis, path, &body, fits).await?;
                 Ok((objects, Some(proven)))
             }
             None => {
@@ -1162,7 +1178,17 @@ impl Client {
         filter: &AccountFilter,
     ) -> Result<(Vec<Transfer>, Option<Proven>), ClientError> {
         let body = wire::account_filter_to_json(filter);
-        self.objects_read("/v1/accounts/transfers", body, tally_api::transfer_from_json).await
+        let reversed = filter.flags.contains(AccountFilterFlags::REVERSED);
+        let fits = |transfers: &[Transfer]| {
+            fits_query(
+                transfers,
+                filter.limit,
+                reversed,
+                |transfer| filter.admits(transfer),
+                |transfer| transfer.timestamp,
+            )
+        };
+        self.objects_read("/v1/accounts/transfers", body, tally_api::transfer_from_json, &fits).await
     }
 
     /// The balance history of an account with the `history` flag (TigerBeetle's
@@ -1184,7 +1210,17 @@ impl Client {
         filter: &QueryFilter,
     ) -> Result<(Vec<Account>, Option<Proven>), ClientError> {
         let body = wire::query_filter_to_json(filter);
-        self.objects_read("/v1/accounts/query", body, tally_api::account_from_json).await
+        let reversed = filter.flags.contains(QueryFilterFlags::REVERSED);
+        let fits = |accounts: &[Account]| {
+            fits_query(
+                accounts,
+                filter.limit,
+                reversed,
+                |account| filter.admits_account(account),
+                |account| account.timestamp,
+            )
+        };
+        self.objects_read("/v1/accounts/query", body, tally_api::account_from_json, &fits).await
     }
 
     /// The transfers whose fields match every nonzero field of `filter`.
@@ -1198,7 +1234,17 @@ impl Client {
         filter: &QueryFilter,
     ) -> Result<(Vec<Transfer>, Option<Proven>), ClientError> {
         let body = wire::query_filter_to_json(filter);
-        self.objects_read("/v1/transfers/query", body, tally_api::transfer_from_json).await
+        let reversed = filter.flags.contains(QueryFilterFlags::REVERSED);
+        let fits = |transfers: &[Transfer]| {
+            fits_query(
+                transfers,
+                filter.limit,
+                reversed,
+                |transfer| filter.admits_transfer(transfer),
+                |transfer| transfer.timestamp,
+            )
+        };
+        self.objects_read("/v1/transfers/query", body, tally_api::transfer_from_json, &fits).await
     }
 
     /// The status of the first validator that answers.
@@ -1230,6 +1276,32 @@ impl Client {
     pub fn client_key_hex(&self) -> &str {
         &self.key_hex
     }
+}
+
+/// Whether a query's proven objects can be its answer: each one the filter admits, in timestamp
+/// order (newest first when `reversed`), no more than `limit`. (That none was left out cannot be
+/// proven.)
+fn fits_query<T: Provable>(
+    objects: &[T],
+    limit: u32,
+    reversed: bool,
+    admits: impl Fn(&T) -> bool,
+    timestamp: impl Fn(&T) -> u64,
+) -> Result<(), String> {
+    if objects.len() > limit as usize {
+        return Err(format!("the answer lists {} {} for a limit of {limit}", objects.len(), T::NAME));
+    }
+    if let Some(object) = objects.iter().find(|object| !admits(object)) {
+        return Err(format!("the answer lists {} {}, which the filter does not select", T::NAME, object.id()));
+    }
+    let ordered = objects.windows(2).all(|pair| {
+        let (first, second) = (timestamp(&pair[0]), timestamp(&pair[1]));
+        if reversed { first > second } else { first < second }
+    });
+    if !ordered {
+        return Err(format!("the answer lists {} out of timestamp order", T::NAME));
+    }
+    Ok(())
 }
 
 fn ids_json(ids: &[u128]) -> Value {

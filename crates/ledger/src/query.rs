@@ -123,6 +123,38 @@ impl<S: Store> Ledger<S> {
     }
 }
 
+impl AccountFilter {
+    /// Whether `transfer` is one this filter selects (its account on a side the flags name, the
+    /// nonzero fields equal, the timestamp in range): what a client checks of each transfer a
+    /// validator lists for `get_account_transfers`.
+    pub fn admits(&self, transfer: &Transfer) -> bool {
+        let (min, max) = timestamp_bounds(self.timestamp_min, self.timestamp_max);
+        (min..=max).contains(&transfer.timestamp) && matches_account_filter(self, transfer)
+    }
+}
+
+impl QueryFilter {
+    /// Whether `account` is one this filter selects for `query_accounts`.
+    pub fn admits_account(&self, account: &Account) -> bool {
+        let (min, max) = timestamp_bounds(self.timestamp_min, self.timestamp_max);
+        (min..=max).contains(&account.timestamp)
+            && matches_query_filter(
+                self,
+                (account.user_data_128, account.user_data_64, account.user_data_32, account.ledger, account.code),
+            )
+    }
+
+    /// Whether `transfer` is one this filter selects for `query_transfers`.
+    pub fn admits_transfer(&self, transfer: &Transfer) -> bool {
+        let (min, max) = timestamp_bounds(self.timestamp_min, self.timestamp_max);
+        (min..=max).contains(&transfer.timestamp)
+            && matches_query_filter(
+                self,
+                (transfer.user_data_128, transfer.user_data_64, transfer.user_data_32, transfer.ledger, transfer.code),
+            )
+    }
+}
+
 fn query_filter_is_valid(filter: &QueryFilter) -> bool {
     filter.timestamp_min != u64::MAX
         && filter.timestamp_max != u64::MAX
