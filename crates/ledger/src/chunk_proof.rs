@@ -71,9 +71,9 @@ pub fn subtree_from_parts(
     tail: &impl Fn(u64) -> ChainingValue,
 ) -> ChainingValue {
     let chunks = len.div_ceil(CHUNK_LEN);
-    if chunks.is_power_of_two() && len % CHUNK_LEN == 0 {
+    if chunks.is_power_of_two() && len.is_multiple_of(CHUNK_LEN) {
         let level = chunks.trailing_zeros();
-        if let Some(cv) = complete(level, start / CHUNK_LEN >> level) {
+        if let Some(cv) = complete(level, (start / CHUNK_LEN) >> level) {
             return cv;
         }
     }
@@ -91,7 +91,7 @@ pub fn subtree_from_parts(
 /// caller compares the root with an authenticated one; `len` must come from an authenticated
 /// source too (the root alone does not bind it).
 pub fn root(key: &[u8; 32], len: u64, chunk_start: u64, chunk: &[u8], siblings: &[ChainingValue]) -> Option<Hash> {
-    if chunk_start >= len || chunk_start % CHUNK_LEN != 0 || siblings.len() > SIBLINGS_MAX {
+    if chunk_start >= len || !chunk_start.is_multiple_of(CHUNK_LEN) || siblings.len() > SIBLINGS_MAX {
         return None;
     }
     // Replay the walk from the root to learn each split and which side the chunk is on.

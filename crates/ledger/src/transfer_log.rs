@@ -84,7 +84,7 @@ impl TransferLog {
         let offset = self.levels[0].len() as u64 * CHUNK_LEN;
         self.levels[0].push(chaining_value(TRANSFER_LOG_KEY, bytes, offset));
         let mut level = 0;
-        while self.levels[level].len() % 2 == 0 {
+        while self.levels[level].len().is_multiple_of(2) {
             let below = &self.levels[level];
             let merged = merge_subtrees_non_root(
                 &below[below.len() - 2],
