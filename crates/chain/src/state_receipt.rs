@@ -9,7 +9,9 @@
 //! - the ledger digest's parts and the included-request set's digest;
 //! - for each account, the account and its path to the accounts root; for each transfer, its
 //!   chunk of the transfer log with the path to the log's root and, for a pending transfer, the
-//!   current state of its pending phase with its path to the pending root;
+//!   current state of its pending phase with its path to the pending root; for each balance
+//!   history entry, the account and transfer it names, its place among all entries and its path
+//!   to the balances root;
 //! - the finalized header whose `state_digest` they give, with its certificate (`certified.rs`).
 //!
 //! The state proven is the state after block `header.height - 1`; a validator serves the newest
@@ -31,6 +33,8 @@
 //!                                   | chunk siblings (path) | pending (1: 0 none, else the status
 //!                                   1 pending, 2 posted, 3 voided, 4 expired) [| slot (8)
 //!                                   | pending audit path (path)]
+//! | entry count (2) | per balance history entry: account id (16) | transfer id (16)
+//!                                   | sequence (8) | balance (128) | balances audit path (path)
 //! | certified header (`certified.rs`)
 //! ```
 
@@ -42,8 +46,8 @@ use bytes::{Buf, BufMut};
 use commonware_codec::Encode as _;
 use tally_ledger::constants::{BATCH_EVENTS_MAX, OBJECT_SIZE};
 use tally_ledger::{
-    Account, AccountProof, ChainingValue, DigestParts, Hash, PendingStatus, SegmentProof, Transfer, TransferLogProof,
-    TransferProof,
+    Account, AccountBalance, AccountFilter, AccountProof, BalanceProof, ChainingValue, DigestParts, Hash,
+    PendingStatus, SegmentProof, Transfer, TransferLogProof, TransferProof,
 };
 
 /// The most objects one receipt proves: a lookup's limit.
@@ -66,6 +70,10 @@ pub enum StateReceiptError {
     Account { id: u128 },
     #[error("transfer {id} is not in the state the header commits to")]
     Transfer { id: u128 },
+    #[error(
+        "the balance history entry of account {account} after transfer {transfer} is not in the state the header commits to"
+    )]
+    Balance { account: u128, transfer: u128 },
 }
 
 /// Accounts and transfers of one state with their proofs, before a certified header is found.
@@ -77,9 +85,23 @@ pub struct StateProof {
     pub included_digest: [u8; 32],
     pub accounts: Vec<(Account, AccountProof)>,
     pub transfers: Vec<(Transfer, TransferProof)>,
+    pub balances: Vec<(AccountBalance, BalanceProof)>,
 }
 
 impl StateProof {
+    /// The proofs of the balance history entries `filter` selects in `state`, in its order.
+    pub fn collect_balances(state: &ChainState, filter: AccountFilter) -> Self {
+        let ledger = state.ledger();
+        Self {
+            height: state.height(),
+            parts: ledger.digest_parts(),
+            included_digest: state.included_digest(),
+            accounts: Vec::new(),
+            transfers: Vec::new(),
+            balances: ledger.prove_account_balances(filter),
+        }
+    }
+
     /// The proofs of the accounts and transfers among `account_ids` and `transfer_ids` that
     /// exist in `state` (in the order asked, each once).
     pub fn collect(state: &ChainState, account_ids: &[u128], transfer_ids: &[u128]) -> Self {
@@ -107,6 +129,7 @@ impl StateProof {
             included_digest: state.included_digest(),
             accounts,
             transfers,
+            balances: Vec::new(),
         }
     }
 
@@ -157,6 +180,11 @@ impl StateReceipt {
                 return Err(StateReceiptError::Transfer { id: transfer.id });
             }
         }
+        for (balance, proof) in &self.proof.balances {
+            if proof.parts != self.proof.parts || !proof.verify(&digest, balance) {
+                return Err(StateReceiptError::Balance { account: proof.account_id, transfer: proof.transfer_id });
+            }
+        }
         Ok(StateVerified {
             height: header.height - 1,
             certified_height: self.certified.certified().height,
@@ -168,7 +196,9 @@ impl StateReceipt {
     /// The receipt's bytes (see the module's documentation).
     pub fn encode(&self) -> Vec<u8> {
         let proof = &self.proof;
-        let mut buf = Vec::with_capacity(1_024 * (1 + proof.accounts.len() + 2 * proof.transfers.len()));
+        let mut buf = Vec::with_capacity(
+            1_024 * (1 + proof.accounts.len() + 2 * proof.transfers.len()) + 1_024 * proof.balances.len(),
+        );
         write_parts(&mut buf, &proof.parts);
         buf.put_slice(&proof.included_digest);
         buf.put_u16(u16::try_from(proof.accounts.len()).expect("at most 8,190 accounts"));
@@ -193,6 +223,14 @@ impl StateReceipt {
                     write_path(&mut buf, path);
                 }
             }
+        }
+        buf.put_u16(u16::try_from(proof.balances.len()).expect("at most 8,190 entries"));
+        for (balance, proof) in &proof.balances {
+            buf.put_u128(proof.account_id);
+            buf.put_u128(proof.transfer_id);
+            buf.put_u64(proof.sequence);
+            buf.put_slice(&balance.to_bytes());
+            write_path(&mut buf, &proof.path);
         }
         buf.put_slice(&self.certified.encode());
         buf
@@ -237,9 +275,20 @@ impl StateReceipt {
             let transfer = Transfer::from_bytes(bytes.try_into().expect("128 bytes"));
             transfers.push((transfer, TransferProof { log, pending, parts }));
         }
+        let balance_count = read_count(&mut buf)?;
+        let mut balances = Vec::with_capacity(balance_count);
+        for _ in 0..balance_count {
+            let account_id = u128::from_be_bytes(read_array(&mut buf)?);
+            let transfer_id = u128::from_be_bytes(read_array(&mut buf)?);
+            let sequence = read_u64(&mut buf)?;
+            let balance = AccountBalance::from_bytes(&read_array::<OBJECT_SIZE>(&mut buf)?)
+                .ok_or_else(|| malformed("a balance with a reserved byte set".into()))?;
+            let path = read_path(&mut buf)?;
+            balances.push((balance, BalanceProof { account_id, transfer_id, sequence, path, parts }));
+        }
         let certified = CertifiedHeader::decode(buf, genesis)?;
         let height = certified.header.height.saturating_sub(1);
-        Ok(Self { proof: StateProof { height, parts, included_digest, accounts, transfers }, certified })
+        Ok(Self { proof: StateProof { height, parts, included_digest, accounts, transfers, balances }, certified })
     }
 }
 
@@ -342,7 +391,7 @@ mod tests {
     use crate::certified::sign_finalization;
     use crate::keys::{ValidatorSigner, public_key, signer_from_seed};
     use crate::request::Request;
-    use tally_ledger::TransferFlags;
+    use tally_ledger::{AccountFilterFlags, AccountFlags, TransferFlags};
 
     struct Fixture {
         genesis: Genesis,
@@ -356,8 +405,9 @@ mod tests {
         let client = signer_from_seed(100);
         let genesis =
             Genesis::new(7, signers.iter().map(public_key).collect(), vec![public_key(&client)], 1_000).unwrap();
-        let accounts: Vec<Account> =
-            (1..=3u128).map(|id| Account { id, ledger: 1, code: 1, ..Account::default() }).collect();
+        let accounts: Vec<Account> = (1..=3u128)
+            .map(|id| Account { id, ledger: 1, code: 1, flags: AccountFlags::HISTORY, ..Account::default() })
+            .collect();
         let transfer = |id, flags| Transfer {
             id,
             debit_account_id: 1,
@@ -393,7 +443,14 @@ mod tests {
             Block::new(BlockContext::following(block.digest(), 2, leader), 2, 3_000, state.commitment(), vec![]);
         let finalization = sign_finalization(&above.header, &signers[..3], &genesis);
         let certified = CertifiedHeader { header: above.header.clone(), descendants: vec![], finalization };
-        let proof = StateProof::collect(&state, &[2, 9, 1, 2], &[11, 10, 12]);
+        let mut proof = StateProof::collect(&state, &[2, 9, 1, 2], &[11, 10, 12]);
+        let filter = AccountFilter {
+            account_id: 1,
+            limit: 10,
+            flags: AccountFilterFlags::DEBITS | AccountFilterFlags::CREDITS,
+            ..AccountFilter::default()
+        };
+        proof.balances = StateProof::collect_balances(&state, filter).balances;
         Fixture { genesis, receipt: StateReceipt { proof, certified } }
     }
 
@@ -412,6 +469,14 @@ mod tests {
         );
         let (credited, _) = &receipt.proof.accounts[0];
         assert_eq!((credited.credits_posted, credited.credits_pending), (10, 10));
+        // Account 1's history: after transfer 10, then after the pending 11.
+        let history: Vec<(u128, u128, u128)> = receipt
+            .proof
+            .balances
+            .iter()
+            .map(|(balance, proof)| (proof.transfer_id, balance.debits_posted, balance.debits_pending))
+            .collect();
+        assert_eq!(history, vec![(10, 10, 0), (11, 10, 10)]);
         let bytes = receipt.encode();
         assert_eq!(StateReceipt::decode(&bytes, &genesis).unwrap(), receipt);
     }
@@ -425,6 +490,12 @@ mod tests {
         let mut larger = receipt.clone();
         larger.proof.transfers[1].0.amount += 1;
         assert_eq!(larger.verify(&genesis), Err(StateReceiptError::Transfer { id: 10 }));
+        let mut poorer = receipt.clone();
+        poorer.proof.balances[1].0.debits_posted -= 1;
+        assert_eq!(poorer.verify(&genesis), Err(StateReceiptError::Balance { account: 1, transfer: 11 }));
+        let mut elsewhere = receipt.clone();
+        elsewhere.proof.balances[0].1.account_id = 2;
+        assert_eq!(elsewhere.verify(&genesis), Err(StateReceiptError::Balance { account: 2, transfer: 10 }));
         let mut posted = receipt.clone();
         posted.proof.transfers[0].1.pending.as_mut().unwrap().0 = PendingStatus::Posted;
         assert_eq!(posted.verify(&genesis), Err(StateReceiptError::Transfer { id: 11 }));

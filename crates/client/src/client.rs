@@ -158,6 +158,32 @@ impl Provable for Transfer {
     }
 }
 
+/// A proven balance history entry: the account, the transfer that made it, the balances after.
+struct HistoryEntry {
+    account_id: u128,
+    transfer_id: u128,
+    balance: AccountBalance,
+}
+
+impl Provable for HistoryEntry {
+    const NAME: &'static str = "balances";
+    fn id(&self) -> u128 {
+        self.transfer_id
+    }
+    fn proven(receipt: &StateReceipt) -> Vec<Self> {
+        receipt
+            .proof
+            .balances
+            .iter()
+            .map(|(balance, proof)| HistoryEntry {
+                account_id: proof.account_id,
+                transfer_id: proof.transfer_id,
+                balance: *balance,
+            })
+            .collect()
+    }
+}
+
 /// The state receipt in a read's answer (`"proof": {"receipt": …}`), checked against `genesis`.
 fn proven_state(genesis: &Genesis, value: &Value) -> Result<(StateReceipt, Proven), String> {
     let text = value
@@ -477,7 +503,7 @@ impl Client {
     /// (`?proof=true`), and the objects returned are those it proves. An id a lookup does not
     /// find is taken as absent only when f + 1 validators' verified answers leave it out (there
     /// is no proof of absence). A query's receipt proves every object it lists, not that none
-    /// was left out. Balance history (`get_account_balances`) and the status are not verified.
+    /// was left out; the same for balance history. The status is not verified.
     /// The client remembers the highest height it has seen proven and takes no read of an
     /// older state (so it reads its own writes, whichever validator answers), unless
     /// [`Client::older_reads`] allows it.
@@ -1194,9 +1220,42 @@ impl Client {
     /// The balance history of an account with the `history` flag (TigerBeetle's
     /// `get_account_balances`).
     pub async fn get_account_balances(&self, filter: &AccountFilter) -> Result<Vec<AccountBalance>, ClientError> {
+        Ok(self.get_account_balances_proven(filter).await?.0)
+    }
+
+    /// `get_account_balances`, with what proved the entries listed when the client verifies:
+    /// each is an entry of this account's history (the transfer that made it is named in the
+    /// receipt), in timestamp order, within the filter's range and limit.
+    pub async fn get_account_balances_proven(
+        &self,
+        filter: &AccountFilter,
+    ) -> Result<(Vec<AccountBalance>, Option<Proven>), ClientError> {
         let body = wire::account_filter_to_json(filter);
-        let value = self.read(Method::POST, "/v1/accounts/balances", Some(body)).await?;
-        self.objects(&value, "balances", wire::balance_from_json)
+        let Some(genesis) = &self.genesis else {
+            let value = self.read(Method::POST, "/v1/accounts/balances", Some(body)).await?;
+            return Ok((self.objects(&value, "balances", wire::balance_from_json)?, None));
+        };
+        let reversed = filter.flags.contains(AccountFilterFlags::REVERSED);
+        let (min, max) =
+            (filter.timestamp_min, if filter.timestamp_max == 0 { u64::MAX } else { filter.timestamp_max });
+        let fits = |entries: &[HistoryEntry]| {
+            if let Some(entry) = entries.iter().find(|entry| entry.account_id != filter.account_id) {
+                return Err(format!(
+                    "the answer proves an entry of account {}, not {}",
+                    entry.account_id, filter.account_id
+                ));
+            }
+            fits_query(
+                entries,
+                filter.limit,
+                reversed,
+                |entry| (min..=max).contains(&entry.balance.timestamp),
+                |entry| entry.balance.timestamp,
+            )
+        };
+        let (entries, proven, _) =
+            self.proven_read::<HistoryEntry>(genesis, "/v1/accounts/balances", &body, &fits).await?;
+        Ok((entries.into_iter().map(|entry| entry.balance).collect(), Some(proven)))
     }
 
     /// The accounts whose fields match every nonzero field of `filter`.

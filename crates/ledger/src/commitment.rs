@@ -296,6 +296,11 @@ impl Commitment {
     pub fn pending_path(&self, slot: u64) -> Vec<Hash> {
         self.pending.proof(slot)
     }
+
+    /// The audit path of a balance-history entry in the balances tree.
+    pub fn balance_path(&self, sequence: u64) -> Vec<Hash> {
+        self.balances.proof(sequence)
+    }
 }
 
 fn entry_leaf<S: Store>(store: &S, account: AccountIndex, entry: &BalanceEntry) -> Hash {
@@ -326,6 +331,32 @@ impl AccountProof {
     pub fn verify(&self, digest: &Hash, account: &Account) -> bool {
         self.parts.digest() == *digest
             && verify_account(&self.parts.accounts_root, self.parts.account_count, self.index, account, &self.path)
+    }
+}
+
+/// A proof that a balance-history entry is part of the state a digest commits to: the account
+/// it belongs to, the transfer that made it, its place among all entries, its audit path in the
+/// balances tree, and the digest's parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BalanceProof {
+    pub account_id: u128,
+    pub transfer_id: u128,
+    pub sequence: u64,
+    pub path: Vec<Hash>,
+    pub parts: DigestParts,
+}
+
+impl BalanceProof {
+    /// Whether `balance` is the entry this proof names in the state whose digest is `digest`.
+    pub fn verify(&self, digest: &Hash, balance: &AccountBalance) -> bool {
+        self.parts.digest() == *digest
+            && crate::merkle::verify_proof(
+                &self.parts.balances_root,
+                self.parts.balance_count,
+                self.sequence,
+                &balance_leaf(self.account_id, self.transfer_id, balance),
+                &self.path,
+            )
     }
 }
 

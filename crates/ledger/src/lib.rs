@@ -44,7 +44,7 @@ mod types;
 pub use account_table::SegmentProof;
 pub use chunk_proof::ChainingValue;
 pub use codec::{DecodeError, decode_accounts, decode_transfers, encode_accounts, encode_transfers};
-pub use commitment::{AccountProof, DigestParts, TransferProof};
+pub use commitment::{AccountProof, BalanceProof, DigestParts, TransferProof};
 pub use constants::{AMOUNT_MAX, BATCH_EVENTS_MAX, QUERY_RESULTS_MAX};
 pub use ledger::{BatchError, Ledger};
 pub use merkle::{Hash, verify_proof};

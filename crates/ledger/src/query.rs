@@ -6,10 +6,11 @@
 //! the number of objects in the range that are looked at, not the size of the ledger. A filter
 //! that TigerBeetle would reject as invalid returns nothing.
 
+use crate::commitment::BalanceProof;
 use crate::constants::QUERY_RESULTS_MAX;
 use crate::ledger::Ledger;
 use crate::rules::partition_point;
-use crate::store::{AccountIndex, Store};
+use crate::store::{AccountIndex, BalanceEntry, Store};
 use crate::types::{
     Account, AccountBalance, AccountFilter, AccountFilterFlags, AccountFlags, QueryFilter, QueryFilterFlags, Transfer,
 };
@@ -53,6 +54,30 @@ impl<S: Store> Ledger<S> {
     /// The balance history of one account (it must have `flags.history`): its balances after
     /// each transfer that matches the filter, oldest first (newest first with `reversed`).
     pub fn get_account_balances(&self, filter: AccountFilter) -> Vec<AccountBalance> {
+        self.balance_entries(filter).into_iter().map(|entry| entry.balance).collect()
+    }
+
+    /// `get_account_balances`, each entry with its proof against [`Ledger::digest`]: the id of
+    /// the transfer that made it and its path in the balance-history tree.
+    pub fn prove_account_balances(&self, filter: AccountFilter) -> Vec<(AccountBalance, BalanceProof)> {
+        let entries = self.balance_entries(filter);
+        entries
+            .into_iter()
+            .map(|entry| {
+                let proof = BalanceProof {
+                    account_id: filter.account_id,
+                    transfer_id: self.store.transfer(entry.transfer).id,
+                    sequence: entry.sequence,
+                    path: self.commitment.balance_path(entry.sequence),
+                    parts: self.commitment.parts(),
+                };
+                (entry.balance, proof)
+            })
+            .collect()
+    }
+
+    /// The history entries `get_account_balances` answers with.
+    fn balance_entries(&self, filter: AccountFilter) -> Vec<BalanceEntry> {
         let Some(account) = self.filtered_account(&filter) else {
             return Vec::new();
         };
@@ -66,8 +91,7 @@ impl<S: Store> Ledger<S> {
         let end = partition_point(count, |position| entries[position as usize].balance.timestamp <= max);
         let in_range = entries[start as usize..end.max(start) as usize]
             .iter()
-            .filter(|entry| matches_account_filter(&filter, self.store.transfer(entry.transfer)))
-            .map(|entry| &entry.balance);
+            .filter(|entry| matches_account_filter(&filter, self.store.transfer(entry.transfer)));
         collect_limited(in_range, filter.limit, filter.flags.contains(AccountFilterFlags::REVERSED))
     }
 

@@ -164,6 +164,27 @@ fn proofs_verify_against_the_digest() {
         assert!(proof.verify(&digest, &transfer), "transfer {id}");
     }
     assert!(ledger.prove_transfer(11).is_none(), "a failed transfer does not exist");
+
+    // Balance history: account 1's entries (created 10, pending 12 and 13, expired 12, posted
+    // 16), each proven, and not as another account's or with other balances.
+    let filter = AccountFilter {
+        account_id: 1,
+        limit: 100,
+        flags: AccountFilterFlags::DEBITS | AccountFilterFlags::CREDITS,
+        ..AccountFilter::default()
+    };
+    let proven = ledger.prove_account_balances(filter);
+    assert_eq!(proven.iter().map(|(balance, _)| *balance).collect::<Vec<_>>(), ledger.get_account_balances(filter));
+    assert!(proven.len() >= 4, "{} entries", proven.len());
+    for (balance, proof) in &proven {
+        assert!(proof.verify(&digest, balance), "entry {}", proof.sequence);
+        let richer = AccountBalance { credits_posted: balance.credits_posted + 1, ..*balance };
+        assert!(!proof.verify(&digest, &richer));
+        let elsewhere = BalanceProof { account_id: 3, ..proof.clone() };
+        assert!(!elsewhere.verify(&digest, balance));
+    }
+    let reversed = AccountFilter { flags: filter.flags | AccountFilterFlags::REVERSED, limit: 2, ..filter };
+    assert_eq!(ledger.prove_account_balances(reversed).len(), 2);
 }
 
 /// Proofs in a ledger of many accounts and transfers, made batch by batch (so the transfer log's

@@ -8,11 +8,11 @@
 //! name or anywhere among its arguments. Results print as a table, or as JSON with `--json`.
 //!
 //! Answers are verified, not taken on the answering validator's word: a write's outcome by its
-//! receipt, a read of accounts or transfers by a state receipt (`?proof=true`), each checked
+//! receipt, a read of accounts, transfers or balance history by a state receipt (`?proof=true`), each checked
 //! against the genesis (`--genesis FILE`, `TALLY_GENESIS`, or the genesis.json beside the key
 //! file), and the command prints `verified at height H by N of M validators`. If no validator's
 //! receipt verifies, the command prints a message starting with `unverified:` and exits with
-//! status 3. `--no-verify` skips the check. The status and balance history carry no proof.
+//! status 3. `--no-verify` skips the check. The status carries no proof.
 //!
 //! A wrong or unreachable URL fails at once, naming the URL and what went wrong there; reads
 //! and writes retry alike, as `tally_client::ClientOptions` describes.
@@ -99,10 +99,12 @@ pub fn verify_file(args: &VerifyArgs) -> anyhow::Result<()> {
             let verified = state.verify(genesis).map_err(|error| unverified(error.to_string()))?;
             let accounts: Vec<Account> = state.proof.accounts.iter().map(|(account, _)| *account).collect();
             let transfers: Vec<Transfer> = state.proof.transfers.iter().map(|(transfer, _)| *transfer).collect();
+            let balances: Vec<AccountBalance> = state.proof.balances.iter().map(|(balance, _)| *balance).collect();
             let mut text = format!(
-                "{} account(s) and {} transfer(s) as of height {}\n",
+                "{} account(s), {} transfer(s) and {} balance history entries as of height {}\n",
                 accounts.len(),
                 transfers.len(),
+                balances.len(),
                 verified.height
             );
             if !accounts.is_empty() {
@@ -110,6 +112,9 @@ pub fn verify_file(args: &VerifyArgs) -> anyhow::Result<()> {
             }
             if !transfers.is_empty() {
                 text.push_str(&transfers_table(&transfers));
+            }
+            if !balances.is_empty() {
+                text.push_str(&balances_table(&balances));
             }
             writeln!(
                 text,
@@ -476,9 +481,8 @@ async fn execute(args: &ClientArgs, command: ClientCommand) -> anyhow::Result<Ou
             | ClientCommand::Transfer { .. }
             | ClientCommand::CreateTransfers { .. }
     );
-    // Every answer about accounts and transfers is verified; the status and balance history
-    // carry no proof.
-    let verified_read = !writes && !matches!(command, ClientCommand::Status { .. } | ClientCommand::Balances { .. });
+    // Every answer about the ledger is verified; the status carries no proof.
+    let verified_read = !writes && !matches!(command, ClientCommand::Status { .. });
     let client = connect(args, writes, verified_read).await?;
     let json = args.json;
     Ok(match command {
@@ -529,8 +533,8 @@ async fn execute(args: &ClientArgs, command: ClientCommand) -> anyhow::Result<Ou
             Output::text(transfers_output(&transfers, proven.as_ref(), json))
         }
         ClientCommand::Balances { filter } => {
-            let balances = client.get_account_balances(&account_filter(&filter)).await?;
-            Output::text(balances_output(&balances, json))
+            let (balances, proven) = client.get_account_balances_proven(&account_filter(&filter)).await?;
+            Output::text(balances_output(&balances, proven.as_ref(), json))
         }
         ClientCommand::QueryAccounts { filter } => {
             let (accounts, proven) = client.query_accounts_proven(&query_filter(&filter)).await?;
@@ -996,12 +1000,13 @@ fn transfers_table(transfers: &[Transfer]) -> String {
     )
 }
 
-fn balances_output(balances: &[AccountBalance], json: bool) -> String {
-    if json {
-        return json_line(
-            &json!({ "balances": balances.iter().map(tally_api::account_balance_to_json).collect::<Vec<_>>() }),
-        );
-    }
+fn balances_output(balances: &[AccountBalance], proven: Option<&Proven>, json: bool) -> String {
+    let value = json!({ "balances": balances.iter().map(tally_api::account_balance_to_json).collect::<Vec<_>>() });
+    let text = if json { String::new() } else { balances_table(balances) };
+    proven_output(value, text, proven, json)
+}
+
+fn balances_table(balances: &[AccountBalance]) -> String {
     table(
         &["timestamp", "debits_pending", "debits_posted", "credits_pending", "credits_posted"],
         balances.iter().map(|balance| {

@@ -184,7 +184,7 @@ fn client_commands_against_a_cluster() {
     // The state receipt a read printed checks offline, and names what it proves.
     let saved = write(dir.path(), "state.hex", proven["receipt"].as_str().unwrap());
     let text = ok(&["verify", &saved, "--genesis", &genesis], &[]);
-    assert!(text.starts_with("1 account(s) and 0 transfer(s) as of height "), "{text}");
+    assert!(text.starts_with("1 account(s), 0 transfer(s) and 0 balance history entries as of height "), "{text}");
     assert!(text.lines().any(|line| line.starts_with("1 ") && line.contains(" 34 ")), "{text}");
     let mut changed = proven["receipt"].as_str().unwrap().to_string().into_bytes();
     let byte = 300; // Inside the account: after the parts (208 bytes), the set digest (32) and the count (2).

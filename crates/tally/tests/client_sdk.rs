@@ -429,7 +429,8 @@ async fn a_verifying_client_reads_only_what_a_quorum_signed_and_reads_its_own_wr
     let cluster = cluster();
     let genesis = GenesisFile::load(&cluster.files.genesis).unwrap().genesis().clone();
     let client = client_of(&[NORMAL, STOPPED_LATER]).verifying(genesis.clone());
-    client.create_accounts(&[account(9_100_001), account(9_100_002)]).await.unwrap();
+    let history = Account { flags: tally_ledger::AccountFlags::HISTORY, ..account(9_100_001) };
+    client.create_accounts(&[history, account(9_100_002)]).await.unwrap();
     let written = client.create_transfers(&[transfer(9_100_010, 9_100_001, 9_100_002, 40)]).await.unwrap();
     let seen = client.height_seen();
     assert_eq!(seen, written.height(), "the write's proven height");
@@ -454,6 +455,11 @@ async fn a_verifying_client_reads_only_what_a_quorum_signed_and_reads_its_own_wr
     let (transfers, proven) = client.get_account_transfers_proven(&filter).await.unwrap();
     assert_eq!(transfers.iter().map(|transfer| transfer.id).collect::<Vec<_>>(), [9_100_010]);
     assert!(proven.is_some());
+    // Its balance history, each entry proven.
+    let (balances, proven) = client.get_account_balances_proven(&filter).await.unwrap();
+    assert_eq!(balances.iter().map(|balance| balance.debits_posted).collect::<Vec<_>>(), [40]);
+    let receipt = tally_chain::state_receipt::StateReceipt::decode(&proven.unwrap().receipt, &genesis).unwrap();
+    assert_eq!(receipt.proof.balances[0].1.transfer_id, 9_100_010);
 
     // An id no validator holds is absent on the word of f + 1 = 2 of them.
     assert_eq!(client.lookup_account(9_100_999).await.unwrap(), None);

@@ -1,7 +1,8 @@
 //! Reads: lookups and queries on the ledger as of the last finalized block. Every answer comes
 //! from one immutable finalized state, so a read never sees half a block. With `?proof=true` a
-//! read of accounts or transfers carries a state receipt of each one it lists, checkable against
-//! the genesis alone (`docs/API.md`); it proves what is listed, not that nothing was left out.
+//! read of accounts, transfers or balance history carries a state receipt of each object it
+//! lists, checkable against the genesis alone (`docs/API.md`); it proves what is listed, not that
+//! nothing was left out.
 
 use crate::api::caller::Caller;
 use crate::api::failure::Failure;
@@ -19,16 +20,18 @@ use std::time::Duration;
 use tally_chain::ChainState;
 use tally_chain::certified::CertifiedHeader;
 use tally_chain::state_receipt::{StateProof, StateReceipt};
-use tally_ledger::{Account, Ledger, QueryFilter, QueryFilterFlags, Transfer};
+use tally_ledger::{Account, AccountFilter, Ledger, QueryFilter, QueryFilterFlags, Transfer};
 use tokio::time::Instant;
 
 type Answer = Result<Json<Value>, Failure>;
 
-/// What a read lists, and the accounts and transfers in it that a proof covers.
+/// What a read lists, and what in it a proof covers: accounts and transfers by id, or the
+/// balance history entries a filter selects.
 struct Listing {
     value: Value,
     accounts: Vec<u128>,
     transfers: Vec<u128>,
+    balances: Option<AccountFilter>,
 }
 
 impl Listing {
@@ -37,6 +40,7 @@ impl Listing {
             value: json!({ name: accounts.iter().map(tally_api::account_to_json).collect::<Vec<_>>() }),
             accounts: accounts.iter().map(|account| account.id).collect(),
             transfers: Vec::new(),
+            balances: None,
         }
     }
 
@@ -45,11 +49,12 @@ impl Listing {
             value: json!({ name: transfers.iter().map(tally_api::transfer_to_json).collect::<Vec<_>>() }),
             accounts: Vec::new(),
             transfers: transfers.iter().map(|transfer| transfer.id).collect(),
+            balances: None,
         }
     }
 
     fn plain(value: Value) -> Self {
-        Self { value, accounts: Vec::new(), transfers: Vec::new() }
+        Self { value, accounts: Vec::new(), transfers: Vec::new(), balances: None }
     }
 }
 
@@ -64,7 +69,10 @@ async fn read(api: &ApiState, proof: bool, query: impl FnOnce(&Ledger) -> Listin
     let state: Arc<ChainState> = api.mailbox.finalized_state().await.ok_or_else(|| api.unavailable())?;
     let (mut value, proven) = off_runtime(move || {
         let listing = query(state.ledger());
-        let proven = proof.then(|| StateProof::collect(&state, &listing.accounts, &listing.transfers));
+        let proven = proof.then(|| match listing.balances {
+            Some(filter) => StateProof::collect_balances(&state, filter),
+            None => StateProof::collect(&state, &listing.accounts, &listing.transfers),
+        });
         Ok((listing.value, proven))
     })
     .await?;
@@ -182,7 +190,7 @@ pub async fn account(State(api): State<ApiState>, Path(id): Path<String>, RawQue
     let id = decimal_text(&id, "id")?;
     let proof = wants_proof(query.as_deref())?;
     let Json(found) = read(&api, proof, move |ledger| match ledger.lookup_accounts(&[id]).first() {
-        Some(account) => Listing { value: tally_api::account_to_json(account), accounts: vec![id], transfers: vec![] },
+        Some(account) => Listing { accounts: vec![id], ..Listing::plain(tally_api::account_to_json(account)) },
         None => Listing::plain(Value::Null),
     })
     .await?;
@@ -197,9 +205,7 @@ pub async fn transfer(State(api): State<ApiState>, Path(id): Path<String>, RawQu
     let id = decimal_text(&id, "id")?;
     let proof = wants_proof(query.as_deref())?;
     let Json(found) = read(&api, proof, move |ledger| match ledger.lookup_transfers(&[id]).first() {
-        Some(transfer) => {
-            Listing { value: tally_api::transfer_to_json(transfer), accounts: vec![], transfers: vec![id] }
-        }
+        Some(transfer) => Listing { transfers: vec![id], ..Listing::plain(tally_api::transfer_to_json(transfer)) },
         None => Listing::plain(Value::Null),
     })
     .await?;
@@ -223,12 +229,19 @@ pub async fn account_transfers(
 }
 
 /// `POST /v1/accounts/balances`: an `AccountFilter`.
-pub async fn account_balances(State(api): State<ApiState>, caller: Caller, headers: HeaderMap, body: Body) -> Answer {
+pub async fn account_balances(
+    State(api): State<ApiState>,
+    RawQuery(query): RawQuery,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    let proof = wants_proof(query.as_deref())?;
     let filter = body_json(&api, &caller, &headers, body, account_filter).await?;
-    read(&api, false, move |ledger| {
-        Listing::plain(json!({
-            "balances": ledger.get_account_balances(filter).iter().map(tally_api::account_balance_to_json).collect::<Vec<_>>()
-        }))
+    read(&api, proof, move |ledger| {
+        let balances = ledger.get_account_balances(filter);
+        let value = json!({ "balances": balances.iter().map(tally_api::account_balance_to_json).collect::<Vec<_>>() });
+        Listing { balances: Some(filter), ..Listing::plain(value) }
     })
     .await
 }
