@@ -2,7 +2,9 @@
 # The dashboard's browser test: starts `tally dev` (four validators on loopback) in a temporary
 # directory, drives the dashboard of one validator in headless Chromium while creating accounts
 # and transfers through the API (tests/dashboard/dashboard.test.mjs), then stops the cluster
-# with SIGINT. Fails if the test fails or the cluster does not start or stop cleanly.
+# with SIGINT. The page is given the cluster's genesis.json and checks the proofs of what it
+# shows in the browser (crates/node/assets/verify.js), against vectors computed in Rust. Fails
+# if the test fails or the cluster does not start or stop cleanly.
 #
 # Needs Node.js 20+ and npm (the npm registry for playwright-core); installs Debian's chromium
 # when it is missing (as root). The screenshots land in /tmp/tally-dashboard*.png
@@ -115,7 +117,7 @@ if [[ -z $token ]]; then
 fi
 
 test_status=0
-TALLY_URL=$api TALLY_TOKEN=$token CHROMIUM=$chromium \
+TALLY_URL=$api TALLY_TOKEN=$token CHROMIUM=$chromium TALLY_GENESIS="$work/cluster/genesis.json" \
     node --test --test-reporter=spec tests/dashboard/dashboard.test.mjs || test_status=$?
 
 stop_status=0

@@ -5,12 +5,13 @@
 //   TALLY_TOKEN       the bearer token of the API's gateway endpoints (required)
 //   TALLY_SCREENSHOT  where the 1280x800 screenshot goes (default /tmp/tally-dashboard.png)
 //   CHROMIUM          the browser (default /usr/bin/chromium)
+//   TALLY_GENESIS     the cluster's genesis.json, which the page is given to verify against (required)
 //
 // Run by scripts/dashboard-test.sh, which starts the cluster first.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -21,11 +22,15 @@ const SCREENSHOT = process.env.TALLY_SCREENSHOT || "/tmp/tally-dashboard.png";
 const SCREENSHOT_PHONE = SCREENSHOT.replace(/\.png$/, "") + "-phone.png";
 const SCREENSHOT_FULL = SCREENSHOT.replace(/\.png$/, "") + "-full.png";
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const GENESIS = process.env.TALLY_GENESIS || "";
+// What Rust computes, for verify.js to match (crates/node/tests/verify_vectors.rs keeps it true).
+const VECTORS = JSON.parse(readFileSync(new URL("./verify-vectors.json", import.meta.url), "utf8"));
 const WAIT_MS = 30_000;
 const REQUEST_ATTEMPTS_MAX = 20;
 
 assert.ok(BASE_URL, "set TALLY_URL to a validator's API address");
 assert.ok(TOKEN, "set TALLY_TOKEN to the API's bearer token");
+assert.ok(GENESIS, "set TALLY_GENESIS to the cluster's genesis.json");
 
 // Ids and amounts above 2^53, where JavaScript numbers lose digits: the page must show them exactly.
 const LEDGER = 7;
@@ -43,6 +48,10 @@ const transfers = [
   { id: randomId(), debit_account_id: carol, credit_account_id: alice, amount: amountCarolToAlice, ledger: LEDGER, code: CODE },
 ];
 const lateTransfer = { id: randomId(), debit_account_id: carol, credit_account_id: bob, amount: "5", ledger: LEDGER, code: CODE };
+// A pending transfer between two other accounts: its proof carries its pending state too.
+const dave = randomId();
+const erin = randomId();
+const pendingTransfer = { id: randomId(), debit_account_id: dave, credit_account_id: erin, amount: "9", ledger: LEDGER, code: CODE, flags: ["pending"] };
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -155,13 +164,13 @@ describe("the dashboard", () => {
 
   it("shows new transfers in the recent list, with exact amounts", async () => {
     assertAllCreated(
-      await submit("/v1/accounts", { accounts: [alice, bob, carol].map((id) => ({ id, ledger: LEDGER, code: CODE })) }),
-      3,
+      await submit("/v1/accounts", { accounts: [alice, bob, carol, dave, erin].map((id) => ({ id, ledger: LEDGER, code: CODE })) }),
+      5,
     );
     const answer = await submit("/v1/transfers", { transfers });
     assertAllCreated(answer, transfers.length);
-    assertAllCreated(await submit("/v1/transfers", { transfers: [lateTransfer] }), 1);
-    for (const transfer of [...transfers, lateTransfer]) {
+    assertAllCreated(await submit("/v1/transfers", { transfers: [pendingTransfer, lateTransfer] }), 2);
+    for (const transfer of [...transfers, pendingTransfer, lateTransfer]) {
       const row = `#recent-transfers tbody tr[data-transfer-id="${transfer.id}"]`;
       await page.waitForSelector(row, { timeout: WAIT_MS });
       assert.equal(await page.getAttribute(`${row} .amount`, "data-value"), transfer.amount);
@@ -264,6 +273,207 @@ describe("the dashboard", () => {
     await page.waitForSelector(`#account-result[data-account-id="${bob}"]:not([hidden])`, { timeout: WAIT_MS });
   });
 
+  it("says NOT VERIFIED while it has no genesis to check against", async () => {
+    await page.waitForSelector('#genesis-status[data-genesis="none"]', { timeout: WAIT_MS });
+    for (const mark of ["#transfers-proof", "#account-proof"]) {
+      await page.waitForSelector(`${mark}[data-verdict="unverified"]`, { timeout: WAIT_MS });
+      assert.match(await page.textContent(mark), /^✗NOT VERIFIED: no genesis given/);
+    }
+  });
+
+  it("computes BLAKE3, a genesis digest and a state receipt's verdict as Rust does", async () => {
+    const outcome = await page.evaluate(async (vectors) => {
+      const { blake3, hex, parseGenesis, verifyReceipt, Unverified } = window.TallyVerify;
+      const input = (len) => Uint8Array.from({ length: len }, (_, index) => index % 251);
+      const key = hex.from(vectors.blake3.key);
+      const wrong = [];
+      const expect = (what, got, want) => {
+        if (got !== want) wrong.push(`${what}: ${got} != ${want}`);
+      };
+      // JSON with sorted keys: serde_json sorts them, verify.js keeps the API's order.
+      const canonical = (value) =>
+        JSON.stringify(value, (_, item) =>
+          item && typeof item === "object" && !Array.isArray(item) ? Object.fromEntries(Object.entries(item).sort(([a], [b]) => (a < b ? -1 : 1))) : item,
+        );
+      for (const vector of vectors.blake3.hashes) {
+        const bytes = input(vector.len);
+        expect(`hash ${vector.len}`, hex.to(blake3.hash(bytes)), vector.hash);
+        expect(`keyed_hash ${vector.len}`, hex.to(blake3.keyedHash(key, bytes)), vector.keyed_hash);
+        expect(`derive_key ${vector.len}`, hex.to(blake3.deriveKey(vectors.blake3.context, bytes)), vector.derive_key);
+      }
+      for (const vector of vectors.blake3.chaining_values) {
+        const got = hex.to(blake3.chainingValue(key, input(vector.len), BigInt(vector.offset)));
+        expect(`chaining value ${vector.len} at ${vector.offset}`, got, vector.chaining_value);
+      }
+      for (const vector of vectors.blake3.merges) {
+        const [left, right] = [hex.from(vector.left), hex.from(vector.right)];
+        expect("merge non-root", hex.to(blake3.mergeNonRoot(key, left, right)), vector.non_root);
+        expect("merge root", hex.to(blake3.mergeRoot(key, left, right)), vector.root);
+      }
+      const fixture = vectors.state_receipt;
+      const genesis = await parseGenesis(fixture.genesis);
+      expect("genesis digest", genesis.digest, fixture.genesis_digest);
+      const proven = await verifyReceipt(fixture.receipt, genesis);
+      expect("height", proven.height.toString(), fixture.height);
+      expect("certified height", proven.certifiedHeight.toString(), fixture.certified_height);
+      expect("signers", JSON.stringify(proven.signers), JSON.stringify(fixture.signers));
+      const claims = canonical([fixture.accounts, fixture.transfers]);
+      expect("accounts and transfers", canonical([proven.accounts, proven.transfers]), claims);
+      // Every flipped byte, a byte less and a byte more are refused with a reason, or (a flipped
+      // index within a chunk of the log) prove another transfer, which the page then does not
+      // find among the proven ones: no change proves the same objects.
+      const bytes = hex.from(fixture.receipt);
+      const accepted = [];
+      const reasons = new Set();
+      const refuses = async (changed, what) => {
+        try {
+          const other = await verifyReceipt(hex.to(changed), genesis);
+          if (canonical([other.accounts, other.transfers]) === claims) accepted.push(what);
+          else reasons.add("proves other objects");
+        } catch (error) {
+          if (!(error instanceof Unverified)) accepted.push(`${what} threw ${error}`);
+          reasons.add(error.message.replace(/[0-9a-f]{64}/g, "<hex>").replace(/\d+/g, "N"));
+        }
+      };
+      for (let index = 0; index < bytes.length; index += 1) {
+        const flipped = bytes.slice();
+        flipped[index] ^= 1;
+        await refuses(flipped, `byte ${index}`);
+      }
+      await refuses(bytes.slice(0, -1), "one byte less");
+      await refuses(Uint8Array.from([...bytes, 0]), "one byte more");
+      // The same receipt against another chain's genesis: the signatures are not its validators'.
+      const other = JSON.parse(fixture.genesis);
+      other.chain_id = 8;
+      let otherChain = "accepted";
+      try {
+        await verifyReceipt(fixture.receipt, await parseGenesis(JSON.stringify(other)));
+      } catch (error) {
+        otherChain = error.message;
+      }
+      return { wrong, accepted, reasons: [...reasons].sort(), size: bytes.length, otherChain };
+    }, VECTORS);
+    assert.deepEqual(outcome.wrong, []);
+    assert.deepEqual(outcome.accepted, [], `of ${outcome.size} bytes`);
+    assert.ok(outcome.reasons.length >= 5, outcome.reasons.join("\n"));
+    assert.match(outcome.otherChain, /signatures are not a quorum/);
+  });
+
+  it("verifies the recent transfers and an account against the genesis file it is given", async () => {
+    await page.setInputFiles("#genesis-file", GENESIS);
+    await page.waitForSelector('#genesis-status[data-genesis="file"]', { timeout: WAIT_MS });
+    // The digest shown is the chain's own: the parent of its genesis block (the young chain's
+    // newest 100 blocks reach down to it).
+    const digest = await page.getAttribute("#genesis-digest-shown", "title");
+    const blocks = await getJson("/v1/blocks?limit=100");
+    const genesisBlock = blocks.blocks.find((block) => block.height === "0");
+    assert.ok(genesisBlock, "the genesis block is among the newest 100");
+    assert.equal(digest, genesisBlock.parent);
+    assert.match(await page.textContent("#genesis-status"), /\(chain 1, 4 validators\), from your file \(genesis.json\)/);
+    await page.fill("#account-id", bob);
+    await page.click("#account-form button[type=submit]");
+    const status = await getJson("/v1/status");
+    for (const mark of ["#transfers-proof", "#account-proof", "#account-transfers-proof"]) {
+      await page.waitForSelector(`${mark}[data-verdict="verified"]`, { timeout: WAIT_MS });
+      assert.match(await page.textContent(mark), /^✓Verified in this browser: .* as of height \d+ \(final by [\d:]+\), signed by [34] of 4 validators, against genesis [0-9a-f]{12}$/);
+      const height = BigInt(await page.getAttribute(mark, "data-height"));
+      assert.ok(height > 0n && height <= BigInt(status.height) + 5n, `${mark} at height ${height}`);
+    }
+    assert.match(await page.textContent("#account-proof"), /the account as of height/);
+    // The pending transfer is among those verified (its proof includes its pending state).
+    await page.waitForSelector(`#recent-transfers tr[data-transfer-id="${pendingTransfer.id}"]`, { timeout: WAIT_MS });
+    assert.match(await page.textContent("#transfers-proof"), /each of the \d+ transfers listed/);
+  });
+
+  it("says NOT VERIFIED when the validator changes an answer or its proof", async () => {
+    const recent = /\/v1\/transfers\/recent\?/;
+    const tamper = (change) => async (route) => {
+      const response = await route.fetch();
+      const answer = await response.json();
+      change(answer);
+      await route.fulfill({ response, json: answer });
+    };
+    const expectVerdict = async (selector, verdict, pattern) => {
+      await page.waitForFunction(
+        ([selector, verdict, pattern]) => {
+          const node = document.querySelector(selector);
+          return node.dataset.verdict === verdict && new RegExp(pattern).test(node.textContent);
+        },
+        [selector, verdict, pattern.source],
+        { timeout: WAIT_MS },
+      );
+    };
+    // A listed amount that is not the proven one.
+    const richer = tamper((answer) => {
+      answer.transfers[0].amount = (BigInt(answer.transfers[0].amount) + 1n).toString();
+    });
+    await page.route(recent, richer);
+    await expectVerdict("#transfers-proof", "unverified", /^✗NOT VERIFIED: transfer \d+ shown differs from the proven one in amount$/);
+    await page.unroute(recent, richer);
+    await expectVerdict("#transfers-proof", "verified", /^✓Verified/);
+    // One byte of the receipt's certificate (the last signature's) flipped.
+    const forged = tamper((answer) => {
+      const receipt = answer.proof.receipt;
+      const last = (parseInt(receipt.slice(-2), 16) ^ 1).toString(16).padStart(2, "0");
+      answer.proof.receipt = receipt.slice(0, -2) + last;
+    });
+    await page.route(recent, forged);
+    await expectVerdict("#transfers-proof", "unverified", /^✗NOT VERIFIED: the header is not proven final: the certificate's signatures are not a quorum/);
+    await page.unroute(recent, forged);
+    await expectVerdict("#transfers-proof", "verified", /^✓Verified/);
+    // An account whose balance is changed in the answer and in its receipt alike: the receipt's
+    // account is no longer the one under the signed state digest.
+    const account = new RegExp(`/v1/accounts/${bob}\\?proof=true$`);
+    const richerBob = tamper((answer) => {
+      // The first proven account starts after the parts (5 x 40 + 8), the included-request set
+      // digest (32) and the account count (2); its credits_posted are its bytes 64 to 80.
+      const at = 2 * (208 + 32 + 2 + 64);
+      const credits = BigInt(answer.credits_posted) + 1000n;
+      let little = "";
+      for (let byte = 0; byte < 16; byte += 1) little += ((credits >> BigInt(8 * byte)) & 0xffn).toString(16).padStart(2, "0");
+      answer.proof.receipt = answer.proof.receipt.slice(0, at) + little + answer.proof.receipt.slice(at + 32);
+      answer.credits_posted = credits.toString();
+    });
+    await page.route(account, richerBob);
+    await expectVerdict("#account-proof", "unverified", new RegExp(`^✗NOT VERIFIED: account ${bob} is not in the state the header commits to$`));
+    await page.unroute(account, richerBob);
+    await expectVerdict("#account-proof", "verified", /^✓Verified/);
+    // An answer without its proof.
+    const bare = tamper((answer) => {
+      delete answer.proof;
+    });
+    await page.route(account, bare);
+    await expectVerdict("#account-proof", "unverified", /^✗NOT VERIFIED: the answer carries no proof$/);
+    await page.unroute(account, bare);
+    await expectVerdict("#account-proof", "verified", /^✓Verified/);
+  });
+
+  it("fetches the genesis from the validator only as a digest it is given allows", async () => {
+    const digest = await page.getAttribute("#genesis-digest-shown", "title");
+    await page.click("#genesis-forget");
+    await page.waitForSelector('#genesis-status[data-genesis="none"]', { timeout: WAIT_MS });
+    await page.waitForSelector('#transfers-proof[data-verdict="unverified"]', { timeout: WAIT_MS });
+    // Another digest: the validator's genesis is refused, and nothing is verified.
+    await page.fill("#genesis-digest", "ab".repeat(32));
+    await page.click("#genesis-fetch");
+    await page.waitForFunction(() => /not the (ab)+ you gave/.test(document.querySelector("#genesis-error").textContent), null, { timeout: WAIT_MS });
+    assert.equal(await page.getAttribute("#genesis-status", "data-genesis"), "none");
+    // The digest from the file: accepted, and kept across a reload.
+    await page.fill("#genesis-digest", digest);
+    await page.click("#genesis-fetch");
+    await page.waitForSelector('#genesis-status[data-genesis="validator-checked"]', { timeout: WAIT_MS });
+    await page.waitForSelector('#transfers-proof[data-verdict="verified"]', { timeout: WAIT_MS });
+    await page.reload({ waitUntil: "domcontentloaded" });
+    await page.waitForSelector('#genesis-status[data-genesis="validator-checked"]', { timeout: WAIT_MS });
+    assert.equal(await page.getAttribute("#genesis-digest-shown", "title"), digest);
+    await page.waitForSelector('#transfers-proof[data-verdict="verified"]', { timeout: WAIT_MS });
+    // Back to the file, for the screenshots.
+    await page.setInputFiles("#genesis-file", GENESIS);
+    await page.waitForSelector('#genesis-status[data-genesis="file"]', { timeout: WAIT_MS });
+    await page.waitForSelector(`#account-result[data-account-id="${bob}"]:not([hidden])`, { timeout: WAIT_MS });
+    await page.waitForSelector('#account-proof[data-verdict="verified"]', { timeout: WAIT_MS });
+  });
+
   it("shows recent blocks, newest first", async () => {
     const heights = await page.$$eval("#recent-blocks tbody tr", (rows) => rows.map((row) => BigInt(row.dataset.height)));
     assert.ok(heights.length > 0);
@@ -359,7 +569,13 @@ describe("the dashboard", () => {
     assert.equal(await page.evaluate(overflow), 0, "no horizontal scrolling at 1280 px");
     await page.setViewportSize({ width: 390, height: 844 });
     await page.waitForTimeout(1500);
-    assert.equal(await page.evaluate(overflow), 0, "no horizontal scrolling at 390 px");
+    const wide = () =>
+      Array.from(document.querySelectorAll("body *"))
+        .filter((node) => node.getBoundingClientRect().right > document.documentElement.clientWidth + 1 && !node.closest(".table-wrap"))
+        .map((node) => node.tagName + "#" + node.id + "." + node.className)
+        .slice(0, 10)
+        .join(" ");
+    assert.equal(await page.evaluate(overflow), 0, "no horizontal scrolling at 390 px: " + (await page.evaluate(wide)));
     await page.screenshot({ path: SCREENSHOT_PHONE, fullPage: true });
     await page.setViewportSize({ width: 1280, height: 800 });
   });

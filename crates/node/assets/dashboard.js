@@ -834,6 +834,11 @@
     setText("transfers-count", transfers.length > 0 ? "newest " + transfers.length : "");
   }
 
+  /** Shows whether a read made with ?proof=true verifies, checked in this browser by verify.js. */
+  function markProof(id, kind, answer, objectId) {
+    if (window.TallyVerify) window.TallyVerify.show($(id), kind, answer, objectId);
+  }
+
   // ---------------------------------------------------------------------------------------
   // Account lookup
 
@@ -851,8 +856,8 @@
   async function lookUpAccount(id) {
     const generation = ++state.accountGeneration;
     const [account, transfers] = await Promise.allSettled([
-      api("/v1/accounts/" + id),
-      api("/v1/accounts/transfers", { account_id: id, limit: ACCOUNT_TRANSFERS_LIMIT, flags: ["debits", "credits", "reversed"] }),
+      api("/v1/accounts/" + id + "?proof=true"),
+      api("/v1/accounts/transfers?proof=true", { account_id: id, limit: ACCOUNT_TRANSFERS_LIMIT, flags: ["debits", "credits", "reversed"] }),
     ]);
     // A newer lookup started meanwhile: its answer wins.
     if (generation !== state.accountGeneration || !state.account || state.account.id !== id) return;
@@ -864,8 +869,11 @@
       state.account.data = null;
       state.account.error = failure.code === "account_not_found" ? "No account " + id + " on this chain (yet)." : "Lookup failed: " + failure.message + " (" + failure.code + ").";
     }
-    state.account.transfers = transfers.status === "fulfilled" && Array.isArray(transfers.value.transfers) ? transfers.value.transfers : state.account.transfers;
+    const transfersRead = transfers.status === "fulfilled" && Array.isArray(transfers.value.transfers);
+    state.account.transfers = transfersRead ? transfers.value.transfers : state.account.transfers;
     renderAccount();
+    markProof("account-proof", state.account.data ? "account" : null, state.account.data, id);
+    if (transfersRead) markProof("account-transfers-proof", "transfers", transfers.value);
   }
 
   function renderAccount() {
@@ -995,7 +1003,7 @@
     const [status, blocks, transfers] = await Promise.allSettled([
       api("/v1/status"),
       api("/v1/blocks?limit=" + blocksLimit()),
-      api("/v1/transfers/recent?limit=" + TRANSFERS_LIMIT),
+      api("/v1/transfers/recent?limit=" + TRANSFERS_LIMIT + "&proof=true"),
     ]);
     const receivedMs = Date.now();
     if (status.status === "fulfilled") {
@@ -1025,6 +1033,7 @@
     }
     if (transfers.status === "fulfilled" && Array.isArray(transfers.value.transfers)) {
       renderTransfers(transfers.value.transfers);
+      markProof("transfers-proof", "transfers", transfers.value);
     }
     if (state.account && state.account.id) lookUpAccount(state.account.id);
     renderChart();

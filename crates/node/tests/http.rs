@@ -614,12 +614,33 @@ async fn missing_things_answer_404_and_wrong_methods_405() {
 async fn the_dashboard_is_served() {
     within(async {
         let url = &cluster().urls[0];
-        for (path, kind) in [("/", "text/html"), ("/dashboard.js", "text/javascript"), ("/dashboard.css", "text/css")] {
+        for (path, kind) in [
+            ("/", "text/html"),
+            ("/dashboard.js", "text/javascript"),
+            ("/dashboard.css", "text/css"),
+            ("/verify.js", "text/javascript"),
+        ] {
             let response = http().get(format!("{url}{path}")).send().await.unwrap();
             assert_eq!(response.status(), StatusCode::OK, "{path}");
             assert!(response.headers()["content-type"].to_str().unwrap().starts_with(kind), "{path}");
             assert!(!response.text().await.unwrap().is_empty());
         }
+    })
+    .await;
+}
+
+/// `GET /v1/genesis` is the genesis file the validator runs: the same chain, validators and
+/// clients, and so the same genesis block.
+#[tokio::test]
+async fn the_genesis_is_served_as_its_file() {
+    within(async {
+        let cluster = cluster();
+        let (status, body) = get(&cluster.urls[1], "/v1/genesis").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let served = tally_node::genesis_file::GenesisFile::from_json(&body.to_string()).unwrap();
+        assert_eq!(served.genesis(), &cluster.genesis);
+        assert_eq!(served.genesis().block().digest(), cluster.genesis.block().digest());
+        assert_eq!(served.validators().len(), cluster.urls.len());
     })
     .await;
 }

@@ -104,6 +104,13 @@ async fn status_json(api: &ApiState) -> Result<Json<Value>, Failure> {
     })))
 }
 
+/// `GET /v1/genesis`: the genesis file this validator runs, as `genesis.json` holds it. A reader
+/// that trusts no validator takes its genesis from elsewhere; this lets one compare, or fetch it
+/// and check its digest against one published out of band (the dashboard does, `docs/DASHBOARD.md`).
+pub async fn genesis(State(api): State<ApiState>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], api.genesis.to_json()).into_response()
+}
+
 /// `GET /v1/headers/{height}`: the finalized header at `height` with the certificate that proves
 /// it (the headers above it up to the nearest block with its own certificate, and that
 /// certificate), as JSON fields and as the bytes a client checks (`proof`, see `docs/API.md`).
