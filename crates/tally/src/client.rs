@@ -1208,18 +1208,21 @@ mod tests {
     }
 
     #[test]
-    fn writes_verify_against_the_genesis_given_or_beside_the_key() {
+    fn answers_verify_against_the_genesis_given_or_beside_the_key() {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("client-0.key");
         let args =
             ClientArgs { validators: vec![], key: None, chain_id: None, json: false, genesis: None, no_verify: false };
-        let error = genesis_path(&args, &key).unwrap_err().to_string();
+        let error = genesis_path(&args, Some(&key)).unwrap_err().to_string();
         assert!(error.contains("--genesis") && error.contains("--no-verify"), "{error}");
         std::fs::write(dir.path().join("genesis.json"), "{}").unwrap();
-        assert_eq!(genesis_path(&args, &key).unwrap(), Some(dir.path().join("genesis.json")));
+        assert_eq!(genesis_path(&args, Some(&key)).unwrap(), Some(dir.path().join("genesis.json")));
+        // A read without a key file has only --genesis to go by.
+        assert!(genesis_path(&args, None).is_err());
         let given = ClientArgs { genesis: Some(PathBuf::from("elsewhere.json")), ..args.clone() };
-        assert_eq!(genesis_path(&given, &key).unwrap(), Some(PathBuf::from("elsewhere.json")));
+        assert_eq!(genesis_path(&given, Some(&key)).unwrap(), Some(PathBuf::from("elsewhere.json")));
+        assert_eq!(genesis_path(&given, None).unwrap(), Some(PathBuf::from("elsewhere.json")));
         let skipped = ClientArgs { no_verify: true, ..given };
-        assert_eq!(genesis_path(&skipped, &key).unwrap(), None);
+        assert_eq!(genesis_path(&skipped, Some(&key)).unwrap(), None);
     }
 }
