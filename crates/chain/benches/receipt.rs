@@ -148,7 +148,7 @@ fn verify_state(c: &mut Criterion) {
     ] {
         let proof = StateProof::collect(&state, &accounts, &transfers);
         assert_eq!(proof.accounts.len() + proof.transfers.len(), accounts.len() + transfers.len());
-        let receipt = StateReceipt { proof, certified: certified.clone() };
+        let receipt = StateReceipt::new(proof, certified.clone());
         let bytes = receipt.encode();
         println!("state receipt of {name}: {} bytes", bytes.len());
         c.bench_function(&format!("build the proof of {name}"), |b| {

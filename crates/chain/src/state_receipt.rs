@@ -44,6 +44,7 @@ use crate::genesis::Genesis;
 use crate::keys::ValidatorKey;
 use bytes::{Buf, BufMut};
 use commonware_codec::Encode as _;
+use std::collections::HashSet;
 use tally_ledger::constants::{BATCH_EVENTS_MAX, OBJECT_SIZE};
 use tally_ledger::{
     Account, AccountBalance, AccountFilter, AccountProof, BalanceProof, ChainingValue, DigestParts, Hash,
@@ -106,22 +107,12 @@ impl StateProof {
     /// exist in `state` (in the order asked, each once).
     pub fn collect(state: &ChainState, account_ids: &[u128], transfer_ids: &[u128]) -> Self {
         let ledger = state.ledger();
-        let mut accounts: Vec<(Account, AccountProof)> = Vec::new();
-        for id in account_ids {
-            if !accounts.iter().any(|(account, _)| account.id == *id)
-                && let Some(proven) = ledger.prove_account(*id)
-            {
-                accounts.push(proven);
-            }
-        }
-        let mut transfers: Vec<(Transfer, TransferProof)> = Vec::new();
-        for id in transfer_ids {
-            if !transfers.iter().any(|(transfer, _)| transfer.id == *id)
-                && let Some(proven) = ledger.prove_transfer(*id)
-            {
-                transfers.push(proven);
-            }
-        }
+        let mut seen = HashSet::with_capacity(account_ids.len());
+        let accounts: Vec<(Account, AccountProof)> =
+            account_ids.iter().filter(|id| seen.insert(**id)).filter_map(|id| ledger.prove_account(*id)).collect();
+        seen.clear();
+        let transfers: Vec<(Transfer, TransferProof)> =
+            transfer_ids.iter().filter(|id| seen.insert(**id)).filter_map(|id| ledger.prove_transfer(*id)).collect();
         assert!(accounts.len() + transfers.len() <= 2 * STATE_RECEIPT_OBJECTS_MAX);
         Self {
             height: state.height(),
@@ -144,6 +135,18 @@ impl StateProof {
 pub struct StateReceipt {
     pub proof: StateProof,
     pub certified: CertifiedHeader,
+}
+
+impl StateReceipt {
+    /// The receipt of `proof` under `certified`, which commits to its state. The height proven
+    /// is the header's parent's: the state's own height, or one less when the state's own block
+    /// left it as it was and its own header proves it (as `decode` reads it back).
+    pub fn new(mut proof: StateProof, certified: CertifiedHeader) -> Self {
+        assert_eq!(proof.state_digest(), certified.header.state_digest, "the header commits to the proof's state");
+        assert!(certified.header.height >= 1 && certified.header.height - 1 <= proof.height);
+        proof.height = certified.header.height - 1;
+        Self { proof, certified }
+    }
 }
 
 /// What a checked state receipt establishes.
@@ -451,7 +454,7 @@ mod tests {
             ..AccountFilter::default()
         };
         proof.balances = StateProof::collect_balances(&state, filter).balances;
-        Fixture { genesis, receipt: StateReceipt { proof, certified } }
+        Fixture { genesis, receipt: StateReceipt::new(proof, certified) }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use commonware_codec::Encode as _;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -182,6 +183,16 @@ impl Provable for HistoryEntry {
             })
             .collect()
     }
+}
+
+/// What a verifying client makes of a read's answer.
+enum ReadVerdict<T> {
+    /// The objects a verified receipt proves, and what proved them.
+    Taken(Vec<T>, Proven),
+    /// Proven, but of a state older than this client has seen: the validator may lag.
+    Stale(String),
+    /// The receipt does not verify, or what it proves does not answer the question.
+    Lie(String),
 }
 
 /// The state receipt in a read's answer (`"proof": {"receipt": …}`), checked against `genesis`.
@@ -526,6 +537,33 @@ impl Client {
 
     fn saw(&self, height: u64) {
         self.seen.fetch_max(height, Ordering::Relaxed);
+    }
+
+    /// Judges a read's answer: its state receipt must verify against `genesis`, what it proves
+    /// must `fit` the question, and its state must be no older than this client has seen
+    /// (unless `older_reads`). A taken answer raises the height seen.
+    fn judge_read<T: Provable>(
+        &self,
+        genesis: &Genesis,
+        value: &Value,
+        fits: &(dyn Fn(&[T]) -> Result<(), String> + Sync),
+    ) -> ReadVerdict<T> {
+        let proven = proven_state(genesis, value).and_then(|(receipt, proven)| {
+            let objects = T::proven(&receipt);
+            fits(&objects).map(|()| (objects, proven))
+        });
+        match proven {
+            Err(reason) => ReadVerdict::Lie(reason),
+            Ok((_, proven)) if !self.older_reads && proven.height < self.height_seen() => ReadVerdict::Stale(format!(
+                "answered from the state at height {}, older than height {} this client has seen",
+                proven.height,
+                self.height_seen()
+            )),
+            Ok((objects, proven)) => {
+                self.saw(proven.height);
+                ReadVerdict::Taken(objects, proven)
+            }
+        }
     }
 
     /// The validators, in the order given.
@@ -961,23 +999,13 @@ impl Client {
             let verdict =
                 self.exchange_before(attempts.deadline, validator, Method::POST, &path, Some(body.clone())).await;
             let failure = match verdict {
-                Verdict::Answer(value) => match proven_state(genesis, &value)
-                    .and_then(|(receipt, proven)| fits(&T::proven(&receipt)).map(|()| (receipt, proven)))
-                {
-                    Ok((_, proven)) if !self.older_reads && proven.height < self.height_seen() => Failure::answered(
-                        format!(
-                            "answered from the state at height {}, older than height {} this client has seen",
-                            proven.height,
-                            self.height_seen()
-                        ),
-                        None,
-                    ),
-                    Ok((receipt, proven)) => {
+                Verdict::Answer(value) => match self.judge_read(genesis, &value, fits) {
+                    ReadVerdict::Taken(objects, proven) => {
                         self.preferred.store(index, Ordering::Relaxed);
-                        self.saw(proven.height);
-                        return Ok((T::proven(&receipt), proven, index));
+                        return Ok((objects, proven, index));
                     }
-                    Err(reason) => {
+                    ReadVerdict::Stale(reason) => Failure::answered(reason, None),
+                    ReadVerdict::Lie(reason) => {
                         unverified.push(format!("{validator}: {reason}"));
                         refuted[index] = true;
                         Failure::answered(format!("unverified: {reason}"), None)
@@ -1021,16 +1049,15 @@ impl Client {
         path: &str,
         ids: &[u128],
     ) -> Result<(Vec<T>, Proven), ClientError> {
-        let asked = |objects: &[T]| match objects.iter().find(|object| !ids.contains(&object.id())) {
+        let wanted: HashSet<u128> = ids.iter().copied().collect();
+        let asked = |objects: &[T]| match objects.iter().find(|object| !wanted.contains(&object.id())) {
             Some(object) => Err(format!("the answer proves {} {}, which was not asked for", T::NAME, object.id())),
             None => Ok(()),
         };
         let (mut found, proven, first) = self.proven_read::<T>(genesis, path, &ids_json(ids), &asked).await?;
-        let mut missing: Vec<u128> = Vec::new();
-        for id in ids {
-            if !found.iter().any(|object| object.id() == *id) && !missing.contains(id) {
-                missing.push(*id);
-            }
+        let mut missing = wanted.clone();
+        for object in &found {
+            missing.remove(&object.id());
         }
         // f + 1 of the genesis's validators, so at least one honest: a client that knows fewer
         // URLs cannot take an absence as proven.
@@ -1043,7 +1070,7 @@ impl Client {
             }
             let validator = &self.validators[(first + step) % self.validators.len()];
             let deadline = Instant::now() + self.options.read_wait;
-            let body = Body::json(&ids_json(&missing));
+            let body = Body::json(&ids_json(&missing.iter().copied().collect::<Vec<_>>()));
             let path = format!("{path}?proof=true");
             let verdict = self.exchange_before(deadline, validator, Method::POST, &path, Some(body)).await;
             let value = match verdict {
@@ -1061,26 +1088,22 @@ impl Client {
                     continue;
                 }
             };
-            match proven_state(genesis, &value)
-                .and_then(|(receipt, proven)| asked(&T::proven(&receipt)).map(|()| (receipt, proven)))
-            {
-                Ok((_, proven)) if !self.older_reads && proven.height < self.height_seen() => failures.push(format!(
-                    "{validator}: answered from the state at height {}, older than height {}",
-                    proven.height,
-                    self.height_seen()
-                )),
-                Ok((receipt, proven)) => {
-                    self.saw(proven.height);
-                    let more = T::proven(&receipt);
-                    missing.retain(|id| !more.iter().any(|object| object.id() == *id));
+            match self.judge_read(genesis, &value, &asked) {
+                ReadVerdict::Taken(more, _) => {
+                    for object in &more {
+                        missing.remove(&object.id());
+                    }
                     found.extend(more);
                     agreeing += 1;
                 }
-                Err(reason) => failures.push(format!("{validator}: unverified: {reason}")),
+                ReadVerdict::Stale(reason) => failures.push(format!("{validator}: {reason}")),
+                ReadVerdict::Lie(reason) => failures.push(format!("{validator}: unverified: {reason}")),
             }
         }
         if !missing.is_empty() && agreeing < needed {
-            let ids: Vec<String> = missing.iter().map(u128::to_string).collect();
+            let mut ids: Vec<u128> = missing.into_iter().collect();
+            ids.sort_unstable();
+            let ids: Vec<String> = ids.iter().map(u128::to_string).collect();
             failures.push(format!(
                 "{} {} not found by {agreeing} validator(s), and {needed} must agree that an id is absent",
                 T::NAME,
@@ -1088,12 +1111,9 @@ impl Client {
             ));
             return Err(ClientError::Unverified { failures });
         }
-        let mut ordered = Vec::with_capacity(found.len());
-        for id in ids {
-            if let Some(position) = found.iter().position(|object| object.id() == *id) {
-                ordered.push(found.swap_remove(position));
-            }
-        }
+        // In the order asked, each once.
+        let mut by_id: HashMap<u128, T> = found.into_iter().map(|object| (object.id(), object)).collect();
+        let ordered = ids.iter().filter_map(|id| by_id.remove(id)).collect();
         Ok((ordered, proven))
     }
 

@@ -172,7 +172,7 @@ fn receipt_vector() -> Value {
     let finalization = sign_finalization(&above.header, &signers[1..], &genesis);
     let certified = CertifiedHeader { header: above.header.clone(), descendants: vec![], finalization };
     let proof = StateProof::collect(&state, &[3, 40, 33, 1], &[2_000, 1_007, 2_002, 2_001]);
-    let receipt = StateReceipt { proof, certified };
+    let receipt = StateReceipt::new(proof, certified);
     let verified = receipt.verify(&genesis).unwrap();
     assert_eq!((verified.height, verified.certified_height, verified.signers.len()), (1, 2, 3));
     let bytes = receipt.encode();

@@ -116,14 +116,8 @@ pub fn verify_file(args: &VerifyArgs) -> anyhow::Result<()> {
             if !balances.is_empty() {
                 text.push_str(&balances_table(&balances));
             }
-            writeln!(
-                text,
-                "verified at height {} by {} of {} validators",
-                verified.height,
-                verified.signers.len(),
-                verified.validators
-            )
-            .expect("writing to a String");
+            writeln!(text, "{}", verified_text(verified.height, verified.signers.len(), verified.validators))
+                .expect("writing to a String");
             print!("{text}");
             return Ok(());
         }
@@ -135,14 +129,8 @@ pub fn verify_file(args: &VerifyArgs) -> anyhow::Result<()> {
         tally_client::wire::hex(receipt.key.client.as_ref()),
         verified.height
     );
-    writeln!(
-        text,
-        "verified at height {} by {} of {} validators",
-        verified.height,
-        verified.signers.len(),
-        verified.validators
-    )
-    .expect("writing to a String");
+    writeln!(text, "{}", verified_text(verified.height, verified.signers.len(), verified.validators))
+        .expect("writing to a String");
     fn rows<R: EventResult>(results: &[R]) -> Vec<Vec<String>> {
         let row = |(index, result): (usize, &R)| {
             vec![index.to_string(), result.status_name().to_string(), result.timestamp().to_string()]
@@ -807,7 +795,12 @@ fn receipt_json(receipt: &RequestReceipt) -> Value {
 
 /// `verified at height H by N of M validators`.
 fn verified_line(proven: &Proven) -> String {
-    format!("verified at height {} by {} of {} validators", proven.height, proven.signers, proven.validators)
+    verified_text(proven.height, proven.signers, proven.validators)
+}
+
+/// `verified at height H by N of M validators`.
+fn verified_text(height: u64, signers: usize, validators: usize) -> String {
+    format!("verified at height {height} by {signers} of {validators} validators")
 }
 
 fn created_output<R: EventResult>(outcome: &BatchOutcome<R>, ids: &[u128], json: bool) -> Output {

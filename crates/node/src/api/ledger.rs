@@ -103,7 +103,7 @@ async fn certify(api: &ApiState, proof: StateProof) -> Result<StateReceipt, Fail
     if proof.height > 0 {
         let own = api.mailbox.certified_header(proof.height).await;
         if commits(&own) {
-            return Ok(StateReceipt { proof, certified: own.flatten().expect("matched") });
+            return Ok(StateReceipt::new(proof, own.flatten().expect("matched")));
         }
     }
     let deadline = Instant::now() + Duration::from_millis(PROOF_WAIT_MS);
@@ -115,7 +115,7 @@ async fn certify(api: &ApiState, proof: StateProof) -> Result<StateReceipt, Fail
         if status.finalized_height > proof.height {
             let above = api.mailbox.certified_header(proof.height + 1).await;
             if commits(&above) {
-                return Ok(StateReceipt { proof, certified: above.flatten().expect("matched") });
+                return Ok(StateReceipt::new(proof, above.flatten().expect("matched")));
             }
             return Err(Failure::proof_not_ready(format!(
                 "this validator holds no certificate near enough above height {} to prove its state; ask another \
