@@ -21,6 +21,9 @@
 //! - **No equivocation.** No honest validator saw evidence (conflicting votes, signed) against
 //!   an honest validator that kept its disk, even one whose consensus journal was damaged: the
 //!   vote record (`tally_chain::votes`) must keep it from signing against its own past votes.
+//! - **Verified answers.** Clients verify every receipt against the genesis (`liar.rs`): no lie
+//!   of a lying validator is accepted, no true receipt refused, and every verified read proves
+//!   the state the re-executed chain had at its height.
 //! - **Liveness.** Once faults heal, every honest validator finalizes a new block within a
 //!   stated bound, and every client request is acknowledged within another.
 //!
@@ -84,6 +87,44 @@ pub struct Acknowledgement {
     pub validator: String,
 }
 
+/// A read a client verified: the state of an account, proven at `height` by a certified header
+/// committing to `state_digest`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvenRead {
+    pub validator: String,
+    pub account: u128,
+    pub height: u64,
+    pub state_digest: StateDigest,
+}
+
+/// How many lies of one kind the lying validators told, and how many the clients caught.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LieCount {
+    pub told: u64,
+    pub caught: u64,
+}
+
+/// What the clients' verification of receipts saw (`liar.rs`).
+#[derive(Debug, Clone, Default)]
+pub struct Verification {
+    /// Lies told, by kind (`Lie::name`).
+    pub lies: BTreeMap<&'static str, LieCount>,
+    /// Lies a client accepted as true (never legitimate).
+    pub lies_accepted: Vec<String>,
+    /// True receipts from validators that do not lie that a client refused (never legitimate).
+    pub true_refused: Vec<String>,
+    /// True receipts a client refused because it had seen a later state (legitimate: the
+    /// validator was behind).
+    pub stale_refused: u64,
+    pub proven_reads: Vec<ProvenRead>,
+}
+
+impl Verification {
+    pub fn caught(&self) -> u64 {
+        self.lies.values().map(|count| count.caught).sum()
+    }
+}
+
 /// What the liveness phase measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Liveness {
@@ -115,6 +156,7 @@ pub struct Observation {
     pub accounts: Vec<u128>,
     /// What honest validators saw of conflicting votes, at the end.
     pub evidence: Vec<Evidence>,
+    pub verification: Verification,
 }
 
 /// A broken property.
@@ -152,6 +194,12 @@ pub enum Violation {
     NoProgress { heal_height: u64, bound: Duration },
     /// Client requests still unanswered at the bound after faults healed.
     WorkloadStuck { requests: usize, acknowledged: usize, bound: Duration },
+    /// A client verified a lying validator's receipt as true.
+    LieAccepted { detail: String },
+    /// A client refused a true receipt as if it were a lie.
+    TrueReceiptRefused { detail: String },
+    /// A client verified a read of a state the chain never had at that height.
+    WrongProvenRead { validator: String, account: u128, height: u64 },
 }
 
 impl Violation {
@@ -220,6 +268,12 @@ impl fmt::Display for Violation {
             Self::WorkloadStuck { requests, acknowledged, bound } => {
                 write!(f, "{acknowledged} of {requests} requests acknowledged {bound:?} after faults healed")
             }
+            Self::LieAccepted { detail } => write!(f, "a client accepted a lie: {detail}"),
+            Self::TrueReceiptRefused { detail } => write!(f, "a client refused a true receipt: {detail}"),
+            Self::WrongProvenRead { validator, account, height } => write!(
+                f,
+                "a client verified validator {validator}'s read of account {account} at height {height}, a state the chain never had there"
+            ),
         }
     }
 }
@@ -274,6 +328,15 @@ pub fn check(observation: &Observation) -> Vec<Violation> {
                 pieces: evidence.pieces,
             });
         }
+    }
+
+    // Verification: no lie accepted, no true receipt refused.
+    let verification = &observation.verification;
+    for detail in &verification.lies_accepted {
+        violations.push(Violation::LieAccepted { detail: detail.clone() });
+    }
+    for detail in &verification.true_refused {
+        violations.push(Violation::TrueReceiptRefused { detail: detail.clone() });
     }
 
     // Durability: every reported finalized block is in the log, and is the same block.
@@ -349,6 +412,18 @@ pub fn check(observation: &Observation) -> Vec<Violation> {
                 violations.push(Violation::WrongLedgerDigest { validator: record.name.clone(), height });
                 break;
             }
+        }
+    }
+
+    // Proven reads: the state a verified read proves is the chain's at its height.
+    for read in &verification.proven_reads {
+        let replayed = replay.state_digests.get(read.height as usize);
+        if replayed.is_some_and(|digest| *digest != read.state_digest) {
+            violations.push(Violation::WrongProvenRead {
+                validator: read.validator.clone(),
+                account: read.account,
+                height: read.height,
+            });
         }
     }
 

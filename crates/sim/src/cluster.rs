@@ -19,7 +19,10 @@
 //!    back.
 
 use crate::byzantine::{ByzantineProposer, Corruption};
-use crate::check::{Acknowledgement, Answer, Evidence, Liveness, Observation, ValidatorRecord};
+use crate::check::{
+    Acknowledgement, Answer, Evidence, Liveness, Observation, ProvenRead, ValidatorRecord, Verification,
+};
+use crate::liar::Liar;
 use crate::scenario::{Byzantine, Damage, Draw, Scenario, Stored};
 use crate::workload::{self, ClientWorkload};
 use commonware_p2p::Recipients;
@@ -37,6 +40,8 @@ use tally_chain::application::log::FinalizedLog;
 use tally_chain::consensus::ConsensusConfig;
 use tally_chain::constants::MESSAGE_SIZE_MAX;
 use tally_chain::keys::{ClientSigner, ValidatorKey, ValidatorSigner, public_key, signer_from_seed};
+use tally_chain::receipt::OutcomeReceipt;
+use tally_chain::state_receipt::{StateProof, StateReceipt};
 use tally_chain::validator::{self, Channels, Validator};
 use tally_chain::{ChainError, Genesis, Mailbox, Request, RequestKey, RequestResult};
 use tally_ledger::Transfer;
@@ -117,6 +122,10 @@ struct Shared {
     mailboxes: Vec<Option<Mailbox>>,
     /// The name of each instance.
     names: Vec<String>,
+    /// The liar behind each instance that lies to clients (`liar.rs`), by instance.
+    liars: BTreeMap<usize, Liar>,
+    /// What the clients' verification saw.
+    verification: Verification,
     acknowledged: Vec<Acknowledgement>,
     refusals: Vec<String>,
     clients: Vec<ClientProgress>,
@@ -197,6 +206,7 @@ pub fn run(scenario: &Scenario) -> Run {
             workload: ClientWorkload::new(client, scenario.workload_seed),
             next_request: 1,
             in_flight: None,
+            seen_height: 0,
         })
         .collect();
     let mut config = deterministic::Config::new()
@@ -237,6 +247,7 @@ pub fn run(scenario: &Scenario) -> Run {
         let mut shared = lock(&shared);
         shared.mailboxes.clear();
         shared.names.clear();
+        // Each liar keeps its memory across the power loss: instances start again in order.
     }
     // Power is back: every validator restarts from what its disk kept.
     deterministic::Runner::from(checkpoint).start(|context| async move {
@@ -255,6 +266,8 @@ struct ClientProgress {
     workload: ClientWorkload,
     next_request: u128,
     in_flight: Option<Vec<Transfer>>,
+    /// The highest height the client has seen proven: it refuses older states.
+    seen_height: u64,
 }
 
 struct Cluster {
@@ -407,6 +420,11 @@ impl Cluster {
         shared.mailboxes.push(validator.as_ref().map(|validator| validator.mailbox.clone()));
         shared.names.push(name.clone());
         let damaged = shared.damaged.contains_key(&index);
+        let instance = shared.names.len() - 1;
+        if !honest || self.scenario.liar == Some(index) {
+            let seed = self.scenario.seed ^ (instance as u64 + 1).wrapping_mul(0x11a5_0000_0001);
+            shared.liars.entry(instance).or_insert_with(|| Liar::new(seed, &self.genesis));
+        }
         drop(shared);
         self.instances.push(Instance { index, name, honest, lost_disk: false, damaged, partition, running: validator });
     }
@@ -657,7 +675,7 @@ impl Cluster {
         let accounts = workload::accounts();
         let setup = Request::create_accounts(CHAIN_ID, 0, &self.clients[0], &accounts).expect("a valid batch");
         let mut draw = Draw::new(self.scenario.workload_seed);
-        let outcome = deliver(&self.context, &self.shared, &mut draw, &setup).await;
+        let outcome = deliver(&self.context, &self.shared, &self.genesis, 0, &mut draw, &setup).await;
         assert!(
             matches!(&outcome.result, RequestResult::Accounts(results)
                 if results.iter().all(|result| result.status == tally_ledger::CreateAccountStatus::Created)),
@@ -691,8 +709,9 @@ impl Cluster {
             let shared = self.shared.clone();
             let seed = self.scenario.workload_seed ^ phase.wrapping_mul(0x9e37_79b9);
             let count = self.scenario.requests_per_client;
+            let genesis = self.genesis.clone();
             self.context.child("client").with_attribute("index", client).spawn(move |context| async move {
-                run_client(context, shared, client, signer, seed, count).await;
+                run_client(context, shared, &genesis, client, signer, seed, count).await;
             });
         }
     }
@@ -912,6 +931,7 @@ impl Cluster {
             liveness: Some(liveness),
             accounts: workload::account_ids(),
             evidence,
+            verification: shared.verification.clone(),
         };
         let simulated = self.context.current().duration_since(UNIX_EPOCH).unwrap_or_default();
         let damaged = shared.damaged.values().cloned().collect();
@@ -1040,11 +1060,13 @@ enum Event {
 }
 
 /// One client: submits its requests one at a time, each through a random validator, retrying
-/// with the same id through other validators until one acknowledges it. Its progress lives in
-/// `shared`, so a client started again after a power loss carries on where it was.
+/// with the same id through other validators until one proves it final with a receipt that
+/// verifies; after some, reads an account's proven state. Its progress lives in `shared`, so a
+/// client started again after a power loss carries on where it was.
 async fn run_client(
     context: deterministic::Context,
     shared: SharedState,
+    genesis: &Genesis,
     client: usize,
     signer: ClientSigner,
     seed: u64,
@@ -1064,7 +1086,7 @@ async fn run_client(
             (progress.next_request, progress.in_flight.clone().expect("just set"))
         };
         let request = Request::create_transfers(CHAIN_ID, request_id, &signer, &transfers).expect("a valid batch");
-        let outcome = deliver(&context, &shared, &mut draw, &request).await;
+        let outcome = deliver(&context, &shared, genesis, client, &mut draw, &request).await;
         {
             // No await since `deliver` recorded the acknowledgement: the two are one step.
             let mut shared = lock(&shared);
@@ -1079,25 +1101,34 @@ async fn run_client(
             progress.in_flight = None;
             progress.next_request += 1;
         }
+        if draw.chance(1, 2) {
+            read_account(&context, &shared, genesis, client, &mut draw).await;
+        }
         context.sleep(draw.millis(0, 300)).await;
     }
 }
 
-/// Submits `request` until some validator acknowledges it, and returns the acknowledged
-/// outcome. (The runtime's timeout bounds a run in which nothing is ever acknowledged.)
+/// A random instance: its index, name and mailbox (`None` while it is down).
+fn pick(shared: &SharedState, draw: &mut Draw) -> (usize, String, Option<Mailbox>) {
+    let shared = lock(shared);
+    let instance = draw.below(shared.mailboxes.len() as u64) as usize;
+    (instance, shared.names[instance].clone(), shared.mailboxes[instance].clone())
+}
+
+/// Submits `request` until some validator proves it final with a receipt that verifies, and
+/// returns the proven outcome. (The runtime's timeout bounds a run in which nothing is ever
+/// acknowledged.)
 async fn deliver(
     context: &deterministic::Context,
     shared: &SharedState,
+    genesis: &Genesis,
+    client: usize,
     draw: &mut Draw,
     request: &Request,
 ) -> tally_chain::RequestOutcome {
     let key = request.key();
     loop {
-        let (name, mailbox) = {
-            let shared = lock(shared);
-            let instance = draw.below(shared.mailboxes.len() as u64) as usize;
-            (shared.names[instance].clone(), shared.mailboxes[instance].clone())
-        };
+        let (instance, name, mailbox) = pick(shared, draw);
         let Some(mailbox) = mailbox else {
             // Down: the client's connection fails; try another validator soon.
             context.sleep(POLL).await;
@@ -1119,22 +1150,203 @@ async fn deliver(
         let patience = draw.millis(1_000, 4_000);
         let asked = context.current();
         while context.current().duration_since(asked).unwrap_or_default() < patience {
-            if let Ok(Some(outcome)) = mailbox.outcome(key.clone()).await {
-                if outcome.events_digest != request.events_digest() {
-                    // Every retry carries the same events, so the outcome must be of them.
-                    lock(shared).refusals.push(format!(
-                        "request {} from validator {name} answered with another request's outcome",
-                        key.id
-                    ));
+            if let Ok(Some(receipt)) = mailbox.receipt(key.clone()).await {
+                match judge_outcome(shared, genesis, client, instance, &name, request, receipt) {
+                    Some(outcome) => return outcome,
+                    // Refused: ask another validator.
+                    None => break,
                 }
-                lock(shared).acknowledged.push(Acknowledgement {
-                    key: key.clone(),
-                    outcome: outcome.clone(),
-                    validator: name,
-                });
-                return outcome;
             }
             context.sleep(POLL).await;
+        }
+    }
+}
+
+/// What a client makes of the receipt instance `instance` (`name`) gives for `request`: the
+/// outcome it proves, acknowledged, or `None` if it does not verify. A lying instance's lie is
+/// told here, in place of the true receipt.
+fn judge_outcome(
+    shared: &SharedState,
+    genesis: &Genesis,
+    client: usize,
+    instance: usize,
+    name: &str,
+    request: &Request,
+    truth: OutcomeReceipt,
+) -> Option<tally_chain::RequestOutcome> {
+    let key = request.key();
+    let mut guard = lock(shared);
+    let shared = &mut *guard;
+    let (lie, bytes) = match shared.liars.get_mut(&instance) {
+        Some(liar) => {
+            let (lie, bytes) = liar.outcome(truth);
+            (Some(lie), bytes)
+        }
+        None => (None, truth.encode()),
+    };
+    let verdict = OutcomeReceipt::decode(&bytes, genesis)
+        .and_then(|receipt| receipt.verify_for(genesis, request).map(|verified| (receipt, verified)));
+    let verification = &mut shared.verification;
+    match (verdict, lie) {
+        (Ok((receipt, verified)), None) => {
+            if receipt.outcome.events_digest != request.events_digest() {
+                // Every retry carries the same events, so the outcome must be of them.
+                shared
+                    .refusals
+                    .push(format!("request {} from validator {name} answered with another request's outcome", key.id));
+            }
+            let progress = &mut shared.clients[client];
+            progress.seen_height = progress.seen_height.max(verified.height);
+            shared.acknowledged.push(Acknowledgement {
+                key,
+                outcome: receipt.outcome.clone(),
+                validator: name.to_string(),
+            });
+            Some(receipt.outcome)
+        }
+        (Ok(_), Some(lie)) => {
+            verification.lies.entry(lie.name()).or_default().told += 1;
+            verification.lies_accepted.push(format!(
+                "client {client} verified validator {name}'s receipt for request {} with the lie \"{}\"",
+                key.id,
+                lie.name()
+            ));
+            None
+        }
+        (Err(_), Some(lie)) => {
+            let count = verification.lies.entry(lie.name()).or_default();
+            count.told += 1;
+            count.caught += 1;
+            None
+        }
+        (Err(error), None) => {
+            verification
+                .true_refused
+                .push(format!("client {client} refused validator {name}'s receipt for request {}: {error}", key.id));
+            None
+        }
+    }
+}
+
+/// The receipt of account `id` as of the newest state `mailbox`'s validator holds, if it holds
+/// the account and a certified header committing to that state (its own block's header, when
+/// that block left the state as it was, or the header above).
+async fn prove_account(mailbox: &Mailbox, id: u128) -> Option<StateReceipt> {
+    let state = mailbox.finalized_state().await?;
+    let proof = StateProof::collect(&state, &[id], &[]);
+    if proof.accounts.is_empty() {
+        return None;
+    }
+    let digest = proof.state_digest();
+    for height in [proof.height, proof.height + 1] {
+        if height == 0 {
+            continue;
+        }
+        if let Some(Some(certified)) = mailbox.certified_header(height).await
+            && certified.header.state_digest == digest
+        {
+            return Some(StateReceipt::new(proof, certified));
+        }
+    }
+    None
+}
+
+/// Reads one of the workload's accounts through up to three random validators, until one
+/// gives a proven state that verifies, is of that account and is not older than the client has
+/// seen.
+async fn read_account(
+    context: &deterministic::Context,
+    shared: &SharedState,
+    genesis: &Genesis,
+    client: usize,
+    draw: &mut Draw,
+) {
+    let accounts = workload::account_ids();
+    let id = accounts[draw.index(accounts.len())];
+    for _ in 0..3 {
+        let (instance, name, mailbox) = pick(shared, draw);
+        let Some(mailbox) = mailbox else { continue };
+        let Some(truth) = prove_account(&mailbox, id).await else {
+            context.sleep(POLL).await;
+            continue;
+        };
+        if judge_state(shared, genesis, client, instance, &name, id, truth) {
+            return;
+        }
+    }
+}
+
+/// What a client makes of the receipt instance `instance` (`name`) gives for account `id`:
+/// whether it verified, was of that account, and not older than the client has seen.
+fn judge_state(
+    shared: &SharedState,
+    genesis: &Genesis,
+    client: usize,
+    instance: usize,
+    name: &str,
+    id: u128,
+    truth: StateReceipt,
+) -> bool {
+    let mut guard = lock(shared);
+    let shared = &mut *guard;
+    let seen = shared.clients[client].seen_height;
+    let (lie, bytes) = match shared.liars.get_mut(&instance) {
+        Some(liar) => {
+            let (lie, bytes) = liar.state(truth, seen);
+            (Some(lie), bytes)
+        }
+        None => (None, truth.encode()),
+    };
+    let verdict = StateReceipt::decode(&bytes, genesis)
+        .and_then(|receipt| receipt.verify(genesis).map(|verified| (receipt, verified)))
+        .map_err(|error| error.to_string())
+        .and_then(|(receipt, verified)| match receipt.proof.accounts.as_slice() {
+            [(account, _)] if account.id == id => Ok((receipt, verified)),
+            _ => Err(format!("the receipt does not prove account {id} alone")),
+        });
+    let stale = matches!(&verdict, Ok((_, verified)) if verified.height < seen);
+    let verification = &mut shared.verification;
+    match (verdict, lie) {
+        (Ok(_), None) if stale => {
+            verification.stale_refused += 1;
+            false
+        }
+        (Ok((receipt, verified)), None) => {
+            verification.proven_reads.push(ProvenRead {
+                validator: name.to_string(),
+                account: id,
+                height: verified.height,
+                state_digest: receipt.certified.header.state_digest,
+            });
+            let progress = &mut shared.clients[client];
+            progress.seen_height = progress.seen_height.max(verified.height);
+            true
+        }
+        (Ok(_), Some(lie)) if stale => {
+            let count = verification.lies.entry(lie.name()).or_default();
+            count.told += 1;
+            count.caught += 1;
+            false
+        }
+        (Ok(_), Some(lie)) => {
+            verification.lies.entry(lie.name()).or_default().told += 1;
+            verification.lies_accepted.push(format!(
+                "client {client} verified validator {name}'s read of account {id} with the lie \"{}\"",
+                lie.name()
+            ));
+            false
+        }
+        (Err(_), Some(lie)) => {
+            let count = verification.lies.entry(lie.name()).or_default();
+            count.told += 1;
+            count.caught += 1;
+            false
+        }
+        (Err(error), None) => {
+            verification
+                .true_refused
+                .push(format!("client {client} refused validator {name}'s proven read of account {id}: {error}"));
+            false
         }
     }
 }

@@ -16,21 +16,24 @@
 //! up to f Byzantine validators (a proposer of forged requests or wrong state digests, a twin
 //! that equivocates, a validator that withholds its votes); when the scenario has room for
 //! another faulty validator, a crashed validator whose disk is lost, or whose stored data (its
-//! finalized log, its snapshots, or marshal's archives) has bytes flipped while it is down; and
-//! two to six clients submitting transfers through random validators, retrying with the same
-//! ids.
+//! finalized log, its snapshots, or marshal's archives) has bytes flipped while it is down; when
+//! there is room still, a liar (honest in consensus, lying to clients); and two to six clients
+//! submitting transfers through random validators, retrying with the same ids, accepting only
+//! receipts that verify against the genesis, and reading accounts' proven states.
 //!
 //! | file           | what lives there                                                         |
 //! |----------------|--------------------------------------------------------------------------|
 //! | `scenario.rs`  | what a seed draws, and the generator it draws with                       |
 //! | `workload.rs`  | the clients' accounts and transfers                                      |
 //! | `byzantine.rs` | Byzantine proposers: the honest application, its blocks corrupted        |
+//! | `liar.rs`      | the lies Byzantine validators and liars tell clients                     |
 //! | `cluster.rs`   | starting validators (twins on split channels), faults, clients, liveness |
 //! | `check.rs`     | the checkers, over plain data                                            |
 
 pub mod byzantine;
 pub mod check;
 pub mod cluster;
+pub mod liar;
 pub mod scenario;
 pub mod workload;
 
@@ -69,6 +72,8 @@ pub struct SeedReport {
     /// How many acknowledged transfers got each result (by status name), and how many
     /// acknowledged requests the ledger refused whole: what the workload exercised.
     pub results: BTreeMap<&'static str, usize>,
+    /// What the clients' verification of receipts saw: lies told and caught, proven reads.
+    pub verification: check::Verification,
 }
 
 impl SeedReport {
@@ -117,6 +122,7 @@ pub fn run_scenario(scenario: scenario::Scenario) -> SeedReport {
         progressed_after: None,
         wall,
         results: BTreeMap::new(),
+        verification: check::Verification::default(),
     };
     match result {
         Ok(run) => {
@@ -139,6 +145,7 @@ pub fn run_scenario(scenario: scenario::Scenario) -> SeedReport {
                 .and_then(|record| record.log.last())
                 .map(tally_chain::Block::digest);
             report.requests_acknowledged = run.observation.acknowledged.len();
+            report.verification = run.observation.verification.clone();
             report.progressed_after = run.observation.liveness.and_then(|liveness| liveness.progressed_after);
             for acknowledgement in &run.observation.acknowledged {
                 match &acknowledgement.outcome.result {

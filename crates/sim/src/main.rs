@@ -74,6 +74,11 @@ fn main() -> ExitCode {
     let mut proposer_seeds = 0;
     let mut refused_everywhere_seeds = 0;
     let mut snapshot_seeds = 0;
+    // Lies told and caught by kind, seeds with a lying validator, proven reads, stale refusals.
+    let mut lies: BTreeMap<&'static str, tally_sim::check::LieCount> = BTreeMap::new();
+    let mut lying_seeds = 0;
+    let mut proven_reads = 0;
+    let mut stale_refused = 0;
     // Per kind of stored data: seeds that damaged it, and damaged validators that halted or
     // went on.
     let mut damage: BTreeMap<&'static str, [usize; 3]> = BTreeMap::new();
@@ -90,6 +95,14 @@ fn main() -> ExitCode {
             refused_everywhere_seeds += usize::from(report.blocks_refused.iter().all(|&refused| refused > 0));
         }
         snapshot_seeds += usize::from(report.joined_from_snapshot > 0);
+        lying_seeds += usize::from(!report.verification.lies.is_empty());
+        for (lie, count) in &report.verification.lies {
+            let total = lies.entry(lie).or_default();
+            total.told += count.told;
+            total.caught += count.caught;
+        }
+        proven_reads += report.verification.proven_reads.len();
+        stale_refused += report.verification.stale_refused;
         let mut kinds: Vec<&'static str> = report.damaged.iter().map(|damaged| damaged.target.name()).collect();
         kinds.sort_unstable();
         kinds.dedup();
@@ -144,6 +157,11 @@ fn main() -> ExitCode {
         "seeds with a Byzantine proposer: {proposer_seeds}, in {refused_everywhere_seeds} of which every honest validator refused its blocks"
     );
     println!("seeds in which a validator caught up from a peer's snapshot: {snapshot_seeds}");
+    let told: u64 = lies.values().map(|count| count.told).sum();
+    let caught: u64 = lies.values().map(|count| count.caught).sum();
+    let kinds: Vec<String> = lies.iter().map(|(lie, count)| format!("{lie} {}/{}", count.caught, count.told)).collect();
+    println!("lies told to clients in {lying_seeds} seeds: {caught} of {told} caught ({})", kinds.join(", "));
+    println!("proven reads verified: {proven_reads}; true reads refused as older than seen: {stale_refused}");
     let damage: Vec<String> = Stored::ALL
         .iter()
         .map(|stored| {

@@ -183,8 +183,12 @@ pub struct Scenario {
     pub seed: u64,
     pub validators: usize,
     pub link: LinkDraw,
-    /// Byzantine validators by index, at most `faulty_max` unless a test asks for more.
+    /// Byzantine validators by index, at most `faulty_max` unless a test asks for more. Each
+    /// also lies to every client that asks it (`liar.rs`).
     pub byzantine: Vec<(usize, Byzantine)>,
+    /// A validator honest in consensus that lies to every client that asks it (`liar.rs`): one
+    /// of the f faulty, though its blocks and votes are honest.
+    pub liar: Option<usize>,
     pub partitions: Vec<Partition>,
     pub crashes: Vec<Crash>,
     /// Every machine loses power at once at this instant (relative to the workload's start):
@@ -287,11 +291,28 @@ impl Scenario {
                 });
             }
         }
+        // A liar comes from a stream of its own too, when the scenario has room for another
+        // faulty validator.
+        let mut liar_draw = Draw::new(seed ^ 0x11a5_11a5_11a5_11a5);
+        let faulty = byzantine.len() + crashes.iter().filter(|crash| crash.disk_lost || crash.damage.is_some()).count();
+        let liar = if faulty < faulty_max(validators) && liar_draw.chance(1, 2) {
+            let candidates: Vec<usize> = honest
+                .iter()
+                .copied()
+                .filter(|&index| {
+                    !crashes.iter().any(|crash| crash.validator == index && (crash.disk_lost || crash.damage.is_some()))
+                })
+                .collect();
+            (!candidates.is_empty()).then(|| candidates[liar_draw.index(candidates.len())])
+        } else {
+            None
+        };
         Self {
             seed,
             validators,
             link,
             byzantine,
+            liar,
             partitions,
             crashes,
             power_loss,
@@ -360,11 +381,12 @@ impl Scenario {
             None => String::new(),
         };
         format!(
-            "links {}±{}ms {}% | byzantine [{}] | partitions [{}] | crashes [{}]{power_loss} | {} clients x {} requests",
+            "links {}±{}ms {}% | byzantine [{}]{} | partitions [{}] | crashes [{}]{power_loss} | {} clients x {} requests",
             self.link.latency_ms,
             self.link.jitter_ms,
             self.link.delivery_percent,
             byzantine.join(", "),
+            self.liar.map(|index| format!(" liar {index}")).unwrap_or_default(),
             partitions.join(", "),
             crashes.join(", "),
             self.clients,
@@ -404,6 +426,7 @@ mod tests {
     #[test]
     fn scenarios_respect_the_fault_bounds() {
         let mut twins = 0;
+        let mut liars = 0;
         let mut damaged = [0; Stored::ALL.len()];
         for seed in 0..500 {
             for validators in [4, 7] {
@@ -423,6 +446,12 @@ mod tests {
                     // A damaged validator may halt: it needs room among the f faulty.
                     assert!(scenario.byzantine.len() + lost + damages <= faulty_max(validators), "{scenario:?}");
                 }
+                if let Some(liar) = scenario.liar {
+                    liars += 1;
+                    // Honest in consensus, and one of the f faulty.
+                    assert!(scenario.is_honest(liar), "{scenario:?}");
+                    assert!(scenario.byzantine.len() + lost + damages < faulty_max(validators), "{scenario:?}");
+                }
                 for (_, behaviour) in &scenario.byzantine {
                     if let Byzantine::Twin { primary_side } = behaviour {
                         twins += 1;
@@ -433,6 +462,7 @@ mod tests {
             }
         }
         assert!(twins > 0, "some scenarios run twins");
+        assert!(liars > 100, "some scenarios run a liar: {liars}");
         assert!(damaged.iter().all(|&count| count > 10), "every kind of stored data is damaged: {damaged:?}");
     }
 }

@@ -9,7 +9,8 @@ use tally_chain::keys::{ClientSigner, public_key, signer_from_seed};
 use tally_chain::{Block, ChainState, Genesis, Request, RequestResult};
 use tally_ledger::{Account, Transfer};
 use tally_sim::check::{
-    Acknowledgement, Answer, Evidence, Liveness, Observation, ValidatorRecord, Violation, check, replay,
+    Acknowledgement, Answer, Evidence, LieCount, Liveness, Observation, ProvenRead, ValidatorRecord, Verification,
+    Violation, check, replay,
 };
 
 const CHAIN: u64 = 5;
@@ -99,6 +100,7 @@ fn agreeing(fixture: &Fixture) -> Observation {
         }),
         accounts: vec![1, 2],
         evidence: Vec::new(),
+        verification: Verification::default(),
     }
 }
 
@@ -303,4 +305,36 @@ fn evidence_against_an_honest_validator_is_reported_unless_it_lost_its_disk() {
     observation.validators[1].lost_disk = false;
     observation.validators[1].honest = false;
     assert_eq!(check(&observation), Vec::<Violation>::new());
+}
+
+#[test]
+fn a_lie_accepted_a_true_receipt_refused_and_a_read_of_a_state_never_had_are_reported() {
+    let fixture = fixture();
+    let mut observation = agreeing(&fixture);
+    let replayed = replay(&fixture.genesis, &observation.validators[0].log).unwrap();
+    let read = |height: u64, state_digest| ProvenRead { validator: "1".into(), account: 1, height, state_digest };
+    observation.verification = Verification {
+        lies: [("balance", LieCount { told: 3, caught: 3 })].into_iter().collect(),
+        lies_accepted: Vec::new(),
+        true_refused: Vec::new(),
+        stale_refused: 2,
+        proven_reads: vec![read(1, replayed.state_digests[1]), read(2, replayed.state_digests[2])],
+    };
+    // Lies caught, stale answers refused, reads of the chain's own states: all as it should be.
+    assert_eq!(check(&observation), Vec::<Violation>::new());
+    assert_eq!(observation.verification.caught(), 3);
+
+    observation.verification.lies_accepted = vec!["the balance lie".into()];
+    observation.verification.true_refused = vec!["validator 0's receipt".into()];
+    observation.verification.proven_reads.push(read(2, replayed.state_digests[1]));
+    let violations = check(&observation);
+    assert_eq!(
+        violations,
+        vec![
+            Violation::LieAccepted { detail: "the balance lie".into() },
+            Violation::TrueReceiptRefused { detail: "validator 0's receipt".into() },
+            Violation::WrongProvenRead { validator: "1".into(), account: 1, height: 2 },
+        ]
+    );
+    assert!(violations.iter().all(Violation::is_safety));
 }

@@ -89,6 +89,7 @@ fn beyond_f_scenario(seed: u64) -> Scenario {
         validators: 4,
         link: LinkDraw { latency_ms: 20, jitter_ms: 5, delivery_percent: 100 },
         byzantine: vec![(2, twin.clone()), (3, twin)],
+        liar: None,
         partitions: vec![Partition {
             side: vec![0],
             other: Some(vec![1]),
@@ -147,6 +148,7 @@ fn whole_cluster_restart(seed: u64) -> Scenario {
         validators: 4,
         link: LinkDraw { latency_ms: 20, jitter_ms: 5, delivery_percent: 100 },
         byzantine: Vec::new(),
+        liar: None,
         partitions: Vec::new(),
         crashes,
         power_loss: None,
@@ -283,5 +285,25 @@ fn damaged_stored_data_is_repaired_or_halts_and_the_checkers_pass() {
             // is fetched again from peers. Neither needs the validator to stop.
             assert!(went_on > 0, "every validator with a damaged {target:?} halted");
         }
+    }
+}
+
+/// A validator honest in consensus that lies to every client asking it (f = 1): the clients
+/// catch every lie (each receipt is verified against the genesis), take the true answer from
+/// another validator, and their verified reads prove states the chain had.
+#[test]
+fn a_validator_lying_to_clients_is_never_believed() {
+    for seed in 0..2 {
+        let mut scenario = whole_cluster_restart(seed);
+        scenario.crashes.clear();
+        scenario.liar = Some(1);
+        scenario.requests_per_client = 8;
+        let report = run_scenario(scenario);
+        assert!(report.passed(), "seed {seed}: {:#?}", report.failures);
+        let verification = &report.verification;
+        let told: u64 = verification.lies.values().map(|count| count.told).sum();
+        assert!(told > 0, "seed {seed}: no client asked the liar: {verification:?}");
+        assert_eq!(verification.caught(), told, "seed {seed}: {verification:?}");
+        assert!(!verification.proven_reads.is_empty(), "seed {seed}: no read verified: {verification:?}");
     }
 }

@@ -49,7 +49,7 @@ use commonware_runtime::{Clock, ContextCell, Handle, Metrics, Spawner, Storage, 
 use commonware_utils::Acknowledgement as _;
 use commonware_utils::acknowledgement::Exact;
 use commonware_utils::channel::{fallible::OneshotExt as _, mpsc, oneshot};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::{debug, error, info, warn};
 
@@ -185,8 +185,9 @@ pub struct Actor<E: Clock + Spawner + Storage + Metrics, B, S, R> {
     offers_asked: SystemTime,
     /// When this validator started waiting for a snapshot to catch up from.
     catch_up_since: Option<SystemTime>,
-    /// Clients waiting for requests to be finalized and durable.
-    waiters: HashMap<RequestKey, Vec<oneshot::Sender<RequestOutcome>>>,
+    /// Clients waiting for requests to be finalized and durable, in key order so that a
+    /// simulated run answers them in the same order every time.
+    waiters: BTreeMap<RequestKey, Vec<oneshot::Sender<RequestOutcome>>>,
     waiting_clients: usize,
     /// The finalized height when waiters were last answered.
     answered_height: u64,
@@ -275,7 +276,7 @@ where
             fetch,
             offers_asked: UNIX_EPOCH,
             catch_up_since: None,
-            waiters: HashMap::new(),
+            waiters: BTreeMap::new(),
             waiting_clients: 0,
             answered_height: 0,
             repairs: Repairs::new(peers),
