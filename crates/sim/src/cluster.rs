@@ -52,8 +52,11 @@ pub const CHAIN_ID: u64 = 0x7a11;
 /// simulated time.
 pub const PROGRESS_BOUND: Duration = Duration::from_secs(30);
 /// After the last fault heals, every client request is acknowledged within this much simulated
-/// time.
-pub const WORKLOAD_BOUND: Duration = Duration::from_secs(60);
+/// time. A client acknowledges only a receipt, which needs the block above the request's to be
+/// final too, and reads proven accounts between requests: with one validator of four halted and
+/// lossy links, a seed's workload takes some 70 s after healing (seed 350 of the 4-validator
+/// sweep), so the bound is 90 s.
+pub const WORKLOAD_BOUND: Duration = Duration::from_secs(90);
 /// How long honest validators get, once the workload is done, to finalize every height some
 /// validator acknowledged a request at.
 pub const SETTLE_BOUND: Duration = Duration::from_secs(10);
