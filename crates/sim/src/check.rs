@@ -120,6 +120,18 @@ pub struct Verification {
 }
 
 impl Verification {
+    /// Records a lie told, and whether the client caught it; `accepted` says what the client
+    /// believed if it did not.
+    pub fn lie(&mut self, lie: &'static str, caught: bool, accepted: impl FnOnce() -> String) {
+        let count = self.lies.entry(lie).or_default();
+        count.told += 1;
+        if caught {
+            count.caught += 1;
+        } else {
+            self.lies_accepted.push(accepted());
+        }
+    }
+
     pub fn caught(&self) -> u64 {
         self.lies.values().map(|count| count.caught).sum()
     }

@@ -1207,19 +1207,14 @@ fn judge_outcome(
             });
             Some(receipt.outcome)
         }
-        (Ok(_), Some(lie)) => {
-            verification.lies.entry(lie.name()).or_default().told += 1;
-            verification.lies_accepted.push(format!(
-                "client {client} verified validator {name}'s receipt for request {} with the lie \"{}\"",
-                key.id,
-                lie.name()
-            ));
-            None
-        }
-        (Err(_), Some(lie)) => {
-            let count = verification.lies.entry(lie.name()).or_default();
-            count.told += 1;
-            count.caught += 1;
+        (verdict, Some(lie)) => {
+            verification.lie(lie.name(), verdict.is_err(), || {
+                format!(
+                    "client {client} verified validator {name}'s receipt for request {} with the lie \"{}\"",
+                    key.id,
+                    lie.name()
+                )
+            });
             None
         }
         (Err(error), None) => {
@@ -1309,12 +1304,18 @@ fn judge_state(
         });
     let stale = matches!(&verdict, Ok((_, verified)) if verified.height < seen);
     let verification = &mut shared.verification;
-    match (verdict, lie) {
-        (Ok(_), None) if stale => {
+    if let Some(lie) = lie {
+        verification.lie(lie.name(), verdict.is_err() || stale, || {
+            format!("client {client} verified validator {name}'s read of account {id} with the lie \"{}\"", lie.name())
+        });
+        return false;
+    }
+    match verdict {
+        Ok(_) if stale => {
             verification.stale_refused += 1;
             false
         }
-        (Ok((receipt, verified)), None) => {
+        Ok((receipt, verified)) => {
             verification.proven_reads.push(ProvenRead {
                 validator: name.to_string(),
                 account: id,
@@ -1325,27 +1326,7 @@ fn judge_state(
             progress.seen_height = progress.seen_height.max(verified.height);
             true
         }
-        (Ok(_), Some(lie)) if stale => {
-            let count = verification.lies.entry(lie.name()).or_default();
-            count.told += 1;
-            count.caught += 1;
-            false
-        }
-        (Ok(_), Some(lie)) => {
-            verification.lies.entry(lie.name()).or_default().told += 1;
-            verification.lies_accepted.push(format!(
-                "client {client} verified validator {name}'s read of account {id} with the lie \"{}\"",
-                lie.name()
-            ));
-            false
-        }
-        (Err(_), Some(lie)) => {
-            let count = verification.lies.entry(lie.name()).or_default();
-            count.told += 1;
-            count.caught += 1;
-            false
-        }
-        (Err(error), None) => {
+        Err(error) => {
             verification
                 .true_refused
                 .push(format!("client {client} refused validator {name}'s proven read of account {id}: {error}"));
