@@ -537,6 +537,29 @@ describe("the dashboard", () => {
     await page.waitForSelector(`${row}[data-state="up"]`, { timeout: WAIT_MS });
   });
 
+  it("lists the evidence of misbehaviour kept against a validator", async () => {
+    const answer = await getJson("/v1/status");
+    const accused = answer.validators.filter((validator) => !validator.self)[0];
+    const row = `#validators tr[data-validator-key="${accused.key}"]`;
+    assert.equal(await page.getAttribute(`${row} td[data-evidence]`, "data-evidence"), "0");
+    // What a validator that saw a twin answers (the proof bytes are not checked by the page).
+    const counted = JSON.stringify({ ...answer, evidence: 1, validators: answer.validators.map((validator) => ({ ...validator, faults: validator.key === accused.key ? 1 : 0 })) });
+    const evidence = JSON.stringify({
+      chain_id: answer.chain_id,
+      kept_max: 1024,
+      evidence: [{ kind: "conflicting_notarize", view: "12", validator: accused.key, proof: "07" }],
+    });
+    const serve = (body) => (route) => route.fulfill({ status: 200, contentType: "application/json", body });
+    await page.route(BASE_URL + "/v1/status", serve(counted));
+    await page.route(BASE_URL + "/v1/evidence", serve(evidence));
+    await page.waitForSelector(`${row} td[data-evidence="1"]`, { timeout: WAIT_MS });
+    assert.match(await page.textContent(`${row} td[data-evidence] li`), /^notarized two blocks in view 12$/);
+    assert.equal(await page.getAttribute(`${row} td[data-evidence] a`, "href"), "/v1/evidence");
+    await page.unroute(BASE_URL + "/v1/status");
+    await page.unroute(BASE_URL + "/v1/evidence");
+    await page.waitForSelector(`${row} td[data-evidence="0"]`, { timeout: WAIT_MS });
+  });
+
   it("says so when its own validator stops answering, and recovers", async () => {
     const refuse = (route) => route.abort("connectionrefused");
     await page.route(BASE_URL + "/v1/status", refuse);

@@ -67,3 +67,18 @@ const _: () = assert!(BLOCK_REQUESTS_MAX <= u32::MAX as usize);
 const _: () = assert!(MEMPOOL_SIZE_MAX >= BLOCK_SIZE_MAX);
 const _: () = assert!(MEMPOOL_REQUESTS_MAX >= BLOCK_REQUESTS_MAX);
 const _: () = assert!(MESSAGE_SIZE_MAX > BLOCK_SIZE_MAX);
+
+/// The most pieces of evidence of misbehaviour a validator keeps (`evidence.rs`). Each is a
+/// few hundred bytes, so the file that holds them stays under `EVIDENCE_KEPT_MAX *
+/// EVIDENCE_RECORD_SIZE_MAX` bytes.
+pub const EVIDENCE_KEPT_MAX: usize = 1_024;
+
+/// The largest encoded piece of evidence: a kind tag and two votes (each a round, a parent
+/// view, a block digest, a signer index and a signature, about 110 bytes).
+pub const EVIDENCE_SIZE_MAX: usize = 512;
+
+/// One piece of evidence in the evidence file: its length (2), its encoding and a checksum (8).
+pub const EVIDENCE_RECORD_SIZE_MAX: usize = 2 + EVIDENCE_SIZE_MAX + 8;
+
+const _: () = assert!(EVIDENCE_SIZE_MAX <= u16::MAX as usize);
+const _: () = assert!(EVIDENCE_KEPT_MAX * EVIDENCE_RECORD_SIZE_MAX <= 1024 * 1024);

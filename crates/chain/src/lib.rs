@@ -28,6 +28,7 @@ pub mod certified;
 pub mod consensus;
 pub mod constants;
 pub mod error;
+pub mod evidence;
 pub mod execution;
 pub mod genesis;
 pub mod keys;

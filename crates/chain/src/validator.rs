@@ -159,6 +159,7 @@ where
             log_partition: format!("{}-finalized", config.partition),
             log_blocks_per_section: config.log_blocks_per_section.max(1),
             snapshot_partition: format!("{}-snapshots", config.partition),
+            evidence_partition: format!("{}-evidence", config.partition),
             snapshot_interval: config.snapshot_interval.clamp(1, crate::consensus::SNAPSHOT_INTERVAL_MAX),
             heartbeat: config.heartbeat,
             blocker: blocker.clone(),

@@ -308,6 +308,10 @@
     validatorHistory: new Map(), // key -> [{ atMs, missed: BigInt, height: BigInt }]
     probes: new Map(), // key -> { kind, detail, height, atMs }
     corsBlocked: new Set(), // validator keys whose API refuses cross-origin reads
+    // The evidence of misbehaviour this validator keeps (GET /v1/evidence), fetched again when the
+    // status's count of evidence changes: [{ kind, view, validator, proof }]
+    evidence: [],
+    evidenceCount: null,
     account: null, // { id, data, transfers, error }
     accountGeneration: 0,
   };
@@ -741,6 +745,45 @@
     return { state: "up", reason: probeResult && probeResult.kind === "reachable" ? "voting; API answers" : "voting" };
   }
 
+  // ---------------------------------------------------------------------------------------
+  // Evidence of misbehaviour
+
+  async function refreshEvidence(count) {
+    const text = String(count === undefined || count === null ? "" : count);
+    if (text === state.evidenceCount) return;
+    try {
+      const answer = await api("/v1/evidence");
+      state.evidence = Array.isArray(answer.evidence) ? answer.evidence : [];
+      state.evidenceCount = text;
+    } catch (error) {
+      // Kept as it was; asked again at the next poll.
+    }
+  }
+
+  const EVIDENCE_KINDS = {
+    conflicting_notarize: "notarized two blocks",
+    conflicting_finalize: "finalized two blocks",
+    nullify_finalize: "skipped and finalized",
+  };
+
+  /** The evidence cell of a validator: how many pieces name it, each listed with its view. */
+  function evidenceCell(key) {
+    const pieces = state.evidence.filter((piece) => piece.validator === key);
+    if (pieces.length === 0) return element("td", { className: "num mono", "data-label": "Evidence", "data-evidence": "0", text: "0" });
+    const items = pieces.map((piece) =>
+      element("li", { className: "mono", "data-evidence-kind": String(piece.kind) }, [
+        (EVIDENCE_KINDS[piece.kind] || String(piece.kind)) + " in view " + grouped(piece.view),
+      ]),
+    );
+    return element("td", { className: "num warn", "data-label": "Evidence", "data-evidence": String(pieces.length) }, [
+      element("details", { className: "evidence" }, [
+        element("summary", { className: "mono", title: "signed proof that this validator broke the protocol: check it with `tally evidence verify`", text: String(pieces.length) }),
+        element("ul", { className: "evidence-list" }, items),
+        element("a", { href: "/v1/evidence", target: "_blank", rel: "noopener", text: "signed proofs (JSON)" }),
+      ]),
+    ]);
+  }
+
   function renderValidators() {
     const status = state.status;
     const validators = status && Array.isArray(status.validators) ? status.validators : [];
@@ -772,10 +815,11 @@
           ]),
           element("td", { className: "num mono", "data-label": "Missed", text: grouped(validator.missed_finalizations) }),
           element("td", { className: "num mono" + ((big(validator.faults) || 0n) > 0n ? " warn" : ""), "data-label": "Faults", text: grouped(validator.faults) }),
+          evidenceCell(key),
         ]);
       },
       ({ validator, verdict }) =>
-        [verdict.state, verdict.reason, validator.last_vote_view, Math.round((silenceMs(validator) || 0) / 1000), validator.missed_finalizations, validator.faults, validator.key === leader].join(","),
+        [verdict.state, verdict.reason, validator.last_vote_view, Math.round((silenceMs(validator) || 0) / 1000), validator.missed_finalizations, validator.faults, validator.key === leader, state.evidenceCount].join(","),
     );
     const counts = { up: 0, lagging: 0, down: 0, halted: 0 };
     for (const { verdict } of judged) counts[verdict.state] += 1;
@@ -1013,6 +1057,7 @@
       state.lastError = null;
       recordStatus(status.value, receivedMs);
       renderStatus();
+      await refreshEvidence(status.value.evidence);
       // Probe the validators as soon as the page knows them, not a probe interval later.
       if (state.probes.size === 0) probeAll();
     } else {

@@ -223,12 +223,17 @@ impl Started {
     }
 }
 
-async fn start(
+/// The p2p network a validator's consensus runs on.
+pub type NetworkChannels = Channels<lookup::Sender<ValidatorKey, runtime::Context>, lookup::Receiver<ValidatorKey>>;
+
+/// Starts the validator's side of the p2p network: authenticated, encrypted TCP to the other
+/// genesis validators on the config's p2p address, each channel registered. Returns the oracle
+/// (who the peers are, and the blocker of misbehaving ones) and the channels. Public so that a
+/// test can run two consensus instances on one validator's network (a twin, which equivocates).
+pub fn start_network(
     context: &runtime::Context,
-    config: NodeConfig,
-    api_listener: std::net::TcpListener,
-    health: Arc<Health>,
-) -> Result<Started, NodeError> {
+    config: &NodeConfig,
+) -> (lookup::Oracle<ValidatorKey>, NetworkChannels) {
     let validator_key = config.validator();
     let validators = config.genesis.validators().len();
     let handshake = Cups::<_, ChaCha20Poly1305>::new(
@@ -264,11 +269,22 @@ async fn start(
     let own_address = config.genesis.validator(&validator_key).expect("checked by the config").p2p;
     let mut addresses: Vec<(ValidatorKey, Address)> =
         config.peers.iter().map(|(key, address)| (key.clone(), Address::from(*address))).collect();
-    addresses.push((validator_key.clone(), Address::from(own_address)));
+    addresses.push((validator_key, Address::from(own_address)));
     let _ = oracle.track(0, Map::try_from(addresses).expect("validators are unique"));
     let quota = Quota::per_second(NZU32!(PEER_MESSAGES_PER_SECOND));
     let channels = Channels::register(|id| network.register(id, quota));
     network.start();
+    (oracle, channels)
+}
+
+async fn start(
+    context: &runtime::Context,
+    config: NodeConfig,
+    api_listener: std::net::TcpListener,
+    health: Arc<Health>,
+) -> Result<Started, NodeError> {
+    let validator_key = config.validator();
+    let (oracle, channels) = start_network(context, &config);
     let validator = validator::start(
         context.child("validator"),
         config.genesis.genesis().clone(),

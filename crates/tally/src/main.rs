@@ -4,10 +4,13 @@
 //! - `tally start --config FILE`: one validator.
 //! - `tally dev`: a whole cluster on loopback in this process, for development.
 //! - `tally benchmark`: a load test read side by side with `tigerbeetle benchmark`.
+//! - `tally verify`, `tally evidence verify`: check a saved receipt, or saved evidence of
+//!   misbehaviour (`evidence.rs`), offline against a genesis.
 //! - everything else: client commands (`client.rs`), against any validators.
 
 mod benchmark;
 mod client;
+mod evidence;
 mod validators;
 
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
@@ -73,6 +76,10 @@ enum Command {
     #[command(after_help = "Example:\n  tally verify receipt.hex --genesis tally-dev/genesis.json")]
     Verify(client::VerifyArgs),
 
+    /// Evidence of misbehaviour that validators keep (`GET /v1/evidence`).
+    #[command(subcommand)]
+    Evidence(evidence::EvidenceCommand),
+
     #[command(flatten)]
     Client(client::ClientCommand),
 }
@@ -96,7 +103,12 @@ fn parse() -> (Cli, Option<client::ClientArgs>) {
     let parsed = Cli::from_arg_matches(&matches).and_then(|cli| {
         let cluster = match cli.command {
             Command::Client(_) => Some(client::cluster_args(&matches)?),
-            Command::Init(_) | Command::Start(_) | Command::Dev(_) | Command::Benchmark(_) | Command::Verify(_) => None,
+            Command::Init(_)
+            | Command::Start(_)
+            | Command::Dev(_)
+            | Command::Benchmark(_)
+            | Command::Verify(_)
+            | Command::Evidence(_) => None,
         };
         Ok((cli, cluster))
     });
@@ -125,6 +137,10 @@ fn main() -> ExitCode {
         Command::Verify(args) => {
             init_logging(cli.log_format, "warn");
             client::verify_file(&args)
+        }
+        Command::Evidence(command) => {
+            init_logging(cli.log_format, "warn");
+            evidence::run(command)
         }
         Command::Client(command) => {
             init_logging(cli.log_format, "warn");

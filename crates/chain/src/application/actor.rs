@@ -22,6 +22,7 @@
 //!   start from the block marshal holds. Meanwhile its outcomes answer `OutcomeRepairing`. A
 //!   validator alone, which no peer can repair, halts on damage.
 
+use crate::application::evidence_file::EvidenceFile;
 use crate::application::ingress::{Built, Judged, Mailbox, Message};
 use crate::application::log::{FinalizedLog, LogRecord};
 use crate::application::repair::{
@@ -34,7 +35,9 @@ use crate::application::state::{ApplicationState, Finalized, FinalizedBlock, Loo
 use crate::block::{Block, Header, StateDigest};
 use crate::certified::{CERTIFIED_DESCENDANTS_MAX, CertifiedHeader};
 use crate::consensus::{ConsensusContext, Finalization, block_context};
+use crate::constants::EVIDENCE_KEPT_MAX;
 use crate::error::ChainError;
+use crate::evidence::{Admitted, Evidence};
 use crate::execution::{ChainState, RequestOutcome};
 use crate::genesis::Genesis;
 use crate::keys::ValidatorKey;
@@ -100,6 +103,8 @@ pub struct ActorConfig<B> {
     pub log_blocks_per_section: u64,
     /// Where snapshots live.
     pub snapshot_partition: String,
+    /// Where evidence of misbehaviour lives.
+    pub evidence_partition: String,
     /// A snapshot is written every this many finalized heights, if the state changed.
     pub snapshot_interval: u64,
     /// How long a leader with nothing to propose holds its proposal for a request before it
@@ -178,6 +183,8 @@ pub struct Actor<E: Clock + Spawner + Storage + Metrics, B, S, R> {
     /// Opened by `run`.
     log: Option<FinalizedLog<E>>,
     snapshots: Option<Snapshots<E>>,
+    evidence_partition: String,
+    evidence_file: Option<EvidenceFile<E>>,
     /// The snapshot being fetched from peers, and the offers and chunk-hash lists that choose it
     /// (`snapshot_fetch.rs`); the proof of an offer is the certified header of the block above.
     fetch: SnapshotFetch<CertifiedHeader>,
@@ -233,6 +240,7 @@ where
             log_partition,
             log_blocks_per_section,
             snapshot_partition,
+            evidence_partition,
             snapshot_interval,
             heartbeat,
             blocker,
@@ -273,6 +281,8 @@ where
             snapshot_state_digest,
             log: None,
             snapshots: None,
+            evidence_partition,
+            evidence_file: None,
             fetch,
             offers_asked: UNIX_EPOCH,
             catch_up_since: None,
@@ -352,6 +362,12 @@ where
     /// Opens the disk: restores the newest snapshot, then executes the finalized log's blocks
     /// after it, then the blocks marshal processed beyond the log (a log that lost its tail).
     async fn open(&mut self) -> Result<(), ChainError> {
+        let (evidence_file, evidence) =
+            EvidenceFile::open(&self.context.child("evidence"), self.evidence_partition.clone(), self.state.genesis())
+                .await?;
+        let now = self.context.current();
+        self.state.restore_evidence(evidence, now);
+        self.evidence_file = Some(evidence_file);
         let (snapshots, restored) =
             Snapshots::open(self.context.child("snapshots"), self.snapshot_partition.clone()).await?;
         let mut log = FinalizedLog::open_with_sections(
@@ -510,6 +526,42 @@ where
         Some(FinalizedBlock { height, digest: block.digest(), block, state_digest })
     }
 
+    /// Checks a piece of evidence Simplex reported, and keeps it (synced to the evidence file)
+    /// if it verifies and is new.
+    async fn keep_evidence(&mut self, evidence: Evidence) {
+        let (kind, view) = (evidence.kind(), evidence.view());
+        let now = self.context.current();
+        match self.state.admit_evidence(evidence.clone(), now) {
+            Admitted::New(accused) => {
+                let file = self.evidence_file.as_mut().expect("opened before any message is handled");
+                file.append(&evidence).await.unwrap_or_else(|error| halt(error));
+                warn!(
+                    accused = %accused,
+                    kind = kind.name(),
+                    view,
+                    kept = self.state.evidence().len(),
+                    "evidence of misbehaviour: validator {accused} {} in view {view}; kept (GET /v1/evidence serves \
+                     it, `tally evidence verify` checks it). Its operator should find out why: a second instance \
+                     running with its key, or a compromised key",
+                    kind.describe()
+                );
+            }
+            Admitted::Full(accused) => warn!(
+                accused = %accused,
+                kind = kind.name(),
+                view,
+                kept_max = EVIDENCE_KEPT_MAX,
+                "evidence of misbehaviour: validator {accused} {} in view {view}; counted, not kept: \
+                 the evidence file is full",
+                kind.describe()
+            ),
+            Admitted::Duplicate => debug!(kind = kind.name(), view, "evidence already kept"),
+            Admitted::Refused(error) => {
+                warn!(kind = kind.name(), view, %error, "Simplex reported evidence that does not verify; not kept")
+            }
+        }
+    }
+
     async fn handle(&mut self, message: Message) {
         match message {
             Message::Propose { context, response } => {
@@ -528,6 +580,10 @@ where
             Message::Observed(observed) => {
                 let now = self.context.current();
                 self.state.observe(observed, now);
+            }
+            Message::Reported(evidence) => self.keep_evidence(*evidence).await,
+            Message::Evidence { response } => {
+                response.send_lossy(self.state.evidence().to_vec());
             }
             Message::Submit { request, response } => {
                 let encoded = request.encode();

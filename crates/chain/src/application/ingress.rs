@@ -4,7 +4,8 @@
 //! Simplex reaches the application through marshal's inline wrapper (`marshaled.rs`): proposals,
 //! verifications and the ancestors they need arrive as messages here, and so do the finalized
 //! blocks marshal delivers. The mailbox itself is a Simplex `Reporter`: every activity feeds the
-//! status page, and finalization certificates are kept in the finalized log.
+//! status page, evidence of misbehaviour is checked and kept, and finalization certificates
+//! are kept in the finalized log.
 
 use crate::application::activity::Observed;
 use crate::application::state::{FinalizedBlock, History, Status};
@@ -12,6 +13,7 @@ use crate::block::{Block, BlockDigest};
 use crate::certified::CertifiedHeader;
 use crate::consensus::{Activity, ConsensusContext, Finalization};
 use crate::error::ChainError;
+use crate::evidence::Evidence;
 use crate::execution::{ChainState, RequestOutcome};
 use crate::receipt::OutcomeReceipt;
 use crate::request::{Request, RequestKey};
@@ -70,6 +72,12 @@ pub enum Message {
         finalization: Box<Finalization>,
     },
     Observed(Observed),
+    /// Evidence of misbehaviour Simplex reported (its signatures not yet checked).
+    Reported(Box<Evidence>),
+    /// The evidence kept.
+    Evidence {
+        response: oneshot::Sender<Vec<Evidence>>,
+    },
     Submit {
         request: Request,
         response: oneshot::Sender<Result<(), ChainError>>,
@@ -116,6 +124,8 @@ impl std::fmt::Debug for Message {
             Self::Tip { height } => write!(f, "Tip({height})"),
             Self::Finalized { finalization } => write!(f, "Finalized({})", finalization.proposal.payload),
             Self::Observed(observed) => write!(f, "Observed({observed:?})"),
+            Self::Reported(evidence) => write!(f, "Reported({}, {})", evidence.kind().name(), evidence.view()),
+            Self::Evidence { .. } => write!(f, "Evidence"),
             Self::Submit { request, .. } => write!(f, "Submit({})", request.id()),
             Self::Status { .. } => write!(f, "Status"),
             Self::History { .. } => write!(f, "History"),
@@ -237,6 +247,16 @@ impl Mailbox {
         receiver.await.unwrap_or(Err(ChainError::Busy))
     }
 
+    /// The evidence of misbehaviour this validator keeps, oldest first (each piece verified
+    /// against the genesis); `None` if the validator is too busy to answer or stopped.
+    pub async fn evidence(&self) -> Option<Vec<Evidence>> {
+        let (response, receiver) = oneshot::channel();
+        if !self.send_client(Message::Evidence { response }) {
+            return None;
+        }
+        receiver.await.ok()
+    }
+
     /// Up to `limit` finalized blocks from `from_height` up, in height order.
     pub async fn blocks(&self, from_height: u64, limit: usize) -> Option<Vec<FinalizedBlock>> {
         let (response, receiver) = oneshot::channel();
@@ -251,7 +271,18 @@ impl Reporter for Mailbox {
     type Activity = Activity;
 
     fn report(&mut self, activity: Self::Activity) -> commonware_actor::Feedback {
-        let observed = self.sender.send_lossy(Message::Observed(Observed::from_activity(&activity)));
+        let observed = match &activity {
+            // Counted once the actor has checked its signatures.
+            Activity::ConflictingNotarize(_) | Activity::ConflictingFinalize(_) | Activity::NullifyFinalize(_) => {
+                let evidence = Evidence::from_activity(activity).expect("an evidence activity");
+                return if self.sender.send_lossy(Message::Reported(Box::new(evidence))) {
+                    commonware_actor::Feedback::Ok
+                } else {
+                    commonware_actor::Feedback::Closed
+                };
+            }
+            _ => self.sender.send_lossy(Message::Observed(Observed::from_activity(&activity))),
+        };
         let Activity::Finalization(finalization) = activity else {
             return if observed { commonware_actor::Feedback::Ok } else { commonware_actor::Feedback::Closed };
         };

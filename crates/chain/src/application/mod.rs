@@ -2,10 +2,12 @@
 //! executes the finalized blocks marshal delivers in order. `state.rs` decides, `actor.rs` moves
 //! messages, `ingress.rs` defines them, `marshaled.rs` is the side marshal calls, `repair.rs`
 //! decides how damaged finalized records are found and fetched again, `snapshot_fetch.rs` how a
-//! peer's snapshot is fetched from several peers at once.
+//! peer's snapshot is fetched from several peers at once, `evidence_file.rs` where evidence of
+//! misbehaviour is kept.
 
 pub mod activity;
 pub mod actor;
+pub mod evidence_file;
 pub mod ingress;
 pub mod log;
 pub mod marshaled;

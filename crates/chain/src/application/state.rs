@@ -27,6 +27,7 @@ use crate::constants::{
     BLOCK_HEADER_SIZE, BLOCK_REQUESTS_MAX, BLOCK_SIZE_MAX, BLOCK_TIMESTAMP_DRIFT_NS_MAX, PENDING_BLOCKS_MAX,
 };
 use crate::error::ChainError;
+use crate::evidence::{Admitted, Evidence, EvidenceKept};
 use crate::execution::{ChainState, RequestOutcome};
 use crate::genesis::Genesis;
 use crate::keys::ValidatorKey;
@@ -186,6 +187,8 @@ pub struct ApplicationState {
     mempool: Mempool,
     blocks_refused: u64,
     activity: ConsensusActivity,
+    /// Evidence of misbehaviour, verified against the genesis (`evidence.rs`).
+    evidence: EvidenceKept,
 }
 
 impl ApplicationState {
@@ -212,6 +215,7 @@ impl ApplicationState {
             invalid: HashMap::new(),
             mempool: Mempool::new(),
             blocks_refused: 0,
+            evidence: EvidenceKept::default(),
         }
     }
 
@@ -354,6 +358,33 @@ impl ApplicationState {
     /// Notes a consensus event (for the status only).
     pub fn observe(&mut self, observed: Observed, now: SystemTime) {
         self.activity.record(observed, now);
+    }
+
+    /// Takes back the evidence the evidence file held (`read_file` verified it), counting it in
+    /// the status as when it was first seen.
+    pub fn restore_evidence(&mut self, pieces: Vec<Evidence>, now: SystemTime) {
+        assert!(self.evidence.pieces().is_empty(), "evidence is restored once, before any is reported");
+        for piece in &pieces {
+            self.activity.record(Observed::Fault { signer: piece.signer(), view: piece.view() }, now);
+        }
+        self.evidence = EvidenceKept::restore(pieces);
+    }
+
+    /// Judges a piece of evidence Simplex reported: one that verifies against the genesis is
+    /// counted in the status (`faults` of the accused, `evidence`), and kept if it is new and
+    /// there is room (the caller then writes it to the evidence file).
+    pub fn admit_evidence(&mut self, evidence: Evidence, now: SystemTime) -> Admitted {
+        let observed = Observed::Fault { signer: evidence.signer(), view: evidence.view() };
+        let admitted = self.evidence.admit(evidence, &self.genesis);
+        if matches!(admitted, Admitted::New(_) | Admitted::Full(_)) {
+            self.activity.record(observed, now);
+        }
+        admitted
+    }
+
+    /// The evidence kept, oldest first.
+    pub fn evidence(&self) -> &[Evidence] {
+        self.evidence.pieces()
     }
 
     /// The state after the last finalized block. It never changes: finalizing a later block

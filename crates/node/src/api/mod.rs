@@ -4,6 +4,7 @@
 pub mod caller;
 pub mod connections;
 pub mod dashboard;
+pub mod evidence;
 pub mod failure;
 pub mod input;
 pub mod ledger;
@@ -135,6 +136,7 @@ fn handler(method: Method, endpoint: Endpoint) -> MethodRouter<ApiState> {
         (Method::Post, Endpoint::QueryTransfers) => post(ledger::query_transfers),
         (Method::Get, Endpoint::Blocks) => get(status::blocks),
         (Method::Get, Endpoint::Header) => get(status::certified_header),
+        (Method::Get, Endpoint::Evidence) => get(evidence::evidence),
         (Method::Get, Endpoint::RecentTransfers) => get(ledger::recent_transfers),
         (method, endpoint) => panic!("ROUTES pairs {endpoint:?} with {method:?}, which it does not serve"),
     }
