@@ -4,8 +4,11 @@
 //! - `tally start --config FILE`: one validator.
 //! - `tally dev`: a whole cluster on loopback in this process, for development.
 //! - `tally benchmark`: a load test read side by side with `tigerbeetle benchmark`.
+//! - `tally backup`, `tally backup verify`, `tally restore`: a validator's proven snapshot saved,
+//!   checked offline, and seeded into a replacement's data directory (`backup.rs`).
 //! - everything else: client commands (`client.rs`), against any validators.
 
+mod backup;
 mod benchmark;
 mod client;
 mod validators;
@@ -73,6 +76,16 @@ enum Command {
     #[command(after_help = "Example:\n  tally verify receipt.hex --genesis tally-dev/genesis.json")]
     Verify(client::VerifyArgs),
 
+    /// Save a validator's newest snapshot with the certified header that proves it, streamed and
+    /// checked chunk by chunk; `tally backup verify` checks a saved one offline against a genesis.
+    #[command(after_help = backup::BACKUP_EXAMPLES)]
+    Backup(backup::BackupArgs),
+
+    /// Seed an empty data directory from a verified backup, so that `tally start` on it starts
+    /// from that state (a replacement machine for a validator of the same chain).
+    #[command(after_help = backup::RESTORE_EXAMPLES)]
+    Restore(backup::RestoreArgs),
+
     #[command(flatten)]
     Client(client::ClientCommand),
 }
@@ -96,7 +109,13 @@ fn parse() -> (Cli, Option<client::ClientArgs>) {
     let parsed = Cli::from_arg_matches(&matches).and_then(|cli| {
         let cluster = match cli.command {
             Command::Client(_) => Some(client::cluster_args(&matches)?),
-            Command::Init(_) | Command::Start(_) | Command::Dev(_) | Command::Benchmark(_) | Command::Verify(_) => None,
+            Command::Init(_)
+            | Command::Start(_)
+            | Command::Dev(_)
+            | Command::Benchmark(_)
+            | Command::Verify(_)
+            | Command::Backup(_)
+            | Command::Restore(_) => None,
         };
         Ok((cli, cluster))
     });
@@ -125,6 +144,14 @@ fn main() -> ExitCode {
         Command::Verify(args) => {
             init_logging(cli.log_format, "warn");
             client::verify_file(&args)
+        }
+        Command::Backup(args) => {
+            init_logging(cli.log_format, "warn");
+            backup::backup(args)
+        }
+        Command::Restore(args) => {
+            init_logging(cli.log_format, "warn");
+            backup::restore(args)
         }
         Command::Client(command) => {
             init_logging(cli.log_format, "warn");

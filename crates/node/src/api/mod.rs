@@ -1,6 +1,7 @@
 //! The HTTP/JSON API every validator serves (docs/API.md). Handlers only translate: JSON in,
 //! a call on the validator's `Mailbox`, JSON out. Every route is listed in `routes.rs`.
 
+pub mod backup;
 pub mod caller;
 pub mod connections;
 pub mod dashboard;
@@ -136,6 +137,7 @@ fn handler(method: Method, endpoint: Endpoint) -> MethodRouter<ApiState> {
         (Method::Get, Endpoint::Blocks) => get(status::blocks),
         (Method::Get, Endpoint::Header) => get(status::certified_header),
         (Method::Get, Endpoint::RecentTransfers) => get(ledger::recent_transfers),
+        (Method::Get, Endpoint::Backup) => get(backup::backup),
         (method, endpoint) => panic!("ROUTES pairs {endpoint:?} with {method:?}, which it does not serve"),
     }
 }

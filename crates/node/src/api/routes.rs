@@ -45,6 +45,7 @@ pub enum Endpoint {
     Blocks,
     Header,
     RecentTransfers,
+    Backup,
 }
 
 impl Endpoint {
@@ -93,6 +94,7 @@ pub const ROUTES: &[Route] = &[
     route(Method::Get, "/v1/blocks", Endpoint::Blocks),
     route(Method::Get, "/v1/headers/{height}", Endpoint::Header),
     route(Method::Get, "/v1/transfers/recent", Endpoint::RecentTransfers),
+    route(Method::Get, "/v1/backup", Endpoint::Backup),
 ];
 
 #[cfg(test)]
