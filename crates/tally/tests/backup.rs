@@ -152,10 +152,11 @@ async fn a_backup_is_verified_and_restored_onto_a_replacement_validator() {
     let below = http.get(format!("{url}/v1/headers/{height}")).send().await.unwrap();
     assert_eq!(below.status(), reqwest::StatusCode::NOT_FOUND, "{}", below.text().await.unwrap());
 
-    // It catches up: the same state digest as validator 0 (empty blocks leave it as it is).
-    let source = status(&http, &cluster.urls[0]).await;
+    // It catches up: the same state digest as validator 0 (empty blocks leave it as it is; read
+    // again each time, since validator 0 may not have executed the last write when it answered).
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
+        let source = status(&http, &cluster.urls[0]).await;
         let mine = status(&http, url).await;
         if mine["state_digest"] == source["state_digest"] {
             let mine_height: u64 = mine["height"].as_str().unwrap().parse().unwrap();
