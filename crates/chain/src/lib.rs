@@ -23,6 +23,7 @@
 //! `docs/ARCHITECTURE.md` draws this path.
 
 pub mod application;
+pub mod backup;
 pub mod block;
 pub mod certified;
 pub mod consensus;

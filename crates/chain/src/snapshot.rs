@@ -23,7 +23,9 @@
 //! its own disk (a local one, behind the checksum).
 
 use crate::block::{BlockDigest, Root};
+use crate::certified::{CertificateError, CertifiedHeader};
 use crate::execution::ChainState;
+use crate::genesis::Genesis;
 use crate::keys::ClientKey;
 use crate::request::RequestKey;
 use commonware_codec::{DecodeExt as _, Encode as _};
@@ -153,6 +155,56 @@ impl ChainState {
         }
         Ok(ChainState::from_parts(height, block, timestamp_ns, ledger, included, events, results_root))
     }
+}
+
+/// Why a snapshot is not proven by the certified header of the block above it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotProofError {
+    #[error("the certified header of height {height} does not verify: {source}")]
+    Certificate { height: u64, source: CertificateError },
+    #[error("the header of height {0} is not certified by its own finalization certificate")]
+    NotCertifiedItself(u64),
+    #[error("the snapshot does not read back: {0}")]
+    Snapshot(#[from] SnapshotError),
+    #[error("the snapshot holds height {found}, not height {expected}")]
+    WrongHeight { expected: u64, found: u64 },
+    #[error("the snapshot's block {found} is not the parent {expected} of the certified block above it")]
+    WrongBlock { expected: BlockDigest, found: BlockDigest },
+    #[error("the snapshot's state digest is not the one the certified block above it commits to")]
+    WrongStateDigest,
+}
+
+/// Checks that `above` proves the finalized header at `height + 1` for the genesis validators,
+/// with a certificate of its own (the floor marshal starts from above a snapshot at `height`).
+/// A validator checks a peer's snapshot offer with this, and `tally backup verify` a backup.
+pub fn check_snapshot_proof(genesis: &Genesis, height: u64, above: &CertifiedHeader) -> Result<(), SnapshotProofError> {
+    let proven = height + 1;
+    above.verify(genesis, proven).map_err(|source| SnapshotProofError::Certificate { height: proven, source })?;
+    if !above.descendants.is_empty() {
+        return Err(SnapshotProofError::NotCertifiedItself(proven));
+    }
+    Ok(())
+}
+
+/// The state `bytes` restore, if it is the state at `height` that `above` (checked with
+/// [`check_snapshot_proof`]) commits to: the block above names the snapshot's block as its
+/// parent and carries its state digest.
+pub fn check_snapshot_state(
+    height: u64,
+    bytes: &[u8],
+    above: &CertifiedHeader,
+) -> Result<ChainState, SnapshotProofError> {
+    let state = ChainState::restore(bytes)?;
+    if state.height() != height {
+        return Err(SnapshotProofError::WrongHeight { expected: height, found: state.height() });
+    }
+    if state.block() != above.header.parent {
+        return Err(SnapshotProofError::WrongBlock { expected: above.header.parent, found: state.block() });
+    }
+    if state.state_digest() != above.header.state_digest {
+        return Err(SnapshotProofError::WrongStateDigest);
+    }
+    Ok(state)
 }
 
 struct Reader<'a> {

@@ -90,6 +90,12 @@ impl Validator {
     }
 }
 
+/// The storage partition of a validator's snapshots, under its partition prefix (`tally
+/// restore` seeds a data directory's newest snapshot there).
+pub fn snapshot_partition(prefix: &str) -> String {
+    format!("{prefix}-snapshots")
+}
+
 /// Starts an honest validator of `genesis` with key `signer`. `peers` names the validators to
 /// the block broadcast and backfill (the p2p oracle's peer sets).
 pub async fn start<E, P, B, S, R>(
@@ -158,7 +164,7 @@ where
             validator: me.clone(),
             log_partition: format!("{}-finalized", config.partition),
             log_blocks_per_section: config.log_blocks_per_section.max(1),
-            snapshot_partition: format!("{}-snapshots", config.partition),
+            snapshot_partition: snapshot_partition(&config.partition),
             evidence_partition: format!("{}-evidence", config.partition),
             snapshot_interval: config.snapshot_interval.clamp(1, crate::consensus::SNAPSHOT_INTERVAL_MAX),
             heartbeat: config.heartbeat,

@@ -143,6 +143,9 @@ pub struct NodeConfig {
     pub wait: Duration,
     /// Submissions waiting for finality at once before the answer is 429.
     pub waiting_requests_max: usize,
+    /// A snapshot is written every this many finalized heights (not in the file: tests lower it
+    /// so that a short run writes one).
+    pub snapshot_interval: u64,
 }
 
 impl NodeConfig {
@@ -254,6 +257,7 @@ impl NodeConfig {
             gateway,
             wait: Duration::from_millis(file.api.wait_ms),
             waiting_requests_max: file.api.waiting_requests_max,
+            snapshot_interval: tally_chain::consensus::SNAPSHOT_INTERVAL,
         })
     }
 }

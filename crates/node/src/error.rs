@@ -20,6 +20,8 @@ pub enum NodeError {
     Listen { address: std::net::SocketAddr, purpose: &'static str, cause: std::io::Error },
     #[error("cluster layout: {0}")]
     Layout(String),
+    #[error("cannot seed the data directory {path}: {problem}")]
+    Seed { path: PathBuf, problem: String },
     #[error("the validator failed to start: {0}")]
     Start(String),
     #[error("the validator's runtime crashed: {0}")]

@@ -200,6 +200,36 @@ fn serve(
     std::panic::catch_unwind(run).unwrap_or_else(|panic| Err(NodeError::Crashed(panic_message(&*panic))))
 }
 
+/// Seeds an empty data directory with `snapshot`, the state at `height` (checked by the caller
+/// against a certified header), as the newest snapshot: a validator started on the directory
+/// opens it as a restart does (the finalized log begins above it), and marshal fetches the
+/// blocks above from its peers. Refuses a directory that holds anything.
+pub fn seed_snapshot(data_dir: &std::path::Path, height: u64, snapshot: Vec<u8>) -> Result<(), NodeError> {
+    let refuse = |problem: String| NodeError::Seed { path: data_dir.to_path_buf(), problem };
+    if let Ok(mut entries) = std::fs::read_dir(data_dir) {
+        if entries.next().is_some() {
+            return Err(refuse(
+                "the data directory is not empty: a validator's data is never overwritten; restore into a new \
+                 directory (or move this one aside)"
+                    .into(),
+            ));
+        }
+    } else if data_dir.exists() {
+        return Err(refuse("is not a directory".into()));
+    }
+    crate::config::create_private_dir(data_dir)?;
+    let runtime_config = runtime::Config::new().with_storage_directory(data_dir.to_path_buf());
+    runtime::Runner::new(runtime_config).start(|context| async move {
+        let partition = validator::snapshot_partition(PARTITION);
+        let (mut snapshots, restored) =
+            tally_chain::application::snapshots::Snapshots::open(context.child("snapshots"), partition)
+                .await
+                .map_err(|error| refuse(error.to_string()))?;
+        assert!(restored.is_none(), "the directory was empty");
+        snapshots.write(height, snapshot).await.map_err(|error| refuse(error.to_string()))
+    })
+}
+
 /// The parts of a started validator that an orderly stop needs.
 struct Started {
     /// The validator's key in hex, for the log.
@@ -289,7 +319,7 @@ async fn start(
         context.child("validator"),
         config.genesis.genesis().clone(),
         config.signer.clone(),
-        consensus_config(config.p2p_profile),
+        ConsensusConfig { snapshot_interval: config.snapshot_interval, ..consensus_config(config.p2p_profile) },
         oracle.clone(),
         oracle,
         channels,

@@ -6,8 +6,11 @@
 //! - `tally benchmark`: a load test read side by side with `tigerbeetle benchmark`.
 //! - `tally verify`, `tally evidence verify`: check a saved receipt, or saved evidence of
 //!   misbehaviour (`evidence.rs`), offline against a genesis.
+//! - `tally backup`, `tally backup verify`, `tally restore`: a validator's proven snapshot saved,
+//!   checked offline, and seeded into a replacement's data directory (`backup.rs`).
 //! - everything else: client commands (`client.rs`), against any validators.
 
+mod backup;
 mod benchmark;
 mod client;
 mod evidence;
@@ -80,6 +83,16 @@ enum Command {
     #[command(subcommand)]
     Evidence(evidence::EvidenceCommand),
 
+    /// Save a validator's newest snapshot with the certified header that proves it, streamed and
+    /// checked chunk by chunk; `tally backup verify` checks a saved one offline against a genesis.
+    #[command(after_help = backup::BACKUP_EXAMPLES)]
+    Backup(backup::BackupArgs),
+
+    /// Seed an empty data directory from a verified backup, so that `tally start` on it starts
+    /// from that state (a replacement machine for a validator of the same chain).
+    #[command(after_help = backup::RESTORE_EXAMPLES)]
+    Restore(backup::RestoreArgs),
+
     #[command(flatten)]
     Client(client::ClientCommand),
 }
@@ -108,7 +121,9 @@ fn parse() -> (Cli, Option<client::ClientArgs>) {
             | Command::Dev(_)
             | Command::Benchmark(_)
             | Command::Verify(_)
-            | Command::Evidence(_) => None,
+            | Command::Evidence(_)
+            | Command::Backup(_)
+            | Command::Restore(_) => None,
         };
         Ok((cli, cluster))
     });
@@ -141,6 +156,14 @@ fn main() -> ExitCode {
         Command::Evidence(command) => {
             init_logging(cli.log_format, "warn");
             evidence::run(command)
+        }
+        Command::Backup(args) => {
+            init_logging(cli.log_format, "warn");
+            backup::backup(args)
+        }
+        Command::Restore(args) => {
+            init_logging(cli.log_format, "warn");
+            backup::restore(args)
         }
         Command::Client(command) => {
             init_logging(cli.log_format, "warn");

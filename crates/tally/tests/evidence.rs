@@ -15,13 +15,13 @@
 use commonware_actor::{Feedback, Unreliable};
 use commonware_p2p::{CheckedSender, LimitedSender, Receiver, Recipients, Sender as _};
 use commonware_runtime::IoBufs;
-use std::time::SystemTime;
 use commonware_runtime::{Runner as _, Spawner as _, Supervisor as _, tokio as runtime};
 use serde_json::Value;
 use std::net::TcpListener;
 use std::num::NonZeroUsize;
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::SystemTime;
 use std::time::{Duration, Instant};
 use tally_chain::consensus::ConsensusConfig;
 use tally_chain::keys::ValidatorKey;

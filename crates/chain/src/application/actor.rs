@@ -23,6 +23,7 @@
 //!   validator alone, which no peer can repair, halts on damage.
 
 use crate::application::evidence_file::EvidenceFile;
+use crate::application::ingress::{BackupSource, Built, Judged, Mailbox, Message};
 use crate::application::ingress::{Built, Judged, Mailbox, Message};
 use crate::application::log::{FinalizedLog, LogRecord};
 use crate::application::repair::{
@@ -30,7 +31,7 @@ use crate::application::repair::{
     record_results_root,
 };
 use crate::application::snapshot_fetch::{Note, Poll, Received, SnapshotFetch, Whole, Why};
-use crate::application::snapshots::{SNAPSHOT_SIZE_MAX, SnapshotMessage, Snapshots};
+use crate::application::snapshots::{SNAPSHOT_SIZE_MAX, SnapshotInfo, SnapshotMessage, Snapshots};
 use crate::application::state::{ApplicationState, Finalized, FinalizedBlock, Lookup, OutcomeLookup, Status};
 use crate::block::{Block, Header, StateDigest};
 use crate::certified::{CERTIFIED_DESCENDANTS_MAX, CertifiedHeader};
@@ -44,6 +45,7 @@ use crate::keys::ValidatorKey;
 use crate::ordering::Marshal;
 use crate::receipt::OutcomeReceipt;
 use crate::request::{Request, RequestKey};
+use crate::snapshot::{SnapshotProofError, check_snapshot_proof, check_snapshot_state};
 use commonware_codec::{Decode as _, Encode as _, EncodeSize as _};
 use commonware_consensus::types::Height;
 use commonware_macros::select_loop;
@@ -656,6 +658,14 @@ where
                 let receipt = self.receipt(&key).await;
                 response.send_lossy(receipt);
             }
+            Message::Backup { response } => {
+                let source = self.backup_source().await;
+                response.send_lossy(source);
+            }
+            Message::SnapshotChunk { height, index, response } => {
+                let snapshots = self.snapshots.as_ref().expect("opened before the loop");
+                response.send_lossy(snapshots.read_chunk(height, index).await);
+            }
         }
     }
 
@@ -1029,16 +1039,32 @@ where
     /// This validator's latest snapshot that a peer can check: the block above it has its own
     /// finalization certificate (the floor marshal starts from).
     async fn offer(&mut self) -> SnapshotMessage {
-        let latest = self.snapshots.as_ref().expect("opened before the loop").latest();
-        let Some(latest) = latest else {
-            return SnapshotMessage::none();
-        };
-        match self.certified_header(latest.height + 1).await {
-            Some(above) if above.descendants.is_empty() => {
+        match self.latest_proven().await {
+            Some((latest, above)) => {
                 SnapshotMessage::Offer { height: latest.height, length: latest.length, above: above.encode() }
             }
-            _ => SnapshotMessage::none(),
+            None => SnapshotMessage::none(),
         }
+    }
+
+    /// The newest snapshot and the certified header of the block above it, if that block has
+    /// its own finalization certificate.
+    async fn latest_proven(&mut self) -> Option<(SnapshotInfo, CertifiedHeader)> {
+        let latest = self.snapshots.as_ref().expect("opened before the loop").latest()?;
+        match self.certified_header(latest.height + 1).await {
+            Some(above) if above.descendants.is_empty() => Some((latest, above)),
+            _ => None,
+        }
+    }
+
+    /// What a backup of this validator holds: its newest proven snapshot, the hash of each
+    /// chunk, and the certified header above it (`GET /v1/backup`).
+    async fn backup_source(&mut self) -> Option<BackupSource> {
+        let (latest, above) = self.latest_proven().await?;
+        let snapshots = self.snapshots.as_mut().expect("opened before the loop");
+        let list = snapshots.chunk_hashes(latest.height).await?;
+        assert_eq!(list.length, latest.length, "the hashes are of the snapshot held");
+        Some(BackupSource { height: latest.height, list, above })
     }
 
     /// Answers or follows up a snapshot message from a peer.
@@ -1064,10 +1090,13 @@ where
                     return;
                 }
                 let genesis = self.state.genesis().clone();
-                let above = match CertifiedHeader::decode(&above, &genesis) {
-                    Ok(above) if above.descendants.is_empty() && above.verify(&genesis, height + 1).is_ok() => above,
-                    _ => {
-                        warn!(%peer, height, "refused a snapshot offer: its certified header does not verify");
+                let checked = CertifiedHeader::decode(&above, &genesis)
+                    .map_err(|source| SnapshotProofError::Certificate { height: height + 1, source })
+                    .and_then(|above| check_snapshot_proof(&genesis, height, &above).map(|()| above));
+                let above = match checked {
+                    Ok(above) => above,
+                    Err(error) => {
+                        warn!(%peer, height, %error, "refused a snapshot offer: its certified header does not verify");
                         self.fetch.refuse(&peer);
                         return;
                     }
@@ -1244,17 +1273,12 @@ where
     /// that vouched for its chunk hashes (no honest validator would have).
     async fn adopt(&mut self, whole: Whole<CertifiedHeader>) {
         let Whole { height, bytes, proof: above, elapsed, bytes_per_peer, vouchers } = whole;
-        let header = &above.header;
-        let expected: StateDigest = header.state_digest;
-        let state = match ChainState::restore(&bytes) {
-            Ok(state)
-                if state.height() == height && state.block() == header.parent && state.state_digest() == expected =>
-            {
-                state
-            }
-            _ => {
+        let state = match check_snapshot_state(height, &bytes, &above) {
+            Ok(state) => state,
+            Err(error) => {
                 warn!(
                     height,
+                    %error,
                     vouchers = %names(&vouchers),
                     "blocking peers: the snapshot their chunk hashes vouch for is not the state the certified block \
                      above it commits to"

@@ -8,6 +8,7 @@
 //! are kept in the finalized log.
 
 use crate::application::activity::Observed;
+use crate::application::snapshot_fetch::HashList;
 use crate::application::state::{FinalizedBlock, History, Status};
 use crate::block::{Block, BlockDigest};
 use crate::certified::CertifiedHeader;
@@ -112,6 +113,24 @@ pub enum Message {
         key: RequestKey,
         response: oneshot::Sender<Result<Option<OutcomeReceipt>, ChainError>>,
     },
+    /// The newest snapshot a backup can be taken of (see [`BackupSource`]).
+    Backup {
+        response: oneshot::Sender<Option<BackupSource>>,
+    },
+    SnapshotChunk {
+        height: u64,
+        index: u32,
+        response: oneshot::Sender<Option<Vec<u8>>>,
+    },
+}
+
+/// A snapshot this validator holds, with what proves it: the hash of each chunk and the
+/// certified header of the block above (with its own certificate), as a peer's offer carries.
+#[derive(Debug, Clone)]
+pub struct BackupSource {
+    pub height: u64,
+    pub list: HashList,
+    pub above: CertifiedHeader,
 }
 
 impl std::fmt::Debug for Message {
@@ -135,6 +154,8 @@ impl std::fmt::Debug for Message {
             Self::Blocks { from_height, limit, .. } => write!(f, "Blocks({from_height}, {limit})"),
             Self::CertifiedHeader { height, .. } => write!(f, "CertifiedHeader({height})"),
             Self::Receipt { key, .. } => write!(f, "Receipt({})", key.id),
+            Self::Backup { .. } => write!(f, "Backup"),
+            Self::SnapshotChunk { height, index, .. } => write!(f, "SnapshotChunk({height}, {index})"),
         }
     }
 }
@@ -252,6 +273,28 @@ impl Mailbox {
     pub async fn evidence(&self) -> Option<Vec<Evidence>> {
         let (response, receiver) = oneshot::channel();
         if !self.send_client(Message::Evidence { response }) {
+            return None;
+        }
+        receiver.await.ok()
+    }
+
+    /// The newest snapshot a backup can be taken of: `Some(None)` if there is none yet (no
+    /// snapshot written, or the block above the newest not yet certified), `None` if the actor
+    /// is busy or stopped. The first call for a snapshot reads it whole once, to hash its chunks.
+    pub async fn backup(&self) -> Option<Option<BackupSource>> {
+        let (response, receiver) = oneshot::channel();
+        if !self.send_client(Message::Backup { response }) {
+            return None;
+        }
+        receiver.await.ok()
+    }
+
+    /// Chunk `index` (`SNAPSHOT_CHUNK_SIZE` bytes, the last one shorter) of the snapshot at
+    /// `height`: `Some(None)` if that snapshot is no longer held (a newer one replaced it) or
+    /// has no such chunk, `None` if the actor is busy or stopped.
+    pub async fn snapshot_chunk(&self, height: u64, index: u32) -> Option<Option<Vec<u8>>> {
+        let (response, receiver) = oneshot::channel();
+        if !self.send_client(Message::SnapshotChunk { height, index, response }) {
             return None;
         }
         receiver.await.ok()

@@ -86,6 +86,12 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         "a read with ?proof=true: no certified header commits to the state read yet (the next block is not final \
          within 3 s), or this validator holds no certificate near enough above it; retry or ask another validator",
     ),
+    (
+        "snapshot_not_ready",
+        503,
+        "GET /v1/backup: this validator holds no snapshot yet that the certified block above it proves; retry \
+         later or ask another validator",
+    ),
     ("halted", 503, "this validator stopped (a storage failure or a state divergence); use another"),
 ];
 
@@ -208,6 +214,11 @@ impl Failure {
     /// A read with `?proof=true` whose state no certified header commits to yet.
     pub fn proof_not_ready(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "proof_not_ready", "", message)
+    }
+
+    /// `GET /v1/backup` before this validator holds a proven snapshot.
+    pub fn snapshot_not_ready(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "snapshot_not_ready", "", message)
     }
 
     pub fn halted() -> Self {

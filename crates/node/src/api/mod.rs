@@ -1,6 +1,7 @@
 //! The HTTP/JSON API every validator serves (docs/API.md). Handlers only translate: JSON in,
 //! a call on the validator's `Mailbox`, JSON out. Every route is listed in `routes.rs`.
 
+pub mod backup;
 pub mod caller;
 pub mod connections;
 pub mod dashboard;
@@ -138,6 +139,7 @@ fn handler(method: Method, endpoint: Endpoint) -> MethodRouter<ApiState> {
         (Method::Get, Endpoint::Header) => get(status::certified_header),
         (Method::Get, Endpoint::Evidence) => get(evidence::evidence),
         (Method::Get, Endpoint::RecentTransfers) => get(ledger::recent_transfers),
+        (Method::Get, Endpoint::Backup) => get(backup::backup),
         (method, endpoint) => panic!("ROUTES pairs {endpoint:?} with {method:?}, which it does not serve"),
     }
 }

@@ -46,6 +46,7 @@ pub enum Endpoint {
     Header,
     RecentTransfers,
     Evidence,
+    Backup,
 }
 
 impl Endpoint {
@@ -95,6 +96,7 @@ pub const ROUTES: &[Route] = &[
     route(Method::Get, "/v1/headers/{height}", Endpoint::Header),
     route(Method::Get, "/v1/transfers/recent", Endpoint::RecentTransfers),
     route(Method::Get, "/v1/evidence", Endpoint::Evidence),
+    route(Method::Get, "/v1/backup", Endpoint::Backup),
 ];
 
 #[cfg(test)]
