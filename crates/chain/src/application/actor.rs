@@ -24,7 +24,6 @@
 
 use crate::application::evidence_file::EvidenceFile;
 use crate::application::ingress::{BackupSource, Built, Judged, Mailbox, Message};
-use crate::application::ingress::{Built, Judged, Mailbox, Message};
 use crate::application::log::{FinalizedLog, LogRecord};
 use crate::application::repair::{
     Ask, Chunk, Found, REPAIR_CHUNK_SIZE, Repairs, SCRUB_BYTES_PER_TURN, Scrub, check_bundle, encode_bundle,
