@@ -391,10 +391,19 @@ pub fn is_storage_fail_stop(message: &str) -> bool {
         "failed to insert finalization",
         "failed to insert certified block",
         "failed to prune archives",
+        "failed to prune finalized archives",
+        "failed to start finalization archive sync",
+        "failed to sync finalization archives",
+        "round floor sync must succeed",
     ]
     .iter()
     .any(|known| message.contains(known))
         || (message.contains("failed to initialize ") && message.contains(" archive"))
+        // Whatever marshal was doing, a panic whose cause is the disk itself (Commonware's
+        // storage reports the operating system's error at the end of the chain).
+        || ["No space left on device", "(os error 28)", "Runtime(WriteFailed)", "Runtime(ReadFailed)"]
+            .iter()
+            .any(|cause| message.contains(cause))
 }
 
 /// No validator's log shows a panic other than a fail-stop on a storage error (counted apart).
@@ -480,12 +489,14 @@ mod tests {
             &log,
             "started\nthread 'w' panicked at a.rs:1:1:\nunable to append to journal: Runtime(WriteFailed)\n\
              thread 'w' panicked at c.rs:3:3:\nfailed to persist notarization: journal error: No space left\n\
+             thread 'w' panicked at d.rs:4:4:\nfailed to start finalization archive sync: freezer error: journal error: \
+             runtime error: io error: No space left on device (os error 28)\n\
              thread 'w' panicked at b.rs:2:2:\nindex out of bounds\n",
         )
         .unwrap();
         let (check, fail_stops) = no_panics(std::slice::from_ref(&log));
         assert!(!check.passed, "{}", check.detail);
-        assert_eq!(fail_stops, 2);
+        assert_eq!(fail_stops, 3);
         assert!(check.detail.contains("index out of bounds"), "{}", check.detail);
         std::fs::write(&log, "").unwrap();
         assert!(!no_panics(std::slice::from_ref(&log)).0.passed, "an empty log is not a clean one");
