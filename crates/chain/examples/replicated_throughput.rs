@@ -113,7 +113,7 @@ fn main() {
             let batch: Vec<Account> =
                 chunk.iter().map(|&id| Account { id, ledger: 1, code: 1, ..Account::default() }).collect();
             let request = Request::create_accounts(CHAIN_ID, id, &client, &batch).unwrap();
-            validators[0].mailbox.submit(request.clone()).await.unwrap();
+            validators[0].mailbox.submit(request.clone().verify(CHAIN_ID).unwrap()).await.unwrap();
             validators[0].mailbox.wait_outcome(request.key()).await.unwrap();
             id += 1;
         }
@@ -167,7 +167,7 @@ fn main() {
             id += 1;
             let through = &validators[round as usize % VALIDATORS].mailbox;
             loop {
-                match through.submit(request.clone()).await {
+                match through.submit(request.clone().verify(CHAIN_ID).unwrap()).await {
                     Ok(()) => break,
                     Err(ChainError::Busy) => context.sleep(Duration::from_millis(5)).await,
                     Err(error) => panic!("refused: {error}"),

@@ -188,6 +188,13 @@ impl Request {
         self.body.len() / EVENT_SIZE
     }
 
+    /// Checks the client's signature for `chain_id` and marks the request as checked, so that
+    /// this validator does not check it again (the mempool takes only checked requests).
+    pub fn verify(self, chain_id: u64) -> Result<VerifiedRequest, ChainError> {
+        self.verify_signature(chain_id)?;
+        Ok(VerifiedRequest(self))
+    }
+
     /// Checks the client's signature for `chain_id` (`verify_strict` rules). Whether the client
     /// may write is the genesis's question.
     pub fn verify_signature(&self, chain_id: u64) -> Result<(), ChainError> {
@@ -210,6 +217,26 @@ impl Request {
                 Events::Transfers(decode_transfers(&self.body).expect("body length checked on decode"))
             }
         }
+    }
+}
+
+/// A request whose signature [`Request::verify`] checked for this validator's chain: the only
+/// way to make one, so that each request's signature is checked once per validator (by the API
+/// that received it, or by the task that decodes peers' gossip), never on the actor's task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedRequest(Request);
+
+impl VerifiedRequest {
+    pub fn into_request(self) -> Request {
+        self.0
+    }
+}
+
+impl std::ops::Deref for VerifiedRequest {
+    type Target = Request;
+
+    fn deref(&self) -> &Request {
+        &self.0
     }
 }
 

@@ -6,6 +6,7 @@
 //! the same code runs on the deterministic runtime with simulated links in tests and on tokio
 //! with authenticated TCP in production.
 
+use crate::application::gossip;
 use crate::application::marshaled::{BlockApplication, Marshaled};
 use crate::application::{Actor, ActorConfig, Links, Mailbox};
 use crate::consensus::{ConsensusConfig, signing_scheme, simplex_config};
@@ -19,7 +20,7 @@ use commonware_consensus::simplex::Engine;
 use commonware_macros::select;
 use commonware_p2p::{Blocker, Provider, Receiver, Sender};
 use commonware_runtime::{Clock, Handle, Metrics, Spawner, Storage, Supervisor};
-use commonware_utils::channel::{fallible::OneshotExt as _, oneshot};
+use commonware_utils::channel::{fallible::OneshotExt as _, mpsc, oneshot};
 use rand_core::CryptoRng;
 
 /// Channel ids of a validator's network links.
@@ -171,7 +172,14 @@ where
             blocker: blocker.clone(),
             marshal_processed: marshal.processed,
         };
-        let links = Links { requests: channels.requests, snapshots: channels.snapshots };
+        // Peers' gossiped requests are decoded and their signatures checked beside the actor.
+        let (requests, gossip) = channels.requests;
+        let (checked, gossiped) = mpsc::channel(gossip::CHECKED_QUEUE_MAX);
+        let (gossip_genesis, gossip_blocker) = (genesis.clone(), blocker.clone());
+        let mut gossip_checker = context
+            .child("gossip")
+            .spawn(move |_| gossip::check_gossip(gossip, gossip_genesis, gossip_blocker, checked));
+        let links = Links { requests, gossiped, snapshots: channels.snapshots };
         let marshal_mailbox = marshal.mailbox.clone();
         let (actor, mailbox) = Actor::new(context.child("application"), actor_config, links, marshal_mailbox.clone());
         let (_, mut marshal) = marshal.start(
@@ -210,6 +218,7 @@ where
             result = &mut application => format!("the application ended: {result:?}"),
             result = &mut marshal => format!("marshal ended: {result:?}"),
             result = &mut record => format!("the vote record ended: {result:?}"),
+            result = &mut gossip_checker => format!("the gossip checker ended: {result:?}"),
         }
     });
     let mailbox = mailbox.await.map_err(|_| ChainError::Storage("the validator stopped while starting".into()))??;

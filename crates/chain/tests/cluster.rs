@@ -61,7 +61,7 @@ fn transfer(id: u128, round: u128) -> Transfer {
 /// Submits with retries while the validator answers busy.
 async fn submit(context: &deterministic::Context, mailbox: &Mailbox, request: Request) {
     loop {
-        match mailbox.submit(request.clone()).await {
+        match mailbox.submit(request.clone().verify(CHAIN_ID).unwrap()).await {
             Ok(()) => return,
             Err(ChainError::Busy) => context.sleep(Duration::from_millis(50)).await,
             Err(error) => panic!("request {} refused: {error}", request.id()),
@@ -259,7 +259,7 @@ fn run_cluster(seed: u64, scenario: Scenario) -> Run {
                     }
                     // The other validator may already hold it from gossip: a duplicate answer is
                     // the idempotent outcome.
-                    match running[retry].mailbox.submit(request).await {
+                    match running[retry].mailbox.submit(request.verify(CHAIN_ID).unwrap()).await {
                         Ok(()) | Err(ChainError::DuplicateRequest { .. }) => {}
                         Err(error) => panic!("retry refused: {error}"),
                     }
@@ -281,7 +281,7 @@ fn run_cluster(seed: u64, scenario: Scenario) -> Run {
                     && let Some(request) = submitted.iter().find(|request| request.key() == *key)
                 {
                     let through = (waited / CLIENT_RETRY_POLLS) % running.len();
-                    match running[through].mailbox.submit(request.clone()).await {
+                    match running[through].mailbox.submit(request.clone().verify(CHAIN_ID).unwrap()).await {
                         Ok(()) | Err(ChainError::DuplicateRequest { .. } | ChainError::Busy) => {}
                         Err(error) => panic!("retry refused: {error}"),
                     }
@@ -751,7 +751,7 @@ async fn open_accounts(mailbox: &Mailbox, client: &ClientSigner) {
     let accounts: Vec<Account> =
         (1..=ACCOUNTS).map(|id| Account { id, ledger: 1, code: 1, ..Account::default() }).collect();
     let opening = Request::create_accounts(CHAIN_ID, 1, client, &accounts).unwrap();
-    mailbox.submit(opening.clone()).await.unwrap();
+    mailbox.submit(opening.clone().verify(CHAIN_ID).unwrap()).await.unwrap();
     mailbox.wait_outcome(opening.key()).await.unwrap();
 }
 
@@ -805,7 +805,7 @@ fn an_idle_cluster_makes_a_block_per_heartbeat_and_no_snapshot() {
         context.sleep(heartbeat / 2).await;
         let request = Request::create_transfers(CHAIN_ID, 2, &clients[0], &[transfer(2, 1)]).unwrap();
         let submitted = context.current();
-        running[1].mailbox.submit(request.clone()).await.unwrap();
+        running[1].mailbox.submit(request.clone().verify(CHAIN_ID).unwrap()).await.unwrap();
         let outcome = running[1].mailbox.wait_outcome(request.key()).await.unwrap();
         let latency = context.current().duration_since(submitted).unwrap();
         assert!(latency < Duration::from_millis(500), "a request to an idle cluster took {latency:?}");
@@ -844,7 +844,7 @@ fn a_crashed_leader_costs_at_most_two_leader_timeouts() {
             let request = Request::create_transfers(CHAIN_ID, id, &clients[0], &[transfer(id, 1)]).unwrap();
             let submitted = context.current();
             let through = &running[(id % 3) as usize].mailbox;
-            through.submit(request.clone()).await.unwrap();
+            through.submit(request.clone().verify(CHAIN_ID).unwrap()).await.unwrap();
             through.wait_outcome(request.key()).await.unwrap();
             context.current().duration_since(submitted).unwrap()
         };

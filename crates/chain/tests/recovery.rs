@@ -97,7 +97,7 @@ async fn load(
             (1..=4).map(|id| Account { id, ledger: 1, code: 1, ..Account::default() }).collect();
         let opening = Request::create_accounts(CHAIN_ID, 1, &cluster.client, &accounts).unwrap();
         keys.push(opening.key());
-        cluster.running[0].mailbox.submit(opening).await.unwrap();
+        cluster.running[0].mailbox.submit(opening.verify(CHAIN_ID).unwrap()).await.unwrap();
         *next_id = 2;
     }
     let mut id = *next_id;
@@ -113,7 +113,7 @@ async fn load(
         };
         let request = Request::create_transfers(CHAIN_ID, id, &cluster.client, &[transfer]).unwrap();
         let key = request.key();
-        match cluster.running[(id % 3) as usize].mailbox.submit(request).await {
+        match cluster.running[(id % 3) as usize].mailbox.submit(request.verify(CHAIN_ID).unwrap()).await {
             Ok(()) => {
                 keys.push(key);
                 id += 1;

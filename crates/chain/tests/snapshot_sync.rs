@@ -131,7 +131,7 @@ async fn start(
 async fn finalize(context: &deterministic::Context, mailbox: &Mailbox, request: Request) {
     let key = request.key();
     loop {
-        match mailbox.submit(request.clone()).await {
+        match mailbox.submit(request.clone().verify(CHAIN_ID).unwrap()).await {
             Ok(()) => break,
             Err(ChainError::Busy) => context.sleep(Duration::from_millis(50)).await,
             Err(error) => panic!("request {} refused: {error}", request.id()),

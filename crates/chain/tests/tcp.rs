@@ -97,7 +97,7 @@ const SNAPSHOT_INTERVAL: u64 = 4;
 
 async fn submit(context: &runtime::Context, mailbox: &Mailbox, request: Request) {
     loop {
-        match mailbox.submit(request.clone()).await {
+        match mailbox.submit(request.clone().verify(CHAIN_ID).unwrap()).await {
             Ok(()) | Err(ChainError::DuplicateRequest { .. }) => return,
             Err(ChainError::Busy) => context.sleep(Duration::from_millis(50)).await,
             Err(error) => panic!("request {} refused: {error}", request.id()),

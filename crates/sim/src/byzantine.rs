@@ -173,7 +173,9 @@ mod tests {
         ] {
             let mut proposer = ApplicationState::new(genesis.clone());
             let mut honest = ApplicationState::new(genesis.clone());
-            proposer.submit(Request::create_transfers(9, 1, &client, &[transfer.clone()]).unwrap()).unwrap();
+            proposer
+                .submit(Request::create_transfers(9, 1, &client, &[transfer.clone()]).unwrap().verify(9).unwrap())
+                .unwrap();
             let context = BlockContext::following(proposer.genesis_digest(), 1, public_key(&leader));
             let block = proposer.propose(context.clone(), 5_000).unwrap();
             let corrupted = corruption.apply(&block, genesis.chain_id(), &victim);
@@ -217,7 +219,9 @@ mod tests {
                 code: 1,
                 ..Transfer::default()
             };
-            proposer.submit(Request::create_transfers(9, id, &client, &[transfer]).unwrap()).unwrap();
+            proposer
+                .submit(Request::create_transfers(9, id, &client, &[transfer]).unwrap().verify(9).unwrap())
+                .unwrap();
         }
         let context = BlockContext::following(proposer.genesis_digest(), 1, public_key(&leader));
         let block = proposer.propose(context, 5_000).unwrap();

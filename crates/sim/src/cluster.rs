@@ -1130,6 +1130,8 @@ async fn deliver(
     request: &Request,
 ) -> tally_chain::RequestOutcome {
     let key = request.key();
+    // What a validator's API does before the actor sees a request: check its signature.
+    let verified = request.clone().verify(genesis.chain_id()).expect("simulated clients sign their requests");
     loop {
         let (instance, name, mailbox) = pick(shared, draw);
         let Some(mailbox) = mailbox else {
@@ -1137,7 +1139,7 @@ async fn deliver(
             context.sleep(POLL).await;
             continue;
         };
-        match mailbox.submit(request.clone()).await {
+        match mailbox.submit(verified.clone()).await {
             // A duplicate: this validator already holds or finalized it (a retry).
             Ok(()) | Err(ChainError::DuplicateRequest { .. }) => {}
             Err(ChainError::Busy) => {

@@ -43,9 +43,9 @@ use crate::genesis::Genesis;
 use crate::keys::ValidatorKey;
 use crate::ordering::Marshal;
 use crate::receipt::OutcomeReceipt;
-use crate::request::{Request, RequestKey};
+use crate::request::{RequestKey, VerifiedRequest};
 use crate::snapshot::{SnapshotProofError, check_snapshot_proof, check_snapshot_state};
-use commonware_codec::{Decode as _, Encode as _, EncodeSize as _};
+use commonware_codec::{Encode as _, EncodeSize as _};
 use commonware_consensus::types::Height;
 use commonware_macros::select_loop;
 use commonware_p2p::{Blocker, CheckedSender as _, Receiver, Recipients, Sender};
@@ -117,10 +117,12 @@ pub struct ActorConfig<B> {
     pub marshal_processed: Option<u64>,
 }
 
-/// The actor's network links (Simplex and marshal have their own).
+/// The actor's network links (Simplex and marshal have their own): where it gossips requests,
+/// the requests peers gossiped once `gossip::check_gossip` checked them, and snapshots.
 #[derive(Debug)]
 pub struct Links<S, R> {
-    pub requests: (S, R),
+    pub requests: S,
+    pub gossiped: mpsc::Receiver<VerifiedRequest>,
     pub snapshots: (S, R),
 }
 
@@ -148,7 +150,10 @@ pub struct Actor<E: Clock + Spawner + Storage + Metrics, B, S, R> {
     mailbox: mpsc::UnboundedReceiver<Message>,
     /// Messages from clients: bounded, a full queue answers busy.
     clients: mpsc::Receiver<Message>,
-    requests: (S, R),
+    /// Where requests are gossiped to the peers.
+    requests: S,
+    /// Requests peers gossiped, their signatures checked (`gossip.rs`).
+    checked_gossip: mpsc::Receiver<VerifiedRequest>,
     snapshot_link: (S, R),
     marshal: Marshal,
     marshal_processed: Option<u64>,
@@ -260,6 +265,7 @@ where
             mailbox,
             clients,
             requests: links.requests,
+            checked_gossip: links.gossiped,
             snapshot_link: links.snapshots,
             marshal,
             marshal_processed,
@@ -329,21 +335,11 @@ where
                 }
             },
             _ = self.context.sleep(TICK) => {},
-            Ok((peer, bytes)) = self.requests.1.recv() else break => {
-                // Gossiped requests are re-verified. Honest validators gossip only requests they
-                // verified, so a malformed or badly signed one marks a faulty peer; duplicates
-                // and a full mempool are normal.
-                let faulty = match Request::decode_cfg(bytes, &()) {
-                    Ok(request) => matches!(
-                        self.state.submit(request),
-                        Err(ChainError::BadSignature | ChainError::UnknownClient)
-                    ),
-                    Err(_) => true,
-                };
-                debug!(%peer, faulty, "received a gossiped request");
-                if faulty {
-                    warn!(%peer, "blocking a peer: gossiped a malformed or forged request");
-                    self.blocker.block(peer);
+            Some(request) = self.checked_gossip.recv() else break => {
+                // Checked already (`gossip.rs`): a duplicate or a full mempool is normal.
+                let id = request.id();
+                if let Err(error) = self.state.submit(request) {
+                    debug!(id, %error, "a gossiped request was not taken in");
                 }
             },
             on_end => {
@@ -591,7 +587,7 @@ where
                 let result = self.state.submit(request);
                 if result.is_ok() {
                     // Make the request reach whoever proposes next.
-                    let peers = self.requests.0.send(Recipients::All, encoded, false).len();
+                    let peers = self.requests.send(Recipients::All, encoded, false).len();
                     debug!(peers, "took a client request in and gossiped it");
                 }
                 response.send_lossy(result);
@@ -753,7 +749,7 @@ where
     fn connected_peers(&mut self) -> usize {
         let now = self.context.current();
         if now.duration_since(self.connected.0).unwrap_or_default() >= TICK {
-            let peers = self.requests.0.check(Recipients::All).map_or(0, |checked| checked.recipients().len());
+            let peers = self.requests.check(Recipients::All).map_or(0, |checked| checked.recipients().len());
             self.connected = (now, peers);
         }
         self.connected.1
@@ -958,7 +954,7 @@ where
         let connected = peers > self.gossip_peers;
         self.gossip_peers = peers;
         for request in self.state.requests_to_gossip_again(GOSSIP_RETRY_BYTES, connected) {
-            let peers = self.requests.0.send(Recipients::All, request.encode(), false).len();
+            let peers = self.requests.send(Recipients::All, request.encode(), false).len();
             debug!(peers, "gossiped a held request again");
         }
     }

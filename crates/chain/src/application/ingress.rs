@@ -17,7 +17,7 @@ use crate::error::ChainError;
 use crate::evidence::Evidence;
 use crate::execution::{ChainState, RequestOutcome};
 use crate::receipt::OutcomeReceipt;
-use crate::request::{Request, RequestKey};
+use crate::request::{RequestKey, VerifiedRequest};
 use commonware_consensus::Reporter;
 use commonware_utils::acknowledgement::Exact;
 use commonware_utils::channel::{fallible::FallibleExt as _, mpsc, oneshot};
@@ -80,7 +80,7 @@ pub enum Message {
         response: oneshot::Sender<Vec<Evidence>>,
     },
     Submit {
-        request: Request,
+        request: VerifiedRequest,
         response: oneshot::Sender<Result<(), ChainError>>,
     },
     Status {
@@ -183,9 +183,10 @@ impl Mailbox {
         self.clients.try_send(message).is_ok()
     }
 
-    /// Submits a client request. `Err(Busy)` asks the client to retry later (the mempool or the
-    /// queue in front of it is full, or the validator stopped).
-    pub async fn submit(&self, request: Request) -> Result<(), ChainError> {
+    /// Submits a client request, its signature checked by the caller (`Request::verify`).
+    /// `Err(Busy)` asks the client to retry later (the mempool or the queue in front of it is
+    /// full, or the validator stopped).
+    pub async fn submit(&self, request: VerifiedRequest) -> Result<(), ChainError> {
         let (response, receiver) = oneshot::channel();
         if !self.send_client(Message::Submit { request, response }) {
             return Err(ChainError::Busy);

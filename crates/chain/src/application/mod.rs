@@ -3,11 +3,12 @@
 //! messages, `ingress.rs` defines them, `marshaled.rs` is the side marshal calls, `repair.rs`
 //! decides how damaged finalized records are found and fetched again, `snapshot_fetch.rs` how a
 //! peer's snapshot is fetched from several peers at once, `evidence_file.rs` where evidence of
-//! misbehaviour is kept.
+//! misbehaviour is kept, `gossip.rs` how peers' gossiped requests are checked beside the actor.
 
 pub mod activity;
 pub mod actor;
 pub mod evidence_file;
+pub mod gossip;
 pub mod ingress;
 pub mod log;
 pub mod marshaled;

@@ -32,7 +32,7 @@ use crate::execution::{ChainState, RequestOutcome};
 use crate::genesis::Genesis;
 use crate::keys::ValidatorKey;
 use crate::mempool::Mempool;
-use crate::request::{Request, RequestKey};
+use crate::request::{Request, RequestKey, VerifiedRequest};
 use commonware_codec::EncodeSize as _;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -400,17 +400,16 @@ impl ApplicationState {
         Some(FinalizedBlock { height, digest: entry.block, block: block.clone(), state_digest: entry.state_digest })
     }
 
-    /// Accepts a client request (from the client or a peer's gossip): the client must be
-    /// listed, the signature valid, and the request not already finalized or held.
-    pub fn submit(&mut self, request: Request) -> Result<(), ChainError> {
+    /// Accepts a client request (from the client or a peer's gossip), its signature already
+    /// checked: the client must be listed, and the request not already finalized or held.
+    pub fn submit(&mut self, request: VerifiedRequest) -> Result<(), ChainError> {
         if !self.genesis.allows_client(request.client()) {
             return Err(ChainError::UnknownClient);
         }
-        request.verify_signature(self.genesis.chain_id())?;
         if self.finalized.includes(&request.key()) {
             return Err(ChainError::DuplicateRequest { id: request.id() });
         }
-        self.mempool.insert(request)
+        self.mempool.insert(request.into_request())
     }
 
     /// Held requests due to be gossiped again (see `Mempool::tick_gossip`), leaving out young
@@ -812,7 +811,7 @@ mod tests {
         let certify = |header: &Header, state: &ApplicationState| {
             crate::certified::sign_finalization(header, &signers, state.genesis())
         };
-        proposer.submit(accounts(&client, 1)).unwrap();
+        proposer.submit(accounts(&client, 1).verify(CHAIN).unwrap()).unwrap();
         let first = proposer.propose(BlockContext::following(genesis_digest, 1, test_leader()), 5_000).unwrap();
         let second = proposer.propose(BlockContext::following(first.digest(), 2, test_leader()), 6_000).unwrap();
         let third = proposer.propose(BlockContext::following(second.digest(), 3, test_leader()), 7_000).unwrap();
@@ -852,14 +851,14 @@ mod tests {
     fn proposes_verifies_and_finalizes_a_chain() {
         let (mut proposer, client) = setup();
         let (mut follower, _) = setup();
-        proposer.submit(accounts(&client, 1)).unwrap();
+        proposer.submit(accounts(&client, 1).verify(CHAIN).unwrap()).unwrap();
         let genesis = proposer.genesis_digest();
         let first = proposer.propose(BlockContext::following(genesis, 1, test_leader()), 5_000).unwrap();
         assert_eq!(first.requests.len(), 1);
 
         // The second block builds on the first before it is finalized, and does not repeat
         // the request the first included.
-        proposer.submit(transfer(&client, 2)).unwrap();
+        proposer.submit(transfer(&client, 2).verify(CHAIN).unwrap()).unwrap();
         let second = proposer.propose(BlockContext::following(first.digest(), 2, test_leader()), 6_000).unwrap();
         assert_eq!(second.requests.iter().map(Request::id).collect::<Vec<_>>(), [2]);
 
@@ -889,7 +888,10 @@ mod tests {
         };
         assert_eq!(outcome.height, 2);
         // A retry of a finalized request is refused with its id.
-        assert_eq!(proposer.submit(transfer(&client, 2)), Err(ChainError::DuplicateRequest { id: 2 }));
+        assert_eq!(
+            proposer.submit(transfer(&client, 2).verify(CHAIN).unwrap()),
+            Err(ChainError::DuplicateRequest { id: 2 })
+        );
     }
 
     #[test]
@@ -979,7 +981,7 @@ mod tests {
             follower.verify(&BlockContext::following(bad.digest(), 2, test_leader()), child.digest(), 3_000),
             Lookup::Invalid(ChainError::BadSignature)
         ));
-        // Submitting the forgery directly is refused too.
+        // Submitted directly, the forgery does not verify, so it cannot be submitted.
         let direct = Request::from_parts(
             honest.kind(),
             honest.id(),
@@ -988,7 +990,11 @@ mod tests {
             transfer(&forger, 7).signature().clone(),
         )
         .unwrap();
-        assert_eq!(follower.submit(direct), Err(ChainError::BadSignature));
+        assert_eq!(
+            direct.verify(CHAIN).map(|_| ()),
+            Err(ChainError::BadSignature),
+            "a forgery never reaches the mempool"
+        );
     }
 
     /// What a Byzantine proposer could send instead of its honest block (the simulator's
@@ -999,7 +1005,7 @@ mod tests {
     fn honest_validators_refuse_forged_requests_and_wrong_state_digests() {
         let (mut proposer, client) = setup();
         let (mut honest, _) = setup();
-        proposer.submit(transfer(&client, 1)).unwrap();
+        proposer.submit(transfer(&client, 1).verify(CHAIN).unwrap()).unwrap();
         let genesis = proposer.genesis_digest();
         let context = BlockContext::following(genesis, 1, test_leader());
         let block = proposer.propose(context.clone(), 5_000).unwrap();
@@ -1058,10 +1064,10 @@ mod tests {
     #[test]
     fn restoring_the_finalized_blocks_rebuilds_the_same_state() {
         let (mut original, client) = setup();
-        original.submit(accounts(&client, 1)).unwrap();
+        original.submit(accounts(&client, 1).verify(CHAIN).unwrap()).unwrap();
         let genesis = original.genesis_digest();
         let first = original.propose(BlockContext::following(genesis, 1, test_leader()), 2_000).unwrap();
-        original.submit(transfer(&client, 2)).unwrap();
+        original.submit(transfer(&client, 2).verify(CHAIN).unwrap()).unwrap();
         let second = original.propose(BlockContext::following(first.digest(), 2, test_leader()), 3_000).unwrap();
         original.finalize(second.digest()).unwrap();
 
@@ -1105,12 +1111,12 @@ mod tests {
         let (mut follower, _) = setup();
         let (mut witness, _) = setup();
         let genesis = proposer.genesis_digest();
-        proposer.submit(accounts(&client, 1)).unwrap();
-        rival.submit(accounts(&client, 1)).unwrap();
+        proposer.submit(accounts(&client, 1).verify(CHAIN).unwrap()).unwrap();
+        rival.submit(accounts(&client, 1).verify(CHAIN).unwrap()).unwrap();
         // Two branches from genesis with different requests and timestamps.
         let a1 = rival.propose(BlockContext::following(genesis, 1, test_leader()), 2_000).unwrap();
         let b1 = proposer.propose(BlockContext::following(genesis, 2, test_leader()), 2_500).unwrap();
-        proposer.submit(transfer(&client, 3)).unwrap();
+        proposer.submit(transfer(&client, 3).verify(CHAIN).unwrap()).unwrap();
         let b2 = proposer.propose(BlockContext::following(b1.digest(), 3, test_leader()), 3_000).unwrap();
         for block in [&a1, &b1, &b2] {
             follower.insert_block(block.clone()).unwrap();

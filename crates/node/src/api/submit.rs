@@ -24,7 +24,7 @@ use rand_core::Rng as _;
 use std::time::Duration;
 use tally_chain::keys::{ClientKey, PUBLIC_KEY_SIZE};
 use tally_chain::request::EventsDigest;
-use tally_chain::{ChainError, Request, RequestKey, RequestOutcome};
+use tally_chain::{ChainError, Request, RequestKey, RequestOutcome, VerifiedRequest};
 use tokio::time::Instant;
 
 /// `POST /v1/requests`: a request the client signed, as JSON or, with `Content-Type:
@@ -42,8 +42,7 @@ async fn signed(api: &ApiState, caller: &Caller, headers: &HeaderMap, body: Body
     let request = off_runtime(move || {
         let request =
             if binary { request_from_bytes(bytes.bytes())? } else { request_from_json(&parse_json(&bytes)?)? };
-        check(&checking, &request)?;
-        Ok(request)
+        check(&checking, request)
     })
     .await?;
     submit(api, caller, request).await
@@ -59,17 +58,19 @@ fn is_binary(headers: &HeaderMap) -> bool {
         .is_some_and(|media_type| media_type.trim().eq_ignore_ascii_case("application/octet-stream"))
 }
 
-/// Whether the genesis lists the request's client and its signature verifies for this chain.
-fn check(api: &ApiState, request: &Request) -> Result<(), Failure> {
+/// Whether the genesis lists the request's client and its signature verifies for this chain:
+/// the one check of its signature on this validator (the actor takes it as checked).
+fn check(api: &ApiState, request: Request) -> Result<VerifiedRequest, Failure> {
     let client = crate::hex::encode(request.client().as_ref());
     if !api.genesis.genesis().allows_client(request.client()) {
         return Err(Failure::unknown_client(&client));
     }
-    request.verify_signature(api.genesis.chain_id()).map_err(|_| {
+    let id = request.id();
+    request.verify(api.genesis.chain_id()).map_err(|_| {
         Failure::bad_signature(format!(
             "the signature does not verify for chain {}, this kind, id {} and these events under client {client}",
             api.genesis.chain_id(),
-            request.id()
+            id
         ))
     })
 }
@@ -221,7 +222,7 @@ fn respond(api: &ApiState, result: Result<Submitted, Failure>) -> Response {
 
 /// Submits a request that passed `check` and waits for its outcome, up to the wait limit, in one
 /// of the caller's write slots.
-async fn submit(api: &ApiState, caller: &Caller, request: Request) -> Result<Submitted, Failure> {
+async fn submit(api: &ApiState, caller: &Caller, request: VerifiedRequest) -> Result<Submitted, Failure> {
     let client = crate::hex::encode(request.client().as_ref());
     if api.health.is_halted() {
         return Err(Failure::halted());
@@ -378,7 +379,8 @@ async fn gateway(
             }
             Request::create_transfers(chain_id, id, &signer, &transfers)
         };
-        Ok(request.expect("a checked batch signs"))
+        // Checked like a client's: the actor takes only checked requests.
+        Ok(request.expect("a checked batch signs").verify(chain_id).expect("a request signed here verifies"))
     })
     .await?;
     submit(api, caller, request).await
