@@ -54,3 +54,95 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{public_key, signer_from_seed};
+    use commonware_codec::Encode as _;
+    use commonware_p2p::BlockedSubscription;
+    use commonware_runtime::{IoBuf, Runner as _, deterministic};
+    use commonware_utils::NZUsize;
+    use commonware_utils::channel::ring;
+    use std::collections::VecDeque;
+    use std::num::NonZeroUsize;
+    use std::sync::{Arc, Mutex};
+    use tally_ledger::Transfer;
+
+    const CHAIN: u64 = 5;
+
+    /// Gossip that arrives in a fixed order, then the network closes.
+    #[derive(Debug)]
+    struct Arrivals(VecDeque<(ValidatorKey, IoBuf)>);
+
+    impl Receiver for Arrivals {
+        type Error = std::io::Error;
+        type PublicKey = ValidatorKey;
+
+        async fn recv(&mut self) -> Result<commonware_p2p::Message<ValidatorKey>, std::io::Error> {
+            self.0.pop_front().ok_or_else(|| std::io::Error::other("closed"))
+        }
+
+        fn capacity(&self) -> NonZeroUsize {
+            NZUsize!(16)
+        }
+    }
+
+    /// Remembers whom it blocked.
+    #[derive(Clone, Default)]
+    struct Blocked(Arc<Mutex<Vec<ValidatorKey>>>);
+
+    impl Blocker for Blocked {
+        type PublicKey = ValidatorKey;
+
+        fn block(&mut self, peer: ValidatorKey) -> commonware_actor::Feedback {
+            self.0.lock().unwrap().push(peer);
+            commonware_actor::Feedback::Ok
+        }
+
+        fn blocked(&mut self) -> BlockedSubscription<ValidatorKey> {
+            ring::channel(NZUsize!(1)).1
+        }
+    }
+
+    fn transfer(id: u128) -> Transfer {
+        Transfer { id, debit_account_id: 1, credit_account_id: 2, amount: 1, ledger: 1, code: 1, ..Transfer::default() }
+    }
+
+    #[test]
+    fn only_checked_requests_reach_the_actor_and_each_faulty_sender_is_blocked() {
+        let client = signer_from_seed(60);
+        let stranger = signer_from_seed(61);
+        let genesis =
+            Genesis::new(CHAIN, vec![public_key(&signer_from_seed(0))], vec![public_key(&client)], 1_000).unwrap();
+        let peer = |seed| public_key(&signer_from_seed(seed));
+        let good = Request::create_transfers(CHAIN, 1, &client, &[transfer(1)]).unwrap();
+        let unlisted = Request::create_transfers(CHAIN, 2, &stranger, &[transfer(2)]).unwrap();
+        let other_chain = Request::create_transfers(CHAIN + 1, 3, &client, &[transfer(3)]).unwrap();
+        let forged = Request::from_parts(
+            good.kind(),
+            good.id(),
+            good.client().clone(),
+            good.body().to_vec(),
+            unlisted.signature().clone(),
+        )
+        .unwrap();
+        let arrivals = Arrivals(VecDeque::from([
+            (peer(1), IoBuf::from(vec![0xff; 10])),
+            (peer(2), IoBuf::from(unlisted.encode())),
+            (peer(3), IoBuf::from(forged.encode())),
+            (peer(4), IoBuf::from(other_chain.encode())),
+            (peer(5), IoBuf::from(good.encode())),
+        ]));
+        let blocked = Blocked::default();
+        let seen = blocked.clone();
+        deterministic::Runner::default().start(|_| async move {
+            let (checked, mut received) = mpsc::channel(CHECKED_QUEUE_MAX);
+            check_gossip(arrivals, genesis, blocked, checked).await;
+            let request = received.recv().await.expect("the good request");
+            assert_eq!(*request, good);
+            assert!(received.recv().await.is_none(), "nothing else reaches the actor");
+        });
+        assert_eq!(*seen.0.lock().unwrap(), vec![peer(1), peer(2), peer(3), peer(4)]);
+    }
+}
