@@ -6,29 +6,15 @@
 
 mod client_support;
 
-use client_support::Cluster;
+use client_support::{Cluster, tally, text};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 use tally_ledger::{Account, Transfer};
 use tally_node::NodeConfig;
 
 /// Snapshots every 4 finalized heights, so a short run writes several.
 const SNAPSHOT_INTERVAL: u64 = 4;
-
-fn tally(args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tally"));
-    command.args(args);
-    for name in ["TALLY_VALIDATORS", "TALLY_CLIENT_KEY", "TALLY_CHAIN_ID", "TALLY_GENESIS"] {
-        command.env_remove(name);
-    }
-    command.output().expect("run tally")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// Runs a command that must fail with `code`, and returns its standard error.
 fn fails(args: &[&str], code: i32) -> String {
@@ -180,7 +166,7 @@ async fn a_backup_is_verified_and_restored_onto_a_replacement_validator() {
     let accounts = alone.lookup_accounts(&[1, 2]).await.unwrap();
     let expected = client.lookup_accounts(&[1, 2]).await.unwrap();
     assert_eq!(accounts, expected);
-    assert_eq!(accounts[0].debits_posted, (next_id - 100) as u128 + 7 + 9);
+    assert_eq!(accounts[0].debits_posted, (next_id - 100) + 7 + 9);
 
     // And votes again, without a vote its peers take for equivocation: validator 0 hears its
     // votes in views after its restart, and holds no fault of its key (a blocked key's votes
