@@ -475,7 +475,7 @@ where
     S: Sender<PublicKey = ValidatorKey>,
 {
     let (mut store, mut record) = Store::open(context.child("store"), partition).await?;
-    let mut fence = holds_state && record.is_empty();
+    let fence = holds_state && record.is_empty();
     if fence {
         warn!(
             "this validator has a finalized state but no record of the votes its key signed (a data directory \
@@ -486,6 +486,7 @@ where
         );
     }
     let mut held_back: u64 = 0;
+    let mut voted_since_fence = false;
     let (queue, mut outgoing) = mpsc::channel::<Outgoing>(QUEUE_MAX);
     let handle = context.spawn(move |_| async move {
         let mut network = network;
@@ -526,13 +527,17 @@ where
                         }
                         continue;
                     }
-                    info!(
-                        view = cast.view,
-                        certified,
-                        held_back,
-                        "voting again: this validator heard its peers certify a view, and votes only above it"
-                    );
-                    fence = false;
+                    // The fence stays: Simplex may still send a late vote for a view below it
+                    // (a finalize for a view whose notarize was held back).
+                    if !voted_since_fence {
+                        info!(
+                            view = cast.view,
+                            certified,
+                            held_back,
+                            "voting again: this validator heard its peers certify a view, and votes only above it"
+                        );
+                        voted_since_fence = true;
+                    }
                 }
                 match record.check(&cast) {
                     Verdict::New => {
