@@ -194,7 +194,10 @@ where
         let mut application = actor.start();
         let inline =
             Inline::new(context.child("inline"), wrap(mailbox.marshaled()), marshal_mailbox, ordering::epochs());
-        let reporter = Reporters::from((inline.clone(), mailbox.clone()));
+        // The vote record hears of the first certificate, for a validator that has no record of
+        // its earlier votes (`votes.rs`, "Without a record").
+        let heard = crate::votes::FirstCertified::default();
+        let reporter = Reporters::from((Reporters::from((inline.clone(), mailbox.clone())), heard.clone()));
         let engine = Engine::new(
             context.child("consensus"),
             simplex_config(&genesis, scheme, blocker, inline, reporter, &config),
@@ -202,8 +205,14 @@ where
         // Every vote goes through the vote record, which never sends one that conflicts with a
         // vote this validator sent before (`votes.rs`).
         let (votes, receive_votes) = channels.votes;
+        // A snapshot means a finalized state, which this key voted for (or a restore of one). If
+        // the partition cannot be read, the application stops on it; meanwhile, assume one.
+        let holds_state = crate::application::snapshots::scan_heights(&context, &snapshot_partition(&config.partition))
+            .await
+            .map_or(true, |heights| !heights.is_empty());
+        let partition = format!("{}-votes", config.partition);
         let (votes, mut record) =
-            match crate::votes::start(context.child("votes"), format!("{}-votes", config.partition), votes).await {
+            match crate::votes::start(context.child("votes"), partition, votes, holds_state, heard).await {
                 Ok(started) => started,
                 Err(error) => {
                     let ended = format!("the vote record did not open: {error}");

@@ -17,6 +17,17 @@
 //! - a vote in a view below what the record keeps is refused;
 //! - any other vote is written, then sent.
 //!
+//! Without a record. A validator that opens with a finalized state (a snapshot) but no vote in
+//! its record was restored from a backup, or lost its `*-votes` directory: its key may have
+//! signed votes this record never saw. Simplex starts it at view 1 of the genesis floor, and it
+//! soon votes to skip that view; peers that still keep view 1 (a chain within ten views of it)
+//! and hold its key's finalize there take the nullify for equivocation and block the key for an
+//! hour, so it hears from no one. Such a validator is fenced: it sends no vote until Simplex
+//! reports a certificate (`FirstCertified`), then only in views more than one above the first
+//! one reported. That certificate was made or repeated by its peers after it started, so it is
+//! at most one view behind the cluster, and its predecessor, stopped before, voted at most in
+//! the cluster's view: every view the fence opens is one its key never voted in.
+//!
 //! Durability. An entry is written and synced before its vote is handed to the network (the
 //! votes that arrive together share one sync), as Simplex does with its own journal: a crash
 //! or a power loss at any moment leaves the record holding every vote that left. A torn entry at
@@ -42,6 +53,8 @@ use commonware_p2p::{CheckedSender, LimitedSender, Recipients, Sender};
 use commonware_runtime::{Blob as _, IoBufs, ReadOptions, Spawner, Storage, Supervisor, WriteOptions};
 use commonware_utils::channel::mpsc;
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 use tracing::{debug, error, info, warn};
 
@@ -49,6 +62,10 @@ use tracing::{debug, error, info, warn};
 /// without it, a validator that rejoins may sign votes that conflict with ones it signed before.
 pub const REJOIN_ADVICE: &str = "move the validator's data directory aside, then copy its `*-votes` directory (the record \
      of the votes it signed) into a new, empty one, and start it again: it rejoins the cluster from a peer's snapshot";
+
+/// While fenced, one held-back vote in this many is logged (Simplex repeats a skip vote every
+/// `timeout_retry`, 2 s: about one line a minute).
+const FENCED_LOG_EVERY: u64 = 30;
 
 /// Views per blob of the record.
 pub const SECTION_VIEWS: u64 = 4_096;
@@ -181,6 +198,11 @@ impl VoteRecord {
         self.floor
     }
 
+    /// Whether the record holds no vote (none written, or every entry damaged).
+    pub fn is_empty(&self) -> bool {
+        self.views.is_empty()
+    }
+
     /// Judges `cast`, and records it when new.
     pub fn check(&mut self, cast: &Cast) -> Verdict {
         if cast.view < self.floor {
@@ -234,6 +256,53 @@ impl VoteRecord {
         self.floor = self.floor.max(keep_from * SECTION_VIEWS);
         self.views = self.views.split_off(&self.floor);
         removed
+    }
+}
+
+/// The view of the first certificate (notarization, nullification or finalization) Simplex
+/// reported since the validator started: a reporter that records it, shared with the vote task.
+/// Views start at 1, so 0 means none yet.
+#[derive(Debug, Clone, Default)]
+pub struct FirstCertified(Arc<AtomicU64>);
+
+impl FirstCertified {
+    pub fn get(&self) -> Option<u64> {
+        match self.0.load(Ordering::Acquire) {
+            0 => None,
+            view => Some(view),
+        }
+    }
+
+    fn record(&self, view: u64) {
+        // Only the first one counts: a later certificate (a fetched one) may be older.
+        let _ = self.0.compare_exchange(0, view, Ordering::AcqRel, Ordering::Acquire);
+    }
+}
+
+impl commonware_consensus::Reporter for FirstCertified {
+    type Activity = crate::consensus::Activity;
+
+    fn report(&mut self, activity: Self::Activity) -> Feedback {
+        use crate::consensus::Activity;
+        match &activity {
+            Activity::Notarization(_) | Activity::Nullification(_) | Activity::Finalization(_) => {
+                let view = activity.view().get();
+                if view > 0 {
+                    self.record(view);
+                }
+            }
+            _ => {}
+        }
+        Feedback::Ok
+    }
+}
+
+/// Whether a fenced validator (see the module doc) must hold back a vote in `view`, given the
+/// first certified view it heard of.
+pub fn fenced(first_certified: Option<u64>, view: u64) -> bool {
+    match first_certified {
+        None => true,
+        Some(certified) => view <= certified.saturating_add(1),
     }
 }
 
@@ -391,16 +460,33 @@ impl CheckedSender for CheckedVote<'_> {
 /// Opens the record in `partition` and starts the task that writes and sends the votes Simplex
 /// gives the returned sender through `network`. The task ends (with why) if the record cannot
 /// be written: the validator must then stop, since it could no longer vote safely.
+///
+/// `holds_state`: the data directory holds a finalized state (a snapshot). With an empty record,
+/// the validator is then fenced until `heard` (the reporter given to Simplex) has a certificate.
 pub async fn start<E, S>(
     context: E,
     partition: String,
     network: S,
+    holds_state: bool,
+    heard: FirstCertified,
 ) -> Result<(VoteSender, commonware_runtime::Handle<String>), ChainError>
 where
     E: Storage + Spawner + Supervisor,
     S: Sender<PublicKey = ValidatorKey>,
 {
     let (mut store, mut record) = Store::open(context.child("store"), partition).await?;
+    let fence = holds_state && record.is_empty();
+    if fence {
+        warn!(
+            "this validator has a finalized state but no record of the votes its key signed (a data directory \
+             restored from a backup, or one whose `*-votes` directory was lost): it sends no vote until it hears \
+             its peers certify a view, and then only in views above it, so that it cannot contradict a vote its \
+             key signed before (its peers would block it as an equivocator). If it stays silent, check that it \
+             reaches its peers; never run two machines with one validator key"
+        );
+    }
+    let mut held_back: u64 = 0;
+    let mut voted_since_fence = false;
     let (queue, mut outgoing) = mpsc::channel::<Outgoing>(QUEUE_MAX);
     let handle = context.spawn(move |_| async move {
         let mut network = network;
@@ -425,6 +511,34 @@ where
                         continue;
                     }
                 };
+                if fence {
+                    let certified = heard.get();
+                    if fenced(certified, cast.view) {
+                        held_back += 1;
+                        if held_back % FENCED_LOG_EVERY == 1 {
+                            info!(
+                                view = cast.view,
+                                vote = ?cast.kind,
+                                certified,
+                                held_back,
+                                "holding back a vote: this validator has no record of its earlier votes and has not \
+                                 heard its peers certify a view above it yet"
+                            );
+                        }
+                        continue;
+                    }
+                    // The fence stays: Simplex may still send a late vote for a view below it
+                    // (a finalize for a view whose notarize was held back).
+                    if !voted_since_fence {
+                        info!(
+                            view = cast.view,
+                            certified,
+                            held_back,
+                            "voting again: this validator heard its peers certify a view, and votes only above it"
+                        );
+                        voted_since_fence = true;
+                    }
+                }
                 match record.check(&cast) {
                     Verdict::New => {
                         if let Err(failed) = store.append(&mut record, &cast).await {
@@ -516,6 +630,32 @@ mod tests {
         assert!(matches!(record.check(&finalize(11, 4)), Verdict::Refused(_)));
         assert_eq!(record.check(&notarize(10, 1)), Verdict::Repeat);
         assert_eq!(record.check(&notarize(12, 1)), Verdict::New);
+    }
+
+    #[test]
+    fn a_fenced_validator_votes_only_above_the_first_certified_view() {
+        // Nothing heard yet: every vote is held back, view 1's skip vote first of all.
+        assert!(fenced(None, 1));
+        assert!(fenced(None, u64::MAX));
+        // The cluster certified view 10: it may be in view 11, where the predecessor may have
+        // voted; from view 12 on, its key never voted.
+        assert!(fenced(Some(10), 1));
+        assert!(fenced(Some(10), 10));
+        assert!(fenced(Some(10), 11));
+        assert!(!fenced(Some(10), 12));
+        assert!(fenced(Some(u64::MAX), u64::MAX));
+    }
+
+    #[test]
+    fn the_first_certificate_reported_is_kept() {
+        let heard = FirstCertified::default();
+        assert_eq!(heard.get(), None);
+        heard.record(12);
+        heard.record(7);
+        heard.record(40);
+        assert_eq!(heard.get(), Some(12));
+        assert!(VoteRecord::default().is_empty());
+        assert!(!VoteRecord::restore(&[(0, vec![nullify(3)])]).is_empty());
     }
 
     #[test]

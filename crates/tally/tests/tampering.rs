@@ -7,13 +7,12 @@
 
 mod client_support;
 
-use client_support::{Cluster, test_options};
+use client_support::{Cluster, tally, test_options, text};
 use commonware_cryptography::certificate::Signers;
 use commonware_utils::Participant;
 use serde_json::Value;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use tally_chain::certified::sign_finalization;
 use tally_chain::keys::{ValidatorSigner, public_key, signer_from_seed};
@@ -247,19 +246,6 @@ impl Lies {
             other => panic!("no lie named {other}"),
         }
     }
-}
-
-fn tally(args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tally"));
-    command.args(args);
-    for name in ["TALLY_VALIDATORS", "TALLY_CLIENT_KEY", "TALLY_CHAIN_ID", "TALLY_GENESIS"] {
-        command.env_remove(name);
-    }
-    command.output().expect("run tally")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

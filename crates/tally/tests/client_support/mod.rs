@@ -5,6 +5,7 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::sync::Mutex;
 use std::time::Duration;
 use tally_client::{Client, ClientOptions, ClientSigner};
@@ -156,4 +157,20 @@ pub fn dead_url() -> String {
     let port = listener.local_addr().expect("an address").port();
     drop(listener);
     format!("http://127.0.0.1:{port}")
+}
+
+/// Runs the `tally` binary with `args`, without the environment variables that would give it a
+/// cluster other than the one the test names.
+pub fn tally(args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tally"));
+    command.args(args);
+    for name in ["TALLY_VALIDATORS", "TALLY_CLIENT_KEY", "TALLY_CHAIN_ID", "TALLY_GENESIS"] {
+        command.env_remove(name);
+    }
+    command.output().expect("run tally")
+}
+
+/// A command's output as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
