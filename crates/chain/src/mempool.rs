@@ -14,7 +14,7 @@
 
 use crate::constants::{MEMPOOL_REQUESTS_MAX, MEMPOOL_SIZE_MAX};
 use crate::error::ChainError;
-use crate::request::{Request, RequestKey};
+use crate::request::{Request, RequestKey, VerifiedRequest};
 use commonware_codec::EncodeSize as _;
 use std::collections::{BTreeMap, HashMap};
 
@@ -66,10 +66,11 @@ impl Mempool {
         self.sequence_by_key.contains_key(key)
     }
 
-    /// Accepts a request whose signature the caller verified. A request already held is a
-    /// duplicate (a client retry) if it asks the same, and a conflict if it reuses the name for
-    /// other events; a full mempool answers busy.
-    pub fn insert(&mut self, request: Request) -> Result<(), ChainError> {
+    /// Accepts a request whose signature was checked (blocks skip the check for a request the
+    /// mempool holds). A request already held is a duplicate (a client retry) if it asks the
+    /// same, and a conflict if it reuses the name for other events; a full mempool answers busy.
+    pub fn insert(&mut self, request: VerifiedRequest) -> Result<(), ChainError> {
+        let request = request.into_request();
         let key = request.key();
         if let Some(held) = self.get(&key) {
             if held.kind() == request.kind() && held.body() == request.body() {
@@ -166,7 +167,7 @@ mod tests {
     use crate::keys::signer_from_seed;
     use tally_ledger::Transfer;
 
-    fn request(id: u128) -> Request {
+    fn request(id: u128) -> VerifiedRequest {
         let transfer = Transfer {
             id,
             debit_account_id: 1,
@@ -176,7 +177,7 @@ mod tests {
             code: 1,
             ..Transfer::default()
         };
-        Request::create_transfers(1, id, &signer_from_seed(1), &[transfer]).unwrap()
+        Request::create_transfers(1, id, &signer_from_seed(1), &[transfer]).unwrap().verify(1).unwrap()
     }
 
     #[test]

@@ -176,8 +176,10 @@ where
         let (requests, gossip) = channels.requests;
         let (checked, gossiped) = mpsc::channel(gossip::CHECKED_QUEUE_MAX);
         let (gossip_genesis, gossip_blocker) = (genesis.clone(), blocker.clone());
+        // On a thread of its own: a check reads up to a megabyte, and it runs for good.
         let mut gossip_checker = context
             .child("gossip")
+            .dedicated()
             .spawn(move |_| gossip::check_gossip(gossip, gossip_genesis, gossip_blocker, checked));
         let links = Links { requests, gossiped, snapshots: channels.snapshots };
         let marshal_mailbox = marshal.mailbox.clone();
@@ -194,9 +196,9 @@ where
         let mut application = actor.start();
         let inline =
             Inline::new(context.child("inline"), wrap(mailbox.marshaled()), marshal_mailbox, ordering::epochs());
-        // The vote record hears of the first certificate, for a validator that has no record of
+        // The vote record hears of the highest certificate, for a validator that has no record of
         // its earlier votes (`votes.rs`, "Without a record").
-        let heard = crate::votes::FirstCertified::default();
+        let heard = crate::votes::HighestCertified::default();
         let reporter = Reporters::from((Reporters::from((inline.clone(), mailbox.clone())), heard.clone()));
         let engine = Engine::new(
             context.child("consensus"),

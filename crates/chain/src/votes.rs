@@ -23,10 +23,18 @@
 //! soon votes to skip that view; peers that still keep view 1 (a chain within ten views of it)
 //! and hold its key's finalize there take the nullify for equivocation and block the key for an
 //! hour, so it hears from no one. Such a validator is fenced: it sends no vote until Simplex
-//! reports a certificate (`FirstCertified`), then only in views more than one above the first
-//! one reported. That certificate was made or repeated by its peers after it started, so it is
-//! at most one view behind the cluster, and its predecessor, stopped before, voted at most in
-//! the cluster's view: every view the fence opens is one its key never voted in.
+//! reports a certificate (`HighestCertified`), then only in views more than one above the
+//! highest certified view it had heard of when it let its first vote through (that view is then
+//! fixed). Until then it follows the highest, not the first: an old certificate (a Byzantine
+//! peer can send any valid one, and Simplex replays its journal's in view order) would open the
+//! fence too low, while honest peers keep repeating the newest. The newest certificate is at
+//! most one view behind the cluster, and its predecessor, stopped before, voted at most in the
+//! cluster's view: every view the fence opens is one its key never voted in. (A validator that
+//! lost only its `*-votes` directory still has Simplex's journal, which keeps it from
+//! contradicting the votes it holds.) The fence needs a quorum without it: a cluster in which
+//! more than f validators were restored at once waits, each holding its votes back, until the
+//! others return. A validator with an empty data directory (a new cluster, or one rejoining from
+//! a peer's snapshot) is not fenced: at genesis, every validator starts so.
 //!
 //! Durability. An entry is written and synced before its vote is handed to the network (the
 //! votes that arrive together share one sync), as Simplex does with its own journal: a crash
@@ -259,13 +267,13 @@ impl VoteRecord {
     }
 }
 
-/// The view of the first certificate (notarization, nullification or finalization) Simplex
+/// The view of the highest certificate (notarization, nullification or finalization) Simplex
 /// reported since the validator started: a reporter that records it, shared with the vote task.
 /// Views start at 1, so 0 means none yet.
 #[derive(Debug, Clone, Default)]
-pub struct FirstCertified(Arc<AtomicU64>);
+pub struct HighestCertified(Arc<AtomicU64>);
 
-impl FirstCertified {
+impl HighestCertified {
     pub fn get(&self) -> Option<u64> {
         match self.0.load(Ordering::Acquire) {
             0 => None,
@@ -274,12 +282,11 @@ impl FirstCertified {
     }
 
     fn record(&self, view: u64) {
-        // Only the first one counts: a later certificate (a fetched one) may be older.
-        let _ = self.0.compare_exchange(0, view, Ordering::AcqRel, Ordering::Acquire);
+        self.0.fetch_max(view, Ordering::AcqRel);
     }
 }
 
-impl commonware_consensus::Reporter for FirstCertified {
+impl commonware_consensus::Reporter for HighestCertified {
     type Activity = crate::consensus::Activity;
 
     fn report(&mut self, activity: Self::Activity) -> Feedback {
@@ -298,9 +305,9 @@ impl commonware_consensus::Reporter for FirstCertified {
 }
 
 /// Whether a fenced validator (see the module doc) must hold back a vote in `view`, given the
-/// first certified view it heard of.
-pub fn fenced(first_certified: Option<u64>, view: u64) -> bool {
-    match first_certified {
+/// certified view the fence opens above.
+pub fn fenced(certified: Option<u64>, view: u64) -> bool {
+    match certified {
         None => true,
         Some(certified) => view <= certified.saturating_add(1),
     }
@@ -468,7 +475,7 @@ pub async fn start<E, S>(
     partition: String,
     network: S,
     holds_state: bool,
-    heard: FirstCertified,
+    heard: HighestCertified,
 ) -> Result<(VoteSender, commonware_runtime::Handle<String>), ChainError>
 where
     E: Storage + Spawner + Supervisor,
@@ -482,11 +489,13 @@ where
              restored from a backup, or one whose `*-votes` directory was lost): it sends no vote until it hears \
              its peers certify a view, and then only in views above it, so that it cannot contradict a vote its \
              key signed before (its peers would block it as an equivocator). If it stays silent, check that it \
-             reaches its peers; never run two machines with one validator key"
+             reaches its peers, and that a quorum of the other validators runs (validators restored at once all \
+             wait for one); never run two machines with one validator key"
         );
     }
     let mut held_back: u64 = 0;
-    let mut voted_since_fence = false;
+    // The certified view the fence opened above, fixed when the first vote went through.
+    let mut opened_above: Option<u64> = None;
     let (queue, mut outgoing) = mpsc::channel::<Outgoing>(QUEUE_MAX);
     let handle = context.spawn(move |_| async move {
         let mut network = network;
@@ -512,7 +521,7 @@ where
                     }
                 };
                 if fence {
-                    let certified = heard.get();
+                    let certified = opened_above.or_else(|| heard.get());
                     if fenced(certified, cast.view) {
                         held_back += 1;
                         if held_back % FENCED_LOG_EVERY == 1 {
@@ -527,16 +536,16 @@ where
                         }
                         continue;
                     }
-                    // The fence stays: Simplex may still send a late vote for a view below it
-                    // (a finalize for a view whose notarize was held back).
-                    if !voted_since_fence {
+                    // The fence stays, at the view it opened above: Simplex may still send a late
+                    // vote for a view below it (a finalize for a view whose notarize was held back).
+                    if opened_above.is_none() {
                         info!(
                             view = cast.view,
                             certified,
                             held_back,
                             "voting again: this validator heard its peers certify a view, and votes only above it"
                         );
-                        voted_since_fence = true;
+                        opened_above = certified;
                     }
                 }
                 match record.check(&cast) {
@@ -647,13 +656,18 @@ mod tests {
     }
 
     #[test]
-    fn the_first_certificate_reported_is_kept() {
-        let heard = FirstCertified::default();
+    fn the_highest_certificate_reported_is_kept() {
+        let heard = HighestCertified::default();
         assert_eq!(heard.get(), None);
         heard.record(12);
         heard.record(7);
+        assert_eq!(
+            heard.get(),
+            Some(12),
+            "an older certificate (a Byzantine peer's, a replayed one) does not lower it"
+        );
         heard.record(40);
-        assert_eq!(heard.get(), Some(12));
+        assert_eq!(heard.get(), Some(40));
         assert!(VoteRecord::default().is_empty());
         assert!(!VoteRecord::restore(&[(0, vec![nullify(3)])]).is_empty());
     }

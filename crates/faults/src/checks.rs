@@ -399,11 +399,18 @@ pub fn is_storage_fail_stop(message: &str) -> bool {
     .iter()
     .any(|known| message.contains(known))
         || (message.contains("failed to initialize ") && message.contains(" archive"))
-        // Whatever marshal was doing, a panic whose cause is the disk itself (Commonware's
-        // storage reports the operating system's error at the end of the chain).
-        || ["No space left on device", "(os error 28)", "Runtime(WriteFailed)", "Runtime(ReadFailed)"]
-            .iter()
-            .any(|cause| message.contains(cause))
+}
+
+/// The same for a panic at `location` (the `panicked at` line): also, whatever Commonware was
+/// doing, a panic in a Commonware crate whose cause is the disk itself (its storage reports the
+/// operating system's error at the end of the chain). In Tally's own code such a panic is a bug:
+/// Tally halts on storage errors with `validator halted`.
+pub fn is_storage_fail_stop_at(location: &str, message: &str) -> bool {
+    is_storage_fail_stop(message)
+        || (location.contains("/commonware-")
+            && ["No space left on device", "(os error 28)", "Runtime(WriteFailed)", "Runtime(ReadFailed)"]
+                .iter()
+                .any(|cause| message.contains(cause)))
 }
 
 /// No validator's log shows a panic other than a fail-stop on a storage error (counted apart).
@@ -426,7 +433,7 @@ pub fn no_panics(logs: &[std::path::PathBuf]) -> (Check, usize) {
         for (at, line) in lines.iter().enumerate().filter(|(_, line)| line.contains("panicked at")) {
             // The panic's message is the line after its location.
             let message = lines.get(at + 1).copied().unwrap_or_default();
-            if is_storage_fail_stop(message) {
+            if is_storage_fail_stop_at(line, message) {
                 fail_stops += 1;
             } else {
                 failures.push(format!("{}: {line} {message}", log.display()));
@@ -489,15 +496,24 @@ mod tests {
             &log,
             "started\nthread 'w' panicked at a.rs:1:1:\nunable to append to journal: Runtime(WriteFailed)\n\
              thread 'w' panicked at c.rs:3:3:\nfailed to persist notarization: journal error: No space left\n\
-             thread 'w' panicked at d.rs:4:4:\nfailed to start finalization archive sync: freezer error: journal error: \
+             thread 'w' panicked at /r/commonware-consensus-2026.10.0/src/marshal/core/actor.rs:2021:29:\n\
+             failed to start finalization archive sync: freezer error: journal error: \
              runtime error: io error: No space left on device (os error 28)\n\
+             thread 'w' panicked at /r/commonware-storage-2026.10.0/src/x.rs:5:5:\nunexpected: Runtime(WriteFailed)\n\
+             thread 'w' panicked at crates/chain/src/log.rs:6:6:\ncalled `Result::unwrap()` on an `Err` value: \
+             Runtime(WriteFailed)\n\
              thread 'w' panicked at b.rs:2:2:\nindex out of bounds\n",
         )
         .unwrap();
         let (check, fail_stops) = no_panics(std::slice::from_ref(&log));
         assert!(!check.passed, "{}", check.detail);
-        assert_eq!(fail_stops, 3);
+        assert_eq!(fail_stops, 4);
         assert!(check.detail.contains("index out of bounds"), "{}", check.detail);
+        assert!(
+            check.detail.contains("crates/chain/src/log.rs"),
+            "a disk error unwrapped in Tally is a bug: {}",
+            check.detail
+        );
         std::fs::write(&log, "").unwrap();
         assert!(!no_panics(std::slice::from_ref(&log)).0.passed, "an empty log is not a clean one");
         assert!(!no_panics(&[dir.join("missing.log")]).0.passed);

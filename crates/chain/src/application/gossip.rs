@@ -2,8 +2,10 @@
 //!
 //! A request's signature covers its whole body (up to a megabyte), so checking it is the
 //! costliest thing done per request before execution. Done here, it runs in parallel with the
-//! actor (on another core under the tokio runtime), and the actor receives only requests whose
-//! signature was checked ([`VerifiedRequest`]): each signature is checked once per validator.
+//! actor (on a thread of its own under the tokio runtime), and the actor receives only requests
+//! whose signature was checked ([`VerifiedRequest`]): the actor checks none, and a request the
+//! mempool holds is not checked again when a block includes it. (A request gossiped again by
+//! several peers is checked on each copy: the mempool's duplicate check comes after.)
 //!
 //! Honest validators gossip only requests they checked, so a peer that sends bytes that do not
 //! decode, a request from a client the genesis does not list, or a bad signature is faulty, and
@@ -17,8 +19,9 @@ use commonware_p2p::{Blocker, Receiver};
 use commonware_utils::channel::mpsc;
 use tracing::{debug, warn};
 
-/// Checked requests queued for the actor. When it is full the checker waits, and the network
-/// queues (then drops) gossip: peers gossip a held request again (`Mempool::tick_gossip`).
+/// Checked requests queued for the actor: at most 64 MiB (a request is at most 1 MiB). When it
+/// is full the checker waits, and the network queues (then drops) gossip: peers gossip a held
+/// request again (`Mempool::tick_gossip`).
 pub const CHECKED_QUEUE_MAX: usize = 64;
 
 /// Decodes and checks each request peers gossip, hands the good ones to the actor through

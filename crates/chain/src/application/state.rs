@@ -409,7 +409,7 @@ impl ApplicationState {
         if self.finalized.includes(&request.key()) {
             return Err(ChainError::DuplicateRequest { id: request.id() });
         }
-        self.mempool.insert(request.into_request())
+        self.mempool.insert(request)
     }
 
     /// Held requests due to be gossiped again (see `Mempool::tick_gossip`), leaving out young
