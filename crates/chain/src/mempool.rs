@@ -202,13 +202,13 @@ mod tests {
         let mut other =
             Transfer { id: 7, debit_account_id: 1, credit_account_id: 2, ledger: 1, code: 1, ..Transfer::default() };
         other.amount = 2;
-        let conflicting = Request::create_transfers(1, 7, &signer_from_seed(1), &[other]).unwrap();
+        let conflicting = Request::create_transfers(1, 7, &signer_from_seed(1), &[other]).unwrap().verify(1).unwrap();
         assert_eq!(conflicting.key(), request(7).key());
         assert_ne!(conflicting.events_digest(), request(7).events_digest());
         assert_eq!(mempool.insert(conflicting), Err(ChainError::RequestIdConflict { id: 7 }));
         // The same events are a retry, and the held request is the first one.
         assert_eq!(mempool.insert(request(7)), Err(ChainError::DuplicateRequest { id: 7 }));
-        assert_eq!(mempool.get(&request(7).key()), Some(&request(7)));
+        assert_eq!(mempool.get(&request(7).key()), Some(&*request(7)));
         assert_eq!(mempool.len(), 1);
     }
 
