@@ -24,10 +24,12 @@
 //! and hold its key's finalize there take the nullify for equivocation and block the key for an
 //! hour, so it hears from no one. Such a validator is fenced: it sends no vote until Simplex
 //! reports a certificate (`HighestCertified`), then only in views more than one above the
-//! highest certified view it had heard of when it let its first vote through (that view is then
-//! fixed). Until then it follows the highest, not the first: an old certificate (a Byzantine
-//! peer can send any valid one, and Simplex replays its journal's in view order) would open the
-//! fence too low, while honest peers keep repeating the newest. The newest certificate is at
+//! highest certified view it had heard of when it judged its first vote after that (that view
+//! is then fixed: a rising one would hold back every vote). The highest, not the first: an old
+//! certificate (a Byzantine peer can send any valid one, and Simplex replays its journal's in
+//! view order) would open the fence lower, while honest peers keep repeating the newest; a
+//! Byzantine peer that is faster than all of them can still open it low, and then the
+//! validator risks being blocked, not the ledger's safety. The newest certificate is at
 //! most one view behind the cluster, and its predecessor, stopped before, voted at most in the
 //! cluster's view: every view the fence opens is one its key never voted in. (A validator that
 //! lost only its `*-votes` directory still has Simplex's journal, which keeps it from
@@ -494,8 +496,9 @@ where
         );
     }
     let mut held_back: u64 = 0;
-    // The certified view the fence opened above, fixed when the first vote went through.
+    // The certified view the fence opens above, fixed once a certificate was heard.
     let mut opened_above: Option<u64> = None;
+    let mut voted_since_fence = false;
     let (queue, mut outgoing) = mpsc::channel::<Outgoing>(QUEUE_MAX);
     let handle = context.spawn(move |_| async move {
         let mut network = network;
@@ -521,7 +524,13 @@ where
                     }
                 };
                 if fence {
-                    let certified = opened_above.or_else(|| heard.get());
+                    // Fixed at the first vote judged once a certificate was heard: the highest
+                    // heard by then. (A value that kept rising with the cluster would hold back
+                    // every vote, each being in the view just above the newest certificate.)
+                    if opened_above.is_none() {
+                        opened_above = heard.get();
+                    }
+                    let certified = opened_above;
                     if fenced(certified, cast.view) {
                         held_back += 1;
                         if held_back % FENCED_LOG_EVERY == 1 {
@@ -538,14 +547,14 @@ where
                     }
                     // The fence stays, at the view it opened above: Simplex may still send a late
                     // vote for a view below it (a finalize for a view whose notarize was held back).
-                    if opened_above.is_none() {
+                    if !voted_since_fence {
                         info!(
                             view = cast.view,
                             certified,
                             held_back,
                             "voting again: this validator heard its peers certify a view, and votes only above it"
                         );
-                        opened_above = certified;
+                        voted_since_fence = true;
                     }
                 }
                 match record.check(&cast) {
