@@ -651,7 +651,7 @@ mod tests {
     }
 
     #[test]
-    fn a_fenced_validator_votes_only_above_the_first_certified_view() {
+    fn a_fenced_validator_votes_only_two_views_above_the_view_it_opened_at() {
         // Nothing heard yet: every vote is held back, view 1's skip vote first of all.
         assert!(fenced(None, 1));
         assert!(fenced(None, u64::MAX));

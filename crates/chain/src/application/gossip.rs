@@ -33,7 +33,7 @@ where
     B: Blocker<PublicKey = ValidatorKey>,
 {
     while let Ok((peer, bytes)) = gossip.recv().await {
-        let fault = match Request::decode_cfg(bytes, &()) {
+        let judged = match Request::decode_cfg(bytes, &()) {
             Err(error) => Err(format!("a request that does not decode ({error})")),
             Ok(request) if !genesis.allows_client(request.client()) => {
                 Err(format!("request {} of client {}, which the genesis does not list", request.id(), request.client()))
@@ -43,7 +43,7 @@ where
                 request.verify(genesis.chain_id()).map_err(|_| format!("request {id} with a bad signature"))
             }
         };
-        match fault {
+        match judged {
             Ok(request) => {
                 debug!(%peer, id = request.id(), "received a gossiped request");
                 if checked.send(request).await.is_err() {
