@@ -313,6 +313,7 @@ describe("the dashboard", () => {
       const fixture = vectors.state_receipt;
       const genesis = await parseGenesis(fixture.genesis);
       expect("genesis digest", genesis.digest, fixture.genesis_digest);
+      expect("re-founded genesis digest", (await parseGenesis(fixture.founded_genesis)).digest, fixture.founded_genesis_digest);
       const proven = await verifyReceipt(fixture.receipt, genesis);
       expect("height", proven.height.toString(), fixture.height);
       expect("certified height", proven.certifiedHeight.toString(), fixture.certified_height);
@@ -558,6 +559,23 @@ describe("the dashboard", () => {
     await page.unroute(BASE_URL + "/v1/status");
     await page.unroute(BASE_URL + "/v1/evidence");
     await page.waitForSelector(`${row} td[data-evidence="0"]`, { timeout: WAIT_MS });
+  });
+
+  it("says how many faulty validators the cluster tolerates, and warns when none", async () => {
+    const answer = await getJson("/v1/status");
+    assert.equal(answer.faults_tolerated, 1, "tally dev runs 4 validators: f = 1");
+    await page.waitForSelector('#faults-tolerated[data-value="1"]', { timeout: WAIT_MS });
+    assert.equal(await page.textContent("#tolerance-note"), `faulty of ${answer.validators.length} · quorum ${answer.quorum}`);
+    assert.ok(!(await page.getAttribute("#tolerance-card", "class")).includes("warn"));
+    // What a validator of a three-validator cluster answers.
+    const three = JSON.stringify({ ...answer, faults_tolerated: 0, quorum: 3, validators: answer.validators.slice(0, 3) });
+    const serve = (route) => route.fulfill({ status: 200, contentType: "application/json", body: three });
+    await page.route(BASE_URL + "/v1/status", serve);
+    await page.waitForSelector('#faults-tolerated[data-value="0"]', { timeout: WAIT_MS });
+    assert.equal(await page.textContent("#tolerance-note"), "of 3: one stop stops the chain");
+    assert.ok((await page.getAttribute("#tolerance-card", "class")).includes("warn"));
+    await page.unroute(BASE_URL + "/v1/status", serve);
+    await page.waitForSelector('#faults-tolerated[data-value="1"]', { timeout: WAIT_MS });
   });
 
   it("says so when its own validator stops answering, and recovers", async () => {

@@ -24,7 +24,7 @@ pub enum ChainError {
     #[error("the mempool is full; retry later")]
     Busy,
     #[error(
-        "request was finalized at height {height}, below the history this validator holds (it joined from a snapshot); ask another validator"
+        "request was finalized at height {height}, below the history this validator holds (it joined from a snapshot, or the request is older than the backup this chain was re-founded from); ask another validator"
     )]
     OutcomeNotHeld { height: u64 },
     #[error(
@@ -39,6 +39,8 @@ pub enum ChainError {
     NoValidators,
     #[error("genesis key {key} is weak (small order or non-canonical)")]
     WeakKey { key: String },
+    #[error("re-founding: {0}")]
+    Founding(String),
 
     // Blocks.
     #[error("block parent {found} is not the parent consensus names ({expected})")]

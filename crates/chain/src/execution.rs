@@ -226,6 +226,22 @@ impl ChainState {
         state
     }
 
+    /// The empty state at a re-founded chain's genesis block, which commits to another state:
+    /// a stand-in until the founding state is restored, never executed on.
+    pub fn unfounded(block: &Block) -> Self {
+        assert_eq!(block.header.height, 0);
+        Self {
+            height: 0,
+            block: block.digest(),
+            timestamp_ns: block.header.timestamp_ns,
+            ledger: Ledger::new(),
+            included: HashMap::new(),
+            included_hash: RequestSetHash::default(),
+            events: 0,
+            results_root: merkle_root(std::iter::empty()),
+        }
+    }
+
     /// What the genesis block commits to: an empty ledger, no requests, no results.
     pub fn empty_commitment() -> Commitment {
         Commitment {
@@ -249,6 +265,38 @@ impl ChainState {
             included_hash.add(key, *height);
         }
         Self { height, block, timestamp_ns, ledger, included, included_hash, events, results_root }
+    }
+
+    /// The state a chain re-founded from this one starts from (`genesis::Founding`): the same
+    /// ledger, every included request moved to height 0, no results yet, at the new chain's
+    /// genesis block.
+    pub fn refound(self, genesis_block: &Block) -> Self {
+        assert_eq!(genesis_block.header.height, 0, "a chain is re-founded at its genesis");
+        let included = self.included.into_keys().map(|key| (key, 0)).collect();
+        let state = Self::from_parts(
+            0,
+            genesis_block.digest(),
+            genesis_block.header.timestamp_ns,
+            self.ledger,
+            included,
+            self.events,
+            merkle_root(std::iter::empty()),
+        );
+        assert_eq!(
+            genesis_block.header.commitment(),
+            state.commitment(),
+            "the genesis block commits to the founding state"
+        );
+        state
+    }
+
+    /// The state digest of `refound(self)`, without building it.
+    pub fn refounded_state_digest(&self) -> StateDigest {
+        let mut included = RequestSetHash::default();
+        for key in self.included.keys() {
+            included.add(key, 0);
+        }
+        state_digest(&self.ledger_digest(), &included.digest())
     }
 
     /// Ledger events (accounts and transfers to create) in the blocks so far.

@@ -129,9 +129,10 @@ impl ChainState {
                 .map_err(|_| SnapshotError::Inconsistent("a client key is not a valid key".into()))?;
             let id = u128::from_le_bytes(reader.take("request id")?);
             let included_at = u64::from_le_bytes(reader.take("inclusion height")?);
-            if included_at == 0 || included_at > height {
+            // Height 0: included before a re-founded chain's genesis (`ChainState::refound`).
+            if included_at > height {
                 return Err(SnapshotError::Inconsistent(format!(
-                    "request {id} included at height {included_at}, outside 1..={height}"
+                    "request {id} included at height {included_at}, outside 0..={height}"
                 )));
             }
             let key = RequestKey { client, id };
@@ -149,10 +150,9 @@ impl ChainState {
                 reader.remaining()
             )));
         }
+        // A state at height 0 may hold events: a re-founded chain's founding state. Whoever
+        // adopts a state checks its digest against a certified header or the genesis.
         let ledger = Ledger::restore(&reader.bytes[reader.offset..])?;
-        if ledger.timestamp_last() > 0 && height == 0 {
-            return Err(SnapshotError::Inconsistent("a ledger with events at height 0".into()));
-        }
         Ok(ChainState::from_parts(height, block, timestamp_ns, ledger, included, events, results_root))
     }
 }

@@ -207,11 +207,13 @@ where
         // Every vote goes through the vote record, which never sends one that conflicts with a
         // vote this validator sent before (`votes.rs`).
         let (votes, receive_votes) = channels.votes;
-        // A snapshot means a finalized state, which this key voted for (or a restore of one). If
-        // the partition cannot be read, the application stops on it; meanwhile, assume one.
+        // A snapshot above genesis means a finalized state, which this key voted for (or a
+        // restore of one). A re-founded chain's founding state, at height 0, is none: nobody has
+        // voted on the new chain yet. If the partition cannot be read, the application stops on
+        // it; meanwhile, assume one.
         let holds_state = crate::application::snapshots::scan_heights(&context, &snapshot_partition(&config.partition))
             .await
-            .map_or(true, |heights| !heights.is_empty());
+            .map_or(true, |heights| heights.iter().any(|&height| height > 0));
         let partition = format!("{}-votes", config.partition);
         let (votes, mut record) =
             match crate::votes::start(context.child("votes"), partition, votes, holds_state, heard).await {

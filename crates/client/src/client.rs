@@ -698,6 +698,8 @@ impl Client {
         // A verifying client takes a refusal on the word of f + 1 validators (so at least one
         // honest one), or of every validator it knows if it knows fewer: each one's code here.
         let mut refusals: Vec<Option<String>> = vec![None; self.validators.len()];
+        // Which validators answered that they do not hold the request's outcome.
+        let mut not_held = vec![false; self.validators.len()];
         loop {
             let index = attempts.index;
             let validator = &self.validators[index];
@@ -735,8 +737,15 @@ impl Client {
                     attempts.sleep(poll).await
                 }
                 // That validator joined from a snapshot above the request's height and holds no
-                // outcome from before; the others do.
-                Verdict::Refused(ClientError::Api { status: 404, ref code, .. }) if code == "outcome_not_held" => {
+                // outcome from before; the others may. When none does (a request older than the
+                // backup the chain was re-founded from), that is the answer: the request was
+                // applied once, before, and is not applied again.
+                Verdict::Refused(error) if matches!(&error, ClientError::Api { status: 404, code, .. } if code == "outcome_not_held") =>
+                {
+                    not_held[index] = true;
+                    if not_held.iter().all(|held| *held) {
+                        return Err(error);
+                    }
                     let reason = String::from("does not hold the outcome (it joined from a snapshot above it)");
                     attempts.fail(validator, Failure::answered(reason, None), &self.options).await
                 }

@@ -20,6 +20,10 @@ pub struct ClusterStatus {
     pub requests_finalized: u64,
     pub blocks_refused: u64,
     pub evidence: u64,
+    /// How many faulty validators the validator set tolerates (`n = 3f + 1`).
+    pub faults_tolerated: u64,
+    /// How many validators' votes make a certificate (`n - f`).
+    pub quorum: u64,
     pub validators: Vec<ValidatorActivity>,
     /// The answer as sent, for printing it whole.
     pub json: Value,
@@ -69,6 +73,16 @@ impl ClusterStatus {
                 })
             })
             .collect::<Result<Vec<_>, ClientError>>()?;
+        // A validator older than these two fields: the genesis rule gives them from the set's size.
+        let n = validators.len() as u64;
+        let faults_tolerated = match object.get("faults_tolerated") {
+            Some(_) => reader.u64(object, "faults_tolerated")?,
+            None => n.saturating_sub(1) / 3,
+        };
+        let quorum = match object.get("quorum") {
+            Some(_) => reader.u64(object, "quorum")?,
+            None => n - faults_tolerated,
+        };
         Ok(Self {
             chain_id: reader.u64(object, "chain_id")?,
             validator: text("validator")?,
@@ -81,6 +95,8 @@ impl ClusterStatus {
             requests_finalized: reader.u64(object, "requests_finalized")?,
             blocks_refused: reader.u64(object, "blocks_refused")?,
             evidence: reader.u64(object, "evidence")?,
+            faults_tolerated,
+            quorum,
             validators,
             json: value.clone(),
         })
@@ -108,10 +124,23 @@ mod tests {
         let status = ClusterStatus::from_json(&Reader { validator: "v" }, &value).unwrap();
         assert_eq!((status.chain_id, status.height, status.view, status.mempool_requests), (7, 12, 40, 3));
         assert_eq!(status.validators.len(), 2);
+        // No faults_tolerated or quorum (an older validator): two validators tolerate none.
+        assert_eq!((status.faults_tolerated, status.quorum), (0, 2));
         assert_eq!(status.validators[0].last_seen_ms, Some(15));
         assert!(status.validators[0].is_self);
         assert_eq!(status.validators[1].last_seen_ms, None);
         assert_eq!(status.validators[1].faults, 1);
+
+        let mut with_fields = value.clone();
+        with_fields["faults_tolerated"] = json!(1);
+        with_fields["quorum"] = json!(3);
+        let status = ClusterStatus::from_json(&Reader { validator: "v" }, &with_fields).unwrap();
+        assert_eq!((status.faults_tolerated, status.quorum), (1, 3));
+        with_fields["quorum"] = json!("three");
+        assert_eq!(
+            ClusterStatus::from_json(&Reader { validator: "v" }, &with_fields).unwrap_err().code(),
+            "invalid_answer"
+        );
 
         let mut broken = value.clone();
         broken.as_object_mut().unwrap().remove("leader");

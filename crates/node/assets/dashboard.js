@@ -392,6 +392,14 @@
     setText("leader-key", shortHex(leader, 12, 0), leader);
     setDecimal("mempool", status.mempool_requests);
     setDecimal("requests-finalized", status.requests_finalized);
+    setDecimal("faults-tolerated", status.faults_tolerated);
+    const validators = Array.isArray(status.validators) ? status.validators.length : 0;
+    const none = big(status.faults_tolerated) === 0n;
+    setText(
+      "tolerance-note",
+      none ? `of ${validators}: one stop stops the chain` : `faulty of ${validators} · quorum ${decimal(status.quorum) ?? "—"}`,
+    );
+    $("tolerance-card").classList.toggle("warn", none);
     setDecimal("blocks-refused", status.blocks_refused);
     setDecimal("evidence", status.evidence);
     $("refused-card").classList.toggle("warn", (big(status.blocks_refused) || 0n) > 0n || (big(status.evidence) || 0n) > 0n);

@@ -796,7 +796,9 @@
    */
   async function parseGenesis(text) {
     const raw = parseExactJson(text);
-    exactFields(raw, ["chain_id", "timestamp_ns", "validators", "clients"], "the genesis");
+    // A chain re-founded from a backup of another also names the state it starts from.
+    const founded = raw !== null && typeof raw === "object" && "founding" in raw;
+    exactFields(raw, ["chain_id", "timestamp_ns", "validators", "clients"].concat(founded ? ["founding"] : []), "the genesis");
     const chainId = u64Field(raw.chain_id, "chain_id");
     const timestampNs = u64Field(raw.timestamp_ns, "timestamp_ns");
     if (!Array.isArray(raw.validators) || raw.validators.length === 0) throw new Error("validators: the genesis lists no validators");
@@ -812,10 +814,26 @@
     }
     const validators = validatorHex.map((hex) => fromHex(hex, "a key")).sort(compareBytes);
     const clients = clientHex.map((hex) => fromHex(hex, "a key")).sort(compareBytes);
+    let founding = new Uint8Array(0);
+    if (founded) {
+      exactFields(raw.founding, ["chain_id", "height", "block", "state_digest"], "founding");
+      const digest = (value, name) => {
+        if (typeof value !== "string" || value.length !== 64) throw new Error("founding." + name + " is not 64 hex digits");
+        return fromHex(value, "founding." + name);
+      };
+      founding = concat(
+        new Uint8Array([1]),
+        uintBytes(u64Field(raw.founding.chain_id, "founding.chain_id"), 8, false),
+        uintBytes(u64Field(raw.founding.height, "founding.height"), 8, false),
+        digest(raw.founding.block, "block"),
+        digest(raw.founding.state_digest, "state_digest"),
+      );
+    }
     const commitment = concat(
       uintBytes(chainId, 8, false), uintBytes(timestampNs, 8, false),
       uintBytes(BigInt(validators.length), 8, false), ...validators,
       uintBytes(BigInt(clients.length), 8, false), ...clients,
+      founding,
     );
     webCrypto();
     const digest = toHex(await sha256(commitment));

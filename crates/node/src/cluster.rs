@@ -24,7 +24,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
-use tally_chain::keys::public_key;
+use tally_chain::genesis::Founding;
+use tally_chain::keys::{ClientKey, public_key};
 
 /// The most validators one layout generates.
 pub const VALIDATORS_MAX: usize = 100;
@@ -56,6 +57,17 @@ pub struct Layout {
     pub chain_id: u64,
     /// Give every validator a gateway with one shared client key and token.
     pub gateway: bool,
+    /// Re-found the chain from a backup of another: its state, and its clients (kept, so that
+    /// they write on with the keys they hold).
+    pub refounding: Option<Refounding>,
+}
+
+/// What a chain re-founded from a backup keeps of the old one.
+#[derive(Debug, Clone)]
+pub struct Refounding {
+    pub founding: Founding,
+    /// The old genesis's clients, listed first in the new one.
+    pub clients: Vec<ClientKey>,
 }
 
 impl Layout {
@@ -68,6 +80,7 @@ impl Layout {
             clients: 1,
             chain_id: 1,
             gateway: true,
+            refounding: None,
         }
     }
 
@@ -90,6 +103,14 @@ impl Layout {
         let fail = |text: String| Err(NodeError::Layout(text));
         if self.validators == 0 || self.validators > VALIDATORS_MAX {
             return fail(format!("validators must be from 1 to {VALIDATORS_MAX}"));
+        }
+        if let Some(refounding) = &self.refounding
+            && refounding.founding.chain_id == self.chain_id
+        {
+            return fail(format!(
+                "--chain-id {}: a re-founded chain needs an id of its own, not the backup's chain's",
+                self.chain_id
+            ));
         }
         if self.clients > CLIENTS_MAX {
             return fail(format!("clients must be at most {CLIENTS_MAX}"));
@@ -214,7 +235,8 @@ pub fn init(layout: &Layout, dir: &Path) -> Result<ClusterFiles, NodeError> {
         });
         validator_keys.push(key);
     }
-    let mut clients = Vec::new();
+    let mut clients: Vec<ClientKey> =
+        layout.refounding.iter().flat_map(|refounding| refounding.clients.clone()).collect();
     let mut client_keys = Vec::new();
     for index in 0..layout.clients {
         let key = key_file::generate();
@@ -231,7 +253,12 @@ pub fn init(layout: &Layout, dir: &Path) -> Result<ClusterFiles, NodeError> {
     } else {
         None
     };
-    let genesis = GenesisFile::new(layout.chain_id, now_ns(), entries.clone(), clients).map_err(NodeError::Layout)?;
+    // A generated key cannot repeat a kept one (they are random), so the list stays unique.
+    let mut genesis =
+        GenesisFile::new(layout.chain_id, now_ns(), entries.clone(), clients).map_err(NodeError::Layout)?;
+    if let Some(refounding) = &layout.refounding {
+        genesis = genesis.with_founding(refounding.founding.clone()).map_err(NodeError::Layout)?;
+    }
 
     let profile = if layout.hosts.iter().all(is_private) { P2pProfile::Lan } else { P2pProfile::Wan };
     let mut configs = Vec::with_capacity(layout.validators);

@@ -14,7 +14,14 @@
 //!
 //! The chain id, the validator keys, the client keys and the timestamp make the genesis block
 //! (`tally_chain::Genesis`); the addresses are for dialing and for clients, and changing them
-//! does not change the chain.
+//! does not change the chain. A chain re-founded from a backup of another also has
+//!
+//! ```json
+//!   "founding": { "chain_id": 1, "height": 512, "block": "<64 hex>", "state_digest": "<64 hex>" }
+//! ```
+//!
+//! the backup's chain and height, the block at that height, and the digest of the state the new
+//! chain starts from (`tally_chain::genesis::Founding`); it is part of the genesis block too.
 
 use crate::error::NodeError;
 use crate::key_file::{parse_public_key, public_key_hex};
@@ -23,6 +30,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
 use tally_chain::Genesis;
+use tally_chain::genesis::Founding;
 use tally_chain::keys::{ClientKey, ValidatorKey};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -32,6 +40,23 @@ struct RawGenesis {
     timestamp_ns: u64,
     validators: Vec<RawValidator>,
     clients: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    founding: Option<RawFounding>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFounding {
+    chain_id: u64,
+    height: u64,
+    block: String,
+    state_digest: String,
+}
+
+/// 32 bytes as 64 hex digits.
+fn digest_from_hex(text: &str, name: &str) -> Result<[u8; 32], String> {
+    let bytes = crate::hex::decode(text, 32).map_err(|why| format!("founding.{name} {why}"))?;
+    Ok(<[u8; 32]>::try_from(bytes.as_slice()).expect("decoded 32 bytes"))
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -116,7 +141,26 @@ impl GenesisFile {
         for (index, client) in raw.clients.iter().enumerate() {
             clients.push(parse_public_key(client).map_err(|why| format!("clients[{index}] {why}"))?);
         }
-        Self::new(raw.chain_id, raw.timestamp_ns, validators, clients)
+        let file = Self::new(raw.chain_id, raw.timestamp_ns, validators, clients)?;
+        match raw.founding {
+            None => Ok(file),
+            Some(founding) => {
+                let block = digest_from_hex(&founding.block, "block")?;
+                let founding = Founding {
+                    chain_id: founding.chain_id,
+                    height: founding.height,
+                    block: commonware_cryptography::sha256::Digest::from(block),
+                    state_digest: digest_from_hex(&founding.state_digest, "state_digest")?,
+                };
+                file.with_founding(founding)
+            }
+        }
+    }
+
+    /// This genesis, for a chain re-founded from `founding`.
+    pub fn with_founding(mut self, founding: Founding) -> Result<Self, String> {
+        self.genesis = self.genesis.with_founding(founding).map_err(|error| error.to_string())?;
+        Ok(self)
     }
 
     /// Reads and checks a genesis file.
@@ -140,6 +184,12 @@ impl GenesisFile {
                 })
                 .collect(),
             clients: self.clients.iter().map(public_key_hex).collect(),
+            founding: self.genesis.founding().map(|founding| RawFounding {
+                chain_id: founding.chain_id,
+                height: founding.height,
+                block: crate::hex::encode(founding.block.as_ref()),
+                state_digest: crate::hex::encode(&founding.state_digest),
+            }),
         };
         let mut text = serde_json::to_string_pretty(&raw).expect("a genesis serializes");
         text.push('\n');
@@ -203,6 +253,19 @@ mod tests {
         assert_eq!(again.genesis(), file.genesis());
         assert_eq!(again.validators(), file.validators());
         assert_eq!(again.clients(), file.clients());
+
+        let founding = Founding { chain_id: 3, height: 40, block: [5; 32].into(), state_digest: [6; 32] };
+        let founded = file.clone().with_founding(founding.clone()).unwrap();
+        assert!(founded.to_json().contains("\"founding\""));
+        let again = GenesisFile::from_json(&founded.to_json()).unwrap();
+        assert_eq!(again.genesis(), founded.genesis());
+        assert_eq!(again.genesis().founding(), Some(&founding));
+        assert_ne!(again.genesis().block().digest(), file.genesis().block().digest());
+        // A founding of the chain itself, or a digest of the wrong length, is refused.
+        let same = file.clone().with_founding(Founding { chain_id: 7, ..founding });
+        assert!(same.unwrap_err().contains("must differ"), "{}", "same chain");
+        let short = founded.to_json().replace(&crate::hex::encode(&[6u8; 32]), "0606");
+        assert!(GenesisFile::from_json(&short).unwrap_err().contains("founding.state_digest"));
     }
 
     #[test]

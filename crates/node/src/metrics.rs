@@ -25,6 +25,7 @@ pub struct NodeMetrics {
     blocks_refused: Gauge,
     byzantine_evidence: Gauge,
     records_repairing: Gauge,
+    blocks_delivered_again: Gauge,
     connected_peers: Gauge,
     halted: Gauge,
 }
@@ -77,6 +78,13 @@ impl NodeMetrics {
             "Damaged finalized records found on this validator's disk and not yet fetched again from peers",
             records_repairing.clone(),
         );
+        let blocks_delivered_again = Gauge::default();
+        registry.register(
+            "blocks_delivered_again",
+            "Finalized blocks delivered to this validator that it had already executed (after a restart, or below \
+             the snapshot it started from)",
+            blocks_delivered_again.clone(),
+        );
         let connected_peers = Gauge::default();
         registry.register("connected_peers", "Validators connected over p2p", connected_peers.clone());
         let halted = Gauge::default();
@@ -92,6 +100,7 @@ impl NodeMetrics {
             blocks_refused,
             byzantine_evidence,
             records_repairing,
+            blocks_delivered_again,
             connected_peers,
             halted,
         }
@@ -115,6 +124,7 @@ impl NodeMetrics {
         self.blocks_refused.set(saturating_i64(progress.blocks_refused));
         self.byzantine_evidence.set(saturating_i64(progress.evidence));
         self.records_repairing.set(saturating_i64(progress.records_repairing));
+        self.blocks_delivered_again.set(saturating_i64(progress.blocks_delivered_again));
     }
 
     pub fn set_connected_peers(&self, peers: usize) {
@@ -151,6 +161,7 @@ pub struct ChainGauges {
     pub blocks_refused: u64,
     pub evidence: u64,
     pub records_repairing: u64,
+    pub blocks_delivered_again: u64,
 }
 
 fn saturating_i64(value: u64) -> i64 {

@@ -201,10 +201,16 @@ fn serve(
 }
 
 /// Seeds an empty data directory with `snapshot`, the state at `height` (checked by the caller
-/// against a certified header), as the newest snapshot: a validator started on the directory
-/// opens it as a restart does (the finalized log begins above it), and marshal fetches the
-/// blocks above from its peers. Refuses a directory that holds anything.
-pub fn seed_snapshot(data_dir: &std::path::Path, height: u64, snapshot: Vec<u8>) -> Result<(), NodeError> {
+/// against `above`, the certified header of the block above it), as the newest snapshot: a
+/// validator started on the directory opens it as a restart does (the finalized log begins
+/// above it), and marshal, given `above`'s finalization as its floor, fetches only the blocks
+/// above from its peers. Refuses a directory that holds anything.
+pub fn seed_snapshot(
+    data_dir: &std::path::Path,
+    height: u64,
+    snapshot: Vec<u8>,
+    above: Option<&tally_chain::certified::CertifiedHeader>,
+) -> Result<(), NodeError> {
     let refuse = |problem: String| NodeError::Seed { path: data_dir.to_path_buf(), problem };
     if let Ok(mut entries) = std::fs::read_dir(data_dir) {
         if entries.next().is_some() {
@@ -220,11 +226,17 @@ pub fn seed_snapshot(data_dir: &std::path::Path, height: u64, snapshot: Vec<u8>)
     crate::config::create_private_dir(data_dir)?;
     let runtime_config = runtime::Config::new().with_storage_directory(data_dir.to_path_buf());
     runtime::Runner::new(runtime_config).start(|context| async move {
+        use tally_chain::application::snapshots::{Snapshots, floor_partition, write_floor};
         let partition = validator::snapshot_partition(PARTITION);
-        let (mut snapshots, restored) =
-            tally_chain::application::snapshots::Snapshots::open(context.child("snapshots"), partition)
+        // The floor first: a snapshot without it is still a correct start (from genesis). A
+        // re-founded chain's founding state, at height 0, needs none.
+        if let Some(above) = above {
+            write_floor(&context, &floor_partition(&partition), above)
                 .await
                 .map_err(|error| refuse(error.to_string()))?;
+        }
+        let (mut snapshots, restored) =
+            Snapshots::open(context.child("snapshots"), partition).await.map_err(|error| refuse(error.to_string()))?;
         assert!(restored.is_none(), "the directory was empty");
         snapshots.write(height, snapshot).await.map_err(|error| refuse(error.to_string()))
     })
@@ -392,6 +404,23 @@ async fn start(
         tracing::error!(validator = %name, "the validator halted while opening its data directory (the error above says why)");
         return Ok(Started { name, stopping, server });
     }
-    tracing::info!(validator = %name, api = %config.api_listen, p2p = %config.p2p_listen, "validator started");
+    let genesis = config.genesis.genesis();
+    let (validators, faults_tolerated) = (genesis.validators().len(), genesis.faults_tolerated());
+    tracing::info!(
+        validator = %name,
+        api = %config.api_listen,
+        p2p = %config.p2p_listen,
+        validators,
+        faults_tolerated,
+        quorum = genesis.quorum(),
+        "validator started"
+    );
+    if faults_tolerated == 0 {
+        tracing::warn!(
+            validators,
+            "this cluster tolerates no faulty validator (n = 3f + 1): if one validator stops, the chain stops; 4 \
+             validators are the fewest that tolerate one"
+        );
+    }
     Ok(Started { name, stopping, server })
 }

@@ -47,6 +47,7 @@ async fn every_validator_is_healthy_and_reports_its_status() {
                 assert!(body[field].is_u64(), "{field} in {body}");
             }
             assert_eq!(body["records_repairing"], 0, "nothing is damaged");
+            assert_eq!((&body["faults_tolerated"], &body["quorum"]), (&json!(1), &json!(3)), "4 = 3f + 1 with f = 1");
         }
     })
     .await;

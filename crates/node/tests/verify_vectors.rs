@@ -178,9 +178,20 @@ fn receipt_vector() -> Value {
     let bytes = receipt.encode();
     assert_eq!(StateReceipt::decode(&bytes, &genesis).unwrap(), receipt);
 
+    // The same genesis as a chain re-founded from a backup of chain 6 at height 512.
+    let founding = tally_chain::genesis::Founding {
+        chain_id: CHAIN_ID - 1,
+        height: 512,
+        block: [0x5a; 32].into(),
+        state_digest: [0xa5; 32],
+    };
+    let founded = file.clone().with_founding(founding).unwrap();
+
     json!({
         "genesis": file.to_json(),
         "genesis_digest": hex::encode(genesis.block().header.parent.as_ref()),
+        "founded_genesis": founded.to_json(),
+        "founded_genesis_digest": hex::encode(founded.genesis().block().header.parent.as_ref()),
         "receipt": hex::encode(&bytes),
         "height": "1",
         "certified_height": "2",

@@ -13,10 +13,11 @@ use anyhow::{Context as _, bail};
 use std::io::{BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tally_chain::Genesis;
 use tally_chain::backup::{BackupError, BackupHeader, FIXED_SIZE, PROOF_SIZE_MAX};
 use tally_chain::certified::CertifiedHeader;
+use tally_chain::genesis::Founding;
 use tally_chain::snapshot::{check_snapshot_proof, check_snapshot_state};
+use tally_chain::{ChainState, Genesis};
 use tally_client::ClientError;
 use tally_node::NodeConfig;
 use tally_node::genesis_file::GenesisFile;
@@ -29,7 +30,10 @@ Examples:
 pub const RESTORE_EXAMPLES: &str = "\
 Example (a replacement machine for validator 3, its data directory empty):
   tally restore tally.backup --config tally-dev/validator-3.toml
-  tally start --config tally-dev/validator-3.toml";
+  tally start --config tally-dev/validator-3.toml
+
+Each validator of a chain re-founded from a backup (tally init --found-from) is seeded from that
+same backup: the new genesis names the state it must hold.";
 
 /// How long the download may wait for the validator's next bytes.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
@@ -205,6 +209,8 @@ struct Verified {
     signers: usize,
     validators: usize,
     snapshot: Vec<u8>,
+    /// The certified header of the block above the snapshot.
+    above: CertifiedHeader,
 }
 
 impl Verified {
@@ -248,7 +254,73 @@ fn verify_file(path: &Path, genesis: &Genesis) -> anyhow::Result<Verified> {
         signers: above.signers(genesis).len(),
         validators: genesis.validators().len(),
         snapshot,
+        above,
     })
+}
+
+/// The chain a backup file says it is of (not yet checked).
+fn read_backup_chain(path: &Path) -> anyhow::Result<u64> {
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let header = BackupHeader::read(&mut BufReader::new(file)).map_err(|error| match error {
+        BackupError::Io(error) => anyhow::Error::from(error).context(format!("reading {}", path.display())),
+        other => ClientError::Unverified { failures: vec![format!("{}: {other}", path.display())] }.into(),
+    })?;
+    Ok(header.chain_id)
+}
+
+/// The state a backup holds, checked against what a re-founded chain's genesis names: the
+/// source chain, height and block, and the digest of the state re-founded from it. The genesis
+/// vouches for the state, so the source chain's genesis is not needed here.
+fn founding_state(path: &Path, founding: &Founding) -> anyhow::Result<ChainState> {
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let unverified =
+        |reason: String| ClientError::Unverified { failures: vec![format!("{}: {reason}", path.display())] };
+    let refuse = |error: BackupError| -> anyhow::Error {
+        match error {
+            BackupError::Io(error) => anyhow::Error::from(error).context(format!("reading {}", path.display())),
+            other => unverified(other.to_string()).into(),
+        }
+    };
+    let mut reader = BufReader::new(file);
+    let header = BackupHeader::read(&mut reader).map_err(refuse)?;
+    if (header.chain_id, header.height) != (founding.chain_id, founding.height) {
+        return Err(unverified(format!(
+            "a backup of chain {} at height {}, but this chain was re-founded from chain {} at height {}",
+            header.chain_id, header.height, founding.chain_id, founding.height
+        ))
+        .into());
+    }
+    let snapshot = header.read_snapshot(&mut reader).map_err(refuse)?;
+    let state = ChainState::restore(&snapshot).map_err(|error| unverified(error.to_string()))?;
+    if state.height() != founding.height || state.block() != founding.block {
+        return Err(unverified(format!(
+            "its state is of block {} at height {}, not the founding block {}",
+            state.block(),
+            state.height(),
+            founding.block
+        ))
+        .into());
+    }
+    if state.refounded_state_digest() != founding.state_digest {
+        return Err(
+            unverified("its state is not the one the genesis was founded on (state digest differs)".into()).into()
+        );
+    }
+    Ok(state)
+}
+
+/// What a chain re-founded from the backup at `path` starts from: the backup verified against
+/// `source`, the genesis of its chain (`tally init --found-from`).
+pub fn founding_from(path: &Path, source: &Genesis) -> anyhow::Result<(Founding, String)> {
+    let verified = verify_file(path, source)?;
+    let state = ChainState::restore(&verified.snapshot).map_err(|error| anyhow::anyhow!("{error}"))?;
+    let founding = Founding {
+        chain_id: verified.chain_id,
+        height: verified.height,
+        block: state.block(),
+        state_digest: state.refounded_state_digest(),
+    };
+    Ok((founding, verified.line()))
 }
 
 /// Whether a data directory holds nothing (or does not exist yet).
@@ -271,10 +343,30 @@ pub fn restore(args: RestoreArgs) -> anyhow::Result<()> {
             args.config.display()
         );
     }
-    let verified = verify_file(&args.file, config.genesis.genesis())?;
+    let genesis = config.genesis.genesis();
+    if let Some(founding) = genesis.founding()
+        && read_backup_chain(&args.file)? == founding.chain_id
+    {
+        let state = founding_state(&args.file, founding)?;
+        println!(
+            "verified: backup of chain {} at height {}, the state this chain was re-founded from (its digest is \
+             the genesis's founding state digest)",
+            founding.chain_id, founding.height
+        );
+        let state = state.refound(&genesis.block());
+        tally_node::node::seed_snapshot(&config.data_dir, 0, state.snapshot(), None)?;
+        println!(
+            "restored: {} holds the founding state of chain {}; start the validator with: tally start --config {}",
+            config.data_dir.display(),
+            genesis.chain_id(),
+            args.config.display()
+        );
+        return Ok(());
+    }
+    let verified = verify_file(&args.file, genesis)?;
     println!("{}", verified.line());
     let height = verified.height;
-    tally_node::node::seed_snapshot(&config.data_dir, height, verified.snapshot)?;
+    tally_node::node::seed_snapshot(&config.data_dir, height, verified.snapshot, Some(&verified.above))?;
     println!(
         "restored: {} holds the state at height {height}; start the validator with: tally start --config {} (it \
          fetches the blocks above from its peers)",

@@ -35,8 +35,9 @@ use tally_node::genesis_file::GenesisFile;
 /// The heading of the shared client options in `--help`.
 const CLIENT_HEADING: &str = "Cluster options";
 
-/// Where the cluster is and who the client is (shared by every client command, and added to
-/// each by [`add_cluster_options`]).
+// Where the cluster is and who the client is (shared by every client command, and added to
+// each by `add_cluster_options`). A plain comment: clap would take a doc comment for the about
+// text of every command the options are added to.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClientArgs {
     /// A validator's API URL (http://HOST:PORT); repeat it to fail over in order.
@@ -1030,7 +1031,17 @@ fn status_output(status: &ClusterStatus, json: bool) -> String {
         ("requests_finalized", status.requests_finalized.to_string()),
         ("blocks_refused", status.blocks_refused.to_string()),
         ("evidence", status.evidence.to_string()),
+        (
+            "faults_tolerated",
+            format!("{} of {} validators (quorum {})", status.faults_tolerated, status.validators.len(), status.quorum),
+        ),
     ]);
+    if status.faults_tolerated == 0 {
+        text.push_str(
+            "warning: this cluster tolerates no faulty validator: if one stops, the chain stops (4 validators are the \
+             fewest that tolerate one)\n",
+        );
+    }
     text.push('\n');
     text.push_str(&table(
         &["validator", "api", "p2p", "last_vote_view", "last_seen_ms", "missed", "faults"],
@@ -1105,6 +1116,24 @@ mod tests {
         let matches = add_cluster_options(command)
             .try_get_matches_from(std::iter::once("tally").chain(line.split_whitespace()))?;
         Ok(Cli { args: cluster_args(&matches)?, command: ClientCommand::from_arg_matches(&matches)? })
+    }
+
+    #[test]
+    fn each_client_command_keeps_its_own_description() {
+        use clap::Subcommand as _;
+        let command = add_cluster_options(ClientCommand::augment_subcommands(clap::Command::new("tally")));
+        let about = |name: &str| {
+            command
+                .find_subcommand(name)
+                .and_then(clap::Command::get_about)
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        };
+        assert_eq!(about("create-account"), "Create one account");
+        assert!(about("status").starts_with("Show the cluster's status"), "{}", about("status"));
+        let abouts: Vec<String> = command.get_subcommands().map(|sub| about(sub.get_name())).collect();
+        let distinct: std::collections::BTreeSet<&String> = abouts.iter().collect();
+        assert_eq!(distinct.len(), abouts.len(), "{abouts:#?}");
     }
 
     #[test]

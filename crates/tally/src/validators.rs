@@ -3,7 +3,8 @@
 use anyhow::{Context as _, bail};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use tally_node::cluster::{self, BASE_PORT_DEFAULT, ClusterFiles, Layout};
+use tally_node::cluster::{self, BASE_PORT_DEFAULT, ClusterFiles, Layout, Refounding};
+use tally_node::genesis_file::GenesisFile;
 use tally_node::{NodeConfig, RunningNode};
 
 /// Logs of a running validator: Tally's at info, the libraries' warnings.
@@ -17,6 +18,7 @@ Examples:
   tally init --validators 4 --out cluster
   tally init --validators 4 --hosts 10.0.0.1,10.0.0.2,10.0.0.3,10.0.0.4 --base-port 7000 --out cluster
   tally init --validators 7 --hosts 10.0.0.1 --clients 3 --gateway --chain-id 42 --out cluster
+  tally init --found-from tally.backup --source-genesis old/genesis.json --chain-id 2 --out cluster
 
 Validator i listens for peers on BASE_PORT + 2i and serves its API on BASE_PORT + 2i + 1.
 Each validator's host needs its validator-<i>.toml and validator-<i>.key, genesis.json, and
@@ -46,6 +48,14 @@ pub struct InitArgs {
     /// The directory to write (created with mode 0700; must not hold a genesis already).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+    /// Re-found a chain from this backup of another (disaster recovery): the new chain starts
+    /// from its state, keeps its clients, and needs a --chain-id of its own. Seed each new
+    /// validator with `tally restore BACKUP --config validator-<i>.toml` before starting it.
+    #[arg(long, value_name = "BACKUP", requires = "source_genesis")]
+    found_from: Option<PathBuf>,
+    /// The genesis of the chain the --found-from backup is of (it proves the backup).
+    #[arg(long, value_name = "FILE", requires = "found_from")]
+    source_genesis: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -74,6 +84,15 @@ pub struct DevArgs {
 }
 
 pub fn init(args: InitArgs) -> anyhow::Result<()> {
+    let refounding = match (&args.found_from, &args.source_genesis) {
+        (Some(backup), Some(source)) => {
+            let source = GenesisFile::load(source)?;
+            let (founding, verified) = crate::backup::founding_from(backup, source.genesis())?;
+            println!("{verified}");
+            Some(Refounding { founding, clients: source.clients().to_vec() })
+        }
+        _ => None,
+    };
     let layout = Layout {
         validators: args.validators,
         hosts: args.hosts,
@@ -81,6 +100,7 @@ pub fn init(args: InitArgs) -> anyhow::Result<()> {
         clients: args.clients,
         chain_id: args.chain_id,
         gateway: args.gateway,
+        refounding,
     };
     layout.check()?;
     warn_about_faults(&layout);
@@ -107,6 +127,17 @@ pub fn init(args: InitArgs) -> anyhow::Result<()> {
     } else {
         println!("copy to each validator's host its validator-<i>.toml and validator-<i>.key, and");
         println!("genesis.json; then run there");
+    }
+    if let Some(refounding) = &layout.refounding {
+        println!(
+            "this chain starts from chain {}'s state at height {} and keeps its {} clients; before starting each \
+             validator, seed its data directory from the same backup:",
+            refounding.founding.chain_id,
+            refounding.founding.height,
+            refounding.clients.len()
+        );
+        println!("  tally restore <BACKUP> --config validator-<i>.toml");
+        println!("then run there");
     }
     println!("  tally start --config validator-<i>.toml");
     println!("keep the keys and configs private (mode 0600): `tally start` refuses a key, or a config with a");

@@ -161,6 +161,18 @@ async fn a_backup_is_verified_and_restored_onto_a_replacement_validator() {
         assert!(Instant::now() < deadline, "validator 3 did not catch up: {mine} vs {source}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Marshal started from the floor `tally restore` kept (the certified block above the
+    // backup): from genesis, it would have delivered every height up to the backup's, each
+    // skipped as already executed. (One may still arrive before the floor is installed: marshal
+    // starts before the validator has opened its snapshot.)
+    let metrics = http.get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
+    let again = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("tally_blocks_delivered_again "))
+        .unwrap_or_else(|| panic!("no tally_blocks_delivered_again in\n{metrics}"));
+    let again: u64 = again.trim().parse().unwrap();
+    assert!(again < height, "{again} blocks at or below the backup's height {height} delivered again");
+
     // And answers the same balances, alone.
     let alone = cluster.client(std::slice::from_ref(url));
     let accounts = alone.lookup_accounts(&[1, 2]).await.unwrap();

@@ -30,7 +30,9 @@ use crate::application::repair::{
     record_results_root,
 };
 use crate::application::snapshot_fetch::{Note, Poll, Received, SnapshotFetch, Whole, Why};
-use crate::application::snapshots::{SNAPSHOT_SIZE_MAX, SnapshotInfo, SnapshotMessage, Snapshots};
+use crate::application::snapshots::{
+    SNAPSHOT_SIZE_MAX, SnapshotInfo, SnapshotMessage, Snapshots, floor_partition, read_floor,
+};
 use crate::application::state::{ApplicationState, Finalized, FinalizedBlock, Lookup, OutcomeLookup, Status};
 use crate::block::{Block, Header, StateDigest};
 use crate::certified::{CERTIFIED_DESCENDANTS_MAX, CertifiedHeader};
@@ -175,6 +177,8 @@ pub struct Actor<E: Clock + Spawner + Storage + Metrics, B, S, R> {
     acks: Vec<(u64, Exact)>,
     /// Finalized blocks held, unexecuted, while this validator waits for a snapshot.
     parked: Vec<(Block, Exact)>,
+    /// Finalized blocks delivered at or below the finalized height (`Status::blocks_delivered_again`).
+    blocks_delivered_again: u64,
     /// The highest finalized height marshal knows of.
     tip: u64,
     /// Blocks peers that send malformed messages.
@@ -279,6 +283,7 @@ where
             verifications: Vec::new(),
             acks: Vec::new(),
             parked: Vec::new(),
+            blocks_delivered_again: 0,
             tip: 0,
             blocker,
             log_partition,
@@ -377,6 +382,31 @@ where
         if let Some(state) = restored {
             self.snapshot_state_digest = state.state_digest();
             self.state.start_from(state);
+        }
+        if self.state.awaits_founding_state() {
+            let founding = self.state.genesis().founding().expect("only a re-founded chain awaits one");
+            return Err(ChainError::Founding(format!(
+                "this chain was re-founded from a backup of chain {} at height {}, and this validator's data \
+                 directory does not hold that state: seed it first with `tally restore BACKUP --config CONFIG`, \
+                 BACKUP being the backup the genesis was made from (or a newer backup of this chain)",
+                founding.chain_id, founding.height
+            )));
+        }
+        if base > 0 && self.marshal_processed.unwrap_or(0) < base {
+            // A validator restored from a backup: marshal holds nothing yet. The certified block
+            // above the backup is its floor, so it fetches only what lies above the snapshot.
+            let partition = floor_partition(&self.snapshot_partition);
+            if let Some(above) =
+                read_floor(&self.context.child("floor"), &partition, self.state.genesis(), base).await?
+            {
+                info!(
+                    height = base,
+                    floor = base + 1,
+                    "started from a restored snapshot: marshal fetches the finalized blocks from its floor, the \
+                     certified block above the snapshot"
+                );
+                self.marshal.set_floor(above.finalization);
+            }
         }
         if log.start() > base {
             return Err(ChainError::Storage(format!(
@@ -593,7 +623,11 @@ where
                 response.send_lossy(result);
             }
             Message::Status { response } => {
-                let status = Status { records_repairing: self.repairs.wanted() as u64, ..self.state.status() };
+                let status = Status {
+                    records_repairing: self.repairs.wanted() as u64,
+                    blocks_delivered_again: self.blocks_delivered_again,
+                    ..self.state.status()
+                };
                 response.send_lossy(status);
             }
             Message::History { response } => {
@@ -825,6 +859,7 @@ where
         let (height, digest) = (block.header.height, block.digest());
         let finalized = self.state.finalized_height();
         if height <= finalized {
+            self.blocks_delivered_again += 1;
             return match self.state.history().get(height) {
                 Some(entry) if entry.block != digest => Err(ChainError::FinalizedBlockInvalid {
                     height,

@@ -10,8 +10,12 @@
 
 use crate::application::repair::REPAIR_CHUNK_SIZE;
 use crate::application::snapshot_fetch::{ChunkHash, HashList, chunk_count};
+use crate::certified::CertifiedHeader;
 use crate::error::ChainError;
 use crate::execution::ChainState;
+use crate::genesis::Genesis;
+use crate::snapshot::check_snapshot_proof;
+use commonware_codec::Encode as _;
 use commonware_runtime::{Blob as _, ReadOptions, Storage, WriteOptions};
 use tracing::warn;
 
@@ -181,6 +185,61 @@ impl<E: Storage> Snapshots<E> {
         let list = HashList { length: held.length, hashes };
         self.hash_lists.push((height, list.clone()));
         Some(list)
+    }
+}
+
+/// Where a restored validator keeps its floor: the partition beside its snapshots.
+pub fn floor_partition(snapshot_partition: &str) -> String {
+    format!("{snapshot_partition}-floor")
+}
+
+/// The one blob of the floor partition.
+const FLOOR_BLOB: &[u8] = b"floor";
+
+/// Keeps `above`, the certified header of the block above a snapshot that `tally restore`
+/// seeded, so that the validator's first start gives marshal that block's finalization as its
+/// floor: it then fetches only the blocks above the snapshot, not the whole chain from genesis.
+/// Written once, before the validator first starts; synced.
+pub async fn write_floor<E: Storage>(context: &E, partition: &str, above: &CertifiedHeader) -> Result<(), ChainError> {
+    let (blob, _) = context.open(partition, FLOOR_BLOB).await.map_err(storage_error)?;
+    blob.resize(0).await.map_err(storage_error)?;
+    blob.write_at(0, above.encode().to_vec(), WriteOptions::default()).await.map_err(storage_error)?;
+    blob.sync().await.map_err(storage_error)
+}
+
+/// The floor `write_floor` kept, if there is one and it proves the block above the snapshot at
+/// `height` (of `genesis`'s chain). One that does not (damaged, or of another height) is not an
+/// error: the validator then fetches the chain from genesis, as one restored without a floor
+/// would, and says so.
+pub async fn read_floor<E: Storage>(
+    context: &E,
+    partition: &str,
+    genesis: &Genesis,
+    height: u64,
+) -> Result<Option<CertifiedHeader>, ChainError> {
+    // Opening a blob creates it: look first.
+    match context.scan(partition).await {
+        Ok(names) if names.iter().any(|name| name.as_slice() == FLOOR_BLOB) => {}
+        Ok(_) | Err(commonware_runtime::Error::PartitionMissing(_)) => return Ok(None),
+        Err(error) => return Err(storage_error(error)),
+    }
+    let (blob, length) = context.open(partition, FLOOR_BLOB).await.map_err(storage_error)?;
+    let length = usize::try_from(length).map_err(storage_error)?;
+    let bytes = blob.read_at(0, length, ReadOptions::default()).await.map_err(storage_error)?;
+    let checked = CertifiedHeader::decode(bytes.coalesce().as_ref(), genesis)
+        .map_err(|error| error.to_string())
+        .and_then(|above| check_snapshot_proof(genesis, height, &above).map(|()| above).map_err(|e| e.to_string()));
+    match checked {
+        Ok(above) => Ok(Some(above)),
+        Err(error) => {
+            warn!(
+                partition,
+                height,
+                %error,
+                "the restored floor does not prove the block above the snapshot: fetching the chain from genesis instead"
+            );
+            Ok(None)
+        }
     }
 }
 

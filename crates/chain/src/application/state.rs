@@ -152,6 +152,9 @@ pub struct Status {
     pub evidence: u64,
     /// Damaged finalized records found and not yet fetched again from peers (see `repair.rs`).
     pub records_repairing: u64,
+    /// Finalized blocks marshal delivered that this validator had already executed (after a
+    /// restart, or below the snapshot it started from).
+    pub blocks_delivered_again: u64,
 }
 
 /// The application's state. See the module documentation.
@@ -189,15 +192,23 @@ pub struct ApplicationState {
     activity: ConsensusActivity,
     /// Evidence of misbehaviour, verified against the genesis (`evidence.rs`).
     evidence: EvidenceKept,
+    /// False only on a re-founded chain until its founding state is restored.
+    founded: bool,
 }
 
 impl ApplicationState {
     pub fn new(genesis: Genesis) -> Self {
         let block = genesis.block();
-        let finalized = Arc::new(ChainState::genesis(&block));
+        // A re-founded chain starts from its founding state, which the actor restores from the
+        // snapshot `tally restore` seeded (`start_from`); an empty ledger stands in until then.
+        let founded = genesis.founding().is_none();
+        let finalized = Arc::new(if founded { ChainState::genesis(&block) } else { ChainState::unfounded(&block) });
         let history = History {
             base: 0,
-            entries: vec![FinalizedEntry { block: block.digest(), state_digest: finalized.state_digest() }],
+            entries: vec![FinalizedEntry {
+                block: block.digest(),
+                state_digest: block.header.commitment().state_digest,
+            }],
         };
         Self {
             activity: ConsensusActivity::new(&genesis),
@@ -216,7 +227,14 @@ impl ApplicationState {
             mempool: Mempool::new(),
             blocks_refused: 0,
             evidence: EvidenceKept::default(),
+            founded,
         }
+    }
+
+    /// Whether this is a re-founded chain whose founding state is not restored yet: nothing
+    /// can be executed until it is.
+    pub fn awaits_founding_state(&self) -> bool {
+        !self.founded
     }
 
     /// Starts from a snapshot (this validator's own, read back on restart, or a peer's that
@@ -225,6 +243,14 @@ impl ApplicationState {
     pub fn start_from(&mut self, state: ChainState) {
         let height = state.height();
         assert!(height >= self.finalized.height(), "a snapshot never moves the chain back");
+        if height == 0 {
+            assert_eq!(
+                state.commitment(),
+                self.genesis_block.header.commitment(),
+                "a state at height 0 is the one the genesis block commits to"
+            );
+        }
+        self.founded = true;
         self.history = History {
             base: height,
             entries: vec![FinalizedEntry { block: state.block(), state_digest: state.state_digest() }],
@@ -352,6 +378,7 @@ impl ApplicationState {
             evidence: self.activity.evidence(),
             // The actor, which runs the repairs, fills this in.
             records_repairing: 0,
+            blocks_delivered_again: 0,
         }
     }
 
@@ -488,6 +515,7 @@ impl ApplicationState {
     /// Moves the tip to the state after `digest`, executing (and checking) the pending blocks
     /// on the way from the tip or the finalized block.
     fn execute_to(&mut self, digest: BlockDigest) -> Lookup {
+        assert!(self.founded, "nothing is executed before a re-founded chain's founding state is restored");
         let tip = self.tip_usable().map(ChainState::block);
         let mut path = Vec::new();
         let mut cursor = digest;
@@ -608,6 +636,7 @@ impl ApplicationState {
     /// Executes the finalized chain up to `digest`. A block whose state digest disagrees with
     /// ours, or that breaks a rule here, is a safety failure: the validator must halt.
     pub fn finalize(&mut self, digest: BlockDigest) -> Result<Finalized, ChainError> {
+        assert!(self.founded, "nothing is executed before a re-founded chain's founding state is restored");
         if let Some(block) = self.block(&digest)
             && block.header.height <= self.finalized.height()
         {

@@ -45,6 +45,7 @@ pub async fn metrics(State(api): State<ApiState>) -> Response {
             blocks_refused: status.blocks_refused,
             evidence: status.evidence,
             records_repairing: status.records_repairing,
+            blocks_delivered_again: status.blocks_delivered_again,
         });
     }
     let runtime = (api.runtime_metrics)();
@@ -100,6 +101,8 @@ async fn status_json(api: &ApiState) -> Result<Json<Value>, Failure> {
         "blocks_refused": status.blocks_refused,
         "evidence": status.evidence,
         "records_repairing": status.records_repairing,
+        "faults_tolerated": api.genesis.genesis().faults_tolerated(),
+        "quorum": api.genesis.genesis().quorum(),
         "validators": validators,
     })))
 }
