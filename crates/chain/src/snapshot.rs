@@ -172,6 +172,10 @@ pub enum SnapshotProofError {
     WrongBlock { expected: BlockDigest, found: BlockDigest },
     #[error("the snapshot's state digest is not the one the certified block above it commits to")]
     WrongStateDigest,
+    #[error("the snapshot's results root is not the one the certified block above it commits to")]
+    WrongResultsRoot,
+    #[error("the snapshot's block time is not before the certified block above it")]
+    TimestampAfterChild,
 }
 
 /// Checks that `above` proves the finalized header at `height + 1` for the genesis validators,
@@ -203,6 +207,14 @@ pub fn check_snapshot_state(
     }
     if state.state_digest() != above.header.state_digest {
         return Err(SnapshotProofError::WrongStateDigest);
+    }
+    // Neither is in the state digest, and the block above is checked against both: a snapshot
+    // with another would halt the validator that adopted it at that block.
+    if state.results_root() != above.header.results_root {
+        return Err(SnapshotProofError::WrongResultsRoot);
+    }
+    if state.timestamp_ns() >= above.header.timestamp_ns {
+        return Err(SnapshotProofError::TimestampAfterChild);
     }
     Ok(state)
 }
@@ -275,6 +287,45 @@ mod tests {
             state.apply(&block);
         }
         (genesis, state)
+    }
+
+    #[test]
+    fn a_refounded_state_is_the_old_ledger_at_height_0_and_restores_from_its_snapshot() {
+        let (old_genesis, state) = chain();
+        let founding = crate::genesis::Founding {
+            chain_id: old_genesis.chain_id(),
+            height: state.height(),
+            block: state.block(),
+            state_digest: state.refounded_state_digest(),
+        };
+        let client = signer_from_seed(9);
+        let genesis = Genesis::new(6, vec![public_key(&signer_from_seed(0))], vec![public_key(&client)], 9_000)
+            .unwrap()
+            .with_founding(founding)
+            .unwrap();
+        let refounded = state.clone().refound(&genesis.block());
+        assert_eq!(refounded.state_digest(), state.refounded_state_digest());
+        assert_eq!(refounded.ledger_digest(), state.ledger_digest(), "the ledger is unchanged");
+        assert_ne!(refounded.state_digest(), state.state_digest(), "the requests moved to height 0");
+        assert_eq!((refounded.height(), refounded.block()), (0, genesis.block().digest()));
+        // Every old request is still included (a retry is a repeat), at height 0.
+        for id in 1..=3 {
+            let key = crate::request::RequestKey { client: public_key(&client), id };
+            assert_eq!(refounded.inclusion_height(&key), Some(0));
+        }
+        // Its snapshot, at height 0 with events, restores to the same state.
+        let restored = ChainState::restore(&refounded.snapshot()).unwrap();
+        assert_eq!(restored.commitment(), refounded.commitment());
+        assert_eq!(restored.commitment(), genesis.block().header.commitment());
+        // And it is what the genesis block commits to, so the new chain's first block follows it.
+        let next = Block::new(
+            BlockContext::following(restored.block(), 1, test_leader()),
+            1,
+            10_000,
+            restored.commitment(),
+            Vec::new(),
+        );
+        restored.check_child(&genesis, &next).unwrap();
     }
 
     #[test]

@@ -97,6 +97,12 @@ pub fn snapshot_partition(prefix: &str) -> String {
     format!("{prefix}-snapshots")
 }
 
+/// Where `tally restore --first-start` marks a founder of a re-founded chain that has not run
+/// yet: its founding state at height 0 is then no reason to hold its votes back.
+pub fn first_start_partition(prefix: &str) -> String {
+    format!("{prefix}-first-start")
+}
+
 /// Starts an honest validator of `genesis` with key `signer`. `peers` names the validators to
 /// the block broadcast and backfill (the p2p oracle's peer sets).
 pub async fn start<E, P, B, S, R>(
@@ -207,13 +213,15 @@ where
         // Every vote goes through the vote record, which never sends one that conflicts with a
         // vote this validator sent before (`votes.rs`).
         let (votes, receive_votes) = channels.votes;
-        // A snapshot above genesis means a finalized state, which this key voted for (or a
-        // restore of one). A re-founded chain's founding state, at height 0, is none: nobody has
-        // voted on the new chain yet. If the partition cannot be read, the application stops on
-        // it; meanwhile, assume one.
+        // A snapshot means a finalized state, which this key voted for (or a restore of one),
+        // except a re-founded chain's founding state (height 0) seeded for the chain's first
+        // start, before any validator of it voted (`first_start_partition`). If a partition
+        // cannot be read, the application stops on it; meanwhile, assume a state.
+        let first_start =
+            context.scan(&first_start_partition(&config.partition)).await.is_ok_and(|names| !names.is_empty());
         let holds_state = crate::application::snapshots::scan_heights(&context, &snapshot_partition(&config.partition))
             .await
-            .map_or(true, |heights| heights.iter().any(|&height| height > 0));
+            .map_or(true, |heights| heights.iter().any(|&height| height > 0 || !first_start));
         let partition = format!("{}-votes", config.partition);
         let (votes, mut record) =
             match crate::votes::start(context.child("votes"), partition, votes, holds_state, heard).await {

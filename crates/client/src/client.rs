@@ -738,8 +738,8 @@ impl Client {
                 }
                 // That validator joined from a snapshot above the request's height and holds no
                 // outcome from before; the others may. When none does (a request older than the
-                // backup the chain was re-founded from), that is the answer: the request was
-                // applied once, before, and is not applied again.
+                // backup the chain was re-founded from), that is the answer: a request of this id
+                // was included before, and this one is not applied.
                 Verdict::Refused(error) if matches!(&error, ClientError::Api { status: 404, code, .. } if code == "outcome_not_held") =>
                 {
                     not_held[index] = true;

@@ -204,24 +204,24 @@ fn serve(
 /// against `above`, the certified header of the block above it), as the newest snapshot: a
 /// validator started on the directory opens it as a restart does (the finalized log begins
 /// above it), and marshal, given `above`'s finalization as its floor, fetches only the blocks
-/// above from its peers. Refuses a directory that holds anything.
+/// above from its peers. Refuses a directory that holds anything but a vote record (a `*-votes`
+/// directory kept from the validator's old data, which keeps it from contradicting its votes).
+/// With `first_start`, marks a founder of a re-founded chain that has not run yet: its founding
+/// state is then no reason to hold its votes back (`validator::first_start_partition`).
 pub fn seed_snapshot(
     data_dir: &std::path::Path,
     height: u64,
     snapshot: Vec<u8>,
     above: Option<&tally_chain::certified::CertifiedHeader>,
+    first_start: bool,
 ) -> Result<(), NodeError> {
     let refuse = |problem: String| NodeError::Seed { path: data_dir.to_path_buf(), problem };
-    if let Ok(mut entries) = std::fs::read_dir(data_dir) {
-        if entries.next().is_some() {
-            return Err(refuse(
-                "the data directory is not empty: a validator's data is never overwritten; restore into a new \
-                 directory (or move this one aside)"
-                    .into(),
-            ));
-        }
-    } else if data_dir.exists() {
-        return Err(refuse("is not a directory".into()));
+    if !holds_at_most_a_vote_record(data_dir).map_err(|error| refuse(error.to_string()))? {
+        return Err(refuse(
+            "the data directory holds more than a vote record (`*-votes`): a validator's data is never \
+             overwritten; restore into a new directory (or move this one aside)"
+                .into(),
+        ));
     }
     crate::config::create_private_dir(data_dir)?;
     let runtime_config = runtime::Config::new().with_storage_directory(data_dir.to_path_buf());
@@ -235,11 +235,37 @@ pub fn seed_snapshot(
                 .await
                 .map_err(|error| refuse(error.to_string()))?;
         }
+        if first_start {
+            use commonware_runtime::{Blob as _, Storage as _};
+            let (blob, _) = context
+                .open(&validator::first_start_partition(PARTITION), b"first-start")
+                .await
+                .map_err(|error| refuse(error.to_string()))?;
+            blob.sync().await.map_err(|error| refuse(error.to_string()))?;
+        }
         let (mut snapshots, restored) =
             Snapshots::open(context.child("snapshots"), partition).await.map_err(|error| refuse(error.to_string()))?;
         assert!(restored.is_none(), "the directory was empty");
         snapshots.write(height, snapshot).await.map_err(|error| refuse(error.to_string()))
     })
+}
+
+/// Whether `dir` is absent, empty, or holds only vote-record directories (`*-votes`), which a
+/// restore may keep: they record the votes the validator's key signed.
+pub fn holds_at_most_a_vote_record(dir: &std::path::Path) -> std::io::Result<bool> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+        Err(error) => return Err(error),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let votes = entry.file_name().to_str().is_some_and(|name| name.ends_with("-votes"));
+        if !votes || !entry.file_type()?.is_dir() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// The parts of a started validator that an orderly stop needs.

@@ -32,8 +32,11 @@ Example (a replacement machine for validator 3, its data directory empty):
   tally restore tally.backup --config tally-dev/validator-3.toml
   tally start --config tally-dev/validator-3.toml
 
-Each validator of a chain re-founded from a backup (tally init --found-from) is seeded from that
-same backup: the new genesis names the state it must hold.";
+Each founder of a chain re-founded from a backup (tally init --found-from) is seeded from that
+same backup, before the new chain first starts:
+  tally restore tally.backup --config new/validator-0.toml --first-start
+A validator that joins the re-founded chain later is restored, without --first-start, from a
+backup of the new chain (or from the founding one while the new chain's state is unchanged).";
 
 /// How long the download may wait for the validator's next bytes.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
@@ -76,9 +79,16 @@ pub struct RestoreArgs {
     file: PathBuf,
 
     /// The config of the validator to restore (its key, genesis and data directory, which must
-    /// be empty or absent).
+    /// be empty or absent, or hold only its old `*-votes` directory).
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
+
+    /// This validator is one of the founders of a re-founded chain that has not run yet (`tally
+    /// init --found-from`): it may vote at once. Without it a validator restored from a backup
+    /// holds its votes back until it hears its peers certify a view, so that it never contradicts
+    /// a vote its key signed before; founders all waiting for one another would wait for good.
+    #[arg(long)]
+    first_start: bool,
 }
 
 /// `tally backup` and `tally backup verify`.
@@ -323,22 +333,16 @@ pub fn founding_from(path: &Path, source: &Genesis) -> anyhow::Result<(Founding,
     Ok((founding, verified.line()))
 }
 
-/// Whether a data directory holds nothing (or does not exist yet).
-fn is_empty_dir(path: &Path) -> anyhow::Result<bool> {
-    match std::fs::read_dir(path) {
-        Ok(mut entries) => Ok(entries.next().is_none()),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(true),
-        Err(error) => Err(anyhow::Error::from(error).context(format!("reading {}", path.display()))),
-    }
-}
-
 /// `tally restore FILE --config CONFIG`.
 pub fn restore(args: RestoreArgs) -> anyhow::Result<()> {
     let config = NodeConfig::load(&args.config)?;
-    if !is_empty_dir(&config.data_dir)? {
+    let empty = tally_node::node::holds_at_most_a_vote_record(&config.data_dir)
+        .with_context(|| format!("reading {}", config.data_dir.display()))?;
+    if !empty {
         bail!(
             "the data directory {} (data_dir of {}) is not empty: a restore never overwrites a validator's data; \
-             point data_dir at a new directory, or move this one aside",
+             point data_dir at a new directory, or move this one aside (a restore may keep its `*-votes` \
+             directory, the record of the votes its key signed: copy that into the new one)",
             config.data_dir.display(),
             args.config.display()
         );
@@ -354,7 +358,7 @@ pub fn restore(args: RestoreArgs) -> anyhow::Result<()> {
             founding.chain_id, founding.height
         );
         let state = state.refound(&genesis.block());
-        tally_node::node::seed_snapshot(&config.data_dir, 0, state.snapshot(), None)?;
+        tally_node::node::seed_snapshot(&config.data_dir, 0, state.snapshot(), None, args.first_start)?;
         println!(
             "restored: {} holds the founding state of chain {}; start the validator with: tally start --config {}",
             config.data_dir.display(),
@@ -363,10 +367,18 @@ pub fn restore(args: RestoreArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    if args.first_start {
+        bail!(
+            "--first-start is for the founders of a re-founded chain, seeded from the backup its genesis names; \
+             this is a backup of chain {}{}",
+            read_backup_chain(&args.file)?,
+            genesis.founding().map_or(String::new(), |founding| format!(", not of chain {}", founding.chain_id))
+        );
+    }
     let verified = verify_file(&args.file, genesis)?;
     println!("{}", verified.line());
     let height = verified.height;
-    tally_node::node::seed_snapshot(&config.data_dir, height, verified.snapshot, Some(&verified.above))?;
+    tally_node::node::seed_snapshot(&config.data_dir, height, verified.snapshot, Some(&verified.above), false)?;
     println!(
         "restored: {} holds the state at height {height}; start the validator with: tally start --config {} (it \
          fetches the blocks above from its peers)",

@@ -53,6 +53,11 @@ async fn a_lost_cluster_is_refounded_from_a_backup() {
     let source_genesis = dir.path().join("old-genesis.json");
     std::fs::copy(&source.files.genesis, &source_genesis).unwrap();
     let source_genesis = source_genesis.to_str().unwrap().to_string();
+    let kept = dir.path().join("source");
+    std::fs::create_dir(&kept).unwrap();
+    for file in ["genesis.json", "validator-0.toml", "validator-0.key"] {
+        std::fs::copy(source.dir().join(file), kept.join(file)).unwrap();
+    }
 
     // Transfers, each its own request with a known id, until validator 0 holds a proven snapshot.
     let mut request_id = 1_000u128;
@@ -117,6 +122,7 @@ async fn a_lost_cluster_is_refounded_from_a_backup() {
     );
     let genesis = GenesisFile::load(&out.join("genesis.json")).unwrap();
     let founding = genesis.genesis().founding().expect("a founding").clone();
+    let genesis_text = std::fs::read_to_string(out.join("genesis.json")).unwrap();
     assert_eq!((founding.chain_id, founding.height), (1, backed_up.height()));
     assert!(genesis.clients().contains(&tally_chain::keys::public_key(&signer)), "the old client is kept");
 
@@ -141,16 +147,68 @@ async fn a_lost_cluster_is_refounded_from_a_backup() {
     assert!(!unseeded.wait().unwrap().success());
     assert!(error.contains("re-founded from a backup of chain 1") && error.contains("tally restore"), "{error}");
 
-    // Each validator seeded from the same backup, then started.
+    // Bad input to restore: exit 3, `unverified:`, nothing written. A flipped byte in the
+    // backup's state; a genesis founded on another height, or on another state digest.
+    let fails = |args: &[&str], why: &str| {
+        let output = tally(args);
+        let error = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(3), "{args:?}: {error}");
+        assert!(error.starts_with("unverified:") && error.contains(why), "{args:?}: {error}");
+    };
+    let config_1 = configs[1].to_str().unwrap();
+    let mut flipped = std::fs::read(&file).unwrap();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    let flipped_file = dir.path().join("flipped.backup");
+    std::fs::write(&flipped_file, &flipped).unwrap();
+    fails(
+        &["restore", flipped_file.to_str().unwrap(), "--config", config_1, "--first-start"],
+        "does not match its hash",
+    );
+    for (name, from, to, why) in [
+        (
+            "height",
+            format!("\"height\": {}", founding.height),
+            format!("\"height\": {}", founding.height + 1),
+            "at height",
+        ),
+        ("digest", hex(&founding.state_digest), hex(&[0x42; 32]), "not the one the genesis was founded on"),
+    ] {
+        let other = dir.path().join(format!("other-{name}"));
+        std::fs::create_dir(&other).unwrap();
+        assert!(genesis_text.contains(&from), "{from} in {genesis_text}");
+        std::fs::write(other.join("genesis.json"), genesis_text.replace(&from, &to)).unwrap();
+        for file in ["validator-1.toml", "validator-1.key"] {
+            std::fs::copy(out.join(file), other.join(file)).unwrap();
+        }
+        let config = other.join("validator-1.toml");
+        fails(&["restore", file_arg, "--config", config.to_str().unwrap(), "--first-start"], why);
+        assert!(!other.join("data").exists(), "a refused restore writes nothing");
+    }
+    // --first-start is only for the founding backup of a re-founded chain.
+    let output = tally(&["restore", file_arg, "--config", &source_config_text_path(&dir), "--first-start"]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("--first-start is for the founders"), "{}", text(&output.stderr));
+
+    // The refused start left a data directory: restore refuses it, and takes it once it holds
+    // only the vote record.
+    let data_dir_0 = NodeConfig::load(&configs[0]).unwrap().data_dir;
+    let output = tally(&["restore", file_arg, "--config", configs[0].to_str().unwrap(), "--first-start"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("is not empty"), "{}", text(&output.stderr));
+    for entry in std::fs::read_dir(&data_dir_0).unwrap() {
+        let entry = entry.unwrap();
+        if !entry.file_name().to_str().unwrap().ends_with("-votes") {
+            std::fs::remove_dir_all(entry.path()).unwrap();
+        }
+    }
+    assert!(data_dir_0.join("validator-votes").exists());
+
+    // Each founder seeded from the same backup, then started.
     let mut nodes = Vec::new();
     for path in &configs {
         let config_arg = path.to_str().unwrap();
-        let data_dir = NodeConfig::load(path).unwrap().data_dir;
-        if data_dir.exists() {
-            // The refused start above created its directory.
-            std::fs::remove_dir_all(&data_dir).unwrap();
-        }
-        let output = tally(&["restore", file_arg, "--config", config_arg]);
+        let output = tally(&["restore", file_arg, "--config", config_arg, "--first-start"]);
         assert!(output.status.success(), "{}", text(&output.stderr));
         assert!(text(&output.stdout).contains("holds the founding state of chain 2"), "{}", text(&output.stdout));
         let mut config = NodeConfig::load(path).unwrap();
@@ -186,6 +244,12 @@ async fn a_lost_cluster_is_refounded_from_a_backup() {
     for node in nodes {
         node.stop().unwrap();
     }
+}
+
+/// A config of the old chain (not re-founded), written beside the test's files: the source
+/// cluster's own went with it.
+fn source_config_text_path(dir: &tempfile::TempDir) -> String {
+    dir.path().join("source").join("validator-0.toml").to_str().unwrap().to_string()
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -387,8 +387,9 @@ where
             let founding = self.state.genesis().founding().expect("only a re-founded chain awaits one");
             return Err(ChainError::Founding(format!(
                 "this chain was re-founded from a backup of chain {} at height {}, and this validator's data \
-                 directory does not hold that state: seed it first with `tally restore BACKUP --config CONFIG`, \
-                 BACKUP being the backup the genesis was made from (or a newer backup of this chain)",
+                 directory holds no state of it: seed it first with `tally restore BACKUP --config CONFIG`, BACKUP \
+                 being a backup of this chain or the one its genesis was made from (the chain's founders, before it \
+                 first runs, add --first-start); a restore keeps a `*-votes` directory already there",
                 founding.chain_id, founding.height
             )));
         }
@@ -396,9 +397,21 @@ where
             // A validator restored from a backup: marshal holds nothing yet. The certified block
             // above the backup is its floor, so it fetches only what lies above the snapshot.
             let partition = floor_partition(&self.snapshot_partition);
-            if let Some(above) =
-                read_floor(&self.context.child("floor"), &partition, self.state.genesis(), base).await?
-            {
+            let floor = read_floor(&self.context.child("floor"), &partition, self.state.genesis(), base).await?;
+            let snapshot_block = self.state.finalized_state().block();
+            let floor = floor.filter(|above| {
+                let fits =
+                    above.header.parent == snapshot_block && above.header.state_digest == self.snapshot_state_digest;
+                if !fits {
+                    warn!(
+                        height = base,
+                        "the restored floor is not of the block above this validator's snapshot: fetching the chain \
+                         from genesis instead"
+                    );
+                }
+                fits
+            });
+            if let Some(above) = floor {
                 info!(
                     height = base,
                     floor = base + 1,
