@@ -28,6 +28,8 @@ const PENDING_KEY: &[u8; 32] = b"tally.ledger.v1.pending-status..";
 const BALANCE_KEY: &[u8; 32] = b"tally.ledger.v1.account-balance.";
 const FAILED_ID_KEY: &[u8; 32] = b"tally.ledger.v1.failed-transfer.";
 const DIGEST_KEY: &[u8; 32] = b"tally.ledger.v1.state-digest....";
+/// Accounts a rebuild hands to the accounts table at a time (bounds its scratch memory).
+const REBUILD_ACCOUNTS_PER_UPDATE: usize = 8_192;
 
 /// The leaf of a pending transfer: its id and the state of its pending phase.
 pub fn pending_leaf(transfer_id: u128, status: PendingStatus) -> Hash {
@@ -167,14 +169,16 @@ impl Commitment {
             word_min = word_min.min(word);
             word_max = word_max.max(word);
         }
+        let mut changed: Vec<(u64, &Account)> = Vec::with_capacity(changes.accounts.capacity());
         for word in word_min..=word_max.min(words.saturating_sub(1)) {
             let mut bits = std::mem::take(&mut self.accounts_changed[word]);
             while bits != 0 {
                 let index = word as u64 * 64 + u64::from(bits.trailing_zeros());
                 bits &= bits - 1;
-                self.accounts.update(index, store.account(index as AccountIndex));
+                changed.push((index, store.account(index as AccountIndex)));
             }
         }
+        self.accounts.update(&changed);
         assert_eq!(self.accounts.len(), account_count);
 
         // Transfers: the new ones, appended to the log in one update.
@@ -253,9 +257,15 @@ impl Commitment {
     /// The commitment of a store, computed from scratch (restore, and tests of `apply`).
     pub fn rebuild<S: Store>(store: &S, timestamp_last: u64) -> Self {
         let mut commitment = Self::new();
+        let mut accounts = Vec::with_capacity(REBUILD_ACCOUNTS_PER_UPDATE);
         for index in 0..store.account_count() {
-            commitment.accounts.update(u64::from(index), store.account(index));
+            accounts.push((u64::from(index), store.account(index)));
+            if accounts.len() == REBUILD_ACCOUNTS_PER_UPDATE {
+                commitment.accounts.update(&accounts);
+                accounts.clear();
+            }
         }
+        commitment.accounts.update(&accounts);
         let mut encoded = Vec::with_capacity(store.transfer_count() as usize * crate::constants::OBJECT_SIZE);
         for index in 0..store.transfer_count() {
             let transfer = store.transfer(index);
