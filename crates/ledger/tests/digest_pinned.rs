@@ -243,13 +243,14 @@ fn run(seed: u64, accounts: u64, batches: usize, batch_len: usize) -> String {
 
 #[test]
 fn digests_proofs_and_snapshots_are_pinned() {
-    let cases: [(u64, u64, usize, usize, &str); 6] = [
+    let cases: [(u64, u64, usize, usize, &str); 7] = [
         (1, 2, 6, 20, "d23934156e45869243294fd9f3e33bed8f5170f7001da238b88c46508be9beee"),
         (2, 33, 10, 60, "75ff054d1ecbeed8d9de025ec7fb734e3d0a1470726daeafe4e81615660048f2"),
         (3, 600, 12, 400, "53082578564d2087573ad84fe3536dda23b0d6a3a7b8a3f3427733faf6e5b5b6"),
         (4, 1_100, 12, 3_000, "41a289207710763e76e3662ffbf4e2134ca971c65324e257b2772cc62e387bd8"),
         (5, 5_000, 10, BATCH_EVENTS_MAX, "d73a1e2e1fdabce09a6d1e18e261cf0f7768d8cef54c00871cc6bf21645ffef9"),
         (6, 40_000, 6, BATCH_EVENTS_MAX, "1deb524c644a5ce9a423aef3d69337e1fc250a9b7ebe01a9f2236d3cc2895b63"),
+        (7, 300_000, 5, BATCH_EVENTS_MAX, "f725d385889b1b8b75e196e45e1e2e16c87581a770296ddaba9bc533c15604ca"),
     ];
     let mut failures = Vec::new();
     for (seed, accounts, batches, batch_len, pinned) in cases {
