@@ -64,9 +64,11 @@ pub struct AccountTable {
     /// it is incomplete, is hashed whole.
     chunk_values: Vec<ChainingValue>,
     segments: MerkleTree,
-    /// Chunks (account index / `CHUNK_ACCOUNTS`) with a changed leaf since the last commit, in
-    /// ascending order.
+    /// One bit per chunk (account index / `CHUNK_ACCOUNTS`), set for the chunks with a changed
+    /// leaf since the last commit.
     dirty_chunks: Vec<u64>,
+    /// Whether any bit of `dirty_chunks` is set.
+    dirty: bool,
     /// Reused by `commit`.
     scratch: Scratch,
 }
@@ -101,31 +103,31 @@ impl AccountTable {
         }
     }
 
-    /// Rehashes accounts, each either known or the next new one, in ascending order of index
-    /// (between commits too).
+    /// Rehashes accounts, each either known or the next new one, in ascending order of index.
     ///
     /// It reads every account's balances and identity first, in one pass that asks memory for
     /// many of them at once, then hashes the leaves from those copies: with the accounts
     /// scattered over a large table, waiting for each one in turn would cost more than hashing.
-    pub fn update(&mut self, accounts: &[(u64, &Account)]) {
+    pub fn update<'a>(&mut self, indexes: &[u64], account: impl Fn(u64) -> &'a Account) {
         let mut inputs = std::mem::take(&mut self.scratch.leaf_inputs);
         inputs.clear();
-        for (index, account) in accounts {
+        for index in indexes {
+            let account = account(*index);
             if *index == self.len() {
                 self.identities.push(account_identity(account));
                 self.leaves.push([0; 32]);
             }
             inputs.push((self.identities[*index as usize], account.balances_bytes()));
         }
-        let mut chunk_last = self.dirty_chunks.last().copied();
-        for ((index, _), (identity, balances)) in accounts.iter().zip(&inputs) {
+        let words = self.len().div_ceil(CHUNK_ACCOUNTS).div_ceil(64) as usize;
+        if self.dirty_chunks.len() < words {
+            self.dirty_chunks.resize(words, 0);
+        }
+        for (index, (identity, balances)) in indexes.iter().zip(&inputs) {
             self.leaves[*index as usize] = hash_lanes::keyed_hash_block(identity, balances);
             let chunk = index / CHUNK_ACCOUNTS;
-            debug_assert!(chunk_last.is_none_or(|last| last <= chunk), "ascending indexes");
-            if chunk_last != Some(chunk) {
-                self.dirty_chunks.push(chunk);
-                chunk_last = Some(chunk);
-            }
+            self.dirty_chunks[(chunk / 64) as usize] |= 1 << (chunk % 64);
+            self.dirty = true;
         }
         self.scratch.leaf_inputs = inputs;
     }
@@ -144,18 +146,25 @@ impl AccountTable {
         scratch.by_position.resize_with(SEGMENT_CHUNKS as usize, Vec::new);
         scratch.segments.clear();
         let mut partial_changed = false;
-        for chunk in std::mem::take(&mut self.dirty_chunks) {
-            let segment = chunk / SEGMENT_CHUNKS;
-            if segment >= complete {
-                partial_changed = true;
-                continue;
-            }
-            if scratch.segments.last() != Some(&segment) {
-                scratch.segments.push(segment);
-            }
-            // A segment completed by this batch has every chunk hashed below.
-            if segment < complete_before {
-                scratch.by_position[(chunk % SEGMENT_CHUNKS) as usize].push(segment);
+        // Segments are 16 chunks, so each bitmap word covers four whole segments, in order.
+        const _: () = assert!(64 % SEGMENT_CHUNKS == 0);
+        for word in 0..self.dirty_chunks.len() {
+            let mut bits = std::mem::take(&mut self.dirty_chunks[word]);
+            while bits != 0 {
+                let chunk = word as u64 * 64 + u64::from(bits.trailing_zeros());
+                bits &= bits - 1;
+                let segment = chunk / SEGMENT_CHUNKS;
+                if segment >= complete {
+                    partial_changed = true;
+                    continue;
+                }
+                if scratch.segments.last() != Some(&segment) {
+                    scratch.segments.push(segment);
+                }
+                // A segment completed by this batch has every chunk hashed below.
+                if segment < complete_before {
+                    scratch.by_position[(chunk % SEGMENT_CHUNKS) as usize].push(segment);
+                }
             }
         }
         self.chunk_values.resize((complete * SEGMENT_CHUNKS) as usize, [0; 32]);
@@ -167,15 +176,12 @@ impl AccountTable {
 
         for (position, segments) in scratch.by_position.iter_mut().enumerate() {
             let offset = position as u64 * CHUNK_ACCOUNTS;
-            let inputs: Vec<&[u8; CHUNK_LEN as usize]> = segments
-                .iter()
-                .map(|segment| {
-                    let start = (segment * SEGMENT_ACCOUNTS + offset) as usize;
-                    self.leaves[start..start + CHUNK_ACCOUNTS as usize].as_flattened().try_into().expect("one chunk")
-                })
-                .collect();
-            scratch.values.resize(inputs.len(), [0; 32]);
-            hash_lanes::chunks_at(SEGMENT_KEY, position as u64, &inputs, &mut scratch.values);
+            let inputs = segments.iter().map(|segment| {
+                let start = (segment * SEGMENT_ACCOUNTS + offset) as usize;
+                self.leaves[start..start + CHUNK_ACCOUNTS as usize].as_flattened().try_into().expect("one chunk")
+            });
+            scratch.values.resize(segments.len(), [0; 32]);
+            hash_lanes::chunks_at(SEGMENT_KEY, position as u64, inputs, &mut scratch.values);
             for (segment, value) in segments.drain(..).zip(&scratch.values) {
                 self.chunk_values[(segment * SEGMENT_CHUNKS) as usize + position] = *value;
             }
@@ -189,14 +195,13 @@ impl AccountTable {
             lower.extend_from_slice(&self.chunk_values[start..start + SEGMENT_CHUNKS as usize]);
         }
         while lower.len() > scratch.segments.len() {
-            let inputs: Vec<&[u8; hash_lanes::BLOCK_LEN]> = lower
+            let parents = lower.len() / 2;
+            let inputs = lower
                 .as_flattened()
                 .chunks_exact(hash_lanes::BLOCK_LEN)
-                .map(|pair| pair.try_into().expect("two values"))
-                .collect();
-            upper.resize(inputs.len(), [0; 32]);
-            let root = inputs.len() == scratch.segments.len();
-            hash_lanes::parents(SEGMENT_KEY, &inputs, root, upper);
+                .map(|pair| pair.try_into().expect("two values"));
+            upper.resize(parents, [0; 32]);
+            hash_lanes::parents(SEGMENT_KEY, inputs, parents == scratch.segments.len(), upper);
             std::mem::swap(lower, upper);
         }
         for (segment, hash) in scratch.segments.iter().zip(lower.iter()) {
@@ -207,6 +212,7 @@ impl AccountTable {
             self.set_segment(segment, segment_hash(self.segment_leaves(segment)));
         }
         self.scratch = scratch;
+        self.dirty = false;
         self.segments.commit();
         assert_eq!(self.segments.len(), self.len().div_ceil(SEGMENT_ACCOUNTS), "every account is in a segment");
     }
@@ -222,7 +228,7 @@ impl AccountTable {
 
     /// The root over all accounts. The table must be committed.
     pub fn root(&self) -> Hash {
-        assert!(self.dirty_chunks.is_empty(), "the root of an uncommitted table");
+        assert!(!self.dirty, "the root of an uncommitted table");
         self.segments.root()
     }
 
@@ -328,9 +334,7 @@ mod tests {
             }
             changed.sort_unstable();
             changed.dedup();
-            let updates: Vec<(u64, &Account)> =
-                changed.iter().map(|index| (*index, &accounts[*index as usize])).collect();
-            table.update(&updates);
+            table.update(&changed, |index| &accounts[index as usize]);
             table.commit();
             assert_eq!(table.root(), reference_root(&accounts), "batch {batch}, {} accounts", accounts.len());
         }
@@ -342,9 +346,8 @@ mod tests {
         let count = 3 * SEGMENT_ACCOUNTS + 7;
         let mut table = AccountTable::new();
         let mut accounts: Vec<Account> = (1..=count as u128).map(|id| account(id, 0)).collect();
-        let all: Vec<(u64, &Account)> =
-            accounts.iter().enumerate().map(|(index, account)| (index as u64, account)).collect();
-        table.update(&all);
+        let all: Vec<u64> = (0..count).collect();
+        table.update(&all, |index| &accounts[index as usize]);
         table.commit();
         // Change a few accounts in two segments, and one account's flags.
         accounts[600].flags = crate::types::AccountFlags::CLOSED;
@@ -352,15 +355,11 @@ mod tests {
         for index in [3u64, 600, 601, count - 1] {
             accounts[index as usize].credits_posted += 5;
         }
-        let changed: Vec<(u64, &Account)> =
-            [3u64, 600, 601, count - 1].iter().map(|index| (*index, &accounts[*index as usize])).collect();
-        table.update(&changed);
+        table.update(&[3, 600, 601, count - 1], |index| &accounts[index as usize]);
         table.commit();
 
         let mut rebuilt = AccountTable::new();
-        let all: Vec<(u64, &Account)> =
-            accounts.iter().enumerate().map(|(index, account)| (index as u64, account)).collect();
-        rebuilt.update(&all);
+        rebuilt.update(&all, |index| &accounts[index as usize]);
         rebuilt.commit();
         assert_eq!(table.root(), rebuilt.root());
 

@@ -38,45 +38,84 @@ fn key_words(key: &[u8; 32]) -> [u32; 8] {
     std::array::from_fn(|word| u32::from_le_bytes(key[4 * word..4 * word + 4].try_into().expect("4 bytes")))
 }
 
+/// Inputs handed to BLAKE3 at a time: a multiple of every SIMD degree (4, 8, 16), gathered on
+/// the stack so that hashing allocates nothing.
+const GROUP: usize = 32;
+
+static ZERO_CHUNK: [u8; CHUNK_LEN] = [0; CHUNK_LEN];
+static ZERO_BLOCK: [u8; BLOCK_LEN] = [0; BLOCK_LEN];
+
+/// Runs `hash(first, group, out)` over `inputs` in groups of up to [`GROUP`], `first` being the
+/// position of the group's first input; `out` holds one chaining value per input.
+fn in_groups<'a, const N: usize>(
+    inputs: impl IntoIterator<Item = &'a [u8; N]>,
+    out: &mut [ChainingValue],
+    filler: &'a [u8; N],
+    mut hash: impl FnMut(usize, &[&'a [u8; N]], &mut [ChainingValue]),
+) {
+    let mut group = [filler; GROUP];
+    let mut len = 0;
+    let mut done = 0;
+    for input in inputs {
+        group[len] = input;
+        len += 1;
+        if len == GROUP {
+            hash(done, &group, &mut out[done..done + GROUP]);
+            done += GROUP;
+            len = 0;
+        }
+    }
+    if len > 0 {
+        hash(done, &group[..len], &mut out[done..done + len]);
+        done += len;
+    }
+    assert_eq!(done, out.len(), "one chaining value per input");
+}
+
 /// The non-root chaining values of whole chunks that all sit at the same position, chunk
-/// `counter`, of different inputs hashed with `key`: `out[i]` for `inputs[i]`.
-pub fn chunks_at(key: &[u8; 32], counter: u64, inputs: &[&[u8; CHUNK_LEN]], out: &mut [ChainingValue]) {
-    assert_eq!(inputs.len(), out.len(), "one chaining value per chunk");
-    Platform::detect().hash_many(
-        inputs,
-        &key_words(key),
-        counter,
-        IncrementCounter::No,
-        KEYED_HASH,
-        CHUNK_START,
-        CHUNK_END,
-        out.as_flattened_mut(),
-    );
+/// `counter`, of different inputs hashed with `key`: `out[i]` for the `i`-th input.
+pub fn chunks_at<'a>(
+    key: &[u8; 32],
+    counter: u64,
+    inputs: impl IntoIterator<Item = &'a [u8; CHUNK_LEN]>,
+    out: &mut [ChainingValue],
+) {
+    let (platform, key) = (Platform::detect(), key_words(key));
+    in_groups(inputs, out, &ZERO_CHUNK, |_, group, out| {
+        let out = out.as_flattened_mut();
+        platform.hash_many(group, &key, counter, IncrementCounter::No, KEYED_HASH, CHUNK_START, CHUNK_END, out);
+    });
 }
 
 /// The non-root chaining values of consecutive whole chunks of one input hashed with `key`,
-/// the first at chunk `counter`: `out[i]` for `inputs[i]`, at chunk `counter + i`.
-pub fn consecutive_chunks(key: &[u8; 32], counter: u64, inputs: &[&[u8; CHUNK_LEN]], out: &mut [ChainingValue]) {
-    assert_eq!(inputs.len(), out.len(), "one chaining value per chunk");
-    Platform::detect().hash_many(
-        inputs,
-        &key_words(key),
-        counter,
-        IncrementCounter::Yes,
-        KEYED_HASH,
-        CHUNK_START,
-        CHUNK_END,
-        out.as_flattened_mut(),
-    );
+/// the first at chunk `counter`: `out[i]` for the `i`-th input, at chunk `counter + i`.
+pub fn consecutive_chunks<'a>(
+    key: &[u8; 32],
+    counter: u64,
+    inputs: impl IntoIterator<Item = &'a [u8; CHUNK_LEN]>,
+    out: &mut [ChainingValue],
+) {
+    let (platform, key) = (Platform::detect(), key_words(key));
+    in_groups(inputs, out, &ZERO_CHUNK, |first, group, out| {
+        let (counter, out) = (counter + first as u64, out.as_flattened_mut());
+        platform.hash_many(group, &key, counter, IncrementCounter::Yes, KEYED_HASH, CHUNK_START, CHUNK_END, out);
+    });
 }
 
 /// Parent nodes of inputs hashed with `key`: each input is the left and the right child's
-/// chaining values (64 bytes). `out[i]` is the chaining value of `inputs[i]`'s node or, when
+/// chaining values (64 bytes). `out[i]` is the chaining value of the `i`-th node or, when
 /// `root`, the 32-byte hash of the input whose root that node is.
-pub fn parents(key: &[u8; 32], inputs: &[&[u8; BLOCK_LEN]], root: bool, out: &mut [ChainingValue]) {
-    assert_eq!(inputs.len(), out.len(), "one chaining value per parent");
+pub fn parents<'a>(
+    key: &[u8; 32],
+    inputs: impl IntoIterator<Item = &'a [u8; BLOCK_LEN]>,
+    root: bool,
+    out: &mut [ChainingValue],
+) {
+    let (platform, key) = (Platform::detect(), key_words(key));
     let flags = KEYED_HASH | PARENT | if root { ROOT } else { 0 };
-    Platform::detect().hash_many(inputs, &key_words(key), 0, IncrementCounter::No, flags, 0, 0, out.as_flattened_mut());
+    in_groups(inputs, out, &ZERO_BLOCK, |_, group, out| {
+        platform.hash_many(group, &key, 0, IncrementCounter::No, flags, 0, 0, out.as_flattened_mut());
+    });
 }
 
 /// `blake3::keyed_hash(key, block)` for an input of exactly one block: one compression,
@@ -119,15 +158,15 @@ mod tests {
     #[test]
     fn chunks_equal_the_public_api_at_any_position_and_count() {
         // Counts below, at and above every SIMD degree, so that every remainder path runs.
-        for count in [1usize, 3, 4, 7, 8, 9, 16, 17, 33] {
+        for count in [1usize, 3, 4, 7, 8, 9, 16, 17, 33, 64, 65, 100] {
             let data: Vec<Vec<u8>> = (0..count).map(|input| bytes(CHUNK_LEN, input as u8)).collect();
             let inputs: Vec<&[u8; CHUNK_LEN]> = data.iter().map(|chunk| chunk[..].try_into().unwrap()).collect();
             let mut out = vec![[0u8; 32]; count];
-            chunks_at(KEY, 5, &inputs, &mut out);
+            chunks_at(KEY, 5, inputs.iter().copied(), &mut out);
             for (chunk, value) in data.iter().zip(&out) {
                 assert_eq!(*value, chaining_value(chunk, 5 * CHUNK_LEN as u64), "{count} chunks at chunk 5");
             }
-            consecutive_chunks(KEY, 3, &inputs, &mut out);
+            consecutive_chunks(KEY, 3, inputs.iter().copied(), &mut out);
             for (position, (chunk, value)) in data.iter().zip(&out).enumerate() {
                 let offset = (3 + position) * CHUNK_LEN;
                 assert_eq!(*value, chaining_value(chunk, offset as u64), "{count} chunks from chunk 3");
@@ -137,19 +176,19 @@ mod tests {
 
     #[test]
     fn parents_equal_the_public_api() {
-        for count in [1usize, 2, 8, 9, 20] {
+        for count in [1usize, 2, 8, 9, 20, 32, 33, 70] {
             let data: Vec<Vec<u8>> = (0..count).map(|input| bytes(BLOCK_LEN, input as u8)).collect();
             let inputs: Vec<&[u8; BLOCK_LEN]> = data.iter().map(|block| block[..].try_into().unwrap()).collect();
             let children = |block: &[u8]| -> (ChainingValue, ChainingValue) {
                 (block[..32].try_into().unwrap(), block[32..].try_into().unwrap())
             };
             let mut out = vec![[0u8; 32]; count];
-            parents(KEY, &inputs, false, &mut out);
+            parents(KEY, inputs.iter().copied(), false, &mut out);
             for (block, value) in data.iter().zip(&out) {
                 let (left, right) = children(block);
                 assert_eq!(*value, merge_subtrees_non_root(&left, &right, Mode::KeyedHash(KEY)));
             }
-            parents(KEY, &inputs, true, &mut out);
+            parents(KEY, inputs.iter().copied(), true, &mut out);
             for (block, value) in data.iter().zip(&out) {
                 let (left, right) = children(block);
                 assert_eq!(*value, *merge_subtrees_root(&left, &right, Mode::KeyedHash(KEY)).as_bytes());
@@ -161,7 +200,7 @@ mod tests {
         block[..32].copy_from_slice(&chaining_value(&input[..CHUNK_LEN], 0));
         block[32..].copy_from_slice(&chaining_value(&input[CHUNK_LEN..], CHUNK_LEN as u64));
         let mut root = [[0u8; 32]];
-        parents(KEY, &[&block], true, &mut root);
+        parents(KEY, [&block], true, &mut root);
         assert_eq!(root[0], *blake3::keyed_hash(KEY, &input).as_bytes());
     }
 

@@ -83,10 +83,10 @@ impl TransferLog {
     fn push_chunks(&mut self, bytes: &[u8]) {
         debug_assert!(bytes.len().is_multiple_of(CHUNK_LEN as usize));
         let first = self.levels[0].len();
-        let inputs: Vec<&[u8; hash_lanes::CHUNK_LEN]> =
-            bytes.chunks_exact(CHUNK_LEN as usize).map(|chunk| chunk.try_into().expect("one chunk")).collect();
-        self.levels[0].resize(first + inputs.len(), [0; 32]);
-        hash_lanes::consecutive_chunks(TRANSFER_LOG_KEY, first as u64, &inputs, &mut self.levels[0][first..]);
+        let chunks = bytes.len() / CHUNK_LEN as usize;
+        let inputs = bytes.chunks_exact(CHUNK_LEN as usize).map(|chunk| chunk.try_into().expect("one chunk"));
+        self.levels[0].resize(first + chunks, [0; 32]);
+        hash_lanes::consecutive_chunks(TRANSFER_LOG_KEY, first as u64, inputs, &mut self.levels[0][first..]);
         // Each level gains the pairs completed below it.
         let mut level = 0;
         while self.levels[level].len() >= 2 {
@@ -99,14 +99,13 @@ impl TransferLog {
                 self.levels.push(Vec::new());
             }
             let (lower, upper) = self.levels.split_at_mut(level + 1);
-            let pairs: Vec<&[u8; hash_lanes::BLOCK_LEN]> = lower[level][2 * have..2 * complete]
+            let pairs = lower[level][2 * have..2 * complete]
                 .as_flattened()
                 .chunks_exact(hash_lanes::BLOCK_LEN)
-                .map(|pair| pair.try_into().expect("two values"))
-                .collect();
+                .map(|pair| pair.try_into().expect("two values"));
             let upper = &mut upper[0];
             upper.resize(complete, [0; 32]);
-            hash_lanes::parents(TRANSFER_LOG_KEY, &pairs, false, &mut upper[have..]);
+            hash_lanes::parents(TRANSFER_LOG_KEY, pairs, false, &mut upper[have..]);
             level += 1;
         }
     }
