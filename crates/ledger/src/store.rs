@@ -384,17 +384,19 @@ impl Store for MemoryStore {
             touched ^= self.account_ids.touch(transfer.debit_account_id);
             touched ^= self.account_ids.touch(transfer.credit_account_id);
         }
-        let mut accounts = [AccountIndex::MAX; 2 * PREFETCH_EVENTS];
+        let mut accounts = [u64::MAX; 2 * PREFETCH_EVENTS];
         for (transfer, pair) in transfers.iter().zip(accounts.chunks_exact_mut(2)) {
             if transfer.pending_id != 0
-                && let Some(pending) = self.transfer_index(transfer.pending_id)
+                && let Some(pending) = self.transfer_ids.guess(transfer.pending_id)
+                && let Some(pending) = self.transfers.get(pending as usize)
             {
-                touched ^= self.transfers[pending as usize].debit_account_id as u64;
+                touched ^= pending.debit_account_id as u64;
             }
             for (id, slot) in [transfer.debit_account_id, transfer.credit_account_id].into_iter().zip(pair) {
-                if let Some(index) = self.account_index(id) {
-                    let account = &self.accounts[index as usize];
-                    touched ^= (account.credits_posted as u64) ^ account.timestamp;
+                if let Some(index) = self.account_ids.guess(id)
+                    && let Some(account) = self.accounts.get(index as usize)
+                {
+                    touched ^= (account.id ^ account.credits_posted) as u64 ^ account.timestamp;
                     touched ^= self.account_transfers[index as usize].len() as u64;
                     *slot = index;
                 }
