@@ -180,14 +180,22 @@ impl Hasher for IdHasher {
     }
 }
 
+/// An account as the store keeps it: with the list of its transfers beside it, so that the
+/// cache lines a transfer reads for its account also hold where the account's list ends.
+#[derive(Debug, Clone)]
+struct AccountRow {
+    account: Account,
+    /// The transfers that debit or credit the account, in creation order.
+    transfers: Vec<TransferIndex>,
+}
+
 /// Every object in memory: vectors in creation order plus hash indexes by id (`id_index.rs`).
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
-    accounts: Vec<Account>,
+    accounts: Vec<AccountRow>,
     account_ids: IdIndex,
     transfers: Vec<Transfer>,
     transfer_ids: IdIndex,
-    account_transfers: Vec<Vec<TransferIndex>>,
     pending: HashMap<TransferIndex, (PendingStatus, u64)>,
     expiries: BTreeSet<(u64, TransferIndex)>,
     balances: HashMap<AccountIndex, Vec<BalanceEntry>>,
@@ -211,7 +219,6 @@ impl MemoryStore {
             account_ids: IdIndex::with_capacity(accounts),
             transfers: Vec::with_capacity(transfers),
             transfer_ids: IdIndex::with_capacity(transfers),
-            account_transfers: Vec::with_capacity(accounts),
             ..Self::default()
         }
     }
@@ -223,36 +230,35 @@ impl Store for MemoryStore {
     }
 
     fn account_index(&self, id: u128) -> Option<AccountIndex> {
-        let position = self.account_ids.get(id, |position| self.accounts[position as usize].id)?;
+        let position = self.account_ids.get(id, |position| self.accounts[position as usize].account.id)?;
         Some(position as AccountIndex)
     }
 
     fn account(&self, index: AccountIndex) -> &Account {
-        &self.accounts[index as usize]
+        &self.accounts[index as usize].account
     }
 
     fn account_mut(&mut self, index: AccountIndex) -> &mut Account {
-        &mut self.accounts[index as usize]
+        &mut self.accounts[index as usize].account
     }
 
     fn push_account(&mut self, account: Account) -> AccountIndex {
         let index = AccountIndex::try_from(self.accounts.len()).expect("accounts fit in a u32");
         let accounts = &self.accounts;
-        let inserted = self.account_ids.insert(account.id, u64::from(index), |position| accounts[position as usize].id);
+        let inserted =
+            self.account_ids.insert(account.id, u64::from(index), |position| accounts[position as usize].account.id);
         assert!(inserted.is_ok(), "account {} created twice", account.id);
-        self.accounts.push(account);
+        self.accounts.push(AccountRow { account, transfers: Vec::new() });
         debug_assert_eq!(self.account_ids.len(), self.accounts.len());
-        self.account_transfers.push(Vec::new());
         index
     }
 
     fn pop_account(&mut self) -> Account {
-        let account = *self.accounts.last().expect("an account to pop");
+        let account = self.accounts.last().expect("an account to pop").account;
         let accounts = &self.accounts;
-        self.account_ids.remove(account.id, |position| accounts[position as usize].id);
-        self.accounts.pop();
-        let transfers = self.account_transfers.pop().expect("an index per account");
-        assert!(transfers.is_empty(), "a popped account has no transfers");
+        self.account_ids.remove(account.id, |position| accounts[position as usize].account.id);
+        let row = self.accounts.pop().expect("an account to pop");
+        assert!(row.transfers.is_empty(), "a popped account has no transfers");
         account
     }
 
@@ -276,8 +282,8 @@ impl Store for MemoryStore {
         assert!(inserted.is_ok(), "transfer {} created twice", transfer.id);
         self.transfers.push(transfer);
         debug_assert_eq!(self.transfer_ids.len(), self.transfers.len());
-        self.account_transfers[debit as usize].push(index);
-        self.account_transfers[credit as usize].push(index);
+        self.accounts[debit as usize].transfers.push(index);
+        self.accounts[credit as usize].transfers.push(index);
         index
     }
 
@@ -289,14 +295,14 @@ impl Store for MemoryStore {
         let index = self.transfers.len() as TransferIndex;
         for id in [transfer.debit_account_id, transfer.credit_account_id] {
             let account = self.account_index(id).expect("a transfer's accounts exist");
-            let popped = self.account_transfers[account as usize].pop();
+            let popped = self.accounts[account as usize].transfers.pop();
             assert_eq!(popped, Some(index), "the popped transfer is its accounts' last");
         }
         transfer
     }
 
     fn account_transfers(&self, account: AccountIndex) -> &[TransferIndex] {
-        &self.account_transfers[account as usize]
+        &self.accounts[account as usize].transfers
     }
 
     fn pending_status(&self, transfer: TransferIndex) -> Option<PendingStatus> {
@@ -394,17 +400,17 @@ impl Store for MemoryStore {
             }
             for (id, slot) in [transfer.debit_account_id, transfer.credit_account_id].into_iter().zip(pair) {
                 if let Some(index) = self.account_ids.guess(id)
-                    && let Some(account) = self.accounts.get(index as usize)
+                    && let Some(row) = self.accounts.get(index as usize)
                 {
-                    touched ^= (account.id ^ account.credits_posted) as u64 ^ account.timestamp;
-                    touched ^= self.account_transfers[index as usize].len() as u64;
+                    touched ^= (row.account.id ^ row.account.credits_posted) as u64 ^ row.account.timestamp;
+                    touched ^= row.transfers.len() as u64;
                     *slot = index;
                 }
             }
         }
         for index in &accounts[..2 * transfers.len()] {
-            if let Some(list) = self.account_transfers.get(*index as usize) {
-                touched ^= list.last().copied().unwrap_or(0);
+            if let Some(row) = self.accounts.get(*index as usize) {
+                touched ^= row.transfers.last().copied().unwrap_or(0);
             }
         }
         std::hint::black_box(touched);
