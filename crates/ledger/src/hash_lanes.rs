@@ -4,8 +4,8 @@
 //! its 1 KiB chunks at once, one per SIMD lane. The ledger's digest has thousands of *scattered*
 //! pieces to hash per batch: the chunks of the account segments that a batch changed (at chunk
 //! `k` of their segments, wherever the segments are), the parent nodes above them, the transfer
-//! log's new chunks. Hashed one by one through the public API they get no SIMD at all; handed to
-//! the same lane-parallel routine BLAKE3 uses inside, they are about four times cheaper.
+//! log's new chunks. Hashed one by one through the public API they get no SIMD lanes at all;
+//! handed to the lane-parallel routine BLAKE3 uses inside, they cost what one long input does.
 //!
 //! That routine is `blake3::platform::Platform::hash_many`, which the `blake3` crate exports but
 //! does not document ("for benchmarks only"). The crate is pinned to one exact version in the
