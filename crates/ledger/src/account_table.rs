@@ -3,15 +3,17 @@
 //!
 //! An account's leaf is its four balances (64 bytes, one BLAKE3 compression) keyed by its
 //! identity hash (every other field, 64 bytes, one compression, cached because only `flags`
-//! of those ever change). A segment's hash is keyed BLAKE3 of its leaves, 16 KiB: BLAKE3 hashes
-//! its sixteen 1 KiB chunks side by side with SIMD, so rehashing a whole segment costs about as
-//! much as a couple of dozen single compressions. The segments are the leaves of an RFC 6962
-//! Merkle tree (`merkle.rs`).
+//! of those ever change). A segment's hash is keyed BLAKE3 of its leaves, 16 KiB: sixteen 1 KiB
+//! BLAKE3 chunks of 32 leaves and the four levels of BLAKE3's tree above them. The segments are
+//! the leaves of an RFC 6962 Merkle tree (`merkle.rs`).
 //!
-//! A batch rehashes the leaves of the accounts it changed, each segment that holds one of them
-//! once, and the tree paths above those segments. When a batch touches several accounts per
-//! segment, which a full batch of 8,190 transfers does up to millions of accounts, this is far
-//! fewer compressions than a binary tree over the accounts themselves would need.
+//! A batch rehashes the leaves of the accounts it changed, the chunks that hold them (the table
+//! keeps every chunk's chaining value), each segment's BLAKE3 tree above those chunks, and the
+//! tree paths above those segments. Chunks are hashed eight or sixteen at a time in SIMD lanes
+//! (`hash_lanes.rs`): chunk `k` of every segment that changed there together, since BLAKE3 hashes
+//! a chunk by its position. A full batch of 8,190 transfers changes up to 16,380 accounts; at a
+//! million accounts that is two chunks in five, and far fewer compressions than a binary tree
+//! over the accounts themselves would need.
 //!
 //! A proof of an account is the BLAKE3 chunk of its segment that holds its leaf (32 leaves, 1 KiB)
 //! with the chaining values that lead from that chunk to the segment's hash (`chunk_proof.rs`,

@@ -72,7 +72,6 @@ impl Writer {
 }
 
 impl Account {
-    /// The 128-byte encoding.
     /// The four balances as they appear in the encoding (bytes 16 to 80): debits pending and
     /// posted, credits pending and posted.
     pub fn balances_bytes(&self) -> [u8; 64] {
@@ -88,6 +87,7 @@ impl Account {
         bytes
     }
 
+    /// The 128-byte encoding.
     pub fn to_bytes(&self) -> [u8; OBJECT_SIZE] {
         let mut writer = Writer::new();
         writer.put(&self.id.to_le_bytes());
