@@ -72,6 +72,21 @@ impl Writer {
 }
 
 impl Account {
+    /// The four balances as they appear in the encoding (bytes 16 to 80): debits pending and
+    /// posted, credits pending and posted.
+    pub fn balances_bytes(&self) -> [u8; 64] {
+        let mut bytes = [0u8; 64];
+        for (slot, balance) in bytes.chunks_exact_mut(16).zip([
+            self.debits_pending,
+            self.debits_posted,
+            self.credits_pending,
+            self.credits_posted,
+        ]) {
+            slot.copy_from_slice(&balance.to_le_bytes());
+        }
+        bytes
+    }
+
     /// The 128-byte encoding.
     pub fn to_bytes(&self) -> [u8; OBJECT_SIZE] {
         let mut writer = Writer::new();

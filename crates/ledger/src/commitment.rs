@@ -28,6 +28,8 @@ const PENDING_KEY: &[u8; 32] = b"tally.ledger.v1.pending-status..";
 const BALANCE_KEY: &[u8; 32] = b"tally.ledger.v1.account-balance.";
 const FAILED_ID_KEY: &[u8; 32] = b"tally.ledger.v1.failed-transfer.";
 const DIGEST_KEY: &[u8; 32] = b"tally.ledger.v1.state-digest....";
+/// Accounts a rebuild hands to the accounts table at a time (bounds its scratch memory).
+const REBUILD_ACCOUNTS_PER_UPDATE: usize = 8_192;
 
 /// The leaf of a pending transfer: its id and the state of its pending phase.
 pub fn pending_leaf(transfer_id: u128, status: PendingStatus) -> Hash {
@@ -100,6 +102,8 @@ pub struct Commitment {
     digest: Hash,
     /// Reused per batch: one bit per account, set for the accounts the batch changed.
     accounts_changed: Vec<u64>,
+    /// Reused per batch: the changed accounts, in index order.
+    accounts_changed_indexes: Vec<u64>,
     /// Reused per batch: the batch's new transfers, encoded, for one BLAKE3 update.
     encoded: Vec<u8>,
 }
@@ -128,6 +132,7 @@ impl Commitment {
             },
             digest: [0; 32],
             accounts_changed: Vec::new(),
+            accounts_changed_indexes: Vec::new(),
             encoded: Vec::new(),
         };
         commitment.commit(0);
@@ -145,37 +150,8 @@ impl Commitment {
     /// Folds one batch's changes in. Costs in proportion to the batch (and, for the accounts
     /// tree, the logarithm of the number of accounts), not to the ledger's size.
     pub fn apply<S: Store>(&mut self, store: &S, changes: &mut Changes, timestamp_last: u64) {
-        // Accounts: each changed account once, in index order, via a bitmap.
-        let account_count = u64::from(store.account_count());
-        for index in changes.account_identities.drain(..) {
-            if u64::from(index) < self.accounts.len() {
-                self.accounts.refresh_identity(u64::from(index), store.account(index));
-            }
-        }
-        let words = account_count.div_ceil(64) as usize;
-        if self.accounts_changed.len() < words {
-            self.accounts_changed.resize(words, 0);
-        }
-        let mut word_min = usize::MAX;
-        let mut word_max = 0;
-        for index in changes.accounts.drain(..) {
-            if u64::from(index) >= account_count {
-                continue; // Created and rolled back within the batch.
-            }
-            let word = (index / 64) as usize;
-            self.accounts_changed[word] |= 1 << (index % 64);
-            word_min = word_min.min(word);
-            word_max = word_max.max(word);
-        }
-        for word in word_min..=word_max.min(words.saturating_sub(1)) {
-            let mut bits = std::mem::take(&mut self.accounts_changed[word]);
-            while bits != 0 {
-                let index = word as u64 * 64 + u64::from(bits.trailing_zeros());
-                bits &= bits - 1;
-                self.accounts.update(index, store.account(index as AccountIndex));
-            }
-        }
-        assert_eq!(self.accounts.len(), account_count);
+        self.fold_accounts(store, changes);
+        assert_eq!(self.accounts.len(), u64::from(store.account_count()));
 
         // Transfers: the new ones, appended to the log in one update.
         self.encoded.clear();
@@ -227,6 +203,43 @@ impl Commitment {
         self.commit(timestamp_last);
     }
 
+    /// Rehashes the leaves of the accounts the batch changed, each once, in index order (via a
+    /// bitmap), and drains them from `changes`.
+    fn fold_accounts<S: Store>(&mut self, store: &S, changes: &mut Changes) {
+        let account_count = u64::from(store.account_count());
+        for index in changes.account_identities.drain(..) {
+            if u64::from(index) < self.accounts.len() {
+                self.accounts.refresh_identity(u64::from(index), store.account(index));
+            }
+        }
+        let mut indexes = std::mem::take(&mut self.accounts_changed_indexes);
+        indexes.clear();
+        let words = account_count.div_ceil(64) as usize;
+        if self.accounts_changed.len() < words {
+            self.accounts_changed.resize(words, 0);
+        }
+        let mut word_min = usize::MAX;
+        let mut word_max = 0;
+        for index in changes.accounts.drain(..) {
+            if u64::from(index) >= account_count {
+                continue; // Created and rolled back within the batch.
+            }
+            let word = (index / 64) as usize;
+            self.accounts_changed[word] |= 1 << (index % 64);
+            word_min = word_min.min(word);
+            word_max = word_max.max(word);
+        }
+        for word in word_min..=word_max.min(words.saturating_sub(1)) {
+            let mut bits = std::mem::take(&mut self.accounts_changed[word]);
+            while bits != 0 {
+                indexes.push(word as u64 * 64 + u64::from(bits.trailing_zeros()));
+                bits &= bits - 1;
+            }
+        }
+        self.accounts.update(&indexes, |index| store.account(index as AccountIndex));
+        self.accounts_changed_indexes = indexes;
+    }
+
     fn commit(&mut self, timestamp_last: u64) {
         assert!(timestamp_last >= self.timestamp_last, "time never goes back");
         self.accounts.commit();
@@ -253,9 +266,15 @@ impl Commitment {
     /// The commitment of a store, computed from scratch (restore, and tests of `apply`).
     pub fn rebuild<S: Store>(store: &S, timestamp_last: u64) -> Self {
         let mut commitment = Self::new();
-        for index in 0..store.account_count() {
-            commitment.accounts.update(u64::from(index), store.account(index));
+        let mut indexes = Vec::with_capacity(REBUILD_ACCOUNTS_PER_UPDATE);
+        for index in 0..u64::from(store.account_count()) {
+            indexes.push(index);
+            if indexes.len() == REBUILD_ACCOUNTS_PER_UPDATE {
+                commitment.accounts.update(&indexes, |index| store.account(index as AccountIndex));
+                indexes.clear();
+            }
         }
+        commitment.accounts.update(&indexes, |index| store.account(index as AccountIndex));
         let mut encoded = Vec::with_capacity(store.transfer_count() as usize * crate::constants::OBJECT_SIZE);
         for index in 0..store.transfer_count() {
             let transfer = store.transfer(index);

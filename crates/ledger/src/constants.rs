@@ -11,6 +11,12 @@ pub const EXPIRIES_PER_BATCH_MAX: usize = BATCH_EVENTS_MAX;
 /// The most objects one query or lookup answers with.
 pub const QUERY_RESULTS_MAX: usize = BATCH_EVENTS_MAX;
 
+/// The events of a batch whose objects the store is asked to bring into the CPU's caches at
+/// once, before they are applied (`Store::prefetch_transfers`): enough requests to keep memory
+/// busy, few enough that what they bring in (about 1 KiB per transfer) stays in a core's own
+/// cache until it is used.
+pub const PREFETCH_EVENTS: usize = 64;
+
 /// The size in bytes of every stored object: `Account`, `Transfer` and `AccountBalance`.
 pub const OBJECT_SIZE: usize = 128;
 
@@ -27,6 +33,7 @@ pub const NANOSECONDS_PER_SECOND: u64 = 1_000_000_000;
 
 const _: () = assert!(BATCH_EVENTS_MAX * OBJECT_SIZE <= 1024 * 1024);
 const _: () = assert!(QUERY_RESULTS_MAX <= BATCH_EVENTS_MAX);
+const _: () = assert!(PREFETCH_EVENTS > 0 && PREFETCH_EVENTS <= BATCH_EVENTS_MAX);
 // A batch's events take consecutive timestamps; the last must stay in range.
 const _: () = assert!((BATCH_EVENTS_MAX as u64) < TIMESTAMP_MAX);
 // The longest timeout in nanoseconds fits in a u64, so `timestamp + timeout_ns` needs one check.

@@ -6,7 +6,7 @@
 //! records how to undo each change, so that a failing event rolls the whole chain back.
 
 use crate::commitment::{AccountProof, Commitment, DigestParts, TransferProof};
-use crate::constants::{BATCH_EVENTS_MAX, EXPIRIES_PER_BATCH_MAX, TIMESTAMP_MAX};
+use crate::constants::{BATCH_EVENTS_MAX, EXPIRIES_PER_BATCH_MAX, PREFETCH_EVENTS, TIMESTAMP_MAX};
 use crate::merkle::Hash;
 use crate::store::{AccountIndex, BalanceEntry, MemoryStore, PendingStatus, Store, TransferIndex};
 use crate::types::{
@@ -90,6 +90,8 @@ trait Event: Copy {
     const LINKED_EVENT_CHAIN_OPEN: Self::Status;
     const CREATED: Self::Status;
     fn linked(&self) -> bool;
+    /// Warms the store's caches for the next events of a batch (see `Store::prefetch_transfers`).
+    fn prefetch<S: Store>(_store: &S, _events: &[Self]) {}
 }
 
 impl Event for Account {
@@ -109,6 +111,9 @@ impl Event for Transfer {
     const CREATED: Self::Status = CreateTransferStatus::Created;
     fn linked(&self) -> bool {
         self.flags.contains(TransferFlags::LINKED)
+    }
+    fn prefetch<S: Store>(store: &S, events: &[Self]) {
+        store.prefetch_transfers(events);
     }
 }
 
@@ -262,6 +267,9 @@ impl<S: Store> Ledger<S> {
         let mut chain_start: Option<usize> = None;
         let mut chain_broken = false;
         for (index, event) in batch.iter().enumerate() {
+            if index % PREFETCH_EVENTS == 0 {
+                E::prefetch(&self.store, &batch[index..batch.len().min(index + PREFETCH_EVENTS)]);
+            }
             let event_timestamp = timestamp + index as u64;
             let (status, result_timestamp) = 'status: {
                 if event.linked() {

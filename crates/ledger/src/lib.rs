@@ -32,6 +32,8 @@ mod commitment;
 pub mod constants;
 #[doc(hidden)]
 pub mod fuzzing;
+mod hash_lanes;
+mod id_index;
 mod ledger;
 mod merkle;
 mod query;

@@ -3,20 +3,21 @@
 //!
 //! Transfers never change once created, so their commitment is an append-only byte stream, and
 //! BLAKE3 is itself a Merkle tree over 1 KiB chunks of its input (eight transfers per chunk).
-//! Each batch appends its transfers with one `update`, which BLAKE3 hashes many chunks at a time
-//! with SIMD; the root is `finalize()`, which costs a logarithmic number of merges. That makes
-//! the transfers' share of the digest a few cycles per byte, whatever the ledger's size.
+//! The log keeps the chaining value of every chunk but the last and of every complete
+//! power-of-two run of chunks (about 8 bytes per transfer), and the bytes of the last chunk.
+//! Each batch hashes its new chunks side by side with SIMD (`hash_lanes.rs`), once each; the
+//! root is BLAKE3's root over those parts, a logarithmic number of merges. That makes the
+//! transfers' share of the digest a few cycles per byte, whatever the ledger's size.
 //!
 //! An inclusion proof is BLAKE3's own (`chunk_proof.rs`): the 1 KiB chunk that holds the transfer
-//! and the chaining values of the sibling subtrees from that chunk to the root. The log keeps the
-//! chaining value of every complete chunk and of every complete power-of-two run of chunks (about
-//! 8 bytes per transfer), so a proof is built in a logarithmic number of merges, not by reading
-//! the log again.
+//! and the chaining values of the sibling subtrees from that chunk to the root, built from the
+//! same kept parts in a logarithmic number of merges, not by reading the log again.
 
-use blake3::hazmat::{ChainingValue, Mode, merge_subtrees_non_root};
+use blake3::hazmat::{ChainingValue, Mode, left_subtree_len, merge_subtrees_root};
 
 use crate::chunk_proof::{self, CHUNK_LEN, chaining_value};
 use crate::constants::OBJECT_SIZE;
+use crate::hash_lanes;
 use crate::merkle::Hash;
 
 /// The key of the transfer log's BLAKE3 stream.
@@ -25,12 +26,13 @@ pub const TRANSFER_LOG_KEY: &[u8; 32] = b"tally.ledger.v1.transfer-log....";
 /// The running hash of the transfer log.
 #[derive(Debug, Clone)]
 pub struct TransferLog {
-    hasher: blake3::Hasher,
     /// Transfers hashed so far.
     count: u64,
-    /// `levels[k][i]`: the chaining value of the complete subtree of 2^k chunks at chunk `i << k`.
+    /// `levels[k][i]`: the chaining value of the complete subtree of 2^k chunks at chunk `i << k`,
+    /// for the chunks before the last one.
     levels: Vec<Vec<ChainingValue>>,
-    /// The bytes after the last complete chunk (less than one chunk).
+    /// The bytes of the last chunk (1 to 1,024 of them, none in an empty log). BLAKE3 hashes the
+    /// last chunk differently when it is the whole input, so it is hashed only once bytes follow.
     tail: Vec<u8>,
 }
 
@@ -42,12 +44,7 @@ impl Default for TransferLog {
 
 impl TransferLog {
     pub fn new() -> Self {
-        Self {
-            hasher: blake3::Hasher::new_keyed(TRANSFER_LOG_KEY),
-            count: 0,
-            levels: vec![Vec::new()],
-            tail: Vec::new(),
-        }
+        Self { count: 0, levels: vec![Vec::new()], tail: Vec::new() }
     }
 
     /// The number of transfers hashed.
@@ -58,7 +55,6 @@ impl TransferLog {
     /// Appends encoded transfers (a whole number of 128-byte records).
     pub fn append(&mut self, encoded: &[u8]) {
         assert_eq!(encoded.len() % OBJECT_SIZE, 0, "whole transfers only");
-        self.hasher.update(encoded);
         self.count += (encoded.len() / OBJECT_SIZE) as u64;
         let chunk = CHUNK_LEN as usize;
         let mut rest = encoded;
@@ -66,35 +62,50 @@ impl TransferLog {
             let take = (chunk - self.tail.len()).min(rest.len());
             self.tail.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
-            if self.tail.len() == chunk {
-                let full = std::mem::take(&mut self.tail);
-                self.push_chunk(&full);
+            if rest.is_empty() {
+                return;
             }
+            // The tail is a whole chunk with bytes after it: no longer the last chunk.
+            let full = std::mem::take(&mut self.tail);
+            self.push_chunks(&full);
         }
-        while rest.len() >= chunk {
-            self.push_chunk(&rest[..chunk]);
-            rest = &rest[chunk..];
+        if rest.is_empty() {
+            return;
         }
-        self.tail.extend_from_slice(rest);
+        let whole = (rest.len() - 1) / chunk * chunk;
+        self.push_chunks(&rest[..whole]);
+        self.tail.extend_from_slice(&rest[whole..]);
+        debug_assert!(!self.tail.is_empty() && self.tail.len() <= chunk);
         debug_assert_eq!(self.levels[0].len() as u64 * CHUNK_LEN + self.tail.len() as u64, self.byte_len());
     }
 
-    /// Records a complete chunk's chaining value, and those of the runs it completes.
-    fn push_chunk(&mut self, bytes: &[u8]) {
-        let offset = self.levels[0].len() as u64 * CHUNK_LEN;
-        self.levels[0].push(chaining_value(TRANSFER_LOG_KEY, bytes, offset));
+    /// Hashes whole chunks that follow the kept ones, and records the runs they complete.
+    fn push_chunks(&mut self, bytes: &[u8]) {
+        debug_assert!(bytes.len().is_multiple_of(CHUNK_LEN as usize));
+        let first = self.levels[0].len();
+        let chunks = bytes.len() / CHUNK_LEN as usize;
+        let inputs = bytes.chunks_exact(CHUNK_LEN as usize).map(|chunk| chunk.try_into().expect("one chunk"));
+        self.levels[0].resize(first + chunks, [0; 32]);
+        hash_lanes::consecutive_chunks(TRANSFER_LOG_KEY, first as u64, inputs, &mut self.levels[0][first..]);
+        // Each level gains the pairs completed below it.
         let mut level = 0;
-        while self.levels[level].len().is_multiple_of(2) {
-            let below = &self.levels[level];
-            let merged = merge_subtrees_non_root(
-                &below[below.len() - 2],
-                &below[below.len() - 1],
-                Mode::KeyedHash(TRANSFER_LOG_KEY),
-            );
+        while self.levels[level].len() >= 2 {
+            let have = self.levels.get(level + 1).map_or(0, Vec::len);
+            let complete = self.levels[level].len() / 2;
+            if complete == have {
+                break;
+            }
             if self.levels.len() == level + 1 {
                 self.levels.push(Vec::new());
             }
-            self.levels[level + 1].push(merged);
+            let (lower, upper) = self.levels.split_at_mut(level + 1);
+            let pairs = lower[level][2 * have..2 * complete]
+                .as_flattened()
+                .chunks_exact(hash_lanes::BLOCK_LEN)
+                .map(|pair| pair.try_into().expect("two values"));
+            let upper = &mut upper[0];
+            upper.resize(complete, [0; 32]);
+            hash_lanes::parents(TRANSFER_LOG_KEY, pairs, false, &mut upper[have..]);
             level += 1;
         }
     }
@@ -105,7 +116,24 @@ impl TransferLog {
 
     /// The root: BLAKE3 keyed with [`TRANSFER_LOG_KEY`] of every transfer's encoding.
     pub fn root(&self) -> Hash {
-        *self.hasher.finalize().as_bytes()
+        let len = self.byte_len();
+        if len <= CHUNK_LEN {
+            return *blake3::keyed_hash(TRANSFER_LOG_KEY, &self.tail).as_bytes();
+        }
+        let left = left_subtree_len(len);
+        let left_value = self.subtree(0, left);
+        let right_value = self.subtree(left, len - left);
+        *merge_subtrees_root(&left_value, &right_value, Mode::KeyedHash(TRANSFER_LOG_KEY)).as_bytes()
+    }
+
+    /// The chaining value of the subtree of `len` bytes at byte `start` (not the whole log).
+    fn subtree(&self, start: u64, len: u64) -> ChainingValue {
+        let complete = |level: u32, position: u64| self.levels.get(level as usize)?.get(position as usize).copied();
+        let tail = |start: u64| {
+            debug_assert_eq!(start, self.levels[0].len() as u64 * CHUNK_LEN);
+            chaining_value(TRANSFER_LOG_KEY, &self.tail, start)
+        };
+        chunk_proof::subtree_from_parts(TRANSFER_LOG_KEY, start, len, &complete, &tail)
     }
 
     /// The transfers (by index) that share transfer `index`'s chunk.
@@ -121,15 +149,8 @@ impl TransferLog {
     pub fn prove(&self, index: u64, chunk: Vec<u8>) -> TransferLogProof {
         let range = self.chunk_range(index);
         assert_eq!(chunk.len() as u64, (range.end - range.start) * OBJECT_SIZE as u64, "the chunk's transfers");
-        let complete = |level: u32, position: u64| self.levels.get(level as usize)?.get(position as usize).copied();
-        let tail = |start: u64| {
-            debug_assert_eq!(start, self.levels[0].len() as u64 * CHUNK_LEN);
-            chaining_value(TRANSFER_LOG_KEY, &self.tail, start)
-        };
         let offset = index * OBJECT_SIZE as u64;
-        let siblings = chunk_proof::siblings(self.byte_len(), offset, |start, len| {
-            chunk_proof::subtree_from_parts(TRANSFER_LOG_KEY, start, len, &complete, &tail)
-        });
+        let siblings = chunk_proof::siblings(self.byte_len(), offset, |start, len| self.subtree(start, len));
         TransferLogProof { index, count: self.count, chunk, siblings }
     }
 }
@@ -181,12 +202,19 @@ mod tests {
     #[test]
     fn root_is_the_keyed_hash_of_the_log_however_it_was_appended() {
         let log = log_of(100);
-        let mut appended = TransferLog::new();
-        for piece in log.chunks(OBJECT_SIZE * 7) {
-            appended.append(piece);
+        // Pieces that end inside chunks, exactly at their ends, and span several.
+        for per_piece in [1, 3, 7, 8, 9, 16, 100] {
+            let mut appended = TransferLog::new();
+            assert_eq!(appended.root(), *blake3::keyed_hash(TRANSFER_LOG_KEY, &[]).as_bytes());
+            let mut end = 0;
+            for piece in log.chunks(OBJECT_SIZE * per_piece) {
+                appended.append(piece);
+                end += piece.len();
+                let expected = *blake3::keyed_hash(TRANSFER_LOG_KEY, &log[..end]).as_bytes();
+                assert_eq!(appended.root(), expected, "{per_piece} per piece, {end} bytes");
+            }
+            assert_eq!(appended.len(), 100);
         }
-        assert_eq!(appended.root(), *blake3::keyed_hash(TRANSFER_LOG_KEY, &log).as_bytes());
-        assert_eq!(appended.len(), 100);
     }
 
     #[test]
