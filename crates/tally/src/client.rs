@@ -1119,6 +1119,47 @@ mod tests {
     }
 
     #[test]
+    fn the_status_says_how_many_faults_the_cluster_tolerates_and_warns_at_none() {
+        let validator = |key: &str| tally_client::ValidatorActivity {
+            key: key.repeat(32),
+            p2p: "127.0.0.1:1".into(),
+            api: "http://127.0.0.1:2".into(),
+            last_vote_view: 3,
+            last_seen_ms: Some(10),
+            missed_finalizations: 0,
+            faults: 0,
+            is_self: key == "aa",
+        };
+        let mut status = ClusterStatus {
+            chain_id: 1,
+            validator: "aa".repeat(32),
+            height: 2,
+            finalized_block: "bb".repeat(32),
+            state_digest: "cc".repeat(32),
+            view: 3,
+            leader: "aa".repeat(32),
+            mempool_requests: 0,
+            requests_finalized: 1,
+            blocks_refused: 0,
+            evidence: 0,
+            faults_tolerated: 0,
+            quorum: 3,
+            validators: vec![validator("aa"), validator("dd"), validator("ee")],
+            json: serde_json::Value::Null,
+        };
+        let text = status_output(&status, false);
+        assert!(text.contains("faults_tolerated    0 of 3 validators (quorum 3)"), "{text}");
+        assert!(text.contains("warning: this cluster tolerates no faulty validator"), "{text}");
+        status.faults_tolerated = 1;
+        status.validators.push(validator("ff"));
+        let text = status_output(&status, false);
+        assert!(
+            text.contains("faults_tolerated    1 of 4 validators (quorum 3)") && !text.contains("warning"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn each_client_command_keeps_its_own_description() {
         use clap::Subcommand as _;
         let command = add_cluster_options(ClientCommand::augment_subcommands(clap::Command::new("tally")));

@@ -55,7 +55,7 @@ async fn a_lost_cluster_is_refounded_from_a_backup() {
     let source_genesis = source_genesis.to_str().unwrap().to_string();
     let kept = dir.path().join("source");
     std::fs::create_dir(&kept).unwrap();
-    for file in ["genesis.json", "validator-0.toml", "validator-0.key"] {
+    for file in ["genesis.json", "validator-0.toml", "validator-0.key", "gateway.key"] {
         std::fs::copy(source.dir().join(file), kept.join(file)).unwrap();
     }
 
@@ -191,18 +191,24 @@ async fn a_lost_cluster_is_refounded_from_a_backup() {
     assert!(text(&output.stderr).contains("--first-start is for the founders"), "{}", text(&output.stderr));
 
     // The refused start left a data directory: restore refuses it, and takes it once it holds
-    // only the vote record.
+    // only a vote record (`*-votes`).
     let data_dir_0 = NodeConfig::load(&configs[0]).unwrap().data_dir;
     let output = tally(&["restore", file_arg, "--config", configs[0].to_str().unwrap(), "--first-start"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(text(&output.stderr).contains("is not empty"), "{}", text(&output.stderr));
     for entry in std::fs::read_dir(&data_dir_0).unwrap() {
         let entry = entry.unwrap();
-        if !entry.file_name().to_str().unwrap().ends_with("-votes") {
+        if entry.file_name().to_str().unwrap().ends_with("-votes") {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
             std::fs::remove_dir_all(entry.path()).unwrap();
+        } else {
+            std::fs::remove_file(entry.path()).unwrap();
         }
     }
-    assert!(data_dir_0.join("validator-votes").exists());
+    // The validator stopped before it opened a vote record; an operator would copy the old one in.
+    std::fs::create_dir_all(data_dir_0.join("validator-votes")).unwrap();
 
     // Each founder seeded from the same backup, then started.
     let mut nodes = Vec::new();
