@@ -210,24 +210,14 @@ pub fn state_digest(ledger_digest: &StateDigest, included_digest: &[u8; 32]) -> 
 impl ChainState {
     /// The state at genesis: an empty ledger.
     pub fn genesis(block: &Block) -> Self {
-        assert_eq!(block.header.height, 0);
         assert!(block.requests.is_empty());
-        let state = Self {
-            height: 0,
-            block: block.digest(),
-            timestamp_ns: block.header.timestamp_ns,
-            ledger: Ledger::new(),
-            included: HashMap::new(),
-            included_hash: RequestSetHash::default(),
-            events: 0,
-            results_root: merkle_root(std::iter::empty()),
-        };
+        let state = Self::unfounded(block);
         assert_eq!(block.header.commitment(), state.commitment(), "the genesis block commits to the empty state");
         state
     }
 
-    /// The empty state at a re-founded chain's genesis block, which commits to another state:
-    /// a stand-in until the founding state is restored, never executed on.
+    /// The empty state at a genesis block, whatever it commits to: the genesis state itself, or a
+    /// re-founded chain's stand-in until its founding state is restored (never executed on).
     pub fn unfounded(block: &Block) -> Self {
         assert_eq!(block.header.height, 0);
         Self {

@@ -232,20 +232,46 @@ impl Verified {
     }
 }
 
+/// A backup file opened and its header read, with the two ways reading it fails: a file that is
+/// not a whole, proven backup is `ClientError::Unverified` (status 3); one that cannot be read
+/// is an error.
+struct BackupFile<'p> {
+    path: &'p Path,
+    reader: BufReader<std::fs::File>,
+    header: BackupHeader,
+}
+
+impl<'p> BackupFile<'p> {
+    fn open(path: &'p Path) -> anyhow::Result<Self> {
+        let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut reader = BufReader::new(file);
+        let header = BackupHeader::read(&mut reader).map_err(|error| refusal(path, error))?;
+        Ok(Self { path, reader, header })
+    }
+
+    /// The snapshot, each chunk checked against its hash.
+    fn read_snapshot(&mut self) -> anyhow::Result<Vec<u8>> {
+        self.header.read_snapshot(&mut self.reader).map_err(|error| refusal(self.path, error))
+    }
+}
+
+fn unverified(path: &Path, reason: String) -> ClientError {
+    ClientError::Unverified { failures: vec![format!("{}: {reason}", path.display())] }
+}
+
+fn refusal(path: &Path, error: BackupError) -> anyhow::Error {
+    match error {
+        BackupError::Io(error) => anyhow::Error::from(error).context(format!("reading {}", path.display())),
+        other => unverified(path, other.to_string()).into(),
+    }
+}
+
 /// Checks a backup file against `genesis`. A file that is not a whole, proven backup of this
 /// chain is `ClientError::Unverified` (status 3); one that cannot be read is an error.
 fn verify_file(path: &Path, genesis: &Genesis) -> anyhow::Result<Verified> {
-    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let unverified =
-        |reason: String| ClientError::Unverified { failures: vec![format!("{}: {reason}", path.display())] };
-    let refuse = |error: BackupError| -> anyhow::Error {
-        match error {
-            BackupError::Io(error) => anyhow::Error::from(error).context(format!("reading {}", path.display())),
-            other => unverified(other.to_string()).into(),
-        }
-    };
-    let mut reader = BufReader::new(file);
-    let header = BackupHeader::read(&mut reader).map_err(refuse)?;
+    let mut file = BackupFile::open(path)?;
+    let unverified = |reason: String| unverified(path, reason);
+    let header = &file.header;
     if header.chain_id != genesis.chain_id() {
         return Err(unverified(format!(
             "a backup of chain {}, not of this genesis's chain {}",
@@ -254,13 +280,14 @@ fn verify_file(path: &Path, genesis: &Genesis) -> anyhow::Result<Verified> {
         ))
         .into());
     }
+    let (chain_id, height) = (header.chain_id, header.height);
     let above = CertifiedHeader::decode(&header.proof, genesis).map_err(|error| unverified(error.to_string()))?;
-    check_snapshot_proof(genesis, header.height, &above).map_err(|error| unverified(error.to_string()))?;
-    let snapshot = header.read_snapshot(&mut reader).map_err(refuse)?;
-    check_snapshot_state(header.height, &snapshot, &above).map_err(|error| unverified(error.to_string()))?;
+    check_snapshot_proof(genesis, height, &above).map_err(|error| unverified(error.to_string()))?;
+    let snapshot = file.read_snapshot()?;
+    check_snapshot_state(height, &snapshot, &above).map_err(|error| unverified(error.to_string()))?;
     Ok(Verified {
-        chain_id: header.chain_id,
-        height: header.height,
+        chain_id,
+        height,
         signers: above.signers(genesis).len(),
         validators: genesis.validators().len(),
         snapshot,
@@ -270,29 +297,16 @@ fn verify_file(path: &Path, genesis: &Genesis) -> anyhow::Result<Verified> {
 
 /// The chain a backup file says it is of (not yet checked).
 fn read_backup_chain(path: &Path) -> anyhow::Result<u64> {
-    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let header = BackupHeader::read(&mut BufReader::new(file)).map_err(|error| match error {
-        BackupError::Io(error) => anyhow::Error::from(error).context(format!("reading {}", path.display())),
-        other => ClientError::Unverified { failures: vec![format!("{}: {other}", path.display())] }.into(),
-    })?;
-    Ok(header.chain_id)
+    Ok(BackupFile::open(path)?.header.chain_id)
 }
 
 /// The state a backup holds, checked against what a re-founded chain's genesis names: the
 /// source chain, height and block, and the digest of the state re-founded from it. The genesis
 /// vouches for the state, so the source chain's genesis is not needed here.
 fn founding_state(path: &Path, founding: &Founding) -> anyhow::Result<ChainState> {
-    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let unverified =
-        |reason: String| ClientError::Unverified { failures: vec![format!("{}: {reason}", path.display())] };
-    let refuse = |error: BackupError| -> anyhow::Error {
-        match error {
-            BackupError::Io(error) => anyhow::Error::from(error).context(format!("reading {}", path.display())),
-            other => unverified(other.to_string()).into(),
-        }
-    };
-    let mut reader = BufReader::new(file);
-    let header = BackupHeader::read(&mut reader).map_err(refuse)?;
+    let mut file = BackupFile::open(path)?;
+    let unverified = |reason: String| unverified(path, reason);
+    let header = &file.header;
     if (header.chain_id, header.height) != (founding.chain_id, founding.height) {
         return Err(unverified(format!(
             "a backup of chain {} at height {}, but this chain was re-founded from chain {} at height {}",
@@ -300,7 +314,7 @@ fn founding_state(path: &Path, founding: &Founding) -> anyhow::Result<ChainState
         ))
         .into());
     }
-    let snapshot = header.read_snapshot(&mut reader).map_err(refuse)?;
+    let snapshot = file.read_snapshot()?;
     let state = ChainState::restore(&snapshot).map_err(|error| unverified(error.to_string()))?;
     if state.height() != founding.height || state.block() != founding.block {
         return Err(unverified(format!(

@@ -173,6 +173,17 @@ async fn a_backup_is_verified_and_restored_onto_a_replacement_validator() {
     let again: u64 = again.trim().parse().unwrap();
     assert!(again < height, "{again} blocks at or below the backup's height {height} delivered again");
 
+    // It lists the blocks it holds, from the one above the backup (the newest hundred asked
+    // for, more than it holds).
+    let listing: Value = http.get(format!("{url}/v1/blocks?limit=100")).send().await.unwrap().json().await.unwrap();
+    let listed: Vec<u64> = listing["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|block| block["height"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(!listed.is_empty() && listed.iter().all(|&listed| listed > height), "{listing}");
+
     // And answers the same balances, alone.
     let alone = cluster.client(std::slice::from_ref(url));
     let accounts = alone.lookup_accounts(&[1, 2]).await.unwrap();

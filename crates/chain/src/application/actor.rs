@@ -678,11 +678,12 @@ where
                 let top = self.state.finalized_height();
                 let mut height = from_height;
                 while height <= top && blocks.len() < limit {
-                    // Heights below a snapshot this validator joined from are not held.
+                    // Heights at or below a snapshot this validator joined from are not held (the
+                    // log's start is the snapshot's height; its first record is the one above).
                     if let Some(block) = self.finalized_block(height).await {
                         blocks.push(block);
-                    } else if height < self.log_start() {
-                        height = self.log_start();
+                    } else if height <= self.log_start() {
+                        height = self.log_start() + 1;
                         continue;
                     } else {
                         // Damaged and being repaired: the blocks below it are the answer.
