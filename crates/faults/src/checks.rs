@@ -384,6 +384,7 @@ pub fn is_storage_fail_stop(message: &str) -> bool {
         // Marshal's archives (its cache of notarized blocks, finalized blocks, certificates).
         "failed to persist ",
         "failed to initialize metadata",
+        "failed to initialize application metadata",
         "failed to sync finalization",
         "failed to sync application progress",
         "failed to sync floor metadata",
@@ -408,9 +409,16 @@ pub fn is_storage_fail_stop(message: &str) -> bool {
 pub fn is_storage_fail_stop_at(location: &str, message: &str) -> bool {
     is_storage_fail_stop(message)
         || (location.contains("/commonware-")
-            && ["No space left on device", "(os error 28)", "Runtime(WriteFailed)", "Runtime(ReadFailed)"]
-                .iter()
-                .any(|cause| message.contains(cause)))
+            && [
+                "No space left on device",
+                "(os error 28)",
+                "Runtime(WriteFailed)",
+                "Runtime(ReadFailed)",
+                // A blob whose checksum or header no longer holds: the bytes on disk were damaged.
+                "Runtime(BlobCorrupt(",
+            ]
+            .iter()
+            .any(|cause| message.contains(cause)))
 }
 
 /// No validator's log shows a panic other than a fail-stop on a storage error (counted apart).
@@ -500,6 +508,10 @@ mod tests {
              failed to start finalization archive sync: freezer error: journal error: \
              runtime error: io error: No space left on device (os error 28)\n\
              thread 'w' panicked at /r/commonware-storage-2026.10.0/src/x.rs:5:5:\nunexpected: Runtime(WriteFailed)\n\
+             thread 'w' panicked at /r/commonware-consensus-2026.10.0/src/marshal/core/stream.rs:80:10:\n\
+             failed to initialize application metadata: Runtime(BlobCorrupt(\"validator-marshal-application-metadata\", \
+             \"7269676874\", \"invalid header padding\"))\n\
+             thread 'w' panicked at /r/commonware-storage-2026.10.0/src/y.rs:7:7:\nunexpected: Runtime(BlobCorrupt(\"p\", \"n\", \"bad\"))\n\
              thread 'w' panicked at crates/chain/src/log.rs:6:6:\ncalled `Result::unwrap()` on an `Err` value: \
              Runtime(WriteFailed)\n\
              thread 'w' panicked at b.rs:2:2:\nindex out of bounds\n",
@@ -507,7 +519,7 @@ mod tests {
         .unwrap();
         let (check, fail_stops) = no_panics(std::slice::from_ref(&log));
         assert!(!check.passed, "{}", check.detail);
-        assert_eq!(fail_stops, 4);
+        assert_eq!(fail_stops, 6);
         assert!(check.detail.contains("index out of bounds"), "{}", check.detail);
         assert!(
             check.detail.contains("crates/chain/src/log.rs"),
