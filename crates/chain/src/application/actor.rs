@@ -397,20 +397,8 @@ where
             // A validator restored from a backup: marshal holds nothing yet. The certified block
             // above the backup is its floor, so it fetches only what lies above the snapshot.
             let partition = floor_partition(&self.snapshot_partition);
-            let floor = read_floor(&self.context.child("floor"), &partition, self.state.genesis(), base).await?;
-            let snapshot_block = self.state.finalized_state().block();
-            let floor = floor.filter(|above| {
-                let fits =
-                    above.header.parent == snapshot_block && above.header.state_digest == self.snapshot_state_digest;
-                if !fits {
-                    warn!(
-                        height = base,
-                        "the restored floor is not of the block above this validator's snapshot: fetching the chain \
-                         from genesis instead"
-                    );
-                }
-                fits
-            });
+            let snapshot = self.state.finalized_state();
+            let floor = read_floor(&self.context.child("floor"), &partition, self.state.genesis(), &snapshot).await?;
             if let Some(above) = floor {
                 info!(
                     height = base,

@@ -207,16 +207,18 @@ pub async fn write_floor<E: Storage>(context: &E, partition: &str, above: &Certi
     blob.sync().await.map_err(storage_error)
 }
 
-/// The floor `write_floor` kept, if there is one and it proves the block above the snapshot at
-/// `height` (of `genesis`'s chain). One that does not (damaged, or of another height) is not an
-/// error: the validator then fetches the chain from genesis, as one restored without a floor
-/// would, and says so.
+/// The floor `write_floor` kept, if there is one and it proves the block above `snapshot` (of
+/// `genesis`'s chain): certified, naming the snapshot's block as its parent and committing to its
+/// state digest. One that does not (damaged, or of another snapshot) is not an error: the
+/// validator then fetches the chain from genesis, as one restored without a floor would, and
+/// says so.
 pub async fn read_floor<E: Storage>(
     context: &E,
     partition: &str,
     genesis: &Genesis,
-    height: u64,
+    snapshot: &ChainState,
 ) -> Result<Option<CertifiedHeader>, ChainError> {
+    let height = snapshot.height();
     // Opening a blob creates it: look first.
     match context.scan(partition).await {
         Ok(names) if names.iter().any(|name| name.as_slice() == FLOOR_BLOB) => {}
@@ -228,7 +230,11 @@ pub async fn read_floor<E: Storage>(
     let bytes = blob.read_at(0, length, ReadOptions::default()).await.map_err(storage_error)?;
     let checked = CertifiedHeader::decode(bytes.coalesce().as_ref(), genesis)
         .map_err(|error| error.to_string())
-        .and_then(|above| check_snapshot_proof(genesis, height, &above).map(|()| above).map_err(|e| e.to_string()));
+        .and_then(|above| check_snapshot_proof(genesis, height, &above).map(|()| above).map_err(|e| e.to_string()))
+        .and_then(|above| {
+            let fits = above.header.parent == snapshot.block() && above.header.state_digest == snapshot.state_digest();
+            fits.then_some(above).ok_or_else(|| String::from("it is of another block than the snapshot's"))
+        });
     match checked {
         Ok(above) => Ok(Some(above)),
         Err(error) => {
