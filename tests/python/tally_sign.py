@@ -94,13 +94,18 @@ def varint(value):
 def sign_request(signing_key, chain_id, kind, request_id, events, encode):
     """The JSON body of POST /v1/requests for `events` (dicts in the API's form)."""
     body = b"".join(encode(event) for event in events)
-    message = chain_id.to_bytes(8, "big") + bytes([kind]) + request_id.to_bytes(16, "big") + body
+    # The last block timestamp that may include the request (ns since 1970): two minutes ahead,
+    # as the Rust SDK sets it; at most ten minutes ahead of the validators' clocks.
+    expires_ns = time.time_ns() + 120 * 10**9
+    message = (chain_id.to_bytes(8, "big") + bytes([kind]) + request_id.to_bytes(16, "big")
+               + expires_ns.to_bytes(8, "big") + body)
     # Namespaced signing: the namespace's length as a varint, the namespace, then the message.
     signed = varint(len(REQUEST_NAMESPACE)) + REQUEST_NAMESPACE + message
     signature = signing_key.sign(signed).signature
     return {
         "kind": "create_accounts" if kind == KIND_CREATE_ACCOUNTS else "create_transfers",
         "id": str(request_id),
+        "expires_ns": str(expires_ns),
         "client": signing_key.verify_key.encode().hex(),
         "events": events,
         "signature": signature.hex(),

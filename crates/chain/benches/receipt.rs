@@ -17,6 +17,9 @@ use tally_chain::state_receipt::{StateProof, StateReceipt};
 use tally_chain::{ChainState, Genesis, Request, RequestOutcome, RequestResult};
 use tally_ledger::{Account, CreateTransferResult, CreateTransferStatus, Transfer};
 
+/// An expiry ahead of every block timestamp here (simulated time starts at 1970).
+const EXPIRES_NS: u64 = 300_000_000_000;
+
 /// A block of `count` requests of `events` transfers each, the block above it finalized by 3 of
 /// 4 validators, and the receipt of the last request.
 fn receipt(count: u128, events: usize) -> (Genesis, Request, OutcomeReceipt) {
@@ -36,7 +39,7 @@ fn receipt(count: u128, events: usize) -> (Genesis, Request, OutcomeReceipt) {
                     ..Transfer::default()
                 })
                 .collect();
-            Request::create_transfers(7, id, &client, &transfers).unwrap()
+            Request::create_transfers(7, id, EXPIRES_NS, &client, &transfers).unwrap()
         })
         .collect();
     let outcomes: Vec<RequestOutcome> = requests
@@ -98,7 +101,7 @@ fn ledger_state() -> (Genesis, ChainState, CertifiedHeader) {
     let accounts: Vec<Account> =
         (1..=ACCOUNTS).map(|id| Account { id, ledger: 1, code: 1, ..Account::default() }).collect();
     for (index, chunk) in accounts.chunks(8_190).enumerate() {
-        requests.push(Request::create_accounts(7, index as u128, &client, chunk).unwrap());
+        requests.push(Request::create_accounts(7, index as u128, EXPIRES_NS, &client, chunk).unwrap());
     }
     let transfers: Vec<Transfer> = (0..TRANSFERS)
         .map(|index| Transfer {
@@ -113,7 +116,7 @@ fn ledger_state() -> (Genesis, ChainState, CertifiedHeader) {
         .filter(|transfer| transfer.debit_account_id != transfer.credit_account_id)
         .collect();
     for (index, chunk) in transfers.chunks(8_190).enumerate() {
-        requests.push(Request::create_transfers(7, 1_000 + index as u128, &client, chunk).unwrap());
+        requests.push(Request::create_transfers(7, 1_000 + index as u128, EXPIRES_NS, &client, chunk).unwrap());
     }
     for (height, request) in requests.into_iter().enumerate() {
         let height = height as u64 + 1;

@@ -112,7 +112,8 @@ fn main() {
         for chunk in (1..=accounts).collect::<Vec<_>>().chunks(REQUEST_EVENTS_MAX) {
             let batch: Vec<Account> =
                 chunk.iter().map(|&id| Account { id, ledger: 1, code: 1, ..Account::default() }).collect();
-            let request = Request::create_accounts(CHAIN_ID, id, &client, &batch).unwrap();
+            let request =
+                Request::create_accounts(CHAIN_ID, id, tally_chain::default_expiry(), &client, &batch).unwrap();
             validators[0].mailbox.submit(request.clone().verify(CHAIN_ID).unwrap()).await.unwrap();
             validators[0].mailbox.wait_outcome(request.key()).await.unwrap();
             id += 1;
@@ -163,7 +164,8 @@ fn main() {
                     }
                 })
                 .collect();
-            let request = Request::create_transfers(CHAIN_ID, id, &client, &transfers).unwrap();
+            let request =
+                Request::create_transfers(CHAIN_ID, id, tally_chain::default_expiry(), &client, &transfers).unwrap();
             id += 1;
             let through = &validators[round as usize % VALIDATORS].mailbox;
             loop {

@@ -321,6 +321,9 @@ mod tests {
     use commonware_codec::Decode as _;
     use tally_ledger::Transfer;
 
+    /// An expiry ahead of every block timestamp these tests use (a few seconds after 1970).
+    const EXPIRES_NS: u64 = 300_000_000_000;
+
     fn test_leader() -> crate::keys::ValidatorKey {
         crate::keys::public_key(&crate::keys::signer_from_seed(0))
     }
@@ -337,7 +340,7 @@ mod tests {
                 ..Transfer::default()
             })
             .collect();
-        Request::create_transfers(1, id, &keys::signer_from_seed(3), &transfers).unwrap()
+        Request::create_transfers(1, id, EXPIRES_NS, &keys::signer_from_seed(3), &transfers).unwrap()
     }
 
     fn commitment(byte: u8) -> Commitment {

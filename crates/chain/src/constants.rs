@@ -11,9 +11,22 @@ pub const REQUEST_EVENTS_MAX: usize = tally_ledger::BATCH_EVENTS_MAX;
 /// The largest request body (its encoded events).
 pub const REQUEST_BODY_SIZE_MAX: usize = REQUEST_EVENTS_MAX * EVENT_SIZE;
 
-/// The encoded size of a request without its body: kind (1), id (16), client key (32), body
-/// length (4) and signature (64).
-pub const REQUEST_HEADER_SIZE: usize = 1 + 16 + 32 + 4 + 64;
+/// The encoded size of a request without its body: kind (1), id (16), expiry (8), client key
+/// (32), body length (4) and signature (64).
+pub const REQUEST_HEADER_SIZE: usize = 1 + 16 + 8 + 32 + 4 + 64;
+
+/// The furthest a request's expiry may lie after the timestamp of the block that includes it
+/// (and, at submission, after the validator's clock): ten minutes.
+pub const REQUEST_TTL_MAX_NS: u64 = 600 * 1_000_000_000;
+
+/// The expiry a client sets by default: two minutes after it signs, ample for the retries of a
+/// healthy cluster and well inside `REQUEST_TTL_MAX_NS` for a client whose clock runs ahead.
+pub const REQUEST_TTL_DEFAULT_NS: u64 = 120 * 1_000_000_000;
+
+/// How long past a request's expiry the chain still holds its name (and so answers a late retry
+/// with its outcome, or with a definite `request_expired` if it was never included): ten
+/// minutes. After that a retry cannot tell; the validators answer `outcome_not_held`.
+pub const REQUEST_NAMES_KEPT_AFTER_EXPIRY_NS: u64 = 600 * 1_000_000_000;
 
 /// The largest encoded request.
 pub const REQUEST_SIZE_MAX: usize = REQUEST_HEADER_SIZE + REQUEST_BODY_SIZE_MAX;
@@ -58,6 +71,7 @@ pub const REQUEST_NAMESPACE: &[u8] = b"tally/request";
 pub const CONSENSUS_NAMESPACE: &[u8] = b"tally/consensus";
 
 const _: () = assert!(REQUEST_EVENTS_MAX == 8_190);
+const _: () = assert!(REQUEST_TTL_DEFAULT_NS <= REQUEST_TTL_MAX_NS);
 const _: () = assert!(BLOCK_HEADER_SIZE == 206);
 const _: () = assert!(REQUEST_BODY_SIZE_MAX <= u32::MAX as usize);
 // A block always has room for at least one largest request.

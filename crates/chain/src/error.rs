@@ -21,6 +21,21 @@ pub enum ChainError {
     DuplicateRequest { id: u128 },
     #[error("request id {id} from this client names a request with other events; use a new id")]
     RequestIdConflict { id: u128 },
+    #[error(
+        "request id {id} expired at {expires_ns} ns (Unix time) without being included, and never will be; \
+         sign it again with a later expiry to have it applied"
+    )]
+    RequestExpired { id: u128, expires_ns: u64 },
+    #[error(
+        "request id {id} expires at {expires_ns} ns (Unix time), after the latest allowed, {latest_ns} ns (ten \
+         minutes ahead); is the client's clock ahead?"
+    )]
+    ExpiryTooFar { id: u128, expires_ns: u64, latest_ns: u64 },
+    #[error(
+        "request id {id} expired at {expires_ns} ns (Unix time), more than ten minutes before the chain's last \
+         block: whether it was included is no longer held (request names are kept ten minutes past their expiry)"
+    )]
+    ExpiryForgotten { id: u128, expires_ns: u64 },
     #[error("the mempool is full; retry later")]
     Busy,
     #[error(

@@ -1,8 +1,20 @@
 //! Execution: the replicated state after a block, and the rules a block must meet to follow it.
 //!
 //! `ChainState` is the ledger plus what the chain needs beside it (the height, the block's
-//! digest and timestamp, and the names of every request included so far, for idempotent
+//! digest and timestamp, and the names of the requests included lately, for idempotent
 //! retries). It is deterministic: the same blocks in give the same state and digests out.
+//!
+//! # Request expiry and the names the chain holds
+//!
+//! A block may include a request only if its timestamp is at most the request's expiry and at
+//! least `REQUEST_TTL_MAX_NS` before it (`Request::check_expiry`), and only if the chain does not
+//! hold the request's name as included. After each block the chain forgets the names whose
+//! expiry lies more than `REQUEST_NAMES_KEPT_AFTER_EXPIRY_NS` before the block's timestamp. A
+//! forgotten name is never included twice: block timestamps only grow, so every later block is
+//! past that request's expiry and refuses it. The names held are so those of the last twenty
+//! minutes or so, whatever the chain's age. A retry of a request the chain does not hold is
+//! answered by [`ChainState::check_unincluded`]: still includable, definitely never included
+//! (expired while its name would still be held), or no longer known.
 //!
 //! # Timestamps
 //!
@@ -38,7 +50,7 @@
 //! stored in the finalized log (`application/log.rs`).
 
 use crate::block::{Block, BlockDigest, Commitment, Root, StateDigest, merkle_root};
-use crate::constants::{BLOCK_REQUESTS_MAX, REQUEST_EVENTS_MAX};
+use crate::constants::{BLOCK_REQUESTS_MAX, REQUEST_EVENTS_MAX, REQUEST_NAMES_KEPT_AFTER_EXPIRY_NS};
 use crate::error::ChainError;
 use crate::genesis::Genesis;
 use crate::request::{Events, EventsDigest, Request, RequestKey};
@@ -46,7 +58,7 @@ use crate::request_set::RequestSetHash;
 use bytes::{Buf as _, BufMut};
 use commonware_codec::{Buf, Error as CodecError, ReadExt as _};
 use commonware_cryptography::{Hasher as _, Sha256, sha256};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use tally_ledger::{
     BatchError, CreateAccountResult, CreateAccountStatus, CreateTransferResult, CreateTransferStatus, Ledger,
 };
@@ -179,6 +191,22 @@ pub fn results_root(outcomes: &[(RequestKey, RequestOutcome)]) -> Root {
     merkle_root(outcomes.iter().map(|(key, outcome)| outcome.leaf(key)))
 }
 
+/// Where and until when the chain holds an included request's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inclusion {
+    /// The height that included it (0 for a re-founded chain's founding state).
+    pub height: u64,
+    /// The request's own expiry: no block after it can include the request again.
+    pub expires_ns: u64,
+}
+
+impl Inclusion {
+    /// The last block timestamp at which the chain still holds this name.
+    pub fn kept_until_ns(&self) -> u64 {
+        self.expires_ns.saturating_add(REQUEST_NAMES_KEPT_AFTER_EXPIRY_NS)
+    }
+}
+
 /// The replicated state after executing a block.
 #[derive(Debug, Clone)]
 pub struct ChainState {
@@ -186,11 +214,16 @@ pub struct ChainState {
     block: BlockDigest,
     timestamp_ns: u64,
     ledger: Ledger,
-    /// Every request included up to this block, and the height it was included at. It grows
-    /// with the number of requests (not events); an expiry window on request ids would bound it.
-    included: HashMap<RequestKey, u64>,
-    /// The digest of `included`, kept up to date as requests are added.
+    /// The names of the requests included up to this block that may still be retried: each is
+    /// kept until `REQUEST_NAMES_KEPT_AFTER_EXPIRY_NS` past its expiry (see the module's
+    /// documentation), so the set holds the requests of a window, not of the chain's life.
+    included: HashMap<RequestKey, Inclusion>,
+    /// The names in `included` by the block timestamp after which they are forgotten.
+    forget_after: BTreeMap<u64, Vec<RequestKey>>,
+    /// The digest of `included`, kept up to date as requests are added and forgotten.
     included_hash: RequestSetHash,
+    /// Requests in the blocks so far (held names or not).
+    requests: u64,
     /// Ledger events (accounts and transfers to create) in the blocks so far.
     events: u64,
     /// The Merkle root over the last executed block's request outcomes.
@@ -226,7 +259,9 @@ impl ChainState {
             timestamp_ns: block.header.timestamp_ns,
             ledger: Ledger::new(),
             included: HashMap::new(),
+            forget_after: BTreeMap::new(),
             included_hash: RequestSetHash::default(),
+            requests: 0,
             events: 0,
             results_root: merkle_root(std::iter::empty()),
         }
@@ -246,15 +281,29 @@ impl ChainState {
         block: BlockDigest,
         timestamp_ns: u64,
         ledger: Ledger,
-        included: HashMap<RequestKey, u64>,
+        included: HashMap<RequestKey, Inclusion>,
+        requests: u64,
         events: u64,
         results_root: Root,
     ) -> Self {
         let mut included_hash = RequestSetHash::default();
-        for (key, height) in &included {
-            included_hash.add(key, *height);
+        let mut forget_after: BTreeMap<u64, Vec<RequestKey>> = BTreeMap::new();
+        for (key, inclusion) in &included {
+            included_hash.add(key, inclusion.height, inclusion.expires_ns);
+            forget_after.entry(inclusion.kept_until_ns()).or_default().push(key.clone());
         }
-        Self { height, block, timestamp_ns, ledger, included, included_hash, events, results_root }
+        Self {
+            height,
+            block,
+            timestamp_ns,
+            ledger,
+            included,
+            forget_after,
+            included_hash,
+            requests,
+            events,
+            results_root,
+        }
     }
 
     /// The state a chain re-founded from this one starts from (`genesis::Founding`): the same
@@ -262,13 +311,15 @@ impl ChainState {
     /// genesis block.
     pub fn refound(self, genesis_block: &Block) -> Self {
         assert_eq!(genesis_block.header.height, 0, "a chain is re-founded at its genesis");
-        let included = self.included.into_keys().map(|key| (key, 0)).collect();
+        let included =
+            self.included.into_iter().map(|(key, inclusion)| (key, Inclusion { height: 0, ..inclusion })).collect();
         let state = Self::from_parts(
             0,
             genesis_block.digest(),
             genesis_block.header.timestamp_ns,
             self.ledger,
             included,
+            self.requests,
             self.events,
             merkle_root(std::iter::empty()),
         );
@@ -283,10 +334,15 @@ impl ChainState {
     /// The state digest of `refound(self)`, without building it.
     pub fn refounded_state_digest(&self) -> StateDigest {
         let mut included = RequestSetHash::default();
-        for key in self.included.keys() {
-            included.add(key, 0);
+        for (key, inclusion) in &self.included {
+            included.add(key, 0, inclusion.expires_ns);
         }
         state_digest(&self.ledger_digest(), &included.digest())
+    }
+
+    /// Requests in the blocks so far, whether the chain still holds their names or not.
+    pub fn requests(&self) -> u64 {
+        self.requests
     }
 
     /// Ledger events (accounts and transfers to create) in the blocks so far.
@@ -294,8 +350,8 @@ impl ChainState {
         self.events
     }
 
-    /// Every included request and its height (for snapshots).
-    pub(crate) fn included(&self) -> &HashMap<RequestKey, u64> {
+    /// Every included request the chain holds, with its height and expiry (for snapshots).
+    pub(crate) fn included(&self) -> &HashMap<RequestKey, Inclusion> {
         &self.included
     }
 
@@ -340,19 +396,36 @@ impl ChainState {
         Commitment { state_digest: self.state_digest(), results_root: self.results_root }
     }
 
-    /// Whether a request of this name was included at or before this state's block.
+    /// Whether a request of this name was included at or before this state's block (and is
+    /// still held: see [`ChainState::check_retry`]).
     pub fn includes(&self, key: &RequestKey) -> bool {
         self.included.contains_key(key)
     }
 
-    /// The height a request was included at, if it was.
+    /// The height a request was included at, if it was and the chain still holds its name.
     pub fn inclusion_height(&self, key: &RequestKey) -> Option<u64> {
-        self.included.get(key).copied()
+        self.included.get(key).map(|inclusion| inclusion.height)
     }
 
-    /// How many requests the chain has included.
+    /// How many included requests the chain holds the names of (those of the last window).
     pub fn requests_included(&self) -> usize {
         self.included.len()
+    }
+
+    /// What this state can say of a request that it does not hold as included: nothing against
+    /// it while a later block may still include it; `RequestExpired` once none can (its expiry
+    /// is behind this block, and its name would still be held had it been included: so it never
+    /// was); `ExpiryForgotten` once the chain no longer holds names that old.
+    pub fn check_unincluded(&self, request: &Request) -> Result<(), ChainError> {
+        debug_assert!(!self.includes(&request.key()));
+        let expires_ns = request.expires_ns();
+        if expires_ns >= self.timestamp_ns {
+            return Ok(());
+        }
+        if expires_ns.saturating_add(REQUEST_NAMES_KEPT_AFTER_EXPIRY_NS) < self.timestamp_ns {
+            return Err(ChainError::ExpiryForgotten { id: request.id(), expires_ns });
+        }
+        Err(ChainError::RequestExpired { id: request.id(), expires_ns })
     }
 
     /// Checks every rule for `block` to follow this state that does not depend on the local
@@ -400,6 +473,7 @@ impl ChainState {
             if !verified(request) {
                 request.verify_signature(genesis.chain_id())?;
             }
+            request.check_expiry(header.timestamp_ns)?;
             let key = request.key();
             if self.included.contains_key(&key) || !seen.insert(key) {
                 return Err(ChainError::RepeatedRequest { id: request.id() });
@@ -436,9 +510,12 @@ impl ChainState {
                     .map_or_else(RequestResult::Refused, RequestResult::Transfers),
             };
             let key = request.key();
-            let previous = self.included.insert(key.clone(), header.height);
+            let inclusion = Inclusion { height: header.height, expires_ns: request.expires_ns() };
+            let previous = self.included.insert(key.clone(), inclusion);
             assert!(previous.is_none(), "check_child refuses repeated requests");
-            self.included_hash.add(&key, header.height);
+            self.included_hash.add(&key, inclusion.height, inclusion.expires_ns);
+            self.forget_after.entry(inclusion.kept_until_ns()).or_default().push(key.clone());
+            self.requests += 1;
             self.events += request.events_count() as u64;
             let events_digest = request.events_digest();
             outcomes.push((key, RequestOutcome { events_digest, height: header.height, timestamp_ns, result }));
@@ -447,7 +524,23 @@ impl ChainState {
         self.block = block.digest();
         self.timestamp_ns = header.timestamp_ns;
         self.results_root = results_root(&outcomes);
+        self.forget_expired();
         outcomes
+    }
+
+    /// Forgets the names kept until before this block's timestamp. None of them can be
+    /// included again: every later block's timestamp is past their expiry.
+    fn forget_expired(&mut self) {
+        let kept = self.forget_after.split_off(&self.timestamp_ns);
+        let forgotten = std::mem::replace(&mut self.forget_after, kept);
+        for key in forgotten.into_values().flatten() {
+            let inclusion = self.included.remove(&key).expect("every name to forget is held");
+            assert!(
+                inclusion.kept_until_ns() < self.timestamp_ns,
+                "a name is forgotten only once no block can include its request again"
+            );
+            self.included_hash.remove(&key, inclusion.height, inclusion.expires_ns);
+        }
     }
 }
 
@@ -458,6 +551,9 @@ mod tests {
     use crate::keys::{ClientSigner, public_key, signer_from_seed};
     use crate::request::Request;
     use tally_ledger::{Account, CreateAccountStatus, CreateTransferStatus, Transfer};
+
+    /// An expiry ahead of every block timestamp these tests use (a few seconds after 1970).
+    const EXPIRES_NS: u64 = 300_000_000_000;
 
     fn test_leader() -> crate::keys::ValidatorKey {
         crate::keys::public_key(&crate::keys::signer_from_seed(0))
@@ -477,7 +573,7 @@ mod tests {
 
     fn accounts(fixture: &Fixture, id: u128) -> Request {
         let account = |id| Account { id, ledger: 1, code: 1, ..Account::default() };
-        Request::create_accounts(3, id, &fixture.client, &[account(1), account(2)]).unwrap()
+        Request::create_accounts(3, id, EXPIRES_NS, &fixture.client, &[account(1), account(2)]).unwrap()
     }
 
     fn transfers(fixture: &Fixture, id: u128, count: u128) -> Request {
@@ -492,7 +588,7 @@ mod tests {
                 ..Transfer::default()
             })
             .collect();
-        Request::create_transfers(3, id, &fixture.client, &transfers).unwrap()
+        Request::create_transfers(3, id, EXPIRES_NS, &fixture.client, &transfers).unwrap()
     }
 
     fn child(state: &ChainState, timestamp_ns: u64, requests: Vec<Request>) -> Block {
@@ -578,9 +674,14 @@ mod tests {
 
         // A client the genesis does not list.
         let stranger = signer_from_seed(200);
-        let foreign =
-            Request::create_accounts(3, 9, &stranger, &[Account { id: 5, ledger: 1, code: 1, ..Account::default() }])
-                .unwrap();
+        let foreign = Request::create_accounts(
+            3,
+            9,
+            EXPIRES_NS,
+            &stranger,
+            &[Account { id: 5, ledger: 1, code: 1, ..Account::default() }],
+        )
+        .unwrap();
         let unknown = child(&genesis, 2_000, vec![foreign]);
         assert_eq!(genesis.check_child(&fixture.genesis, &unknown), Err(ChainError::UnknownClient));
     }
@@ -657,13 +758,96 @@ mod tests {
         // Same client and id, a different body under the honest signature: a forgery.
         let mut body = honest.body().to_vec();
         body[48] ^= 0xff; // the amount
-        let forged =
-            Request::from_parts(honest.kind(), honest.id(), honest.client().clone(), body, honest.signature().clone())
-                .unwrap();
+        let forged = Request::from_parts(
+            honest.kind(),
+            honest.id(),
+            honest.expires_ns(),
+            honest.client().clone(),
+            body,
+            honest.signature().clone(),
+        )
+        .unwrap();
         let block = child(&genesis, 2_000, vec![accounts(&fixture, 9), forged]);
         assert_eq!(genesis.check_child(&fixture.genesis, &block), Err(ChainError::BadSignature));
         let block = child(&genesis, 2_000, vec![accounts(&fixture, 9), honest]);
         genesis.check_child(&fixture.genesis, &block).unwrap();
+    }
+
+    #[test]
+    fn names_are_forgotten_ten_minutes_past_expiry_and_never_included_again() {
+        use crate::constants::REQUEST_NAMES_KEPT_AFTER_EXPIRY_NS as KEPT;
+        let fixture = fixture();
+        let genesis = ChainState::genesis(&fixture.genesis.block());
+        let expires = 60_000_000_000;
+        let signed = |id, expires_ns| {
+            let account = Account { id: 50 + id as u128, ledger: 1, code: 1, ..Account::default() };
+            Request::create_accounts(3, id, expires_ns, &fixture.client, &[account]).unwrap()
+        };
+        let first = signed(1, expires);
+        let later = 500_000_000_000;
+        let block = child(&genesis, 2_000, vec![first.clone(), signed(2, later)]);
+        genesis.check_child(&fixture.genesis, &block).unwrap();
+        let (state, _) = genesis.execute(&block);
+        assert_eq!(state.requests_included(), 2);
+
+        // Until ten minutes past its expiry the name is held: a retry is a repeat.
+        let at_last = child(&state, expires + KEPT, vec![]);
+        let (held, _) = state.execute(&at_last);
+        assert!(held.includes(&first.key()));
+        assert_eq!(
+            state.check_child(&fixture.genesis, &child(&state, 3_000, vec![first.clone()])),
+            Err(ChainError::RepeatedRequest { id: 1 })
+        );
+
+        // Then it is forgotten, and the set's digest is as if it had never been added.
+        let (forgot, _) = held.execute(&child(&held, expires + KEPT + 1, vec![]));
+        assert!(!forgot.includes(&first.key()));
+        assert_eq!(forgot.requests_included(), 1);
+        assert_eq!(forgot.requests(), 2, "the count of requests is not forgotten");
+        let mut expected = RequestSetHash::default();
+        expected.add(&signed(2, later).key(), 1, later);
+        assert_eq!(forgot.included_digest(), expected.digest());
+        // Its retry cannot be included: it expired long before.
+        let retry = child(&forgot, expires + KEPT + 2, vec![first.clone()]);
+        assert_eq!(
+            forgot.check_child(&fixture.genesis, &retry),
+            Err(ChainError::RequestExpired { id: 1, expires_ns: expires })
+        );
+        // What a submission is told: a request the chain does not hold is includable until its
+        // expiry, definitely never included while its name would still be held, then unknown.
+        assert_eq!(genesis.check_unincluded(&first), Ok(()));
+        let after_expiry = genesis.execute(&child(&genesis, expires + 1, vec![])).0;
+        assert_eq!(
+            after_expiry.check_unincluded(&first),
+            Err(ChainError::RequestExpired { id: 1, expires_ns: expires })
+        );
+        assert_eq!(forgot.check_unincluded(&first), Err(ChainError::ExpiryForgotten { id: 1, expires_ns: expires }));
+
+        // A snapshot holds the expiries: restored, it forgets alike.
+        let restored = ChainState::restore(&held.snapshot()).unwrap();
+        assert_eq!(restored.state_digest(), held.state_digest());
+        let (restored_forgot, _) = restored.execute(&child(&restored, expires + KEPT + 1, vec![]));
+        assert_eq!(restored_forgot.state_digest(), forgot.state_digest());
+    }
+
+    #[test]
+    fn a_block_with_an_expired_or_too_distant_request_is_refused() {
+        use crate::constants::REQUEST_TTL_MAX_NS;
+        let fixture = fixture();
+        let genesis = ChainState::genesis(&fixture.genesis.block());
+        let account = Account { id: 9, ledger: 1, code: 1, ..Account::default() };
+        let expired = Request::create_accounts(3, 1, 1_999, &fixture.client, &[account]).unwrap();
+        assert_eq!(
+            genesis.check_child(&fixture.genesis, &child(&genesis, 2_000, vec![expired])),
+            Err(ChainError::RequestExpired { id: 1, expires_ns: 1_999 })
+        );
+        let far = 2_001 + REQUEST_TTL_MAX_NS;
+        let distant = Request::create_accounts(3, 2, far, &fixture.client, &[account]).unwrap();
+        assert!(matches!(
+            genesis.check_child(&fixture.genesis, &child(&genesis, 2_000, vec![distant.clone()])),
+            Err(ChainError::ExpiryTooFar { id: 2, .. })
+        ));
+        genesis.check_child(&fixture.genesis, &child(&genesis, 2_001, vec![distant])).unwrap();
     }
 
     #[test]

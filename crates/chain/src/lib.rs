@@ -49,4 +49,4 @@ pub use error::ChainError;
 pub use execution::{ChainState, RequestOutcome, RequestResult};
 pub use genesis::Genesis;
 pub use mempool::Mempool;
-pub use request::{Events, Request, RequestKey, RequestKind, VerifiedRequest};
+pub use request::{Events, Request, RequestKey, RequestKind, VerifiedRequest, default_expiry, expires_in};

@@ -62,6 +62,11 @@ impl Mempool {
         self.sequence_by_key.get(key).map(|sequence| &self.requests[sequence].request)
     }
 
+    /// The names of the held requests, in no particular order.
+    pub fn keys(&self) -> impl Iterator<Item = &RequestKey> {
+        self.sequence_by_key.keys()
+    }
+
     pub fn contains(&self, key: &RequestKey) -> bool {
         self.sequence_by_key.contains_key(key)
     }
@@ -91,6 +96,19 @@ impl Mempool {
         Ok(())
     }
 
+    /// Drops the requests that expired before `timestamp_ns` (a finalized block's): no later
+    /// block can include them. Returns how many.
+    pub fn remove_expired(&mut self, timestamp_ns: u64) -> usize {
+        let expired: Vec<RequestKey> = self
+            .requests
+            .values()
+            .filter(|held| held.request.expires_ns() < timestamp_ns)
+            .map(|held| held.request.key())
+            .collect();
+        self.remove(&expired);
+        expired.len()
+    }
+
     /// Removes requests (because a finalized block included them).
     pub fn remove<'a>(&mut self, keys: impl IntoIterator<Item = &'a RequestKey>) {
         for key in keys {
@@ -102,16 +120,22 @@ impl Mempool {
         self.check_invariants();
     }
 
-    /// The oldest requests, skipping those `skip` names, up to `count_max` requests and
-    /// `size_max` encoded bytes.
-    pub fn select(&self, skip: impl Fn(&RequestKey) -> bool, count_max: usize, size_max: usize) -> Vec<Request> {
+    /// The oldest requests a block with `timestamp_ns` may include (`Request::check_expiry`),
+    /// skipping those `skip` names, up to `count_max` requests and `size_max` encoded bytes.
+    pub fn select(
+        &self,
+        timestamp_ns: u64,
+        skip: impl Fn(&RequestKey) -> bool,
+        count_max: usize,
+        size_max: usize,
+    ) -> Vec<Request> {
         let mut selected = Vec::new();
         let mut size = 0;
         for Held { request, .. } in self.requests.values() {
             if selected.len() == count_max {
                 break;
             }
-            if skip(&request.key()) {
+            if request.check_expiry(timestamp_ns).is_err() || skip(&request.key()) {
                 continue;
             }
             let request_size = request.encode_size();
@@ -164,8 +188,11 @@ impl Mempool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::constants::REQUEST_TTL_MAX_NS;
     use crate::keys::signer_from_seed;
     use tally_ledger::Transfer;
+
+    const EXPIRES_NS: u64 = 300_000_000_000;
 
     fn request(id: u128) -> VerifiedRequest {
         let transfer = Transfer {
@@ -177,7 +204,7 @@ mod tests {
             code: 1,
             ..Transfer::default()
         };
-        Request::create_transfers(1, id, &signer_from_seed(1), &[transfer]).unwrap().verify(1).unwrap()
+        Request::create_transfers(1, id, EXPIRES_NS, &signer_from_seed(1), &[transfer]).unwrap().verify(1).unwrap()
     }
 
     #[test]
@@ -196,13 +223,41 @@ mod tests {
     }
 
     #[test]
+    fn a_block_gets_only_requests_it_may_include_and_expired_ones_are_dropped() {
+        let mut mempool = Mempool::new();
+        let signer = signer_from_seed(1);
+        let transfer = Transfer {
+            id: 1,
+            debit_account_id: 1,
+            credit_account_id: 2,
+            amount: 1,
+            ledger: 1,
+            code: 1,
+            ..Transfer::default()
+        };
+        let far = REQUEST_TTL_MAX_NS + 2_000;
+        let soon = Request::create_transfers(1, 1, 1_000, &signer, std::slice::from_ref(&transfer)).unwrap();
+        let later = Request::create_transfers(1, 2, far, &signer, &[transfer]).unwrap();
+        mempool.insert(soon.clone().verify(1).unwrap()).unwrap();
+        mempool.insert(later.clone().verify(1).unwrap()).unwrap();
+        // The later one expires too far ahead of a block at 1,000 to be included by it.
+        assert_eq!(mempool.select(1_000, |_| false, 16, usize::MAX), [soon.clone()]);
+        assert_eq!(mempool.select(2_000, |_| false, 16, usize::MAX), [later.clone()], "the first expired");
+        assert_eq!(mempool.remove_expired(1_000), 0, "a request expiring at a block's timestamp is still includable");
+        assert_eq!(mempool.remove_expired(1_001), 1);
+        assert_eq!(mempool.len(), 1);
+        assert!(mempool.contains(&later.key()));
+    }
+
+    #[test]
     fn a_held_id_with_other_events_is_a_conflict() {
         let mut mempool = Mempool::new();
         mempool.insert(request(7)).unwrap();
         let mut other =
             Transfer { id: 7, debit_account_id: 1, credit_account_id: 2, ledger: 1, code: 1, ..Transfer::default() };
         other.amount = 2;
-        let conflicting = Request::create_transfers(1, 7, &signer_from_seed(1), &[other]).unwrap().verify(1).unwrap();
+        let conflicting =
+            Request::create_transfers(1, 7, EXPIRES_NS, &signer_from_seed(1), &[other]).unwrap().verify(1).unwrap();
         assert_eq!(conflicting.key(), request(7).key());
         assert_ne!(conflicting.events_digest(), request(7).events_digest());
         assert_eq!(mempool.insert(conflicting), Err(ChainError::RequestIdConflict { id: 7 }));
@@ -219,13 +274,13 @@ mod tests {
             mempool.insert(request(id)).unwrap();
         }
         let ids = |requests: Vec<Request>| requests.iter().map(Request::id).collect::<Vec<_>>();
-        assert_eq!(ids(mempool.select(|_| false, 10, usize::MAX)), [5, 3, 9, 1]);
-        assert_eq!(ids(mempool.select(|_| false, 2, usize::MAX)), [5, 3]);
-        assert_eq!(ids(mempool.select(|key| key.id == 3, 2, usize::MAX)), [5, 9]);
+        assert_eq!(ids(mempool.select(0, |_| false, 10, usize::MAX)), [5, 3, 9, 1]);
+        assert_eq!(ids(mempool.select(0, |_| false, 2, usize::MAX)), [5, 3]);
+        assert_eq!(ids(mempool.select(0, |key| key.id == 3, 2, usize::MAX)), [5, 9]);
         let one = request(0).encode_size();
-        assert_eq!(ids(mempool.select(|_| false, 10, 2 * one)), [5, 3]);
+        assert_eq!(ids(mempool.select(0, |_| false, 10, 2 * one)), [5, 3]);
         mempool.remove([&request(9).key(), &request(5).key()]);
-        assert_eq!(ids(mempool.select(|_| false, 10, usize::MAX)), [3, 1]);
+        assert_eq!(ids(mempool.select(0, |_| false, 10, usize::MAX)), [3, 1]);
         assert_eq!(mempool.size(), 2 * one);
     }
 

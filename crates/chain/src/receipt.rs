@@ -255,6 +255,9 @@ mod tests {
     use crate::keys::{ValidatorSigner, public_key, signer_from_seed};
     use tally_ledger::{Account, CreateAccountResult, CreateAccountStatus};
 
+    /// An expiry ahead of every block timestamp these tests use (a few seconds after 1970).
+    const EXPIRES_NS: u64 = 300_000_000_000;
+
     struct Fixture {
         genesis: Genesis,
         requests: Vec<Request>,
@@ -271,7 +274,7 @@ mod tests {
         let requests: Vec<Request> = (1..=3u128)
             .map(|id| {
                 let account = Account { id, ledger: 1, code: 1, ..Account::default() };
-                Request::create_accounts(7, id, &client, &[account]).unwrap()
+                Request::create_accounts(7, id, EXPIRES_NS, &client, &[account]).unwrap()
             })
             .collect();
         let outcomes: Vec<RequestOutcome> = requests

@@ -2,21 +2,28 @@
 //!
 //! A request is either a batch of accounts to create or a batch of transfers to create (1 to
 //! 8,190 events, each the ledger's 128-byte encoding). The client signs, under
-//! `REQUEST_NAMESPACE`, the bytes `chain_id (u64) | kind (u8) | id (u128) | body`, so that a
-//! signature is valid on one chain, for one kind and one id only. The pair (client key, id)
-//! names a request: a retry through another validator carries the same pair and is included in
-//! the chain once.
+//! `REQUEST_NAMESPACE`, the bytes `chain_id (u64) | kind (u8) | id (u128) | expires (u64) |
+//! body`, so that a signature is valid on one chain, for one kind, one id and one expiry only.
+//! The pair (client key, id) names a request: a retry through another validator carries the
+//! same pair and is included in the chain once.
+//!
+//! A request expires: `expires_ns` (nanoseconds since the Unix epoch, the clock of block
+//! timestamps) is the last block timestamp that may include it, and it may lie at most
+//! `REQUEST_TTL_MAX_NS` after the including block's. Validators remember an included request's
+//! name until `REQUEST_NAMES_KEPT_AFTER_EXPIRY_NS` past its expiry, which bounds what they hold
+//! for idempotent retries by the request rate of a window rather than by the chain's age (see
+//! `execution.rs`).
 //!
 //! Wire format (big-endian, fixed width):
 //!
 //! ```text
-//! kind (1) | id (16) | client key (32) | body length (4) | body (length) | signature (64)
+//! kind (1) | id (16) | expires (8) | client key (32) | body length (4) | body (length) | signature (64)
 //! ```
 //!
 //! The body length is checked against `REQUEST_BODY_SIZE_MAX` and the bytes remaining before
 //! anything is allocated.
 
-use crate::constants::{EVENT_SIZE, REQUEST_BODY_SIZE_MAX, REQUEST_HEADER_SIZE, REQUEST_NAMESPACE};
+use crate::constants::{EVENT_SIZE, REQUEST_BODY_SIZE_MAX, REQUEST_HEADER_SIZE, REQUEST_NAMESPACE, REQUEST_TTL_MAX_NS};
 use crate::error::ChainError;
 use crate::keys::{self, ClientKey, ClientSigner, Signature};
 use bytes::{Buf as _, BufMut, Bytes};
@@ -66,6 +73,7 @@ pub struct RequestKey {
 pub struct Request {
     kind: RequestKind,
     id: u128,
+    expires_ns: u64,
     client: ClientKey,
     body: Bytes,
     signature: Signature,
@@ -79,11 +87,12 @@ pub enum Events {
 }
 
 /// The bytes a client signs (after the namespace).
-fn signed_bytes(chain_id: u64, kind: RequestKind, id: u128, body: &[u8]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(8 + 1 + 16 + body.len());
+fn signed_bytes(chain_id: u64, kind: RequestKind, id: u128, expires_ns: u64, body: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(8 + 1 + 16 + 8 + body.len());
     bytes.extend_from_slice(&chain_id.to_be_bytes());
     bytes.push(kind as u8);
     bytes.extend_from_slice(&id.to_be_bytes());
+    bytes.extend_from_slice(&expires_ns.to_be_bytes());
     bytes.extend_from_slice(body);
     bytes
 }
@@ -103,24 +112,26 @@ fn check_body_length(bytes: usize) -> Result<(), ChainError> {
 }
 
 impl Request {
-    /// Signs a request to create `accounts`.
+    /// Signs a request to create `accounts`, to be included by `expires_ns` at the latest.
     pub fn create_accounts(
         chain_id: u64,
         id: u128,
+        expires_ns: u64,
         signer: &ClientSigner,
         accounts: &[Account],
     ) -> Result<Self, ChainError> {
-        Self::sign(chain_id, RequestKind::CreateAccounts, id, signer, encode_accounts(accounts))
+        Self::sign(chain_id, RequestKind::CreateAccounts, id, expires_ns, signer, encode_accounts(accounts))
     }
 
-    /// Signs a request to create `transfers`.
+    /// Signs a request to create `transfers`, to be included by `expires_ns` at the latest.
     pub fn create_transfers(
         chain_id: u64,
         id: u128,
+        expires_ns: u64,
         signer: &ClientSigner,
         transfers: &[Transfer],
     ) -> Result<Self, ChainError> {
-        Self::sign(chain_id, RequestKind::CreateTransfers, id, signer, encode_transfers(transfers))
+        Self::sign(chain_id, RequestKind::CreateTransfers, id, expires_ns, signer, encode_transfers(transfers))
     }
 
     /// Signs an encoded body of `kind`.
@@ -128,12 +139,13 @@ impl Request {
         chain_id: u64,
         kind: RequestKind,
         id: u128,
+        expires_ns: u64,
         signer: &ClientSigner,
         body: Vec<u8>,
     ) -> Result<Self, ChainError> {
         check_body_length(body.len())?;
-        let signature = keys::sign(signer, REQUEST_NAMESPACE, &signed_bytes(chain_id, kind, id, &body));
-        Ok(Self { kind, id, client: keys::public_key(signer), body: Bytes::from(body), signature })
+        let signature = keys::sign(signer, REQUEST_NAMESPACE, &signed_bytes(chain_id, kind, id, expires_ns, &body));
+        Ok(Self { kind, id, expires_ns, client: keys::public_key(signer), body: Bytes::from(body), signature })
     }
 
     /// Assembles a request from its parts as they arrived, without signing it or checking the
@@ -141,12 +153,13 @@ impl Request {
     pub fn from_parts(
         kind: RequestKind,
         id: u128,
+        expires_ns: u64,
         client: ClientKey,
         body: Vec<u8>,
         signature: Signature,
     ) -> Result<Self, ChainError> {
         check_body_length(body.len())?;
-        Ok(Self { kind, id, client, body: Bytes::from(body), signature })
+        Ok(Self { kind, id, expires_ns, client, body: Bytes::from(body), signature })
     }
 
     pub fn kind(&self) -> RequestKind {
@@ -155,6 +168,27 @@ impl Request {
 
     pub fn id(&self) -> u128 {
         self.id
+    }
+
+    /// The last block timestamp (nanoseconds since the Unix epoch) that may include this request.
+    pub fn expires_ns(&self) -> u64 {
+        self.expires_ns
+    }
+
+    /// Whether a block with `timestamp_ns` may include this request as far as its expiry goes:
+    /// not expired, and not expiring further ahead than `REQUEST_TTL_MAX_NS`.
+    pub fn check_expiry(&self, timestamp_ns: u64) -> Result<(), ChainError> {
+        if self.expires_ns < timestamp_ns {
+            return Err(ChainError::RequestExpired { id: self.id, expires_ns: self.expires_ns });
+        }
+        if self.expires_ns - timestamp_ns > REQUEST_TTL_MAX_NS {
+            return Err(ChainError::ExpiryTooFar {
+                id: self.id,
+                expires_ns: self.expires_ns,
+                latest_ns: timestamp_ns.saturating_add(REQUEST_TTL_MAX_NS),
+            });
+        }
+        Ok(())
     }
 
     pub fn client(&self) -> &ClientKey {
@@ -198,7 +232,7 @@ impl Request {
     /// Checks the client's signature for `chain_id` (`verify_strict` rules). Whether the client
     /// may write is the genesis's question.
     pub fn verify_signature(&self, chain_id: u64) -> Result<(), ChainError> {
-        let message = signed_bytes(chain_id, self.kind, self.id, &self.body);
+        let message = signed_bytes(chain_id, self.kind, self.id, self.expires_ns, &self.body);
         if keys::verify_strict(&self.client, REQUEST_NAMESPACE, &message, &self.signature) {
             Ok(())
         } else {
@@ -244,6 +278,7 @@ impl Write for Request {
     fn write(&self, buf: &mut impl BufMut) {
         buf.put_u8(self.kind as u8);
         buf.put_u128(self.id);
+        buf.put_u64(self.expires_ns);
         self.client.write(buf);
         let length = u32::try_from(self.body.len()).expect("body length checked on construction");
         buf.put_u32(length);
@@ -264,6 +299,7 @@ impl Read for Request {
     fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
         let kind = RequestKind::from_code(u8::read(buf)?).ok_or(CodecError::Invalid("Request", "unknown kind"))?;
         let id = u128::read(buf)?;
+        let expires_ns = u64::read(buf)?;
         let client = ClientKey::read(buf)?;
         let length = u32::read(buf)? as usize;
         check_body_length(length).map_err(|_| CodecError::InvalidLength(length))?;
@@ -272,8 +308,21 @@ impl Read for Request {
         }
         let body = buf.copy_to_bytes(length);
         let signature = Signature::read(buf)?;
-        Ok(Self { kind, id, client, body, signature })
+        Ok(Self { kind, id, expires_ns, client, body, signature })
     }
+}
+
+/// The expiry a client sets on a request it signs now: `REQUEST_TTL_DEFAULT_NS` ahead by this
+/// machine's clock.
+pub fn default_expiry() -> u64 {
+    expires_in(std::time::Duration::from_nanos(crate::constants::REQUEST_TTL_DEFAULT_NS))
+}
+
+/// An expiry `ttl` from now by this machine's clock: what a client sets on a request it sends
+/// now (`REQUEST_TTL_DEFAULT_NS` unless it knows better).
+pub fn expires_in(ttl: std::time::Duration) -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from((now + ttl).as_nanos()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -282,6 +331,8 @@ mod tests {
     use crate::constants::{REQUEST_EVENTS_MAX, REQUEST_SIZE_MAX};
     use commonware_codec::{Decode as _, Encode as _};
 
+    const EXPIRES_NS: u64 = 300_000_000_000;
+
     fn transfer(id: u128) -> Transfer {
         Transfer { id, debit_account_id: 1, credit_account_id: 2, amount: 5, ledger: 1, code: 1, ..Transfer::default() }
     }
@@ -289,7 +340,7 @@ mod tests {
     #[test]
     fn round_trips_and_verifies() {
         let signer = keys::signer_from_seed(1);
-        let request = Request::create_transfers(9, 77, &signer, &[transfer(1), transfer(2)]).unwrap();
+        let request = Request::create_transfers(9, 77, EXPIRES_NS, &signer, &[transfer(1), transfer(2)]).unwrap();
         let bytes = request.encode();
         assert_eq!(bytes.len(), REQUEST_HEADER_SIZE + 2 * EVENT_SIZE);
         let decoded = Request::decode_cfg(bytes, &()).unwrap();
@@ -301,11 +352,19 @@ mod tests {
     #[test]
     fn a_signature_is_bound_to_chain_kind_id_and_body() {
         let signer = keys::signer_from_seed(1);
-        let request = Request::create_transfers(9, 77, &signer, &[transfer(1)]).unwrap();
+        let request = Request::create_transfers(9, 77, EXPIRES_NS, &signer, &[transfer(1)]).unwrap();
         assert_eq!(request.verify_signature(10), Err(ChainError::BadSignature));
 
         let same = |kind, id, body: &[u8]| {
-            Request::from_parts(kind, id, request.client().clone(), body.to_vec(), request.signature().clone()).unwrap()
+            Request::from_parts(
+                kind,
+                id,
+                EXPIRES_NS,
+                request.client().clone(),
+                body.to_vec(),
+                request.signature().clone(),
+            )
+            .unwrap()
         };
         let other_kind = same(RequestKind::CreateAccounts, 77, request.body());
         assert_eq!(other_kind.verify_signature(9), Err(ChainError::BadSignature));
@@ -315,17 +374,49 @@ mod tests {
         body[40] ^= 1;
         let other_body = same(RequestKind::CreateTransfers, 77, &body);
         assert_eq!(other_body.verify_signature(9), Err(ChainError::BadSignature));
+        let later = Request::from_parts(
+            RequestKind::CreateTransfers,
+            77,
+            EXPIRES_NS + 1,
+            request.client().clone(),
+            request.body().to_vec(),
+            request.signature().clone(),
+        )
+        .unwrap();
+        assert_eq!(later.verify_signature(9), Err(ChainError::BadSignature), "the expiry is signed");
         same(RequestKind::CreateTransfers, 77, request.body()).verify_signature(9).unwrap();
+    }
+
+    #[test]
+    fn a_block_may_include_a_request_from_ten_minutes_before_its_expiry_until_it() {
+        let expires_ns = 2 * REQUEST_TTL_MAX_NS;
+        let request = Request::create_transfers(9, 77, expires_ns, &keys::signer_from_seed(1), &[transfer(1)]).unwrap();
+        assert_eq!(request.expires_ns(), expires_ns);
+        assert_eq!(request.check_expiry(expires_ns), Ok(()));
+        assert_eq!(request.check_expiry(expires_ns - REQUEST_TTL_MAX_NS), Ok(()));
+        assert_eq!(
+            request.check_expiry(expires_ns + 1),
+            Err(ChainError::RequestExpired { id: 77, expires_ns: expires_ns })
+        );
+        assert_eq!(
+            request.check_expiry(expires_ns - REQUEST_TTL_MAX_NS - 1),
+            Err(ChainError::ExpiryTooFar { id: 77, expires_ns: expires_ns, latest_ns: expires_ns - 1 })
+        );
+        // The expiry is on the wire, in its place.
+        let bytes = request.encode();
+        assert_eq!(&bytes[17..25], &expires_ns.to_be_bytes());
+        assert_eq!(Request::decode_cfg(bytes, &()).unwrap().expires_ns(), expires_ns);
     }
 
     #[test]
     fn a_signature_from_another_key_is_rejected() {
         let honest = keys::signer_from_seed(1);
         let forger = keys::signer_from_seed(2);
-        let forged = Request::create_transfers(9, 77, &forger, &[transfer(1)]).unwrap();
+        let forged = Request::create_transfers(9, 77, EXPIRES_NS, &forger, &[transfer(1)]).unwrap();
         let claimed = Request::from_parts(
             RequestKind::CreateTransfers,
             77,
+            EXPIRES_NS,
             keys::public_key(&honest),
             forged.body().to_vec(),
             forged.signature().clone(),
@@ -337,14 +428,17 @@ mod tests {
     #[test]
     fn body_bounds_are_enforced_on_build() {
         let signer = keys::signer_from_seed(1);
-        assert_eq!(Request::create_transfers(9, 1, &signer, &[]), Err(ChainError::EmptyRequest));
+        assert_eq!(Request::create_transfers(9, 1, EXPIRES_NS, &signer, &[]), Err(ChainError::EmptyRequest));
         let full: Vec<Transfer> = (0..REQUEST_EVENTS_MAX as u128).map(transfer).collect();
-        let request = Request::create_transfers(9, 1, &signer, &full).unwrap();
+        let request = Request::create_transfers(9, 1, EXPIRES_NS, &signer, &full).unwrap();
         assert_eq!(request.encode().len(), REQUEST_SIZE_MAX);
         let over: Vec<Transfer> = (0..=REQUEST_EVENTS_MAX as u128).map(transfer).collect();
-        assert!(matches!(Request::create_transfers(9, 1, &signer, &over), Err(ChainError::RequestTooLong { .. })));
+        assert!(matches!(
+            Request::create_transfers(9, 1, EXPIRES_NS, &signer, &over),
+            Err(ChainError::RequestTooLong { .. })
+        ));
         assert_eq!(
-            Request::sign(9, RequestKind::CreateTransfers, 1, &signer, vec![0; 129]),
+            Request::sign(9, RequestKind::CreateTransfers, 1, EXPIRES_NS, &signer, vec![0; 129]),
             Err(ChainError::PartialEvent { bytes: 129 })
         );
     }
@@ -352,14 +446,14 @@ mod tests {
     /// Rewrites the body length field of an encoded request.
     fn with_length(bytes: &[u8], length: u32) -> Vec<u8> {
         let mut bytes = bytes.to_vec();
-        bytes[49..53].copy_from_slice(&length.to_be_bytes());
+        bytes[57..61].copy_from_slice(&length.to_be_bytes());
         bytes
     }
 
     #[test]
     fn decode_refuses_bad_lengths_before_allocating() {
         let signer = keys::signer_from_seed(1);
-        let request = Request::create_transfers(9, 1, &signer, &[transfer(1)]).unwrap();
+        let request = Request::create_transfers(9, 1, EXPIRES_NS, &signer, &[transfer(1)]).unwrap();
         let bytes = request.encode();
 
         // A length past the limit is refused from the 4-byte field alone: the buffer is far

@@ -10,9 +10,10 @@
 //! ```text
 //! magic "TALLYCHN" | version u32 | height u64 | block digest [32] | results root [32]
 //! timestamp ns u64
+//! requests u64       | requests in the blocks so far
 //! events u64         | ledger events in the blocks so far
-//! included count u64 | count × (client key [32], request id u128, height u64),
-//!   sorted by (height, client key, id)
+//! included count u64 | count × (client key [32], request id u128, height u64, expiry ns u64),
+//!   sorted by (height, client key, id): the names the chain still holds
 //! ledger length u64 | ledger snapshot (`tally_ledger`'s format, with its own checksum)
 //! checksum [32]      | BLAKE3 of every byte before it
 //! ```
@@ -24,7 +25,7 @@
 
 use crate::block::{BlockDigest, Root};
 use crate::certified::{CertificateError, CertifiedHeader};
-use crate::execution::ChainState;
+use crate::execution::{ChainState, Inclusion};
 use crate::genesis::Genesis;
 use crate::keys::ClientKey;
 use crate::request::RequestKey;
@@ -33,10 +34,11 @@ use std::collections::HashMap;
 use tally_ledger::{Ledger, RestoreError};
 
 const MAGIC: &[u8; 8] = b"TALLYCHN";
-/// Version 2 added the results root of the snapshot's block.
-const VERSION: u32 = 2;
+/// Version 2 added the results root of the snapshot's block, version 3 each included request's
+/// expiry and the count of requests.
+const VERSION: u32 = 3;
 const CHECKSUM_CONTEXT: &str = "tally 2026 chain snapshot checksum v1";
-const ENTRY_SIZE: usize = 32 + 16 + 8;
+const ENTRY_SIZE: usize = 32 + 16 + 8 + 8;
 
 /// Why bytes are not a snapshot of a chain state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,8 +68,9 @@ impl ChainState {
     /// equal bytes.
     pub fn snapshot(&self) -> Vec<u8> {
         let ledger = self.ledger().snapshot();
-        let mut entries: Vec<(&RequestKey, u64)> = self.included().iter().map(|(key, height)| (key, *height)).collect();
-        entries.sort_unstable_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));
+        let mut entries: Vec<(&RequestKey, Inclusion)> =
+            self.included().iter().map(|(key, inclusion)| (key, *inclusion)).collect();
+        entries.sort_unstable_by(|a, b| (a.1.height, a.0).cmp(&(b.1.height, b.0)));
         let mut bytes = Vec::with_capacity(128 + entries.len() * ENTRY_SIZE + ledger.len());
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&VERSION.to_le_bytes());
@@ -75,12 +78,14 @@ impl ChainState {
         bytes.extend_from_slice(self.block().as_ref());
         bytes.extend_from_slice(self.results_root().as_ref());
         bytes.extend_from_slice(&self.timestamp_ns().to_le_bytes());
+        bytes.extend_from_slice(&self.requests().to_le_bytes());
         bytes.extend_from_slice(&self.events().to_le_bytes());
         bytes.extend_from_slice(&(entries.len() as u64).to_le_bytes());
-        for (key, height) in entries {
+        for (key, inclusion) in entries {
             bytes.extend_from_slice(&key.client.encode());
             bytes.extend_from_slice(&key.id.to_le_bytes());
-            bytes.extend_from_slice(&height.to_le_bytes());
+            bytes.extend_from_slice(&inclusion.height.to_le_bytes());
+            bytes.extend_from_slice(&inclusion.expires_ns.to_le_bytes());
         }
         bytes.extend_from_slice(&(ledger.len() as u64).to_le_bytes());
         bytes.extend_from_slice(&ledger);
@@ -116,6 +121,7 @@ impl ChainState {
         let results_root = Root::decode(bytes::Bytes::copy_from_slice(&results_bytes))
             .map_err(|_| SnapshotError::Inconsistent("results root".into()))?;
         let timestamp_ns = u64::from_le_bytes(reader.take("timestamp")?);
+        let requests = u64::from_le_bytes(reader.take("requests")?);
         let events = u64::from_le_bytes(reader.take("events")?);
         let count = u64::from_le_bytes(reader.take("included count")?);
         if count > (reader.remaining() / ENTRY_SIZE) as u64 {
@@ -129,10 +135,20 @@ impl ChainState {
                 .map_err(|_| SnapshotError::Inconsistent("a client key is not a valid key".into()))?;
             let id = u128::from_le_bytes(reader.take("request id")?);
             let included_at = u64::from_le_bytes(reader.take("inclusion height")?);
+            let expires_ns = u64::from_le_bytes(reader.take("expiry")?);
             // Height 0: included before a re-founded chain's genesis (`ChainState::refound`).
             if included_at > height {
                 return Err(SnapshotError::Inconsistent(format!(
                     "request {id} included at height {included_at}, outside 0..={height}"
+                )));
+            }
+            let inclusion = Inclusion { height: included_at, expires_ns };
+            // Every block forgets the names kept until before its timestamp. A re-founded
+            // chain's founding state (height 0) still holds the old chain's: its first block
+            // forgets them.
+            if height > 0 && inclusion.kept_until_ns() < timestamp_ns {
+                return Err(SnapshotError::Inconsistent(format!(
+                    "request {id} expired at {expires_ns} ns, too long before the snapshot's block to be held"
                 )));
             }
             let key = RequestKey { client, id };
@@ -140,7 +156,7 @@ impl ChainState {
             if previous.as_ref().is_some_and(|previous| *previous >= entry) {
                 return Err(SnapshotError::Inconsistent("included requests are not in order".into()));
             }
-            included.insert(entry.1.clone(), included_at);
+            included.insert(entry.1.clone(), inclusion);
             previous = Some(entry);
         }
         let length = u64::from_le_bytes(reader.take("ledger length")?);
@@ -153,7 +169,7 @@ impl ChainState {
         // A state at height 0 may hold events: a re-founded chain's founding state. Whoever
         // adopts a state checks its digest against a certified header or the genesis.
         let ledger = Ledger::restore(&reader.bytes[reader.offset..])?;
-        Ok(ChainState::from_parts(height, block, timestamp_ns, ledger, included, events, results_root))
+        Ok(ChainState::from_parts(height, block, timestamp_ns, ledger, included, requests, events, results_root))
     }
 }
 
@@ -248,6 +264,9 @@ mod tests {
     use crate::request::Request;
     use tally_ledger::{Account, AccountFlags, Transfer, TransferFlags};
 
+    /// An expiry ahead of every block timestamp these tests use (a few seconds after 1970).
+    const EXPIRES_NS: u64 = 300_000_000_000;
+
     fn test_leader() -> crate::keys::ValidatorKey {
         crate::keys::public_key(&crate::keys::signer_from_seed(0))
     }
@@ -268,11 +287,18 @@ mod tests {
             ..Transfer::default()
         };
         let blocks = [
-            vec![Request::create_accounts(5, 1, &client, &[account(1), account(2)]).unwrap()],
+            vec![Request::create_accounts(5, 1, EXPIRES_NS, &client, &[account(1), account(2)]).unwrap()],
             vec![
-                Request::create_transfers(5, 2, &client, &[transfer(10), transfer(11)]).unwrap(),
+                Request::create_transfers(5, 2, EXPIRES_NS, &client, &[transfer(10), transfer(11)]).unwrap(),
                 // Fails (no such account), so it changes no balance, but it is included.
-                Request::create_transfers(5, 3, &client, &[Transfer { debit_account_id: 9, ..transfer(12) }]).unwrap(),
+                Request::create_transfers(
+                    5,
+                    3,
+                    EXPIRES_NS,
+                    &client,
+                    &[Transfer { debit_account_id: 9, ..transfer(12) }],
+                )
+                .unwrap(),
             ],
         ];
         for (index, requests) in blocks.into_iter().enumerate() {
@@ -365,6 +391,7 @@ mod tests {
                 Request::create_accounts(
                     5,
                     4,
+                    EXPIRES_NS,
                     &client,
                     &[account(3, AccountFlags::HISTORY), account(4, AccountFlags::HISTORY)],
                 )
@@ -374,6 +401,7 @@ mod tests {
                 Request::create_transfers(
                     5,
                     5,
+                    EXPIRES_NS,
                     &client,
                     &[
                         transfer(20, 3, 4, TransferFlags::PENDING, 0),
@@ -382,12 +410,20 @@ mod tests {
                     ],
                 )
                 .unwrap(),
-                Request::create_transfers(5, 6, &client, &[transfer(23, 9, 3, TransferFlags::default(), 0)]).unwrap(),
+                Request::create_transfers(
+                    5,
+                    6,
+                    EXPIRES_NS,
+                    &client,
+                    &[transfer(23, 9, 3, TransferFlags::default(), 0)],
+                )
+                .unwrap(),
             ],
             vec![
                 Request::create_transfers(
                     5,
                     7,
+                    EXPIRES_NS,
                     &client,
                     &[transfer(24, 0, 0, TransferFlags::POST_PENDING_TRANSFER, 20)],
                 )
@@ -448,6 +484,7 @@ mod tests {
             state.timestamp_ns(),
             ledger,
             included,
+            state.requests(),
             state.events(),
             state.results_root(),
         );
@@ -471,7 +508,7 @@ mod tests {
         }
         // A count that claims more entries than bytes remain, with a valid checksum.
         let mut body = bytes[..bytes.len() - 32].to_vec();
-        let count_at = 8 + 4 + 8 + 32 + 32 + 8 + 8;
+        let count_at = 8 + 4 + 8 + 32 + 32 + 8 + 8 + 8;
         body[count_at..count_at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
         let sum = checksum(&body);
         body.extend_from_slice(&sum);

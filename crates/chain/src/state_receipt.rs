@@ -396,6 +396,9 @@ mod tests {
     use crate::request::Request;
     use tally_ledger::{AccountFilterFlags, AccountFlags, TransferFlags};
 
+    /// An expiry ahead of every block timestamp these tests use (a few seconds after 1970).
+    const EXPIRES_NS: u64 = 300_000_000_000;
+
     struct Fixture {
         genesis: Genesis,
         receipt: StateReceipt,
@@ -422,10 +425,11 @@ mod tests {
             ..Transfer::default()
         };
         let requests = vec![
-            Request::create_accounts(7, 1, &client, &accounts).unwrap(),
+            Request::create_accounts(7, 1, EXPIRES_NS, &client, &accounts).unwrap(),
             Request::create_transfers(
                 7,
                 2,
+                EXPIRES_NS,
                 &client,
                 &[transfer(10, TransferFlags::NONE), transfer(11, TransferFlags::PENDING)],
             )

@@ -17,6 +17,10 @@ use tally_chain::validator::{Validator, channel};
 use tally_chain::{ChainError, Genesis, Mailbox, Request, RequestKey, RequestOutcome, RequestResult};
 use tally_ledger::{Account, CreateAccountStatus, CreateTransferStatus, Transfer};
 
+/// An expiry ahead of every block timestamp here: simulated time starts at 1970, and a test
+/// runs for less than 500 simulated seconds.
+const EXPIRES_NS: u64 = 500_000_000_000;
+
 const CHAIN_ID: u64 = 7;
 const VALIDATORS: u64 = 4;
 const CLIENTS: u64 = 3;
@@ -190,7 +194,7 @@ fn run_cluster(seed: u64, scenario: Scenario) -> Run {
         // that transfers never race their accounts.
         let accounts: Vec<Account> =
             (1..=ACCOUNTS).map(|id| Account { id, ledger: 1, code: 1, ..Account::default() }).collect();
-        let opening = Request::create_accounts(CHAIN_ID, 1, &clients[0], &accounts).unwrap();
+        let opening = Request::create_accounts(CHAIN_ID, 1, EXPIRES_NS, &clients[0], &accounts).unwrap();
         let mut keys = vec![opening.key()];
         // Transfer requests, for clients to retry.
         let mut submitted: Vec<Request> = Vec::new();
@@ -244,7 +248,7 @@ fn run_cluster(seed: u64, scenario: Scenario) -> Run {
                 let id = 100 + round * CLIENTS as u128 + index as u128;
                 let transfers: Vec<Transfer> =
                     (0..TRANSFERS_PER_REQUEST).map(|offset| transfer(id * 1_000 + offset, round)).collect();
-                let request = Request::create_transfers(CHAIN_ID, id, client, &transfers).unwrap();
+                let request = Request::create_transfers(CHAIN_ID, id, EXPIRES_NS, client, &transfers).unwrap();
                 keys.push(request.key());
                 submitted.push(request.clone());
                 let mut through = (round as usize + index) % running.len();
@@ -513,7 +517,7 @@ fn a_validator_with_an_empty_disk_catches_up_from_a_snapshot() {
             start_cluster(&context, &Scenario::honest()).await;
         let accounts: Vec<Account> =
             (1..=ACCOUNTS).map(|id| Account { id, ledger: 1, code: 1, ..Account::default() }).collect();
-        let opening = Request::create_accounts(CHAIN_ID, 1, &clients[0], &accounts).unwrap();
+        let opening = Request::create_accounts(CHAIN_ID, 1, EXPIRES_NS, &clients[0], &accounts).unwrap();
         let early = opening.key();
         submit(&context, &running[0].mailbox, opening).await;
         while running[0].mailbox.outcome(early.clone()).await.ok().flatten().is_none() {
@@ -524,7 +528,7 @@ fn a_validator_with_an_empty_disk_catches_up_from_a_snapshot() {
         running[3].stop();
         let mut id = 2;
         while running[0].mailbox.status().await.unwrap().finalized_height <= 4 * SNAPSHOT_INTERVAL {
-            let request = Request::create_transfers(CHAIN_ID, id, &clients[0], &[transfer(id, 1)]).unwrap();
+            let request = Request::create_transfers(CHAIN_ID, id, EXPIRES_NS, &clients[0], &[transfer(id, 1)]).unwrap();
             submit(&context, &running[(id % 3) as usize].mailbox, request).await;
             id += 1;
             context.sleep(Duration::from_millis(200)).await;
@@ -541,7 +545,7 @@ fn a_validator_with_an_empty_disk_catches_up_from_a_snapshot() {
         assert!(reference.get(joined.base).is_some(), "the snapshot's height is on the finalized chain");
 
         // It takes part: a request through it is finalized, and it answers the outcome.
-        let request = Request::create_transfers(CHAIN_ID, id, &clients[0], &[transfer(id, 2)]).unwrap();
+        let request = Request::create_transfers(CHAIN_ID, id, EXPIRES_NS, &clients[0], &[transfer(id, 2)]).unwrap();
         let key = request.key();
         submit(&context, &running[3].mailbox, request).await;
         let mut waited = 0;
@@ -600,7 +604,7 @@ fn the_whole_cluster_crashes_and_recovers_what_it_acknowledged() {
     let genesis = Genesis::new(CHAIN_ID, validators.clone(), vec![public_key(&client)], 0).unwrap();
     let transfers = |id: u128| -> Request {
         let transfers: Vec<Transfer> = (0..5).map(|offset| transfer(id * 1_000 + offset, id)).collect();
-        Request::create_transfers(CHAIN_ID, id, &client, &transfers).unwrap()
+        Request::create_transfers(CHAIN_ID, id, EXPIRES_NS, &client, &transfers).unwrap()
     };
 
     // Starts the cluster on the network of this run (the network does not survive a crash;
@@ -623,7 +627,7 @@ fn the_whole_cluster_crashes_and_recovers_what_it_acknowledged() {
             let running = start(&context).await;
             let accounts: Vec<Account> =
                 (1..=ACCOUNTS).map(|id| Account { id, ledger: 1, code: 1, ..Account::default() }).collect();
-            let opening = Request::create_accounts(CHAIN_ID, 1, client, &accounts).unwrap();
+            let opening = Request::create_accounts(CHAIN_ID, 1, EXPIRES_NS, client, &accounts).unwrap();
             let mut keys = vec![opening.key()];
             submit(&context, &running[0].mailbox, opening).await;
             while running[0].mailbox.outcome(keys[0].clone()).await.ok().flatten().is_none() {
@@ -694,7 +698,7 @@ fn clients_wait_for_outcomes_and_read_the_finalized_chain() {
         let Cluster { clients, genesis, running, .. } = start_cluster(&context, &Scenario::honest()).await;
         let accounts: Vec<Account> =
             (1..=2).map(|id| Account { id, ledger: 1, code: 1, ..Account::default() }).collect();
-        let request = Request::create_accounts(CHAIN_ID, 1, &clients[0], &accounts).unwrap();
+        let request = Request::create_accounts(CHAIN_ID, 1, EXPIRES_NS, &clients[0], &accounts).unwrap();
         let key = request.key();
         // Waiting starts before the request exists anywhere, through another validator.
         let waiter = running[1].mailbox.clone();
@@ -750,7 +754,7 @@ async fn snapshot_heights(context: &deterministic::Context, index: usize) -> Vec
 async fn open_accounts(mailbox: &Mailbox, client: &ClientSigner) {
     let accounts: Vec<Account> =
         (1..=ACCOUNTS).map(|id| Account { id, ledger: 1, code: 1, ..Account::default() }).collect();
-    let opening = Request::create_accounts(CHAIN_ID, 1, client, &accounts).unwrap();
+    let opening = Request::create_accounts(CHAIN_ID, 1, EXPIRES_NS, client, &accounts).unwrap();
     mailbox.submit(opening.clone().verify(CHAIN_ID).unwrap()).await.unwrap();
     mailbox.wait_outcome(opening.key()).await.unwrap();
 }
@@ -803,7 +807,7 @@ fn an_idle_cluster_makes_a_block_per_heartbeat_and_no_snapshot() {
         // A request that reaches the cluster while a leader holds an empty proposal (halfway
         // into a heartbeat) is proposed at once, not at the next heartbeat.
         context.sleep(heartbeat / 2).await;
-        let request = Request::create_transfers(CHAIN_ID, 2, &clients[0], &[transfer(2, 1)]).unwrap();
+        let request = Request::create_transfers(CHAIN_ID, 2, EXPIRES_NS, &clients[0], &[transfer(2, 1)]).unwrap();
         let submitted = context.current();
         running[1].mailbox.submit(request.clone().verify(CHAIN_ID).unwrap()).await.unwrap();
         let outcome = running[1].mailbox.wait_outcome(request.key()).await.unwrap();
@@ -841,7 +845,7 @@ fn a_crashed_leader_costs_at_most_two_leader_timeouts() {
         // One request at a time, each through a live validator: each block moves the view on,
         // so the crashed validator leads every fourth view.
         let request_one = async |id: u128, running: &[Validator]| -> Duration {
-            let request = Request::create_transfers(CHAIN_ID, id, &clients[0], &[transfer(id, 1)]).unwrap();
+            let request = Request::create_transfers(CHAIN_ID, id, EXPIRES_NS, &clients[0], &[transfer(id, 1)]).unwrap();
             let submitted = context.current();
             let through = &running[(id % 3) as usize].mailbox;
             through.submit(request.clone().verify(CHAIN_ID).unwrap()).await.unwrap();

@@ -26,6 +26,10 @@ use tally_chain::validator::{Validator, channel};
 use tally_chain::{ChainError, Genesis, Mailbox, Request};
 use tally_ledger::{Account, Transfer};
 
+/// An expiry ahead of every block timestamp here: simulated time starts at 1970, and a test
+/// runs for less than 500 simulated seconds.
+const EXPIRES_NS: u64 = 500_000_000_000;
+
 const CHAIN_ID: u64 = 11;
 const VALIDATORS: u64 = 4;
 const SNAPSHOT_INTERVAL: u64 = 16;
@@ -177,7 +181,7 @@ fn a_validator_syncs_a_snapshot_from_several_peers_while_one_sends_altered_chunk
         // A state that spans several snapshot chunks.
         let accounts: Vec<Account> =
             (1..=ACCOUNTS).map(|id| Account { id, ledger: 1, code: 1, ..Account::default() }).collect();
-        let opening = Request::create_accounts(CHAIN_ID, 1, &client, &accounts).unwrap();
+        let opening = Request::create_accounts(CHAIN_ID, 1, EXPIRES_NS, &client, &accounts).unwrap();
         finalize(&context, &running[0].mailbox, opening).await;
         for request in 0..BIG_REQUESTS {
             let transfers: Vec<Transfer> = (0..TRANSFERS_PER_REQUEST)
@@ -194,7 +198,7 @@ fn a_validator_syncs_a_snapshot_from_several_peers_while_one_sends_altered_chunk
                     }
                 })
                 .collect();
-            let request = Request::create_transfers(CHAIN_ID, 2 + request, &client, &transfers).unwrap();
+            let request = Request::create_transfers(CHAIN_ID, 2 + request, EXPIRES_NS, &client, &transfers).unwrap();
             finalize(&context, &running[(request.id() % 3) as usize].mailbox, request).await;
         }
         let loaded = finalized_height(&running[0].mailbox).await;

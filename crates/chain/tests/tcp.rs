@@ -126,7 +126,7 @@ fn run(storage: PathBuf) {
 
         let accounts: Vec<Account> =
             (1..=ACCOUNTS).map(|id| Account { id, ledger: 1, code: 1, ..Account::default() }).collect();
-        let opening = Request::create_accounts(CHAIN_ID, 1, &client, &accounts).unwrap();
+        let opening = Request::create_accounts(CHAIN_ID, 1, tally_chain::default_expiry(), &client, &accounts).unwrap();
         let mut requests = vec![opening.key()];
         submit(&context, &nodes[0].validator.mailbox, opening).await;
         while nodes[0].validator.mailbox.outcome(requests[0].clone()).await.ok().flatten().is_none() {
@@ -166,7 +166,8 @@ fn run(storage: PathBuf) {
                     ..Transfer::default()
                 })
                 .collect();
-            let request = Request::create_transfers(CHAIN_ID, id, &client, &transfers).unwrap();
+            let request =
+                Request::create_transfers(CHAIN_ID, id, tally_chain::default_expiry(), &client, &transfers).unwrap();
             requests.push(request.key());
             let mut through = round as usize % nodes.len();
             if (3..6).contains(&round) && through == crashed {

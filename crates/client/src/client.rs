@@ -584,6 +584,11 @@ impl Client {
         &self.options
     }
 
+    /// The expiry of a request signed now: [`ClientOptions::request_ttl`] ahead.
+    fn expiry(&self) -> u64 {
+        tally_chain::expires_in(self.options.request_ttl)
+    }
+
     /// Creates `accounts`. A batch longer than a request holds (8,190 events, or
     /// [`ClientOptions::request_events_max`]) is sent as several requests, one after the other,
     /// each cut between linked chains; each request is atomic on its own, so if one fails the
@@ -592,7 +597,7 @@ impl Client {
         wire::check_accounts_representable(accounts)?;
         let ranges = split_batch(accounts, self.options.request_events_max, wire::account_is_linked);
         self.send_batch(ranges, "accounts", |range| {
-            Request::create_accounts(self.chain_id, random_request_id(), &self.signer, &accounts[range])
+            Request::create_accounts(self.chain_id, random_request_id(), self.expiry(), &self.signer, &accounts[range])
         })
         .await
     }
@@ -606,7 +611,7 @@ impl Client {
         accounts: &[Account],
     ) -> Result<CreateAccountsOutcome, ClientError> {
         wire::check_accounts_representable(accounts)?;
-        let request = Request::create_accounts(self.chain_id, request_id, &self.signer, accounts)
+        let request = Request::create_accounts(self.chain_id, request_id, self.expiry(), &self.signer, accounts)
             .map_err(|error| request_error(error, "accounts"))?;
         self.send_batch(std::iter::once(0..accounts.len()), "accounts", |_| Ok(request.clone())).await
     }
@@ -616,7 +621,13 @@ impl Client {
         wire::check_transfers_representable(transfers)?;
         let ranges = split_batch(transfers, self.options.request_events_max, wire::transfer_is_linked);
         self.send_batch(ranges, "transfers", |range| {
-            Request::create_transfers(self.chain_id, random_request_id(), &self.signer, &transfers[range])
+            Request::create_transfers(
+                self.chain_id,
+                random_request_id(),
+                self.expiry(),
+                &self.signer,
+                &transfers[range],
+            )
         })
         .await
     }
@@ -629,7 +640,7 @@ impl Client {
         transfers: &[Transfer],
     ) -> Result<CreateTransfersOutcome, ClientError> {
         wire::check_transfers_representable(transfers)?;
-        let request = Request::create_transfers(self.chain_id, request_id, &self.signer, transfers)
+        let request = Request::create_transfers(self.chain_id, request_id, self.expiry(), &self.signer, transfers)
             .map_err(|error| request_error(error, "transfers"))?;
         self.send_batch(std::iter::once(0..transfers.len()), "transfers", |_| Ok(request.clone())).await
     }
@@ -759,6 +770,11 @@ impl Client {
                     if code == "request_id_conflict" =>
                 {
                     return Err(ClientError::RequestIdConflict { validator, request_id: request.id() });
+                }
+                Verdict::Refused(ClientError::Api { status: 410, code, validator, .. })
+                    if code == "request_expired" =>
+                {
+                    return Err(ClientError::RequestExpired { validator, request_id: request.id() });
                 }
                 Verdict::Refused(error) => return Err(error),
                 Verdict::Retry(failure) => attempts.fail(validator, failure, &self.options).await,

@@ -53,6 +53,11 @@ pub struct ClientOptions {
     /// [`REQUEST_EVENTS_MAX`], which is the default. Smaller requests finalize sooner and are
     /// lighter on the validators, at the cost of more requests.
     pub request_events_max: usize,
+    /// How long after signing a request may still be included (its `expires_ns`, by this
+    /// machine's clock): two minutes by default, at most ten (the validators refuse an expiry
+    /// further ahead of their clocks with `expiry_too_far`). A request not included by then never
+    /// will be: the validators answer `request_expired`, a definite "not applied".
+    pub request_ttl: Duration,
 }
 
 impl Default for ClientOptions {
@@ -68,6 +73,7 @@ impl Default for ClientOptions {
             retry_after_max: Duration::from_secs(5),
             resubmit_interval: Duration::from_secs(5),
             request_events_max: REQUEST_EVENTS_MAX,
+            request_ttl: Duration::from_nanos(tally_chain::constants::REQUEST_TTL_DEFAULT_NS),
         }
     }
 }
@@ -84,6 +90,7 @@ impl ClientOptions {
             ("backoff_initial", self.backoff_initial),
             ("backoff_max", self.backoff_max),
             ("resubmit_interval", self.resubmit_interval),
+            ("request_ttl", self.request_ttl),
         ];
         if let Some((name, _)) = durations.iter().find(|(_, duration)| duration.is_zero()) {
             return invalid(&format!("{name} must be longer than zero"));
@@ -93,6 +100,9 @@ impl ClientOptions {
         }
         if self.backoff_initial > self.backoff_max {
             return invalid("backoff_initial must not exceed backoff_max");
+        }
+        if self.request_ttl > Duration::from_nanos(tally_chain::constants::REQUEST_TTL_MAX_NS) {
+            return invalid("request_ttl must be at most ten minutes (the validators refuse expiries further ahead)");
         }
         if self.request_events_max == 0 || self.request_events_max > REQUEST_EVENTS_MAX {
             return invalid(&format!("request_events_max must be from 1 to {REQUEST_EVENTS_MAX}"));

@@ -65,6 +65,14 @@ pub enum ClientError {
     )]
     RequestIdConflict { validator: String, request_id: u128 },
 
+    /// The request expired (its `expires_ns`, [`ClientOptions::request_ttl`] after it was
+    /// signed) before any block included it: nothing of it applied, and it never will (the
+    /// validators answered 410 `request_expired`). Send the events again in a new request.
+    ///
+    /// [`ClientOptions::request_ttl`]: crate::ClientOptions::request_ttl
+    #[error("{validator}: request {request_id} expired before any block included it; nothing applied, and never will")]
+    RequestExpired { validator: String, request_id: u128 },
+
     /// The ledger refused a finalized request as a whole (its batch timestamp left no room for
     /// its events), so none of its events applied. The request is spent: its id answers this
     /// again.
@@ -122,6 +130,7 @@ impl ClientError {
             Self::BatchIncomplete { .. } => "batch_incomplete",
             Self::BatchRefused { .. } => "batch_refused",
             Self::RequestIdConflict { .. } => "request_id_conflict",
+            Self::RequestExpired { .. } => "request_expired",
             Self::Unverified { .. } => "unverified",
         }
     }

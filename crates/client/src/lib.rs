@@ -36,7 +36,15 @@
 //! `GET /v1/requests/{client}/{id}` of any validator until the request is final), always with the
 //! same id, within a total bound ([`ClientOptions::submit_wait`]). If the bound passes, the error
 //! says whether the request may still apply ([`ClientError::NotFinal`]); sending it again with
-//! the same id is always safe.
+//! the same id is safe while the chain holds the request's name: until ten minutes past its
+//! expiry.
+//!
+//! Each request expires ([`ClientOptions::request_ttl`] after it is signed, two minutes by
+//! default): a request no block included by then never will be, and the validators say so
+//! ([`ClientError::RequestExpired`], a definite "nothing applied"). `create_*_with_id` signs a
+//! new expiry each call, so calling it again with the same id after an expiry sends the events
+//! again; after the chain forgot the first request's name (ten minutes past its expiry) that
+//! would apply them a second time if the first was included, so look its events up instead.
 //!
 //! Reads retry the same way within [`ClientOptions::read_wait`]. For reads and writes alike, a
 //! call ends at once when no validator gives any HTTP answer for a couple of rounds

@@ -32,7 +32,7 @@ pub fn from_hex(text: &str) -> Option<Vec<u8>> {
 }
 
 /// The JSON body of `POST /v1/requests`:
-/// `{"kind", "id", "client", "events", "signature"}`.
+/// `{"kind", "id", "expires_ns", "client", "events", "signature"}`.
 pub fn request_to_json(request: &Request) -> Value {
     let (kind, events) = match request.events() {
         Events::Accounts(accounts) => {
@@ -46,6 +46,7 @@ pub fn request_to_json(request: &Request) -> Value {
     json!({
         "kind": kind,
         "id": request.id().to_string(),
+        "expires_ns": request.expires_ns().to_string(),
         "client": hex(request.client().as_ref()),
         "events": events,
         "signature": hex(request.signature().as_ref()),
@@ -361,13 +362,21 @@ mod tests {
         let client = keys::ClientKey::decode(from_hex(value["client"].as_str().unwrap()).unwrap()).unwrap();
         let signature = keys::Signature::decode(from_hex(value["signature"].as_str().unwrap()).unwrap()).unwrap();
         let id = value["id"].as_str().unwrap().parse().unwrap();
-        Request::from_parts(kind, id, client, body, signature).unwrap()
+        let expires_ns = value["expires_ns"].as_str().unwrap().parse().unwrap();
+        Request::from_parts(kind, id, expires_ns, client, body, signature).unwrap()
     }
 
     #[test]
     fn a_request_as_json_verifies_after_the_validators_parsing() {
         let signer = keys::signer_from_seed(3);
-        let request = Request::create_transfers(42, u128::MAX, &signer, &[transfer(5), transfer(6)]).unwrap();
+        let request = Request::create_transfers(
+            42,
+            u128::MAX,
+            tally_chain::default_expiry(),
+            &signer,
+            &[transfer(5), transfer(6)],
+        )
+        .unwrap();
         let value = request_to_json(&request);
         let object = value.as_object().unwrap();
         let mut names: Vec<_> = object.keys().map(String::as_str).collect();
@@ -387,7 +396,7 @@ mod tests {
 
         let account =
             Account { id: 9, user_data_32: 3, ledger: 2, code: 4, flags: AccountFlags::HISTORY, ..Account::default() };
-        let request = Request::create_accounts(42, 1, &signer, &[account]).unwrap();
+        let request = Request::create_accounts(42, 1, tally_chain::default_expiry(), &signer, &[account]).unwrap();
         let value = request_to_json(&request);
         assert_eq!(value["kind"], "create_accounts");
         let parsed = request_from_json(&value);

@@ -378,6 +378,8 @@ pub async fn balances(urls: &[String], clients: &[Client], expected: &Balances) 
 pub fn is_storage_fail_stop(message: &str) -> bool {
     [
         "validator halted: storage failed",
+        // A restart whose own files no longer open (`tally start` exits with this).
+        "the validator failed to start: storage failed",
         "unable to append to journal",
         "unable to open journal",
         "unable to sync journal",
@@ -493,6 +495,22 @@ mod tests {
         let balances = model(&records);
         assert_eq!(balances[&1], (0, 12, 0, 0));
         assert_eq!(balances[&2], (0, 0, 0, 12));
+    }
+
+    #[test]
+    fn a_restart_refused_on_damaged_storage_is_a_fail_stop_only_where_the_nemesis_damaged() {
+        let refused = String::from(
+            "error: starting the validator: the validator failed to start: storage failed: marshal's \
+             finalization archive: metadata error: runtime error: blob corrupt: \
+             validator-marshal-finalizations-metadata/6c656674 reason: invalid header padding",
+        );
+        let halts = vec![(1, refused.clone())];
+        let damaged: std::collections::BTreeSet<usize> = [1].into();
+        assert!(halts_only_on_damage(&halts, &damaged).passed);
+        let undamaged: std::collections::BTreeSet<usize> = [2].into();
+        assert!(!halts_only_on_damage(&halts, &undamaged).passed, "validator 1's disk was never damaged");
+        let other = vec![(1, String::from("error: starting the validator: the validator failed to start: no quorum"))];
+        assert!(!halts_only_on_damage(&other, &damaged).passed, "not a storage error");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub struct NodeMetrics {
     mempool_requests: Gauge,
     requests: Family<ResultLabel, Counter>,
     requests_finalized: Gauge,
+    request_names_held: Gauge,
     blocks_refused: Gauge,
     byzantine_evidence: Gauge,
     records_repairing: Gauge,
@@ -60,6 +61,12 @@ impl NodeMetrics {
         );
         let requests_finalized = Gauge::default();
         registry.register("requests_finalized", "Requests finalized by the chain", requests_finalized.clone());
+        let request_names_held = Gauge::default();
+        registry.register(
+            "request_names_held",
+            "Included requests whose names the chain holds for retries (until ten minutes past their expiry)",
+            request_names_held.clone(),
+        );
         let blocks_refused = Gauge::default();
         registry.register(
             "blocks_refused",
@@ -97,6 +104,7 @@ impl NodeMetrics {
             mempool_requests,
             requests,
             requests_finalized,
+            request_names_held,
             blocks_refused,
             byzantine_evidence,
             records_repairing,
@@ -121,6 +129,7 @@ impl NodeMetrics {
         self.view.set(saturating_i64(progress.view));
         self.mempool_requests.set(saturating_i64(progress.mempool_requests));
         self.requests_finalized.set(saturating_i64(progress.requests_finalized));
+        self.request_names_held.set(saturating_i64(progress.request_names_held));
         self.blocks_refused.set(saturating_i64(progress.blocks_refused));
         self.byzantine_evidence.set(saturating_i64(progress.evidence));
         self.records_repairing.set(saturating_i64(progress.records_repairing));
@@ -158,6 +167,7 @@ pub struct ChainGauges {
     pub view: u64,
     pub mempool_requests: u64,
     pub requests_finalized: u64,
+    pub request_names_held: u64,
     pub blocks_refused: u64,
     pub evidence: u64,
     pub records_repairing: u64,

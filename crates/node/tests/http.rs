@@ -230,6 +230,7 @@ async fn a_requests_receipt_proves_its_outcome_against_the_genesis_alone() {
         let request = Request::create_accounts(
             cluster.chain_id,
             1_600,
+            tally_chain::default_expiry(),
             &cluster.client,
             &[account(1_600, AccountFlags::NONE), account(1_601, AccountFlags::NONE)],
         )
@@ -267,6 +268,7 @@ async fn a_requests_receipt_proves_its_outcome_against_the_genesis_alone() {
             let other = Request::create_accounts(
                 cluster.chain_id,
                 1_600,
+                tally_chain::default_expiry(),
                 &cluster.client,
                 &[account(1_602, AccountFlags::NONE)],
             )
@@ -788,6 +790,7 @@ async fn a_binary_request_is_final_and_its_id_applies_once() {
         let accounts = Request::create_accounts(
             cluster.chain_id,
             9_100,
+            tally_chain::default_expiry(),
             &cluster.client,
             &[account(a, AccountFlags::NONE), account(b, AccountFlags::NONE)],
         )
@@ -807,15 +810,26 @@ async fn a_binary_request_is_final_and_its_id_applies_once() {
         assert_eq!((status, &again), (StatusCode::OK, &first));
 
         // The id reused for other events.
-        let other =
-            Request::create_accounts(cluster.chain_id, 9_100, &cluster.client, &[account(9_103, AccountFlags::NONE)])
-                .unwrap();
+        let other = Request::create_accounts(
+            cluster.chain_id,
+            9_100,
+            tally_chain::default_expiry(),
+            &cluster.client,
+            &[account(9_103, AccountFlags::NONE)],
+        )
+        .unwrap();
         let (status, body) = post_binary(&cluster.urls[2], "/v1/requests", other.encode().to_vec()).await;
         assert_eq!((status, error_code(&body)), (StatusCode::CONFLICT, "request_id_conflict"), "{body}");
 
         // Transfers as bytes; the ledger applied them once.
-        let transfers =
-            Request::create_transfers(cluster.chain_id, 9_104, &cluster.client, &[transfer(9_105, a, b, 42)]).unwrap();
+        let transfers = Request::create_transfers(
+            cluster.chain_id,
+            9_104,
+            tally_chain::default_expiry(),
+            &cluster.client,
+            &[transfer(9_105, a, b, 42)],
+        )
+        .unwrap();
         for _ in 0..2 {
             let (status, body) = post_binary(&cluster.urls[3], "/v1/requests", transfers.encode().to_vec()).await;
             assert_eq!(status, StatusCode::OK, "{body}");
@@ -836,10 +850,16 @@ async fn a_malformed_binary_request_is_refused_with_its_code() {
     within(async {
         let cluster = cluster();
         let url = &cluster.urls[0];
-        let good = Request::create_transfers(cluster.chain_id, 9_110, &cluster.client, &[transfer(9_111, 1, 2, 3)])
-            .unwrap()
-            .encode()
-            .to_vec();
+        let good = Request::create_transfers(
+            cluster.chain_id,
+            9_110,
+            tally_chain::default_expiry(),
+            &cluster.client,
+            &[transfer(9_111, 1, 2, 3)],
+        )
+        .unwrap()
+        .encode()
+        .to_vec();
         let edited = |at: usize, value: &[u8]| {
             let mut bytes = good.clone();
             bytes[at..at + value.len()].copy_from_slice(value);
@@ -911,17 +931,31 @@ async fn a_forged_binary_request_is_refused() {
         let url = &cluster.urls[0];
         let events = [transfer(9_121, 1, 2, 3)];
         let good =
-            Request::create_transfers(cluster.chain_id, 9_120, &cluster.client, &events).unwrap().encode().to_vec();
+            Request::create_transfers(cluster.chain_id, 9_120, tally_chain::default_expiry(), &cluster.client, &events)
+                .unwrap()
+                .encode()
+                .to_vec();
         let mut flipped = good.clone();
         *flipped.last_mut().unwrap() ^= 1;
         let mut amount = good.clone();
         // The event's amount (bytes 48..64 of a transfer's encoding) changed after signing.
         amount[53 + 48] ^= 1;
-        let other_chain =
-            Request::create_transfers(cluster.chain_id + 1, 9_120, &cluster.client, &events).unwrap().encode().to_vec();
+        let other_chain = Request::create_transfers(
+            cluster.chain_id + 1,
+            9_120,
+            tally_chain::default_expiry(),
+            &cluster.client,
+            &events,
+        )
+        .unwrap()
+        .encode()
+        .to_vec();
         let forger = key_file::generate();
         let mut forged =
-            Request::create_transfers(cluster.chain_id, 9_120, &forger, &events).unwrap().encode().to_vec();
+            Request::create_transfers(cluster.chain_id, 9_120, tally_chain::default_expiry(), &forger, &events)
+                .unwrap()
+                .encode()
+                .to_vec();
         forged[17..49].copy_from_slice(public_key(&cluster.client).as_ref());
         for (what, bytes) in
             [("flipped", flipped), ("amount", amount), ("other chain", other_chain), ("forged", forged)]
@@ -931,7 +965,11 @@ async fn a_forged_binary_request_is_refused() {
         }
         // A stranger's own request: signed well, but not listed.
         let stranger = key_file::generate();
-        let bytes = Request::create_transfers(cluster.chain_id, 9_122, &stranger, &events).unwrap().encode().to_vec();
+        let bytes =
+            Request::create_transfers(cluster.chain_id, 9_122, tally_chain::default_expiry(), &stranger, &events)
+                .unwrap()
+                .encode()
+                .to_vec();
         let (status, body) = post_binary(url, "/v1/requests", bytes).await;
         assert_eq!((status, error_code(&body)), (StatusCode::FORBIDDEN, "unknown_client"), "{body}");
         // None of them applied.

@@ -23,6 +23,8 @@ const CONTEXT: &str = "tally 2026 chain state digest v1";
 const CHAIN_ID: u64 = 7;
 /// Above 2^53, where a JavaScript number loses digits.
 const GENESIS_TIME_NS: u64 = 1_767_225_600_123_456_789;
+/// The requests' expiry: five minutes after genesis, ahead of every block here.
+const EXPIRES_NS: u64 = GENESIS_TIME_NS + 300_000_000_000;
 
 /// BLAKE3's test-vector input: byte `i` is `i % 251`.
 fn input(len: usize) -> Vec<u8> {
@@ -137,9 +139,9 @@ fn receipt_vector() -> Value {
     let void =
         Transfer { id: 2_002, pending_id: 2_001, flags: TransferFlags::VOID_PENDING_TRANSFER, ..Transfer::default() };
     let requests = vec![
-        Request::create_accounts(CHAIN_ID, 1, &client, &accounts).unwrap(),
-        Request::create_transfers(CHAIN_ID, 2, &client, &transfers).unwrap(),
-        Request::create_transfers(CHAIN_ID, 3, &client, &[void]).unwrap(),
+        Request::create_accounts(CHAIN_ID, 1, EXPIRES_NS, &client, &accounts).unwrap(),
+        Request::create_transfers(CHAIN_ID, 2, EXPIRES_NS, &client, &transfers).unwrap(),
+        Request::create_transfers(CHAIN_ID, 3, EXPIRES_NS, &client, &[void]).unwrap(),
     ];
     let leader = genesis.validators()[0].clone();
     let mut state = ChainState::genesis(&genesis.block());

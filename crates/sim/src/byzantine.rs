@@ -56,11 +56,12 @@ impl Corruption {
                 };
                 // A valid signature over the request, but by a key that is not the victim's.
                 let forger = signer_from_seed(u64::MAX - header.view);
-                let signed = Request::create_transfers(chain_id, id, &forger, &[transfer])
+                let signed = Request::create_transfers(chain_id, id, header.timestamp_ns, &forger, &[transfer])
                     .expect("one transfer is a valid body");
                 let forged = Request::from_parts(
                     signed.kind(),
                     id,
+                    signed.expires_ns(),
                     victim.clone(),
                     signed.body().to_vec(),
                     signed.signature().clone(),
@@ -150,6 +151,8 @@ mod tests {
     use tally_chain::block::BlockContext;
     use tally_chain::keys::public_key;
 
+    const EXPIRES_NS: u64 = 300_000_000_000;
+
     /// Each corruption of an honest proposal is a well-formed block that an honest validator
     /// refuses, with the error that names the corruption.
     #[test]
@@ -174,7 +177,12 @@ mod tests {
             let mut proposer = ApplicationState::new(genesis.clone());
             let mut honest = ApplicationState::new(genesis.clone());
             proposer
-                .submit(Request::create_transfers(9, 1, &client, &[transfer.clone()]).unwrap().verify(9).unwrap())
+                .submit(
+                    Request::create_transfers(9, 1, EXPIRES_NS, &client, &[transfer.clone()])
+                        .unwrap()
+                        .verify(9)
+                        .unwrap(),
+                )
                 .unwrap();
             let context = BlockContext::following(proposer.genesis_digest(), 1, public_key(&leader));
             let block = proposer.propose(context.clone(), 5_000).unwrap();
@@ -220,7 +228,7 @@ mod tests {
                 ..Transfer::default()
             };
             proposer
-                .submit(Request::create_transfers(9, id, &client, &[transfer]).unwrap().verify(9).unwrap())
+                .submit(Request::create_transfers(9, id, EXPIRES_NS, &client, &[transfer]).unwrap().verify(9).unwrap())
                 .unwrap();
         }
         let context = BlockContext::following(proposer.genesis_digest(), 1, public_key(&leader));

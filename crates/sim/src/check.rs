@@ -159,6 +159,8 @@ pub struct Observation {
     pub genesis: Genesis,
     pub validators: Vec<ValidatorRecord>,
     pub acknowledged: Vec<Acknowledgement>,
+    /// Requests a validator answered `request_expired` for: no block may ever hold them.
+    pub expired: Vec<RequestKey>,
     /// The answers of honest validators that answer, asked for every acknowledged request.
     pub answers: Vec<Answer>,
     /// Refusals of well-formed, correctly signed client requests (never legitimate).
@@ -186,6 +188,8 @@ pub enum Violation {
     WrongLedgerDigest { validator: String, height: u64 },
     /// An acknowledged request is in the chain `count` times (not once).
     AcknowledgedNotOnce { id: u128, count: usize, validator: String, height: u64 },
+    /// A request answered `request_expired` is in the chain after all.
+    ExpiredIncluded { id: u128, validator: String, height: u64 },
     /// An acknowledged outcome differs from what the chain says happened.
     WrongAcknowledgement { id: u128, validator: String, acknowledged: String, chain: String },
     /// Debits and credits of a ledger differ.
@@ -249,6 +253,10 @@ impl fmt::Display for Violation {
             Self::AcknowledgedNotOnce { id, count, validator, height } => write!(
                 f,
                 "request {id}, acknowledged by validator {validator} as finalized at height {height}, is in the chain {count} times"
+            ),
+            Self::ExpiredIncluded { id, validator, height } => write!(
+                f,
+                "request {id} was answered request_expired, yet validator {validator}'s log holds it at height {height}"
             ),
             Self::WrongAcknowledgement { id, validator, acknowledged, chain } => write!(
                 f,
@@ -339,6 +347,20 @@ pub fn check(observation: &Observation) -> Vec<Violation> {
                 seen_by: evidence.seen_by.clone(),
                 pieces: evidence.pieces,
             });
+        }
+    }
+
+    // Expiry: a request answered `request_expired` is in no honest validator's log.
+    let expired: std::collections::HashSet<&RequestKey> = observation.expired.iter().collect();
+    for record in &honest {
+        for block in &record.log {
+            if let Some(request) = block.requests.iter().find(|request| expired.contains(&request.key())) {
+                violations.push(Violation::ExpiredIncluded {
+                    id: request.id(),
+                    validator: record.name.clone(),
+                    height: block.header.height,
+                });
+            }
         }
     }
 

@@ -38,7 +38,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tally_chain::application::log::FinalizedLog;
 use tally_chain::consensus::ConsensusConfig;
-use tally_chain::constants::MESSAGE_SIZE_MAX;
+use tally_chain::constants::{MESSAGE_SIZE_MAX, REQUEST_TTL_DEFAULT_NS};
 use tally_chain::keys::{ClientSigner, ValidatorKey, ValidatorSigner, public_key, signer_from_seed};
 use tally_chain::receipt::OutcomeReceipt;
 use tally_chain::state_receipt::{StateProof, StateReceipt};
@@ -130,6 +130,8 @@ struct Shared {
     /// What the clients' verification saw.
     verification: Verification,
     acknowledged: Vec<Acknowledgement>,
+    /// Requests a validator answered `request_expired` for: never to be in the chain.
+    expired: Vec<RequestKey>,
     refusals: Vec<String>,
     clients: Vec<ClientProgress>,
     /// Damage done to validators' stored data, by validator (kept across a power loss).
@@ -676,9 +678,13 @@ impl Cluster {
     async fn begin(&mut self) {
         self.start_all().await;
         let accounts = workload::accounts();
-        let setup = Request::create_accounts(CHAIN_ID, 0, &self.clients[0], &accounts).expect("a valid batch");
+        let ttl = Duration::from_nanos(REQUEST_TTL_DEFAULT_NS);
+        let setup = Request::create_accounts(CHAIN_ID, 0, expiry(&self.context, ttl), &self.clients[0], &accounts)
+            .expect("a valid batch");
         let mut draw = Draw::new(self.scenario.workload_seed);
-        let outcome = deliver(&self.context, &self.shared, &self.genesis, 0, &mut draw, &setup).await;
+        let outcome = deliver(&self.context, &self.shared, &self.genesis, 0, &mut draw, &setup)
+            .await
+            .expect("the accounts are created within the default expiry");
         assert!(
             matches!(&outcome.result, RequestResult::Accounts(results)
                 if results.iter().all(|result| result.status == tally_ledger::CreateAccountStatus::Created)),
@@ -929,6 +935,7 @@ impl Cluster {
             genesis: self.genesis.clone(),
             validators,
             acknowledged: shared.acknowledged.clone(),
+            expired: shared.expired.clone(),
             answers,
             refusals: shared.refusals.clone(),
             liveness: Some(liveness),
@@ -1088,11 +1095,25 @@ async fn run_client(
             }
             (progress.next_request, progress.in_flight.clone().expect("just set"))
         };
-        let request = Request::create_transfers(CHAIN_ID, request_id, &signer, &transfers).expect("a valid batch");
+        // Now and then a request with a short life, which a fault may outlast: it expires (the
+        // validators answer `request_expired`, and the checker makes sure no block has it) or
+        // is included in time.
+        let ttl =
+            if draw.chance(1, 5) { draw.millis(200, 3_000) } else { Duration::from_nanos(REQUEST_TTL_DEFAULT_NS) };
+        let request = Request::create_transfers(CHAIN_ID, request_id, expiry(&context, ttl), &signer, &transfers)
+            .expect("a valid batch");
         let outcome = deliver(&context, &shared, genesis, client, &mut draw, &request).await;
         {
             // No await since `deliver` recorded the acknowledgement: the two are one step.
             let mut shared = lock(&shared);
+            let Some(outcome) = outcome else {
+                // Expired: not applied, and never will be; the next request goes on.
+                shared.expired.push(request.key());
+                let progress = &mut shared.clients[client];
+                progress.in_flight = None;
+                progress.next_request += 1;
+                continue;
+            };
             match &outcome.result {
                 RequestResult::Transfers(results) => shared.clients[client].workload.acknowledged(&transfers, results),
                 RequestResult::Refused(_) => {}
@@ -1111,6 +1132,13 @@ async fn run_client(
     }
 }
 
+/// The expiry of a request signed now to live `ttl`, by the simulated clock (the one the
+/// validators' block timestamps follow).
+fn expiry(context: &deterministic::Context, ttl: Duration) -> u64 {
+    let now = context.current().duration_since(UNIX_EPOCH).unwrap_or_default();
+    u64::try_from((now + ttl).as_nanos()).expect("simulated time fits")
+}
+
 /// A random instance: its index, name and mailbox (`None` while it is down).
 fn pick(shared: &SharedState, draw: &mut Draw) -> (usize, String, Option<Mailbox>) {
     let shared = lock(shared);
@@ -1119,8 +1147,8 @@ fn pick(shared: &SharedState, draw: &mut Draw) -> (usize, String, Option<Mailbox
 }
 
 /// Submits `request` until some validator proves it final with a receipt that verifies, and
-/// returns the proven outcome. (The runtime's timeout bounds a run in which nothing is ever
-/// acknowledged.)
+/// returns the proven outcome; or until a validator answers that it expired unincluded
+/// (`None`). (The runtime's timeout bounds a run in which nothing is ever acknowledged.)
 async fn deliver(
     context: &deterministic::Context,
     shared: &SharedState,
@@ -1128,7 +1156,7 @@ async fn deliver(
     client: usize,
     draw: &mut Draw,
     request: &Request,
-) -> tally_chain::RequestOutcome {
+) -> Option<tally_chain::RequestOutcome> {
     let key = request.key();
     // What a validator's API does before the actor sees a request: check its signature.
     let verified = request.clone().verify(genesis.chain_id()).expect("simulated clients sign their requests");
@@ -1146,6 +1174,7 @@ async fn deliver(
                 context.sleep(POLL).await;
                 continue;
             }
+            Err(ChainError::RequestExpired { .. }) => return None,
             Err(error) => {
                 lock(shared).refusals.push(format!("request {} refused by validator {name}: {error}", key.id));
                 context.sleep(POLL).await;
@@ -1157,7 +1186,7 @@ async fn deliver(
         while context.current().duration_since(asked).unwrap_or_default() < patience {
             if let Ok(Some(receipt)) = mailbox.receipt(key.clone()).await {
                 match judge_outcome(shared, genesis, client, instance, &name, request, receipt) {
-                    Some(outcome) => return outcome,
+                    Some(outcome) => return Some(outcome),
                     // Refused: ask another validator.
                     None => break,
                 }

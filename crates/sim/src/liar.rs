@@ -261,6 +261,8 @@ mod tests {
     use tally_chain::{ChainState, Request};
     use tally_ledger::Account;
 
+    const EXPIRES_NS: u64 = 300_000_000_000;
+
     struct Fixture {
         genesis: Genesis,
         requests: Vec<Request>,
@@ -278,7 +280,7 @@ mod tests {
         let requests: Vec<Request> = (1..=2u128)
             .map(|id| {
                 let account = Account { id, ledger: 1, code: 1, ..Account::default() };
-                Request::create_accounts(7, id, &client, &[account]).unwrap()
+                Request::create_accounts(7, id, EXPIRES_NS, &client, &[account]).unwrap()
             })
             .collect();
         let leader = genesis.validators()[0].clone();

@@ -13,6 +13,9 @@ use tally_sim::check::{
     Violation, check, replay,
 };
 
+/// An expiry ahead of every block timestamp here (simulated time starts at 1970).
+const EXPIRES_NS: u64 = 300_000_000_000;
+
 const CHAIN: u64 = 5;
 
 struct Fixture {
@@ -32,13 +35,13 @@ fn fixture() -> Fixture {
 
 fn accounts(fixture: &Fixture) -> Request {
     let account = |id| Account { id, ledger: 1, code: 1, ..Account::default() };
-    Request::create_accounts(CHAIN, 0, &fixture.client, &[account(1), account(2)]).unwrap()
+    Request::create_accounts(CHAIN, 0, EXPIRES_NS, &fixture.client, &[account(1), account(2)]).unwrap()
 }
 
 fn transfer(fixture: &Fixture, id: u128, amount: u128) -> Request {
     let transfer =
         Transfer { id, debit_account_id: 1, credit_account_id: 2, amount, ledger: 1, code: 1, ..Transfer::default() };
-    Request::create_transfers(CHAIN, id, &fixture.client, &[transfer]).unwrap()
+    Request::create_transfers(CHAIN, id, EXPIRES_NS, &fixture.client, &[transfer]).unwrap()
 }
 
 /// Builds a chain of blocks on genesis, one block per list of requests, and returns the blocks
@@ -88,6 +91,7 @@ fn agreeing(fixture: &Fixture) -> Observation {
         genesis: fixture.genesis.clone(),
         validators: vec![record(0, log.clone(), history.clone()), record(1, log[..2].to_vec(), history[..3].to_vec())],
         acknowledged: vec![Acknowledgement { key, outcome, validator: "0".into() }],
+        expired: Vec::new(),
         answers: Vec::new(),
         refusals: Vec::new(),
         liveness: Some(Liveness {
@@ -157,6 +161,23 @@ fn a_reported_block_missing_from_the_log_is_reported() {
     observation.validators[1].log.pop();
     let violations = check(&observation);
     assert!(violations.contains(&Violation::NotDurable { validator: "1".into(), height: 2 }), "{violations:?}");
+}
+
+#[test]
+fn a_request_answered_expired_that_a_block_holds_is_reported() {
+    let fixture = fixture();
+    let mut observation = agreeing(&fixture);
+    // Never included: fine.
+    observation.expired.push(transfer(&fixture, 9, 5).key());
+    assert_eq!(check(&observation), []);
+    // Included at height 2 after all.
+    observation.expired.push(transfer(&fixture, 1, 5).key());
+    let violations = check(&observation);
+    assert!(
+        violations.iter().any(|violation| matches!(violation, Violation::ExpiredIncluded { id: 1, height: 2, .. })),
+        "{violations:?}"
+    );
+    assert!(violations.iter().all(Violation::is_safety));
 }
 
 #[test]

@@ -179,7 +179,9 @@ async fn a_retry_with_the_same_id_applies_once() {
     // never applies.
     let other_events = [transfer(base + 11, base + 1, base + 2, 1)];
     let signer = cluster.signer();
-    let request = Request::create_transfers(cluster.chain_id, request_id, &signer, &other_events).unwrap();
+    let request =
+        Request::create_transfers(cluster.chain_id, request_id, tally_chain::default_expiry(), &signer, &other_events)
+            .unwrap();
     for sender in [&client, &other] {
         let error = sender.submit(&request).await.unwrap_err();
         assert!(matches!(error, ClientError::RequestIdConflict { request_id: id, .. } if id == request_id), "{error}");
@@ -241,10 +243,13 @@ async fn forged_and_unknown_signers_are_refused_with_stable_codes() {
 
     // The genesis client's key, with a signature made by another key.
     let forger = tally_client::generate_signer();
-    let forged = Request::create_accounts(cluster.chain_id, 1, &forger, &[account(base + 1)]).unwrap();
+    let forged =
+        Request::create_accounts(cluster.chain_id, 1, tally_chain::default_expiry(), &forger, &[account(base + 1)])
+            .unwrap();
     let claimed = Request::from_parts(
         RequestKind::CreateAccounts,
         1,
+        forged.expires_ns(),
         public_key(&cluster.signer()),
         forged.body().to_vec(),
         forged.signature().clone(),
@@ -318,8 +323,14 @@ async fn a_batch_longer_than_a_request_is_split_between_linked_chains() {
 async fn a_raw_receipt_carries_the_kind_of_its_request() {
     let cluster = cluster();
     let client = client_of(&[NORMAL]);
-    let request =
-        Request::create_accounts(cluster.chain_id, 8_000_000, &cluster.signer(), &[account(8_000_001)]).unwrap();
+    let request = Request::create_accounts(
+        cluster.chain_id,
+        8_000_000,
+        tally_chain::default_expiry(),
+        &cluster.signer(),
+        &[account(8_000_001)],
+    )
+    .unwrap();
     let receipt = client.submit(&request).await.unwrap();
     assert_eq!(receipt.request_id, 8_000_000);
     match receipt.results {

@@ -133,7 +133,8 @@ async fn tally_dev_serves_stops_on_sigint_and_resumes() {
     wait_healthy(&urls).await;
     let client = key_file::read(&cluster_dir.join("client-0.key")).unwrap();
     let account = Account { id: 77, ledger: 1, code: 10, ..Account::default() };
-    let request = request_to_json(&Request::create_accounts(1, 1, &client, &[account]).unwrap());
+    let request =
+        request_to_json(&Request::create_accounts(1, 1, tally_chain::default_expiry(), &client, &[account]).unwrap());
     let (status, body) = post(&urls[1], "/v1/requests", &request).await;
     assert_eq!(status, reqwest::StatusCode::OK, "{body}");
     assert_eq!(body["results"][0]["status"], "created");

@@ -72,6 +72,9 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use tally_ledger::Transfer;
 
+    /// An expiry ahead of every block timestamp these tests use (a few seconds after 1970).
+    const EXPIRES_NS: u64 = 300_000_000_000;
+
     const CHAIN: u64 = 5;
 
     /// Gossip that arrives in a fixed order, then the network closes.
@@ -119,12 +122,13 @@ mod tests {
         let genesis =
             Genesis::new(CHAIN, vec![public_key(&signer_from_seed(0))], vec![public_key(&client)], 1_000).unwrap();
         let peer = |seed| public_key(&signer_from_seed(seed));
-        let good = Request::create_transfers(CHAIN, 1, &client, &[transfer(1)]).unwrap();
-        let unlisted = Request::create_transfers(CHAIN, 2, &stranger, &[transfer(2)]).unwrap();
-        let other_chain = Request::create_transfers(CHAIN + 1, 3, &client, &[transfer(3)]).unwrap();
+        let good = Request::create_transfers(CHAIN, 1, EXPIRES_NS, &client, &[transfer(1)]).unwrap();
+        let unlisted = Request::create_transfers(CHAIN, 2, EXPIRES_NS, &stranger, &[transfer(2)]).unwrap();
+        let other_chain = Request::create_transfers(CHAIN + 1, 3, EXPIRES_NS, &client, &[transfer(3)]).unwrap();
         let forged = Request::from_parts(
             good.kind(),
             good.id(),
+            good.expires_ns(),
             good.client().clone(),
             good.body().to_vec(),
             unlisted.signature().clone(),

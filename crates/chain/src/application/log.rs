@@ -326,6 +326,9 @@ mod tests {
         Transfer,
     };
 
+    /// An expiry ahead of every block timestamp these tests use (a few seconds after 1970).
+    const EXPIRES_NS: u64 = 300_000_000_000;
+
     fn test_leader() -> crate::keys::ValidatorKey {
         crate::keys::public_key(&crate::keys::signer_from_seed(0))
     }
@@ -337,9 +340,9 @@ mod tests {
         let transfer =
             Transfer { id: 1, debit_account_id: 1, credit_account_id: 2, ledger: 1, code: 1, ..Transfer::default() };
         let requests = vec![
-            Request::create_accounts(1, 1, &client, &[account]).unwrap(),
-            Request::create_transfers(1, 2, &client, &[transfer, transfer]).unwrap(),
-            Request::create_transfers(1, 3, &client, &[transfer]).unwrap(),
+            Request::create_accounts(1, 1, EXPIRES_NS, &client, &[account]).unwrap(),
+            Request::create_transfers(1, 2, EXPIRES_NS, &client, &[transfer, transfer]).unwrap(),
+            Request::create_transfers(1, 3, EXPIRES_NS, &client, &[transfer]).unwrap(),
         ];
         let digests: Vec<_> = requests.iter().map(Request::events_digest).collect();
         let commitment = crate::block::Commitment { state_digest: [3; 32], results_root: hash(b"results") };

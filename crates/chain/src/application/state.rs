@@ -138,6 +138,10 @@ pub struct Status {
     pub mempool_requests: usize,
     /// Requests finalized so far.
     pub requests_finalized: usize,
+    /// The included requests whose names the chain still holds for retries (those expired less
+    /// than `REQUEST_NAMES_KEPT_AFTER_EXPIRY_NS` ago): bounded by the request rate, not the
+    /// chain's age.
+    pub request_names_held: usize,
     /// Ledger events (accounts and transfers to create) in the finalized blocks so far.
     pub events_finalized: u64,
     /// Blocks this validator refused to vote for because they broke a rule.
@@ -255,14 +259,9 @@ impl ApplicationState {
             base: height,
             entries: vec![FinalizedEntry { block: state.block(), state_digest: state.state_digest() }],
         };
-        let included: Vec<RequestKey> = self
-            .mempool
-            .select(|_| false, usize::MAX, usize::MAX)
-            .iter()
-            .map(Request::key)
-            .filter(|key| state.includes(key))
-            .collect();
+        let included: Vec<RequestKey> = self.mempool.keys().filter(|key| state.includes(key)).cloned().collect();
         self.mempool.remove(included.iter());
+        self.mempool.remove_expired(state.timestamp_ns());
         self.finalized = Arc::new(state);
         self.recent.clear();
         self.tip = None;
@@ -369,7 +368,8 @@ impl ApplicationState {
             state_digest: self.finalized.state_digest(),
             ledger_digest: self.finalized.ledger_digest(),
             mempool_requests: self.mempool.len(),
-            requests_finalized: self.finalized.requests_included(),
+            requests_finalized: self.finalized.requests() as usize,
+            request_names_held: self.finalized.requests_included(),
             events_finalized: self.finalized.events(),
             blocks_refused: self.blocks_refused,
             view,
@@ -436,6 +436,7 @@ impl ApplicationState {
         if self.finalized.includes(&request.key()) {
             return Err(ChainError::DuplicateRequest { id: request.id() });
         }
+        self.finalized.check_unincluded(&request)?;
         self.mempool.insert(request)
     }
 
@@ -578,8 +579,12 @@ impl ApplicationState {
         }
         let state = self.tip.as_ref().expect("execute_to leaves a tip");
         let timestamp_ns = now_ns.max(state.timestamp_ns() + 1);
-        let requests =
-            self.mempool.select(|key| state.includes(key), BLOCK_REQUESTS_MAX, BLOCK_SIZE_MAX - BLOCK_HEADER_SIZE);
+        let requests = self.mempool.select(
+            timestamp_ns,
+            |key| state.includes(key),
+            BLOCK_REQUESTS_MAX,
+            BLOCK_SIZE_MAX - BLOCK_HEADER_SIZE,
+        );
         let block = Block::new(context, state.height() + 1, timestamp_ns, state.commitment(), requests);
         let digest = self.insert_block(block.clone()).map_err(Lookup::Invalid)?;
         // A proposer is committed to verifying its own block: it must pass every check.
@@ -603,7 +608,8 @@ impl ApplicationState {
             return Ok(true);
         }
         let state = self.tip.as_ref().expect("execute_to leaves a tip");
-        Ok(!self.mempool.select(|key| state.includes(key), 1, usize::MAX).is_empty())
+        // The earliest timestamp a child can have: a request expired by then never will be.
+        Ok(!self.mempool.select(state.timestamp_ns() + 1, |key| state.includes(key), 1, usize::MAX).is_empty())
     }
 
     /// Judges block `digest` proposed in `view` on `parent`, at local time `now_ns`.
@@ -715,6 +721,14 @@ impl ApplicationState {
             }
             self.history.entries.push(FinalizedEntry { block: digest, state_digest: after.state_digest });
             self.mempool.remove(outcomes.iter().map(|(key, _)| key));
+            let expired = self.mempool.remove_expired(block.header.timestamp_ns);
+            if expired > 0 {
+                tracing::info!(
+                    height,
+                    expired,
+                    "dropped requests that expired before a block included them (their clients get `request_expired`)"
+                );
+            }
             let finalization = self
                 .certificates
                 .remove(&block.header.view)
@@ -801,6 +815,9 @@ mod tests {
     use crate::keys::{ClientSigner, public_key, signer_from_seed};
     use tally_ledger::{Account, Transfer};
 
+    /// An expiry ahead of every block timestamp these tests use (a few seconds after 1970).
+    const EXPIRES_NS: u64 = 300_000_000_000;
+
     fn test_leader() -> crate::keys::ValidatorKey {
         crate::keys::public_key(&crate::keys::signer_from_seed(0))
     }
@@ -816,7 +833,7 @@ mod tests {
 
     fn accounts(client: &ClientSigner, id: u128) -> Request {
         let account = |id| Account { id, ledger: 1, code: 1, ..Account::default() };
-        Request::create_accounts(CHAIN, id, client, &[account(1), account(2)]).unwrap()
+        Request::create_accounts(CHAIN, id, EXPIRES_NS, client, &[account(1), account(2)]).unwrap()
     }
 
     fn transfer(client: &ClientSigner, id: u128) -> Request {
@@ -829,7 +846,7 @@ mod tests {
             code: 1,
             ..Transfer::default()
         };
-        Request::create_transfers(CHAIN, id, client, &[transfer]).unwrap()
+        Request::create_transfers(CHAIN, id, EXPIRES_NS, client, &[transfer]).unwrap()
     }
 
     #[test]
@@ -980,6 +997,7 @@ mod tests {
         let forged = Request::from_parts(
             honest.kind(),
             honest.id(),
+            honest.expires_ns(),
             honest.client().clone(),
             honest.body().to_vec(),
             forged_signature,
@@ -1014,6 +1032,7 @@ mod tests {
         let direct = Request::from_parts(
             honest.kind(),
             honest.id(),
+            honest.expires_ns(),
             honest.client().clone(),
             honest.body().to_vec(),
             transfer(&forger, 7).signature().clone(),
@@ -1049,6 +1068,7 @@ mod tests {
         let forged = Request::from_parts(
             claimed.kind(),
             claimed.id(),
+            claimed.expires_ns(),
             claimed.client().clone(),
             claimed.body().to_vec(),
             transfer(&forger, 2).signature().clone(),

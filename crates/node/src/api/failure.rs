@@ -29,6 +29,12 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
          whole events or disagrees with the body's size",
     ),
     ("unknown_kind", 400, "a request kind other than create_accounts and create_transfers"),
+    (
+        "expiry_too_far",
+        400,
+        "the request's expires_ns lies more than ten minutes after the validator's clock (is the client's clock \
+         ahead?)",
+    ),
     ("batch_too_long", 400, "more than 8,190 events or ids"),
     ("empty_batch", 400, "a request with no events"),
     ("bad_signature", 401, "the request's signature does not verify for this chain, kind, id and events"),
@@ -38,7 +44,8 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     (
         "outcome_not_held",
         404,
-        "the request was finalized below the history this validator holds; ask another validator",
+        "the request was finalized below the history this validator holds (ask another validator), or it expired \
+         more than ten minutes before the chain's last block and no validator holds whether it was included",
     ),
     (
         "header_not_held",
@@ -66,6 +73,12 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         "request_id_conflict",
         409,
         "the client already used this request id for other events; an identical retry answers the recorded outcome",
+    ),
+    (
+        "request_expired",
+        410,
+        "the request's expires_ns passed before any block included it, so no block ever will: sign it again with a \
+         later expiry (the same id is fine)",
     ),
     ("body_too_large", 413, "the body is over 8 MiB"),
     (
@@ -200,6 +213,16 @@ impl Failure {
                  events, and a new request needs a new id"
             ),
         )
+    }
+
+    /// A request that expired before any block included it: it never will be.
+    pub fn request_expired(error: &tally_chain::ChainError) -> Self {
+        Self::new(StatusCode::GONE, "request_expired", "expires_ns", error.to_string())
+    }
+
+    /// A request whose expiry lies further ahead than a validator accepts.
+    pub fn expiry_too_far(error: &tally_chain::ChainError) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "expiry_too_far", "expires_ns", error.to_string())
     }
 
     pub fn busy(message: impl Into<String>) -> Self {

@@ -1,8 +1,8 @@
 //! Signed requests as JSON or as their binary encoding, and their outcomes.
 //!
 //! ```json
-//! {"kind": "create_transfers", "id": "7", "client": "<64 hex>", "events": [...],
-//!  "signature": "<128 hex>"}
+//! {"kind": "create_transfers", "id": "7", "expires_ns": "1796000000000000000",
+//!  "client": "<64 hex>", "events": [...], "signature": "<128 hex>"}
 //! ```
 //!
 //! The signature covers the events' 128-byte encodings, not their JSON, so any JSON spelling of
@@ -10,7 +10,8 @@
 //! (`application/octet-stream`) is the request's own encoding, as the chain stores it:
 //!
 //! ```text
-//! kind (1) | id (16, BE) | client key (32) | body length (4, BE) | events (length) | signature (64)
+//! kind (1) | id (16, BE) | expires ns (8, BE) | client key (32) | body length (4, BE) | events (length)
+//! | signature (64)
 //! ```
 
 use crate::api::failure::Failure;
@@ -24,7 +25,7 @@ use tally_chain::keys::{ClientKey, PUBLIC_KEY_SIZE, SIGNATURE_SIZE, Signature, i
 use tally_chain::{Request, RequestKey, RequestKind, RequestOutcome, RequestResult};
 use tally_ledger::{decode_accounts, decode_transfers, encode_accounts, encode_transfers};
 
-const FIELDS: &[&str] = &["kind", "id", "client", "events", "signature"];
+const FIELDS: &[&str] = &["kind", "id", "expires_ns", "client", "events", "signature"];
 
 /// The name of a request kind in JSON.
 pub fn kind_name(kind: RequestKind) -> &'static str {
@@ -48,6 +49,12 @@ pub fn request_from_json(value: &Value) -> Result<Request, Failure> {
         _ => return Err(Failure::invalid_type("kind", "kind must be a string")),
     };
     let id = decimal(&map["id"], "id")?;
+    let expires_ns = u64::try_from(decimal(&map["expires_ns"], "expires_ns")?).map_err(|_| {
+        Failure::invalid_number(
+            "expires_ns",
+            format!("expires_ns must be at most {} (nanoseconds since 1970)", u64::MAX),
+        )
+    })?;
     let client_bytes = hex_bytes(&map["client"], "client", PUBLIC_KEY_SIZE)?;
     let client = ClientKey::decode(client_bytes.clone())
         .ok()
@@ -64,7 +71,7 @@ pub fn request_from_json(value: &Value) -> Result<Request, Failure> {
         return Err(Failure::empty_batch("events"));
     }
     // The body's length was bounded by the batch limit above, so the only refusal left is none.
-    Ok(Request::from_parts(kind, id, client, body, signature).expect("a checked body"))
+    Ok(Request::from_parts(kind, id, expires_ns, client, body, signature).expect("a checked body"))
 }
 
 /// A signed request from its binary encoding (an `application/octet-stream` body). Each field is
@@ -76,8 +83,8 @@ pub fn request_from_bytes(bytes: Bytes) -> Result<Request, Failure> {
     let malformed = |message: String| Failure::malformed_request(message);
     if bytes.len() < REQUEST_HEADER_SIZE {
         return Err(malformed(format!(
-            "the body has {} bytes; a request's encoding has at least {REQUEST_HEADER_SIZE} (kind, id, client, body \
-             length, signature) and its events",
+            "the body has {} bytes; a request's encoding has at least {REQUEST_HEADER_SIZE} (kind, id, expiry, client, \
+             body length, signature) and its events",
             bytes.len()
         )));
     }
@@ -87,10 +94,11 @@ pub fn request_from_bytes(bytes: Bytes) -> Result<Request, Failure> {
         return Err(Failure::unknown_kind(&format!("byte {kind} (1 is create_accounts, 2 create_transfers)")));
     }
     let _id = u128::read(&mut header).expect("the header's length was checked");
+    let _expires_ns = u64::read(&mut header).expect("the header's length was checked");
     let client = ClientKey::read(&mut header)
         .ok()
         .filter(is_strong_key)
-        .ok_or_else(|| Failure::unknown_client(&hex::encode(&bytes[17..17 + PUBLIC_KEY_SIZE])))?;
+        .ok_or_else(|| Failure::unknown_client(&hex::encode(&bytes[25..25 + PUBLIC_KEY_SIZE])))?;
     let length = u32::read(&mut header).expect("the header's length was checked") as usize;
     if length == 0 {
         return Err(Failure::empty_batch("events"));
@@ -145,6 +153,7 @@ pub fn request_to_json(request: &Request) -> Value {
     json!({
         "kind": kind_name(request.kind()),
         "id": request.id().to_string(),
+        "expires_ns": request.expires_ns().to_string(),
         "client": hex::encode(request.client().as_ref()),
         "events": events,
         "signature": hex::encode(request.signature().as_ref()),
@@ -202,7 +211,7 @@ mod tests {
             code: 1,
             ..Transfer::default()
         };
-        Request::create_transfers(3, 77, &signer_from_seed(4), &[transfer]).unwrap()
+        Request::create_transfers(3, 77, tally_chain::default_expiry(), &signer_from_seed(4), &[transfer]).unwrap()
     }
 
     #[test]
@@ -215,13 +224,14 @@ mod tests {
 
     /// The bytes docs/API.md tells clients in other languages to sign with plain Ed25519 (as
     /// PyNaCl does): a one-byte length of the namespace, the namespace, then
-    /// `chain_id (u64 BE) | kind (u8) | id (u128 BE) | events (128 bytes each)`.
+    /// `chain_id (u64 BE) | kind (u8) | id (u128 BE) | expires_ns (u64 BE) | events (128 bytes each)`.
     fn documented_message(request: &Request, chain_id: u64) -> Vec<u8> {
         let mut message = vec![tally_chain::constants::REQUEST_NAMESPACE.len() as u8];
         message.extend_from_slice(tally_chain::constants::REQUEST_NAMESPACE);
         message.extend_from_slice(&chain_id.to_be_bytes());
         message.push(request.kind() as u8);
         message.extend_from_slice(&request.id().to_be_bytes());
+        message.extend_from_slice(&request.expires_ns().to_be_bytes());
         message.extend_from_slice(request.body());
         message
     }
@@ -243,7 +253,7 @@ mod tests {
     fn the_documented_signed_bytes_are_plain_ed25519() {
         let request = request();
         let message = documented_message(&request, 3);
-        assert_eq!(message.len(), 1 + 13 + 8 + 1 + 16 + 128);
+        assert_eq!(message.len(), 1 + 13 + 8 + 1 + 16 + 8 + 128);
         assert!(verifies_as_plain_ed25519(request.client().as_ref(), request.signature().as_ref(), &message));
         // Another chain id gives other bytes, which the signature does not cover.
         let other = documented_message(&request, 4);
@@ -265,22 +275,23 @@ mod tests {
             bytes[at..at + value.len()].copy_from_slice(value);
             bytes
         };
-        // Layout: kind 0, id 1..17, client 17..49, length 49..53, events 53.., signature last 64.
+        // Layout: kind 0, id 1..17, expiry 17..25, client 25..57, length 57..61, events 61.., signature
+        // last 64.
         assert_eq!(code(&[]), "malformed_request");
         assert_eq!(code(&good[..REQUEST_HEADER_SIZE - 1]), "malformed_request");
         assert_eq!(code(&good[..good.len() - 1]), "malformed_request", "truncated");
         assert_eq!(code(&[good.as_slice(), &[0]].concat()), "malformed_request", "a byte left over");
         assert_eq!(code(&edited(0, &[3])), "unknown_kind");
         assert_eq!(code(&edited(0, &[0])), "unknown_kind");
-        assert_eq!(code(&edited(49, &0u32.to_be_bytes())), "empty_batch");
-        assert_eq!(code(&edited(49, &127u32.to_be_bytes())), "malformed_request", "a partial event");
-        assert_eq!(code(&edited(49, &256u32.to_be_bytes())), "malformed_request", "more than the body holds");
+        assert_eq!(code(&edited(57, &0u32.to_be_bytes())), "empty_batch");
+        assert_eq!(code(&edited(57, &127u32.to_be_bytes())), "malformed_request", "a partial event");
+        assert_eq!(code(&edited(57, &256u32.to_be_bytes())), "malformed_request", "more than the body holds");
         let too_long = ((REQUEST_EVENTS_MAX + 1) * EVENT_SIZE) as u32;
-        assert_eq!(code(&edited(49, &too_long.to_be_bytes())), "batch_too_long");
-        assert_eq!(code(&edited(49, &u32::MAX.to_be_bytes())), "batch_too_long");
+        assert_eq!(code(&edited(57, &too_long.to_be_bytes())), "batch_too_long");
+        assert_eq!(code(&edited(57, &u32::MAX.to_be_bytes())), "batch_too_long");
         let mut identity = [0u8; 32];
         identity[0] = 1;
-        assert_eq!(code(&edited(17, &identity)), "unknown_client", "a weak key");
+        assert_eq!(code(&edited(25, &identity)), "unknown_client", "a weak key");
         // A request of the other kind with the same bytes is another request: its signature is
         // checked by the caller and fails there.
         let other_kind = request_from_bytes(Bytes::from(edited(0, &[1]))).unwrap();
@@ -299,6 +310,8 @@ mod tests {
         assert_eq!(with("kind", json!(1)).code, "invalid_type");
         assert_eq!(with("id", json!(77)).code, "invalid_type");
         assert_eq!(with("id", json!("077")).code, "invalid_number");
+        assert_eq!(with("expires_ns", json!(5)).code, "invalid_type");
+        assert_eq!(with("expires_ns", json!("18446744073709551616")).code, "invalid_number", "past u64");
         assert_eq!(with("client", json!("abc")).code, "invalid_type");
         assert_eq!(with("signature", json!("00")).code, "invalid_type");
         assert_eq!(with("events", json!([])).code, "empty_batch");

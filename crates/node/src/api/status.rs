@@ -42,6 +42,7 @@ pub async fn metrics(State(api): State<ApiState>) -> Response {
             view: status.view,
             mempool_requests: status.mempool_requests as u64,
             requests_finalized: status.requests_finalized as u64,
+            request_names_held: status.request_names_held as u64,
             blocks_refused: status.blocks_refused,
             evidence: status.evidence,
             records_repairing: status.records_repairing,

@@ -22,9 +22,10 @@ use commonware_codec::DecodeExt as _;
 use commonware_cryptography::{Hasher as _, Sha256};
 use rand_core::Rng as _;
 use std::time::Duration;
+use tally_chain::constants::REQUEST_TTL_MAX_NS;
 use tally_chain::keys::{ClientKey, PUBLIC_KEY_SIZE};
 use tally_chain::request::EventsDigest;
-use tally_chain::{ChainError, Request, RequestKey, RequestOutcome, VerifiedRequest};
+use tally_chain::{ChainError, Request, RequestKey, RequestOutcome, VerifiedRequest, default_expiry};
 use tokio::time::Instant;
 
 /// `POST /v1/requests`: a request the client signed, as JSON or, with `Content-Type:
@@ -66,6 +67,20 @@ fn check(api: &ApiState, request: Request) -> Result<VerifiedRequest, Failure> {
         return Err(Failure::unknown_client(&client));
     }
     let id = request.id();
+    // The far side of the expiry window, by this validator's clock (the near side, expired, is
+    // the chain's to judge: see `submit`).
+    let now_ns = u64::try_from(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
+    )
+    .unwrap_or(u64::MAX);
+    let latest_ns = now_ns.saturating_add(REQUEST_TTL_MAX_NS);
+    if request.expires_ns() > latest_ns {
+        return Err(Failure::expiry_too_far(&ChainError::ExpiryTooFar {
+            id,
+            expires_ns: request.expires_ns(),
+            latest_ns,
+        }));
+    }
     request.verify(api.genesis.chain_id()).map_err(|_| {
         Failure::bad_signature(format!(
             "the signature does not verify for chain {}, this kind, id {} and these events under client {client}",
@@ -251,6 +266,10 @@ async fn submit(api: &ApiState, caller: &Caller, request: VerifiedRequest) -> Re
         // A duplicate is a retry of a request this validator holds or has finalized: wait for it.
         Ok(()) | Err(ChainError::DuplicateRequest { .. }) => {}
         Err(ChainError::RequestIdConflict { id }) => return Err(Failure::request_id_conflict(id, &client)),
+        Err(error @ ChainError::RequestExpired { .. }) => return Err(Failure::request_expired(&error)),
+        Err(error @ ChainError::ExpiryForgotten { .. }) => {
+            return Err(Failure::not_found("outcome_not_held", error.to_string()));
+        }
         Err(ChainError::Busy) => {
             return Err(if api.health.is_halted() {
                 Failure::halted()
@@ -371,13 +390,13 @@ async fn gateway(
             if accounts.is_empty() {
                 return Err(Failure::empty_batch(&events));
             }
-            Request::create_accounts(chain_id, id, &signer, &accounts)
+            Request::create_accounts(chain_id, id, default_expiry(), &signer, &accounts)
         } else {
             let transfers = tally_api::transfers_from_json(list, &events)?;
             if transfers.is_empty() {
                 return Err(Failure::empty_batch(&events));
             }
-            Request::create_transfers(chain_id, id, &signer, &transfers)
+            Request::create_transfers(chain_id, id, default_expiry(), &signer, &transfers)
         };
         // Checked like a client's: the actor takes only checked requests.
         Ok(request.expect("a checked batch signs").verify(chain_id).expect("a request signed here verifies"))

@@ -173,11 +173,11 @@ pub fn transfer(id: u128, debit: u128, credit: u128, amount: u128) -> Transfer {
 }
 
 pub fn create_accounts(chain_id: u64, id: u128, signer: &ClientSigner, accounts: &[Account]) -> Value {
-    request_to_json(&Request::create_accounts(chain_id, id, signer, accounts).unwrap())
+    request_to_json(&Request::create_accounts(chain_id, id, tally_chain::default_expiry(), signer, accounts).unwrap())
 }
 
 pub fn create_transfers(chain_id: u64, id: u128, signer: &ClientSigner, transfers: &[Transfer]) -> Value {
-    request_to_json(&Request::create_transfers(chain_id, id, signer, transfers).unwrap())
+    request_to_json(&Request::create_transfers(chain_id, id, tally_chain::default_expiry(), signer, transfers).unwrap())
 }
 
 pub fn statuses(answer: &Value) -> Vec<&str> {
