@@ -1,0 +1,354 @@
+//! Secondary indexes for queries: for each value of a field, the positions of the objects that
+//! have it, in creation order (which is timestamp order).
+//!
+//! A query finds its timestamp range inside such a list by binary search, so a filter on a rare
+//! value costs the logarithm of the list plus the objects it lists in the range, however many
+//! other objects share the range. Objects arrive in timestamp order, so every list only grows at
+//! its end, and a linked chain's rollback undoes the newest pushes first (`FieldIndex::pop`).
+//!
+//! The indexes are derived from the objects and never part of the state digest, its proofs or a
+//! snapshot: a store builds them as objects are pushed, which is also how a restored or
+//! re-founded ledger gets them back.
+//!
+//! Zero is never indexed: in TigerBeetle's filters a zero field means "any value", so a list for
+//! zero would never be read.
+
+use std::collections::hash_map::Entry;
+use std::hash::Hash;
+
+use crate::store::{AccountIndex, HashMap};
+use crate::types::{Account, Transfer};
+
+/// One field of a filter, set to the value it must equal (never zero).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldValue {
+    UserData128(u128),
+    UserData64(u64),
+    UserData32(u32),
+    Ledger(u32),
+    Code(u16),
+}
+
+impl FieldValue {
+    /// The fields a filter sets, in the order of their declaration; zeros (any value) left out.
+    pub fn set_fields(
+        user_data_128: u128,
+        user_data_64: u64,
+        user_data_32: u32,
+        ledger: u32,
+        code: u16,
+    ) -> impl Iterator<Item = FieldValue> {
+        [
+            (user_data_128 != 0).then_some(FieldValue::UserData128(user_data_128)),
+            (user_data_64 != 0).then_some(FieldValue::UserData64(user_data_64)),
+            (user_data_32 != 0).then_some(FieldValue::UserData32(user_data_32)),
+            (ledger != 0).then_some(FieldValue::Ledger(ledger)),
+            (code != 0).then_some(FieldValue::Code(code)),
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
+
+/// Where the positions of one value are: a single position inline (most `user_data_128` values
+/// are unique, and need no allocation of their own), or a list in `FieldIndex::lists`.
+#[derive(Debug, Clone, Copy)]
+enum Slot<P> {
+    One(P),
+    List(usize),
+}
+
+/// For each value of one field, the positions of the objects that have it, ascending.
+#[derive(Debug, Clone)]
+pub struct FieldIndex<K, P> {
+    slots: HashMap<K, Slot<P>>,
+    /// The lists of the values held by more than one object, in the order they became lists.
+    lists: Vec<Vec<P>>,
+}
+
+impl<K, P> Default for FieldIndex<K, P> {
+    fn default() -> Self {
+        Self { slots: HashMap::default(), lists: Vec::new() }
+    }
+}
+
+impl<K: Copy + Eq + Hash, P: Copy + Ord + std::fmt::Debug> FieldIndex<K, P> {
+    /// Lists `position` under `key`; it must come after every position listed under `key`.
+    pub fn push(&mut self, key: K, position: P) {
+        match self.slots.entry(key) {
+            Entry::Vacant(vacant) => {
+                vacant.insert(Slot::One(position));
+            }
+            Entry::Occupied(mut occupied) => match *occupied.get() {
+                Slot::One(first) => {
+                    assert!(first < position, "positions are listed in order");
+                    self.lists.push(vec![first, position]);
+                    *occupied.get_mut() = Slot::List(self.lists.len() - 1);
+                }
+                Slot::List(list) => {
+                    let positions = &mut self.lists[list];
+                    assert!(positions.last().is_some_and(|last| *last < position), "positions are listed in order");
+                    positions.push(position);
+                }
+            },
+        }
+    }
+
+    /// Removes `position` from `key`'s list, where it must be the last. Pushes are undone newest
+    /// first, so a list that shrinks back to one position is the newest list, and its storage is
+    /// given back.
+    pub fn pop(&mut self, key: K, position: P) {
+        let Entry::Occupied(mut occupied) = self.slots.entry(key) else {
+            panic!("position {position:?} popped from a value that lists nothing");
+        };
+        match *occupied.get() {
+            Slot::One(only) => {
+                assert_eq!(only, position, "only the newest position is popped");
+                occupied.remove();
+            }
+            Slot::List(list) => {
+                let positions = &mut self.lists[list];
+                assert_eq!(positions.pop(), Some(position), "only the newest position is popped");
+                if let [only] = positions[..] {
+                    assert_eq!(list + 1, self.lists.len(), "the list made by the push undone is the newest");
+                    self.lists.pop();
+                    *occupied.get_mut() = Slot::One(only);
+                }
+            }
+        }
+    }
+
+    /// The positions listed under `key`, ascending.
+    pub fn get(&self, key: &K) -> &[P] {
+        match self.slots.get(key) {
+            None => &[],
+            Some(Slot::One(position)) => std::slice::from_ref(position),
+            Some(Slot::List(list)) => &self.lists[*list],
+        }
+    }
+
+    /// The bytes this index holds on the heap: the hash table (all its buckets, with their
+    /// control bytes) and the lists (at their capacities).
+    pub fn bytes_held(&self) -> u64 {
+        // The standard table keeps at most 7/8 of its buckets full (all but one below 8).
+        let buckets = match self.slots.capacity() {
+            0 => 0,
+            capacity @ 1..7 => capacity + 1,
+            capacity => capacity / 7 * 8,
+        };
+        let table = buckets * (std::mem::size_of::<(K, Slot<P>)>() + 1);
+        let lists = self.lists.capacity() * std::mem::size_of::<Vec<P>>()
+            + self.lists.iter().map(|list| list.capacity() * std::mem::size_of::<P>()).sum::<usize>();
+        (table + lists) as u64
+    }
+}
+
+/// The indexes of one kind of object (accounts or transfers), one per field a `QueryFilter` can
+/// set, by position `P` in creation order.
+#[derive(Debug, Clone)]
+pub struct ObjectIndexes<P> {
+    user_data_128: FieldIndex<u128, P>,
+    user_data_64: FieldIndex<u64, P>,
+    user_data_32: FieldIndex<u32, P>,
+    ledger: FieldIndex<u32, P>,
+    code: FieldIndex<u16, P>,
+}
+
+impl<P> Default for ObjectIndexes<P> {
+    fn default() -> Self {
+        Self {
+            user_data_128: FieldIndex::default(),
+            user_data_64: FieldIndex::default(),
+            user_data_32: FieldIndex::default(),
+            ledger: FieldIndex::default(),
+            code: FieldIndex::default(),
+        }
+    }
+}
+
+/// The fields of an object that `QueryFilter` can select on.
+pub trait QueryFields {
+    fn query_fields(&self) -> (u128, u64, u32, u32, u16);
+}
+
+impl QueryFields for Account {
+    fn query_fields(&self) -> (u128, u64, u32, u32, u16) {
+        (self.user_data_128, self.user_data_64, self.user_data_32, self.ledger, self.code)
+    }
+}
+
+impl QueryFields for Transfer {
+    fn query_fields(&self) -> (u128, u64, u32, u32, u16) {
+        (self.user_data_128, self.user_data_64, self.user_data_32, self.ledger, self.code)
+    }
+}
+
+impl<P: Copy + Ord + std::fmt::Debug> ObjectIndexes<P> {
+    /// Lists a new object, the newest of its kind, under each of its nonzero fields.
+    pub fn push(&mut self, object: &impl QueryFields, position: P) {
+        let (user_data_128, user_data_64, user_data_32, ledger, code) = object.query_fields();
+        for field in FieldValue::set_fields(user_data_128, user_data_64, user_data_32, ledger, code) {
+            match field {
+                FieldValue::UserData128(value) => self.user_data_128.push(value, position),
+                FieldValue::UserData64(value) => self.user_data_64.push(value, position),
+                FieldValue::UserData32(value) => self.user_data_32.push(value, position),
+                FieldValue::Ledger(value) => self.ledger.push(value, position),
+                FieldValue::Code(value) => self.code.push(value, position),
+            }
+        }
+    }
+
+    /// Undoes the `push` of the newest object.
+    pub fn pop(&mut self, object: &impl QueryFields, position: P) {
+        let (user_data_128, user_data_64, user_data_32, ledger, code) = object.query_fields();
+        for field in FieldValue::set_fields(user_data_128, user_data_64, user_data_32, ledger, code) {
+            match field {
+                FieldValue::UserData128(value) => self.user_data_128.pop(value, position),
+                FieldValue::UserData64(value) => self.user_data_64.pop(value, position),
+                FieldValue::UserData32(value) => self.user_data_32.pop(value, position),
+                FieldValue::Ledger(value) => self.ledger.pop(value, position),
+                FieldValue::Code(value) => self.code.pop(value, position),
+            }
+        }
+    }
+
+    /// The positions of the objects whose field has the value, ascending.
+    pub fn get(&self, field: FieldValue) -> &[P] {
+        match field {
+            FieldValue::UserData128(value) => self.user_data_128.get(&value),
+            FieldValue::UserData64(value) => self.user_data_64.get(&value),
+            FieldValue::UserData32(value) => self.user_data_32.get(&value),
+            FieldValue::Ledger(value) => self.ledger.get(&value),
+            FieldValue::Code(value) => self.code.get(&value),
+        }
+    }
+
+    pub fn bytes_held(&self) -> u64 {
+        self.user_data_128.bytes_held()
+            + self.user_data_64.bytes_held()
+            + self.user_data_32.bytes_held()
+            + self.ledger.bytes_held()
+            + self.code.bytes_held()
+    }
+}
+
+/// The balance-history entries of each account, by the fields an `AccountFilter` can set on the
+/// transfer that made them (`user_data_*`, `code`; it has no `ledger`), as positions in the
+/// account's history. Only accounts with `flags.history` have entries, so only they cost memory.
+#[derive(Debug, Clone, Default)]
+pub struct BalanceIndexes {
+    user_data_128: FieldIndex<(AccountIndex, u128), u64>,
+    user_data_64: FieldIndex<(AccountIndex, u64), u64>,
+    user_data_32: FieldIndex<(AccountIndex, u32), u64>,
+    code: FieldIndex<(AccountIndex, u16), u64>,
+}
+
+impl BalanceIndexes {
+    /// Lists the newest entry of `account`'s history, at `position`, made by `transfer`.
+    pub fn push(&mut self, account: AccountIndex, transfer: &Transfer, position: u64) {
+        let (user_data_128, user_data_64, user_data_32, _, code) = transfer.query_fields();
+        for field in FieldValue::set_fields(user_data_128, user_data_64, user_data_32, 0, code) {
+            match field {
+                FieldValue::UserData128(value) => self.user_data_128.push((account, value), position),
+                FieldValue::UserData64(value) => self.user_data_64.push((account, value), position),
+                FieldValue::UserData32(value) => self.user_data_32.push((account, value), position),
+                FieldValue::Code(value) => self.code.push((account, value), position),
+                FieldValue::Ledger(_) => unreachable!("balance entries are not indexed by ledger"),
+            }
+        }
+    }
+
+    /// Undoes the `push` of the newest entry of all accounts' histories.
+    pub fn pop(&mut self, account: AccountIndex, transfer: &Transfer, position: u64) {
+        let (user_data_128, user_data_64, user_data_32, _, code) = transfer.query_fields();
+        for field in FieldValue::set_fields(user_data_128, user_data_64, user_data_32, 0, code) {
+            match field {
+                FieldValue::UserData128(value) => self.user_data_128.pop((account, value), position),
+                FieldValue::UserData64(value) => self.user_data_64.pop((account, value), position),
+                FieldValue::UserData32(value) => self.user_data_32.pop((account, value), position),
+                FieldValue::Code(value) => self.code.pop((account, value), position),
+                FieldValue::Ledger(_) => unreachable!("balance entries are not indexed by ledger"),
+            }
+        }
+    }
+
+    /// The positions in `account`'s history of the entries whose transfer has the value,
+    /// ascending. `AccountFilter` has no `ledger` field, so `field` is never `Ledger`.
+    pub fn get(&self, account: AccountIndex, field: FieldValue) -> &[u64] {
+        match field {
+            FieldValue::UserData128(value) => self.user_data_128.get(&(account, value)),
+            FieldValue::UserData64(value) => self.user_data_64.get(&(account, value)),
+            FieldValue::UserData32(value) => self.user_data_32.get(&(account, value)),
+            FieldValue::Code(value) => self.code.get(&(account, value)),
+            FieldValue::Ledger(_) => panic!("account filters have no ledger field"),
+        }
+    }
+
+    pub fn bytes_held(&self) -> u64 {
+        self.user_data_128.bytes_held()
+            + self.user_data_64.bytes_held()
+            + self.user_data_32.bytes_held()
+            + self.code.bytes_held()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_index_lists_in_order_and_pops_back_to_what_it_was() {
+        let mut index: FieldIndex<u32, u64> = FieldIndex::default();
+        assert_eq!(index.get(&7), &[] as &[u64]);
+        index.push(7, 1);
+        index.push(8, 2);
+        index.push(7, 3);
+        index.push(9, 4);
+        index.push(8, 5);
+        index.push(7, 6);
+        assert_eq!(index.get(&7), &[1, 3, 6]);
+        assert_eq!(index.get(&8), &[2, 5]);
+        assert_eq!(index.get(&9), &[4]);
+        // Undo newest first, through every shape: list, list back to one, one to nothing.
+        index.pop(7, 6);
+        index.pop(8, 5);
+        assert_eq!(index.get(&8), &[2]);
+        index.pop(9, 4);
+        assert_eq!(index.get(&9), &[] as &[u64]);
+        index.pop(7, 3);
+        assert_eq!(index.get(&7), &[1]);
+        assert!(index.lists.is_empty(), "every list was given back");
+        index.push(7, 10);
+        assert_eq!(index.get(&7), &[1, 10]);
+    }
+
+    #[test]
+    #[should_panic(expected = "only the newest position is popped")]
+    fn popping_other_than_the_newest_position_panics() {
+        let mut index: FieldIndex<u16, u32> = FieldIndex::default();
+        index.push(1, 1);
+        index.push(1, 2);
+        index.pop(1, 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "positions are listed in order")]
+    fn pushing_out_of_order_panics() {
+        let mut index: FieldIndex<u16, u32> = FieldIndex::default();
+        index.push(1, 5);
+        index.push(1, 4);
+    }
+
+    #[test]
+    fn zero_fields_are_not_indexed() {
+        let mut indexes: ObjectIndexes<u64> = ObjectIndexes::default();
+        let transfer = Transfer { user_data_64: 5, ledger: 1, code: 2, ..Transfer::default() };
+        indexes.push(&transfer, 0);
+        assert_eq!(indexes.get(FieldValue::UserData64(5)), &[0]);
+        assert_eq!(indexes.get(FieldValue::Ledger(1)), &[0]);
+        assert_eq!(indexes.get(FieldValue::Code(2)), &[0]);
+        assert!(indexes.user_data_128.slots.is_empty() && indexes.user_data_32.slots.is_empty());
+        indexes.pop(&transfer, 0);
+        assert_eq!(indexes.get(FieldValue::Code(2)), &[] as &[u64]);
+    }
+}
