@@ -64,17 +64,28 @@ pub struct FieldIndex<K, P> {
     slots: HashMap<K, Slot<P>>,
     /// The lists of the values held by more than one object, in the order they became lists.
     lists: Vec<Vec<P>>,
+    /// The value of the last push that appended to a list, and that list: consecutive objects
+    /// mostly share their `ledger` and `code`, and then a push skips the hash table.
+    last: Option<(K, usize)>,
 }
 
 impl<K, P> Default for FieldIndex<K, P> {
     fn default() -> Self {
-        Self { slots: HashMap::default(), lists: Vec::new() }
+        Self { slots: HashMap::default(), lists: Vec::new(), last: None }
     }
 }
 
 impl<K: Copy + Eq + Hash, P: Copy + Ord + std::fmt::Debug> FieldIndex<K, P> {
     /// Lists `position` under `key`; it must come after every position listed under `key`.
     pub fn push(&mut self, key: K, position: P) {
+        if let Some((last, list)) = self.last
+            && last == key
+        {
+            let positions = &mut self.lists[list];
+            assert!(positions.last().is_some_and(|last| *last < position), "positions are listed in order");
+            positions.push(position);
+            return;
+        }
         match self.slots.entry(key) {
             Entry::Vacant(vacant) => {
                 vacant.insert(Slot::One(position));
@@ -84,11 +95,13 @@ impl<K: Copy + Eq + Hash, P: Copy + Ord + std::fmt::Debug> FieldIndex<K, P> {
                     assert!(first < position, "positions are listed in order");
                     self.lists.push(vec![first, position]);
                     *occupied.get_mut() = Slot::List(self.lists.len() - 1);
+                    self.last = Some((key, self.lists.len() - 1));
                 }
                 Slot::List(list) => {
                     let positions = &mut self.lists[list];
                     assert!(positions.last().is_some_and(|last| *last < position), "positions are listed in order");
                     positions.push(position);
+                    self.last = Some((key, list));
                 }
             },
         }
@@ -113,6 +126,9 @@ impl<K: Copy + Eq + Hash, P: Copy + Ord + std::fmt::Debug> FieldIndex<K, P> {
                     assert_eq!(list + 1, self.lists.len(), "the list made by the push undone is the newest");
                     self.lists.pop();
                     *occupied.get_mut() = Slot::One(only);
+                    if self.last.is_some_and(|(_, last)| last == list) {
+                        self.last = None;
+                    }
                 }
             }
         }
@@ -186,15 +202,22 @@ impl QueryFields for Transfer {
 impl<P: Copy + Ord + std::fmt::Debug> ObjectIndexes<P> {
     /// Lists a new object, the newest of its kind, under each of its nonzero fields.
     pub fn push(&mut self, object: &impl QueryFields, position: P) {
+        // On every new transfer: plain branches, no iterator over the fields.
         let (user_data_128, user_data_64, user_data_32, ledger, code) = object.query_fields();
-        for field in FieldValue::set_fields(user_data_128, user_data_64, user_data_32, ledger, code) {
-            match field {
-                FieldValue::UserData128(value) => self.user_data_128.push(value, position),
-                FieldValue::UserData64(value) => self.user_data_64.push(value, position),
-                FieldValue::UserData32(value) => self.user_data_32.push(value, position),
-                FieldValue::Ledger(value) => self.ledger.push(value, position),
-                FieldValue::Code(value) => self.code.push(value, position),
-            }
+        if user_data_128 != 0 {
+            self.user_data_128.push(user_data_128, position);
+        }
+        if user_data_64 != 0 {
+            self.user_data_64.push(user_data_64, position);
+        }
+        if user_data_32 != 0 {
+            self.user_data_32.push(user_data_32, position);
+        }
+        if ledger != 0 {
+            self.ledger.push(ledger, position);
+        }
+        if code != 0 {
+            self.code.push(code, position);
         }
     }
 
@@ -319,6 +342,18 @@ mod tests {
         assert_eq!(index.get(&7), &[1]);
         assert!(index.lists.is_empty(), "every list was given back");
         index.push(7, 10);
+        assert_eq!(index.get(&7), &[1, 10]);
+        // The list a push skips the table for is given back: the next push of its value finds
+        // the value's single position again.
+        index.push(8, 11);
+        index.push(8, 12);
+        index.pop(8, 12);
+        index.push(8, 13);
+        assert_eq!(index.get(&8), &[2, 11, 13]);
+        index.pop(8, 13);
+        index.pop(8, 11);
+        index.push(8, 14);
+        assert_eq!(index.get(&8), &[2, 14]);
         assert_eq!(index.get(&7), &[1, 10]);
     }
 
