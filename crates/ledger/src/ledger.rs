@@ -450,6 +450,7 @@ impl<S: Store> Ledger<S> {
     /// Folds the batch's changes into the digest.
     fn commit(&mut self) {
         self.commitment.apply(&self.store, &mut self.changes, self.timestamp_last);
+        self.store.end_batch();
     }
 
     /// The 32-byte digest of the whole ledger state: every account, every transfer with the

@@ -13,7 +13,7 @@
 use crate::commitment::BalanceProof;
 use crate::constants::QUERY_RESULTS_MAX;
 use crate::ledger::Ledger;
-use crate::query_index::FieldValue;
+use crate::query_index::{FieldValue, Postings};
 use crate::rules::partition_point;
 use crate::store::{AccountIndex, BalanceEntry, Store, TransferIndex};
 use crate::types::{
@@ -49,12 +49,13 @@ impl<S: Store> Ledger<S> {
         };
         let (min, max) = timestamp_bounds(filter.timestamp_min, filter.timestamp_max);
         let timestamp = |index: &TransferIndex| self.store.transfer(*index).timestamp;
-        let own = in_range(self.store.account_transfers(account), timestamp, min, max);
+        let own = in_range(vec![self.store.account_transfers(account)], timestamp, min, max);
         let candidates = account_filter_fields(&filter)
             .map(|field| in_range(self.store.transfers_where(field), timestamp, min, max))
             .fold(own, shorter);
         let matching = candidates
             .iter()
+            .flat_map(|part| part.iter())
             .map(|index| self.store.transfer(*index))
             .filter(|transfer| matches_account_filter(&filter, transfer));
         collect_limited(matching, filter.limit, filter.flags.contains(AccountFilterFlags::REVERSED))
@@ -102,13 +103,13 @@ impl<S: Store> Ledger<S> {
         let timestamp = |position: &u64| entries[*position as usize].balance.timestamp;
         let shortest = account_filter_fields(&filter)
             .map(|field| in_range(self.store.balances_where(account, field), timestamp, min, max))
-            .min_by_key(|positions| positions.len())
-            .filter(|positions| positions.len() < end - start);
+            .min_by_key(|positions| count(positions))
+            .filter(|positions| count(positions) < end - start);
         let keep = |entry: &&BalanceEntry| matches_account_filter(&filter, self.store.transfer(entry.transfer));
         let reversed = filter.flags.contains(AccountFilterFlags::REVERSED);
         match shortest {
             Some(positions) => collect_limited(
-                positions.iter().map(|position| &entries[*position as usize]).filter(keep),
+                positions.iter().flat_map(|part| part.iter()).map(|position| &entries[*position as usize]).filter(keep),
                 filter.limit,
                 reversed,
             ),
@@ -133,7 +134,7 @@ impl<S: Store> Ledger<S> {
         let reversed = filter.flags.contains(QueryFilterFlags::REVERSED);
         match shortest {
             Some(indexes) => collect_limited(
-                indexes.iter().map(|index| self.store.account(*index)).filter(keep),
+                indexes.iter().flat_map(|part| part.iter()).map(|index| self.store.account(*index)).filter(keep),
                 filter.limit,
                 reversed,
             ),
@@ -161,7 +162,7 @@ impl<S: Store> Ledger<S> {
         let reversed = filter.flags.contains(QueryFilterFlags::REVERSED);
         match shortest {
             Some(indexes) => collect_limited(
-                indexes.iter().map(|index| self.store.transfer(*index)).filter(keep),
+                indexes.iter().flat_map(|part| part.iter()).map(|index| self.store.transfer(*index)).filter(keep),
                 filter.limit,
                 reversed,
             ),
@@ -236,12 +237,24 @@ fn query_filter_fields(filter: &QueryFilter) -> impl Iterator<Item = FieldValue>
     FieldValue::set_fields(filter.user_data_128, filter.user_data_64, filter.user_data_32, filter.ledger, filter.code)
 }
 
-/// The part of an ascending list of positions whose objects' timestamps lie in `[min, max]`
-/// (positions in creation order are in timestamp order): two binary searches.
-fn in_range<P>(positions: &[P], timestamp: impl Fn(&P) -> u64, min: u64, max: u64) -> &[P] {
-    let start = positions.partition_point(|position| timestamp(position) < min);
-    let end = positions.partition_point(|position| timestamp(position) <= max).max(start);
-    &positions[start..end]
+/// The positions, of parts ascending within and across them (`query_index::Postings`), whose
+/// objects' timestamps lie in `[min, max]` (positions in creation order are in timestamp order):
+/// two binary searches per part.
+fn in_range<'a, P>(parts: Postings<'a, P>, timestamp: impl Fn(&P) -> u64, min: u64, max: u64) -> Postings<'a, P> {
+    parts
+        .into_iter()
+        .map(|positions| {
+            let start = positions.partition_point(|position| timestamp(position) < min);
+            let end = positions.partition_point(|position| timestamp(position) <= max).max(start);
+            &positions[start..end]
+        })
+        .filter(|positions| !positions.is_empty())
+        .collect()
+}
+
+/// The number of positions in all parts.
+fn count<P>(parts: &Postings<'_, P>) -> usize {
+    parts.iter().map(|part| part.len()).sum()
 }
 
 /// The positions `start..end` of all `count` objects whose timestamps lie in `[min, max]`.
@@ -252,8 +265,8 @@ fn range_of_all(count: usize, timestamp: impl Fn(usize) -> u64, min: u64, max: u
 }
 
 /// The shorter of two candidate lists (the first if they are as long).
-fn shorter<'a, P>(first: &'a [P], second: &'a [P]) -> &'a [P] {
-    if second.len() < first.len() { second } else { first }
+fn shorter<'a, P>(first: Postings<'a, P>, second: Postings<'a, P>) -> Postings<'a, P> {
+    if count(&second) < count(&first) { second } else { first }
 }
 
 /// The inclusive timestamp range of a filter, where 0 means unbounded.

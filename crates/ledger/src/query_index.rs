@@ -6,6 +6,15 @@
 //! other objects share the range. Objects arrive in timestamp order, so every list only grows at
 //! its end, and a linked chain's rollback undoes the newest pushes first (`FieldIndex::pop`).
 //!
+//! Two shapes, by how many objects share a value. `ledger` and `code` take few values, each held
+//! by many objects: a hash table from the value to its list (`FieldIndex`), and consecutive
+//! objects mostly share both, so a push rarely even reads the table. `user_data_*` values are
+//! often unique (an invoice number, an order id): a hash table would take a cache miss in a table
+//! far larger than the cache for every new object, so those fields are kept as an LSM tree keeps
+//! its keys (`RunIndex`): each batch's entries are appended, sorted when the batch ends, and
+//! merged into a few sorted runs, all sequential work. A value's positions are then one slice
+//! per run, found by binary search, ascending from run to run.
+//!
 //! The indexes are derived from the objects and never part of the state digest, its proofs or a
 //! snapshot: a store builds them as objects are pushed, which is also how a restored or
 //! re-founded ledger gets them back.
@@ -50,8 +59,8 @@ impl FieldValue {
     }
 }
 
-/// Where the positions of one value are: a single position inline (most `user_data_128` values
-/// are unique, and need no allocation of their own), or a list in `FieldIndex::lists`.
+/// Where the positions of one value are: a single position inline (a value that one object
+/// alone holds needs no allocation of its own), or a list in `FieldIndex::lists`.
 #[derive(Debug, Clone, Copy)]
 enum Slot<P> {
     One(P),
@@ -159,13 +168,126 @@ impl<K: Copy + Eq + Hash, P: Copy + Ord + std::fmt::Debug> FieldIndex<K, P> {
     }
 }
 
+/// The positions of the objects that have each value, ascending: the parts, each ascending, all
+/// of one part before all of the next.
+pub type Postings<'a, P> = Vec<&'a [P]>;
+
+/// A sorted run: keys ascending, and the positions of each key ascending, side by side.
+#[derive(Debug, Clone)]
+struct Run<K, P> {
+    keys: Vec<K>,
+    positions: Vec<P>,
+}
+
+/// For each value of a field whose values are mostly distinct, the positions of the objects that
+/// have it: sorted runs, each covering the pushes of consecutive batches, oldest first, and the
+/// pushes of the open batch (`tail`), which `seal` sorts into a run when the batch ends.
+///
+/// A new run is merged with the one before it while that one is at most twice as long, so the
+/// runs shrink geometrically from the oldest: there are O(log n) of them, and each entry is
+/// merged O(log n) times, sequentially. An entry costs its key and position (24 bytes for a
+/// `user_data_128` and a transfer), and a merge holds its two runs and their merge at once.
+#[derive(Debug, Clone)]
+pub struct RunIndex<K, P> {
+    runs: Vec<Run<K, P>>,
+    tail: Vec<(K, P)>,
+}
+
+impl<K, P> Default for RunIndex<K, P> {
+    fn default() -> Self {
+        Self { runs: Vec::new(), tail: Vec::new() }
+    }
+}
+
+impl<K: Copy + Ord + std::fmt::Debug, P: Copy + Ord + std::fmt::Debug> RunIndex<K, P> {
+    /// Lists `position` under `key`; it must come after every position listed under `key`.
+    pub fn push(&mut self, key: K, position: P) {
+        self.tail.push((key, position));
+    }
+
+    /// Removes the newest push of the open batch, which must be `(key, position)`.
+    pub fn pop(&mut self, key: K, position: P) {
+        assert_eq!(self.tail.pop(), Some((key, position)), "only the newest push of the open batch is popped");
+    }
+
+    /// Ends the batch: its pushes are sorted into a run and will not be popped.
+    pub fn seal(&mut self) {
+        if self.tail.is_empty() {
+            return;
+        }
+        // Pushes of one key come in ascending positions, and (key, position) pairs are distinct,
+        // so sorting the pairs sorts by key and keeps each key's positions ascending.
+        self.tail.sort_unstable();
+        let run = Run {
+            keys: self.tail.iter().map(|(key, _)| *key).collect(),
+            positions: self.tail.iter().map(|(_, position)| *position).collect(),
+        };
+        self.tail.clear();
+        self.runs.push(run);
+        while let [.., older, newer] = &self.runs[..]
+            && older.keys.len() <= 2 * newer.keys.len()
+        {
+            let newer = self.runs.pop().expect("two runs");
+            let older = self.runs.pop().expect("two runs");
+            self.runs.push(merge(older, newer));
+        }
+    }
+
+    /// The positions listed under `key`, ascending across the parts and within each. Queries run
+    /// between batches, when every push is in a run.
+    pub fn get(&self, key: &K) -> Postings<'_, P> {
+        assert!(self.tail.is_empty(), "queries run between batches");
+        self.runs
+            .iter()
+            .filter_map(|run| {
+                let start = run.keys.partition_point(|other| other < key);
+                let end = start + run.keys[start..].partition_point(|other| other == key);
+                (end > start).then(|| &run.positions[start..end])
+            })
+            .collect()
+    }
+
+    pub fn bytes_held(&self) -> u64 {
+        let runs: usize = self
+            .runs
+            .iter()
+            .map(|run| run.keys.capacity() * size_of::<K>() + run.positions.capacity() * size_of::<P>())
+            .sum();
+        (runs + self.runs.capacity() * size_of::<Run<K, P>>() + self.tail.capacity() * size_of::<(K, P)>()) as u64
+    }
+}
+
+/// One run of two consecutive ones. Every push in `older` came before every push in `newer`, so
+/// for equal keys `older`'s positions come first.
+fn merge<K: Copy + Ord, P: Copy>(older: Run<K, P>, newer: Run<K, P>) -> Run<K, P> {
+    let len = older.keys.len() + newer.keys.len();
+    let mut merged = Run { keys: Vec::with_capacity(len), positions: Vec::with_capacity(len) };
+    let (mut left, mut right) = (0, 0);
+    while left < older.keys.len() && right < newer.keys.len() {
+        if newer.keys[right] < older.keys[left] {
+            merged.keys.push(newer.keys[right]);
+            merged.positions.push(newer.positions[right]);
+            right += 1;
+        } else {
+            merged.keys.push(older.keys[left]);
+            merged.positions.push(older.positions[left]);
+            left += 1;
+        }
+    }
+    merged.keys.extend_from_slice(&older.keys[left..]);
+    merged.positions.extend_from_slice(&older.positions[left..]);
+    merged.keys.extend_from_slice(&newer.keys[right..]);
+    merged.positions.extend_from_slice(&newer.positions[right..]);
+    merged
+}
+
 /// The indexes of one kind of object (accounts or transfers), one per field a `QueryFilter` can
 /// set, by position `P` in creation order.
 #[derive(Debug, Clone)]
 pub struct ObjectIndexes<P> {
-    user_data_128: FieldIndex<u128, P>,
-    user_data_64: FieldIndex<u64, P>,
-    user_data_32: FieldIndex<u32, P>,
+    user_data_128: RunIndex<u128, P>,
+    user_data_64: RunIndex<u64, P>,
+    user_data_32: RunIndex<u32, P>,
     ledger: FieldIndex<u32, P>,
     code: FieldIndex<u16, P>,
 }
@@ -173,9 +295,9 @@ pub struct ObjectIndexes<P> {
 impl<P> Default for ObjectIndexes<P> {
     fn default() -> Self {
         Self {
-            user_data_128: FieldIndex::default(),
-            user_data_64: FieldIndex::default(),
-            user_data_32: FieldIndex::default(),
+            user_data_128: RunIndex::default(),
+            user_data_64: RunIndex::default(),
+            user_data_32: RunIndex::default(),
             ledger: FieldIndex::default(),
             code: FieldIndex::default(),
         }
@@ -235,14 +357,21 @@ impl<P: Copy + Ord + std::fmt::Debug> ObjectIndexes<P> {
         }
     }
 
+    /// Ends the batch (see `RunIndex::seal`).
+    pub fn seal(&mut self) {
+        self.user_data_128.seal();
+        self.user_data_64.seal();
+        self.user_data_32.seal();
+    }
+
     /// The positions of the objects whose field has the value, ascending.
-    pub fn get(&self, field: FieldValue) -> &[P] {
+    pub fn get(&self, field: FieldValue) -> Postings<'_, P> {
         match field {
             FieldValue::UserData128(value) => self.user_data_128.get(&value),
             FieldValue::UserData64(value) => self.user_data_64.get(&value),
             FieldValue::UserData32(value) => self.user_data_32.get(&value),
-            FieldValue::Ledger(value) => self.ledger.get(&value),
-            FieldValue::Code(value) => self.code.get(&value),
+            FieldValue::Ledger(value) => vec![self.ledger.get(&value)],
+            FieldValue::Code(value) => vec![self.code.get(&value)],
         }
     }
 
@@ -260,9 +389,9 @@ impl<P: Copy + Ord + std::fmt::Debug> ObjectIndexes<P> {
 /// account's history. Only accounts with `flags.history` have entries, so only they cost memory.
 #[derive(Debug, Clone, Default)]
 pub struct BalanceIndexes {
-    user_data_128: FieldIndex<(AccountIndex, u128), u64>,
-    user_data_64: FieldIndex<(AccountIndex, u64), u64>,
-    user_data_32: FieldIndex<(AccountIndex, u32), u64>,
+    user_data_128: RunIndex<(AccountIndex, u128), u64>,
+    user_data_64: RunIndex<(AccountIndex, u64), u64>,
+    user_data_32: RunIndex<(AccountIndex, u32), u64>,
     code: FieldIndex<(AccountIndex, u16), u64>,
 }
 
@@ -295,14 +424,21 @@ impl BalanceIndexes {
         }
     }
 
+    /// Ends the batch (see `RunIndex::seal`).
+    pub fn seal(&mut self) {
+        self.user_data_128.seal();
+        self.user_data_64.seal();
+        self.user_data_32.seal();
+    }
+
     /// The positions in `account`'s history of the entries whose transfer has the value,
     /// ascending. `AccountFilter` has no `ledger` field, so `field` is never `Ledger`.
-    pub fn get(&self, account: AccountIndex, field: FieldValue) -> &[u64] {
+    pub fn get(&self, account: AccountIndex, field: FieldValue) -> Postings<'_, u64> {
         match field {
             FieldValue::UserData128(value) => self.user_data_128.get(&(account, value)),
             FieldValue::UserData64(value) => self.user_data_64.get(&(account, value)),
             FieldValue::UserData32(value) => self.user_data_32.get(&(account, value)),
-            FieldValue::Code(value) => self.code.get(&(account, value)),
+            FieldValue::Code(value) => vec![self.code.get(&(account, value))],
             FieldValue::Ledger(_) => panic!("account filters have no ledger field"),
         }
     }
@@ -379,11 +515,58 @@ mod tests {
         let mut indexes: ObjectIndexes<u64> = ObjectIndexes::default();
         let transfer = Transfer { user_data_64: 5, ledger: 1, code: 2, ..Transfer::default() };
         indexes.push(&transfer, 0);
-        assert_eq!(indexes.get(FieldValue::UserData64(5)), &[0]);
-        assert_eq!(indexes.get(FieldValue::Ledger(1)), &[0]);
-        assert_eq!(indexes.get(FieldValue::Code(2)), &[0]);
-        assert!(indexes.user_data_128.slots.is_empty() && indexes.user_data_32.slots.is_empty());
-        indexes.pop(&transfer, 0);
-        assert_eq!(indexes.get(FieldValue::Code(2)), &[] as &[u64]);
+        indexes.seal();
+        assert_eq!(indexes.get(FieldValue::UserData64(5)), vec![&[0u64][..]]);
+        assert_eq!(indexes.get(FieldValue::Ledger(1)), vec![&[0u64][..]]);
+        assert_eq!(indexes.get(FieldValue::Code(2)), vec![&[0u64][..]]);
+        assert!(indexes.user_data_128.runs.is_empty() && indexes.user_data_32.runs.is_empty());
+    }
+
+    /// Random batches of pushes of few keys, some popped again before the batch ends, against a
+    /// map from each key to its positions; the runs stay few.
+    #[test]
+    fn run_index_equals_a_map_of_lists() {
+        let mut state = 3u64;
+        let mut random = move |bound: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % bound
+        };
+        let mut index: RunIndex<u64, u64> = RunIndex::default();
+        let mut expected: std::collections::BTreeMap<u64, Vec<u64>> = Default::default();
+        let mut position = 0;
+        for batch in 0..300 {
+            let mut pushed = Vec::new();
+            for _ in 0..random(if batch % 50 == 0 { 2_000 } else { 40 }) {
+                // Mostly a handful of keys, sometimes a key of its own.
+                let key = if random(4) == 0 { 1_000 + position } else { random(6) };
+                index.push(key, position);
+                pushed.push((key, position));
+                position += 1;
+                if random(5) == 0 {
+                    let (key, popped) = pushed.pop().expect("just pushed");
+                    index.pop(key, popped);
+                }
+            }
+            index.seal();
+            for (key, position) in pushed {
+                expected.entry(key).or_default().push(position);
+            }
+            for key in (0..6).chain([1_000 + position / 2, 1_000 + position - 1]) {
+                let found: Vec<u64> = index.get(&key).into_iter().flatten().copied().collect();
+                assert_eq!(&found, expected.get(&key).map_or(&[][..], Vec::as_slice), "key {key} after batch {batch}");
+            }
+        }
+        assert!(index.runs.len() <= 2 * (position.ilog2() as usize + 1), "{} runs", index.runs.len());
+    }
+
+    #[test]
+    #[should_panic(expected = "only the newest push of the open batch is popped")]
+    fn a_sealed_push_is_never_popped() {
+        let mut index: RunIndex<u64, u64> = RunIndex::default();
+        index.push(1, 1);
+        index.seal();
+        index.pop(1, 1);
     }
 }

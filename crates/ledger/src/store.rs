@@ -11,7 +11,7 @@ use std::hash::{BuildHasher, Hasher};
 
 use crate::constants::PREFETCH_EVENTS;
 use crate::id_index::IdIndex;
-use crate::query_index::{BalanceIndexes, FieldValue, ObjectIndexes};
+use crate::query_index::{BalanceIndexes, FieldValue, ObjectIndexes, Postings};
 use crate::types::{Account, AccountBalance, Transfer};
 
 /// The position of an account in creation order.
@@ -74,13 +74,18 @@ pub trait Store {
 
     // Secondary indexes for queries (`query_index.rs`): derived from the objects, never part of
     // the digest. `field` is never zero (a zero filter field means any value).
+    // Each answer is in parts, ascending within and across them.
     /// The accounts whose `field` has the value, in creation order.
-    fn accounts_where(&self, field: FieldValue) -> &[AccountIndex];
+    fn accounts_where(&self, field: FieldValue) -> Postings<'_, AccountIndex>;
     /// The transfers whose `field` has the value, in creation order.
-    fn transfers_where(&self, field: FieldValue) -> &[TransferIndex];
+    fn transfers_where(&self, field: FieldValue) -> Postings<'_, TransferIndex>;
     /// The positions in `balances(account)` of the entries whose transfer's `field` has the
     /// value, ascending. `field` is never `Ledger`: an `AccountFilter` cannot set it.
-    fn balances_where(&self, account: AccountIndex, field: FieldValue) -> &[u64];
+    fn balances_where(&self, account: AccountIndex, field: FieldValue) -> Postings<'_, u64>;
+    /// The batch is over: nothing pushed until now will be popped, and queries may follow. A
+    /// store settles what it buffered for the batch (`MemoryStore` sorts the batch's entries of
+    /// its `user_data` indexes into their runs).
+    fn end_batch(&mut self);
 
     // Pending transfers: their status, and the order in which they expire.
     fn pending_status(&self, transfer: TransferIndex) -> Option<PendingStatus>;
@@ -339,16 +344,22 @@ impl Store for MemoryStore {
         &self.accounts[account as usize].transfers
     }
 
-    fn accounts_where(&self, field: FieldValue) -> &[AccountIndex] {
+    fn accounts_where(&self, field: FieldValue) -> Postings<'_, AccountIndex> {
         self.account_indexes.get(field)
     }
 
-    fn transfers_where(&self, field: FieldValue) -> &[TransferIndex] {
+    fn transfers_where(&self, field: FieldValue) -> Postings<'_, TransferIndex> {
         self.transfer_indexes.get(field)
     }
 
-    fn balances_where(&self, account: AccountIndex, field: FieldValue) -> &[u64] {
+    fn balances_where(&self, account: AccountIndex, field: FieldValue) -> Postings<'_, u64> {
         self.balance_indexes.get(account, field)
+    }
+
+    fn end_batch(&mut self) {
+        self.account_indexes.seal();
+        self.transfer_indexes.seal();
+        self.balance_indexes.seal();
     }
 
     fn pending_status(&self, transfer: TransferIndex) -> Option<PendingStatus> {
