@@ -1,5 +1,8 @@
 //! A quick throughput probe without criterion, for profilers:
-//! `cargo run --release -p tally-ledger --example throughput -- <accounts> <batches>`.
+//! `cargo run --release -p tally-ledger --example throughput -- <accounts> <batches> [unique]`.
+//! With `unique`, every transfer carries its id as `user_data_128` (an invoice number), so each
+//! adds a value to that field's query index; otherwise `user_data` is zero, as in TigerBeetle's
+//! benchmark.
 //!
 //! It reports transfers per second of wall time and, on Linux, per second the thread spent on a
 //! CPU (from `/proc/thread-self/schedstat`), which stays comparable on a machine that other work
@@ -13,6 +16,11 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let accounts: u64 = args.next().map_or(10_000, |value| value.parse().expect("accounts"));
     let batches: u64 = args.next().map_or(100, |value| value.parse().expect("batches"));
+    let unique_user_data = match args.next().as_deref() {
+        None => false,
+        Some("unique") => true,
+        Some(other) => panic!("the third argument is `unique` or nothing, not {other:?}"),
+    };
     let mut ledger = Ledger::with_capacity(accounts as u32, batches * BATCH_EVENTS_MAX as u64);
     let mut timestamp = 1;
     for start in (1..=accounts).step_by(BATCH_EVENTS_MAX) {
@@ -43,6 +51,7 @@ fn main() {
                     debit_account_id: debit.into(),
                     credit_account_id: credit.into(),
                     amount: 1 + u128::from(random(1000)),
+                    user_data_128: if unique_user_data { id } else { 0 },
                     ledger: 1,
                     code: 1,
                     ..Transfer::default()

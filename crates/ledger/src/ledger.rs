@@ -75,6 +75,12 @@ impl Ledger<MemoryStore> {
     pub fn with_capacity(accounts: u32, transfers: u64) -> Self {
         Self::with_store(MemoryStore::with_capacity(accounts, transfers))
     }
+
+    /// The bytes the query indexes hold (see `docs/LEDGER.md`): derived from the objects, kept
+    /// in memory only, never part of the digest or a snapshot.
+    pub fn query_index_bytes(&self) -> u64 {
+        self.store.query_index_bytes()
+    }
 }
 
 impl Default for Ledger<MemoryStore> {
@@ -444,6 +450,7 @@ impl<S: Store> Ledger<S> {
     /// Folds the batch's changes into the digest.
     fn commit(&mut self) {
         self.commitment.apply(&self.store, &mut self.changes, self.timestamp_last);
+        self.store.end_batch();
     }
 
     /// The 32-byte digest of the whole ledger state: every account, every transfer with the

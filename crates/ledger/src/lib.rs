@@ -37,6 +37,7 @@ mod id_index;
 mod ledger;
 mod merkle;
 mod query;
+mod query_index;
 mod rules;
 mod snapshot;
 mod store;

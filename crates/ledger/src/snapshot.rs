@@ -230,6 +230,8 @@ impl Ledger<MemoryStore> {
         if commitment.digest() != written {
             return Err(RestoreError::DigestMismatch { written: hex(&written), restored: hex(&commitment.digest()) });
         }
+        // The whole snapshot was loaded as one batch: its index entries go into their runs.
+        store.end_batch();
         Ok(Ledger { store, commitment, timestamp_last, scope: None, changes: Changes::default() })
     }
 }

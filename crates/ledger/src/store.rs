@@ -11,6 +11,7 @@ use std::hash::{BuildHasher, Hasher};
 
 use crate::constants::PREFETCH_EVENTS;
 use crate::id_index::IdIndex;
+use crate::query_index::{BalanceIndexes, FieldValue, ObjectIndexes, Postings};
 use crate::types::{Account, AccountBalance, Transfer};
 
 /// The position of an account in creation order.
@@ -71,6 +72,21 @@ pub trait Store {
     /// The transfers that debit or credit an account, in creation order.
     fn account_transfers(&self, account: AccountIndex) -> &[TransferIndex];
 
+    // Secondary indexes for queries (`query_index.rs`): derived from the objects, never part of
+    // the digest. `field` is never zero (a zero filter field means any value).
+    // Each answer is in parts, ascending within and across them.
+    /// The accounts whose `field` has the value, in creation order.
+    fn accounts_where(&self, field: FieldValue) -> Postings<'_, AccountIndex>;
+    /// The transfers whose `field` has the value, in creation order.
+    fn transfers_where(&self, field: FieldValue) -> Postings<'_, TransferIndex>;
+    /// The positions in `balances(account)` of the entries whose transfer's `field` has the
+    /// value, ascending. `field` is never `Ledger`: an `AccountFilter` cannot set it.
+    fn balances_where(&self, account: AccountIndex, field: FieldValue) -> Postings<'_, u64>;
+    /// The batch is over: nothing pushed until now will be popped, and queries may follow. A
+    /// store settles what it buffered for the batch (`MemoryStore` sorts the batch's entries of
+    /// its `user_data` indexes into their runs).
+    fn end_batch(&mut self);
+
     // Pending transfers: their status, and the order in which they expire.
     fn pending_status(&self, transfer: TransferIndex) -> Option<PendingStatus>;
     /// The position of a pending transfer among all pending transfers, in creation order.
@@ -108,7 +124,7 @@ pub trait Store {
     fn failed_transfer_ids(&self) -> &[u128];
 }
 
-type HashMap<K, V> = std::collections::HashMap<K, V, IdHasherBuilder>;
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, IdHasherBuilder>;
 type HashSet<K> = std::collections::HashSet<K, IdHasherBuilder>;
 
 /// Builds [`IdHasher`]s with keys drawn once per map from the standard library's random source.
@@ -205,6 +221,9 @@ pub struct MemoryStore {
     balance_count: u64,
     failed_transfer_ids: HashSet<u128>,
     failed_transfer_ids_in_order: Vec<u128>,
+    account_indexes: ObjectIndexes<AccountIndex>,
+    transfer_indexes: ObjectIndexes<TransferIndex>,
+    balance_indexes: BalanceIndexes,
 }
 
 impl MemoryStore {
@@ -224,6 +243,12 @@ impl MemoryStore {
             transfer_ids: IdIndex::with_capacity(transfers),
             ..Self::default()
         }
+    }
+
+    /// The bytes the query indexes hold on the heap (`query_index.rs`), for measuring what they
+    /// cost per object.
+    pub fn query_index_bytes(&self) -> u64 {
+        self.account_indexes.bytes_held() + self.transfer_indexes.bytes_held() + self.balance_indexes.bytes_held()
     }
 }
 
@@ -252,6 +277,7 @@ impl Store for MemoryStore {
             self.account_ids.insert(account.id, u64::from(index), |position| accounts[position as usize].account.id);
         assert!(inserted.is_ok(), "account {} created twice", account.id);
         self.accounts.push(AccountRow { account, transfers: Vec::new() });
+        self.account_indexes.push(&account, index);
         debug_assert_eq!(self.account_ids.len(), self.accounts.len());
         index
     }
@@ -262,6 +288,7 @@ impl Store for MemoryStore {
         self.account_ids.remove(account.id, |position| accounts[position as usize].account.id);
         let row = self.accounts.pop().expect("an account to pop");
         assert!(row.transfers.is_empty(), "a popped account has no transfers");
+        self.account_indexes.pop(&account, self.accounts.len() as AccountIndex);
         account
     }
 
@@ -284,6 +311,7 @@ impl Store for MemoryStore {
         let inserted = self.transfer_ids.insert(transfer.id, index, |position| transfers[position as usize].id);
         assert!(inserted.is_ok(), "transfer {} created twice", transfer.id);
         self.transfers.push(transfer);
+        self.transfer_indexes.push(&transfer, index);
         debug_assert_eq!(self.transfer_ids.len(), self.transfers.len());
         for account in [debit, credit] {
             let list = &mut self.accounts[account as usize].transfers;
@@ -303,6 +331,7 @@ impl Store for MemoryStore {
         self.transfer_ids.remove(transfer.id, |position| transfers[position as usize].id);
         self.transfers.pop();
         let index = self.transfers.len() as TransferIndex;
+        self.transfer_indexes.pop(&transfer, index);
         for id in [transfer.debit_account_id, transfer.credit_account_id] {
             let account = self.account_index(id).expect("a transfer's accounts exist");
             let popped = self.accounts[account as usize].transfers.pop();
@@ -313,6 +342,24 @@ impl Store for MemoryStore {
 
     fn account_transfers(&self, account: AccountIndex) -> &[TransferIndex] {
         &self.accounts[account as usize].transfers
+    }
+
+    fn accounts_where(&self, field: FieldValue) -> Postings<'_, AccountIndex> {
+        self.account_indexes.get(field)
+    }
+
+    fn transfers_where(&self, field: FieldValue) -> Postings<'_, TransferIndex> {
+        self.transfer_indexes.get(field)
+    }
+
+    fn balances_where(&self, account: AccountIndex, field: FieldValue) -> Postings<'_, u64> {
+        self.balance_indexes.get(account, field)
+    }
+
+    fn end_batch(&mut self) {
+        self.account_indexes.seal();
+        self.transfer_indexes.seal();
+        self.balance_indexes.seal();
     }
 
     fn pending_status(&self, transfer: TransferIndex) -> Option<PendingStatus> {
@@ -364,7 +411,9 @@ impl Store for MemoryStore {
             balances.last().is_none_or(|last| last.balance.timestamp < entry.balance.timestamp),
             "an account's history is in timestamp order"
         );
+        let position = balances.len() as u64;
         balances.push(entry);
+        self.balance_indexes.push(account, &self.transfers[entry.transfer as usize], position);
         self.balance_count += 1;
     }
 
@@ -372,9 +421,11 @@ impl Store for MemoryStore {
         let balances = self.balances.get_mut(&account).expect("a history to pop from");
         let entry = balances.pop().expect("an entry to pop");
         assert_eq!(entry.sequence + 1, self.balance_count, "only the newest entry is removed");
+        let position = balances.len() as u64;
         if balances.is_empty() {
             self.balances.remove(&account);
         }
+        self.balance_indexes.pop(account, &self.transfers[entry.transfer as usize], position);
         self.balance_count -= 1;
         entry
     }
