@@ -9,9 +9,12 @@
 //! A block may include a request only if its timestamp is at most the request's expiry and at
 //! least `REQUEST_TTL_MAX_NS` before it (`Request::check_expiry`), and only if the chain does not
 //! hold the request's name as included. After each block the chain forgets the names whose
-//! expiry lies more than `REQUEST_NAMES_KEPT_AFTER_EXPIRY_NS` before the block's timestamp. A
-//! forgotten name is never included twice: block timestamps only grow, so every later block is
-//! past that request's expiry and refuses it. The names held are so those of the last twenty
+//! expiry lies more than `REQUEST_NAMES_KEPT_AFTER_EXPIRY_NS` before the block's timestamp. The
+//! request whose name is forgotten (that signed request, with that expiry) is never included
+//! again: block timestamps only grow, so every later block is past its expiry and refuses it.
+//! The name itself may come back on a request signed again with a later expiry, which is then
+//! a new request: a client must not re-send a batch whose first attempt it cannot rule out
+//! after the window (docs/API.md, "Expiry"). The names held are so those of the last twenty
 //! minutes or so, whatever the chain's age. A retry of a request the chain does not hold is
 //! answered by [`ChainState::check_unincluded`]: still includable, definitely never included
 //! (expired while its name would still be held), or no longer known.
@@ -397,7 +400,7 @@ impl ChainState {
     }
 
     /// Whether a request of this name was included at or before this state's block (and is
-    /// still held: see [`ChainState::check_retry`]).
+    /// still held: see [`ChainState::check_unincluded`]).
     pub fn includes(&self, key: &RequestKey) -> bool {
         self.included.contains_key(key)
     }
@@ -414,12 +417,13 @@ impl ChainState {
 
     /// What this state can say of a request that it does not hold as included: nothing against
     /// it while a later block may still include it; `RequestExpired` once none can (its expiry
-    /// is behind this block, and its name would still be held had it been included: so it never
-    /// was); `ExpiryForgotten` once the chain no longer holds names that old.
+    /// is at or behind this block's timestamp, every later block's is past it, and its name
+    /// would still be held had it been included: so it never was); `ExpiryForgotten` once the
+    /// chain no longer holds names that old.
     pub fn check_unincluded(&self, request: &Request) -> Result<(), ChainError> {
         debug_assert!(!self.includes(&request.key()));
         let expires_ns = request.expires_ns();
-        if expires_ns >= self.timestamp_ns {
+        if expires_ns > self.timestamp_ns {
             return Ok(());
         }
         if expires_ns.saturating_add(REQUEST_NAMES_KEPT_AFTER_EXPIRY_NS) < self.timestamp_ns {
@@ -816,7 +820,10 @@ mod tests {
         // What a submission is told: a request the chain does not hold is includable until its
         // expiry, definitely never included while its name would still be held, then unknown.
         assert_eq!(genesis.check_unincluded(&first), Ok(()));
-        let after_expiry = genesis.execute(&child(&genesis, expires + 1, vec![])).0;
+        let before = genesis.execute(&child(&genesis, expires - 1, vec![])).0;
+        assert_eq!(before.check_unincluded(&first), Ok(()), "a block at its expiry may still include it");
+        // A block at its expiry: every later one is past it.
+        let after_expiry = genesis.execute(&child(&genesis, expires, vec![])).0;
         assert_eq!(
             after_expiry.check_unincluded(&first),
             Err(ChainError::RequestExpired { id: 1, expires_ns: expires })

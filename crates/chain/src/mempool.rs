@@ -74,11 +74,18 @@ impl Mempool {
     /// Accepts a request whose signature was checked (blocks skip the check for a request the
     /// mempool holds). A request already held is a duplicate (a client retry) if it asks the
     /// same, and a conflict if it reuses the name for other events; a full mempool answers busy.
+    /// A duplicate signed to expire later takes the held copy's place (in its turn), so that a
+    /// client that signs a retry again is not held to the first copy's expiry.
     pub fn insert(&mut self, request: VerifiedRequest) -> Result<(), ChainError> {
         let request = request.into_request();
         let key = request.key();
-        if let Some(held) = self.get(&key) {
+        if let Some(&sequence) = self.sequence_by_key.get(&key) {
+            let held = &mut self.requests.get_mut(&sequence).expect("indexed request is held").request;
             if held.kind() == request.kind() && held.body() == request.body() {
+                if request.expires_ns() > held.expires_ns() {
+                    // Same kind, id and body, so the same encoded size.
+                    *held = request;
+                }
                 return Err(ChainError::DuplicateRequest { id: key.id });
             }
             return Err(ChainError::RequestIdConflict { id: key.id });
@@ -96,13 +103,13 @@ impl Mempool {
         Ok(())
     }
 
-    /// Drops the requests that expired before `timestamp_ns` (a finalized block's): no later
-    /// block can include them. Returns how many.
+    /// Drops the requests that expire at or before `timestamp_ns` (a finalized block's): every
+    /// later block's timestamp is past it, so none can include them. Returns how many.
     pub fn remove_expired(&mut self, timestamp_ns: u64) -> usize {
         let expired: Vec<RequestKey> = self
             .requests
             .values()
-            .filter(|held| held.request.expires_ns() < timestamp_ns)
+            .filter(|held| held.request.expires_ns() <= timestamp_ns)
             .map(|held| held.request.key())
             .collect();
         self.remove(&expired);
@@ -243,10 +250,17 @@ mod tests {
         // The later one expires too far ahead of a block at 1,000 to be included by it.
         assert_eq!(mempool.select(1_000, |_| false, 16, usize::MAX), [soon.clone()]);
         assert_eq!(mempool.select(2_000, |_| false, 16, usize::MAX), [later.clone()], "the first expired");
-        assert_eq!(mempool.remove_expired(1_000), 0, "a request expiring at a block's timestamp is still includable");
-        assert_eq!(mempool.remove_expired(1_001), 1);
+        assert_eq!(mempool.remove_expired(999), 0, "a block after 999 may still include it");
+        assert_eq!(mempool.remove_expired(1_000), 1, "every block after 1,000 is past its expiry");
         assert_eq!(mempool.len(), 1);
         assert!(mempool.contains(&later.key()));
+        // The same request signed again to expire later takes the held copy's place.
+        let transfers = tally_ledger::decode_transfers(later.body()).unwrap();
+        let resigned = Request::create_transfers(1, 2, far + 1, &signer, &transfers).unwrap();
+        assert_eq!(mempool.insert(resigned.clone().verify(1).unwrap()), Err(ChainError::DuplicateRequest { id: 2 }));
+        assert_eq!(mempool.get(&later.key()), Some(&resigned));
+        assert_eq!(mempool.insert(later.clone().verify(1).unwrap()), Err(ChainError::DuplicateRequest { id: 2 }));
+        assert_eq!(mempool.get(&later.key()), Some(&resigned), "an earlier expiry does not replace a later one");
     }
 
     #[test]

@@ -165,10 +165,11 @@ impl OutcomeReceipt {
         Ok(Verified { height, signers: self.above.signers(genesis), validators: genesis.validators().len() })
     }
 
-    /// `verify`, and that the receipt is for this very request (its name and its bytes), as a
-    /// client that sent it checks.
+    /// `verify`, and that the receipt is for this request, as a client that sent it checks: its
+    /// name and its events (the outcome's events digest). Not its bytes: a client that signed
+    /// its retry again holds other bytes (another expiry) for the same request.
     pub fn verify_for(&self, genesis: &Genesis, request: &Request) -> Result<Verified, ReceiptError> {
-        if self.key != request.key() || self.request_digest != hash(&request.encode()) {
+        if self.key != request.key() || self.outcome.events_digest != request.events_digest() {
             return Err(ReceiptError::OtherRequest {
                 expected: format!("{} of client {}", request.id(), hex(request.client().as_ref())),
                 found: format!("{} of client {}", self.key.id, hex(self.key.client.as_ref())),
@@ -326,6 +327,15 @@ mod tests {
         assert_eq!(OutcomeReceipt::decode(&bytes, &genesis).unwrap(), receipt);
         // Another request's receipt is not this one's.
         assert!(matches!(receipt.verify_for(&genesis, &requests[0]), Err(ReceiptError::OtherRequest { .. })));
+        // The same request signed again (another expiry, other bytes) is this one; the same id
+        // with other events is not.
+        let client = signer_from_seed(100);
+        let account = |id| Account { id, ledger: 1, code: 1, ..Account::default() };
+        let resigned = Request::create_accounts(7, 2, EXPIRES_NS + 1, &client, &[account(2)]).unwrap();
+        assert_ne!(resigned.encode(), requests[1].encode());
+        receipt.verify_for(&genesis, &resigned).unwrap();
+        let other_events = Request::create_accounts(7, 2, EXPIRES_NS, &client, &[account(9)]).unwrap();
+        assert!(matches!(receipt.verify_for(&genesis, &other_events), Err(ReceiptError::OtherRequest { .. })));
     }
 
     #[test]

@@ -25,10 +25,6 @@ use tally_chain::validator::Validator;
 use tally_chain::{ChainError, Genesis, Request, RequestKey};
 use tally_ledger::{Account, Transfer};
 
-/// An expiry ahead of every block timestamp here: simulated time starts at 1970, and a test
-/// runs for less than 500 simulated seconds.
-const EXPIRES_NS: u64 = 500_000_000_000;
-
 const CHAIN_ID: u64 = 9;
 const VALIDATORS: u64 = 4;
 /// Records per section of the finalized log (`log.rs`): the journal checks its last two
@@ -86,6 +82,13 @@ async fn start_cluster(context: &deterministic::Context) -> Cluster {
     Cluster { signers, client, genesis, oracle, running }
 }
 
+/// A client's expiry for a request signed now: two minutes ahead of the simulated clock (a
+/// long test runs for more simulated minutes than any fixed expiry would cover).
+fn expiry(context: &deterministic::Context) -> u64 {
+    let now = context.current().duration_since(std::time::UNIX_EPOCH).unwrap();
+    u64::try_from(now.as_nanos()).unwrap() + tally_chain::constants::REQUEST_TTL_DEFAULT_NS
+}
+
 /// Submits one-transfer requests (about one a block) through validators 0 to 2 until `until`
 /// says stop, with request ids from `next_id` on (id 1 opens the accounts); returns every
 /// request accepted, in order.
@@ -99,7 +102,7 @@ async fn load(
     if *next_id == 1 {
         let accounts: Vec<Account> =
             (1..=4).map(|id| Account { id, ledger: 1, code: 1, ..Account::default() }).collect();
-        let opening = Request::create_accounts(CHAIN_ID, 1, EXPIRES_NS, &cluster.client, &accounts).unwrap();
+        let opening = Request::create_accounts(CHAIN_ID, 1, expiry(context), &cluster.client, &accounts).unwrap();
         keys.push(opening.key());
         cluster.running[0].mailbox.submit(opening.verify(CHAIN_ID).unwrap()).await.unwrap();
         *next_id = 2;
@@ -115,7 +118,7 @@ async fn load(
             code: 1,
             ..Transfer::default()
         };
-        let request = Request::create_transfers(CHAIN_ID, id, EXPIRES_NS, &cluster.client, &[transfer]).unwrap();
+        let request = Request::create_transfers(CHAIN_ID, id, expiry(context), &cluster.client, &[transfer]).unwrap();
         let key = request.key();
         match cluster.running[(id % 3) as usize].mailbox.submit(request.verify(CHAIN_ID).unwrap()).await {
             Ok(()) => {

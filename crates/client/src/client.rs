@@ -603,7 +603,8 @@ impl Client {
     }
 
     /// Creates `accounts` in one request with the id `request_id`. Sending the same id again (after
-    /// an error, from another process) is safe: the chain applies it once and answers its recorded
+    /// an error, from another process) is safe within the chain's window (ten minutes past the
+    /// first request's expiry, see the crate's documentation): the chain applies it once and answers its recorded
     /// results.
     pub async fn create_accounts_with_id(
         &self,
@@ -748,9 +749,10 @@ impl Client {
                     attempts.sleep(poll).await
                 }
                 // That validator joined from a snapshot above the request's height and holds no
-                // outcome from before; the others may. When none does (a request older than the
-                // backup the chain was re-founded from), that is the answer: a request of this id
-                // was included before, and this one is not applied.
+                // outcome from before; the others may. When none does, that is the answer: a
+                // request of this id was included before the backup the chain was re-founded
+                // from, or this one expired so long ago that the chain forgot whether it was
+                // included (ten minutes past its expiry); either way this call applied nothing.
                 Verdict::Refused(error) if matches!(&error, ClientError::Api { status: 404, code, .. } if code == "outcome_not_held") =>
                 {
                     not_held[index] = true;

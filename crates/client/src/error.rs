@@ -42,7 +42,8 @@ pub enum ClientError {
     /// timeouts, 5xx, `busy`; see [`ClientOptions`](crate::ClientOptions) for when a call gives
     /// up). `failures` says what went wrong at each validator tried, in the order given, as
     /// "validator http://… is down: connection refused". A request may still have reached a
-    /// validator and apply; sending it again with the same id is safe: it applies at most once.
+    /// validator and apply; sending it again with the same id is safe: it applies at most once
+    /// (while the chain holds its name: ten minutes past its expiry).
     #[error("{}", unavailable_message(*attempts, failures))]
     Unavailable { attempts: u32, failures: Vec<String> },
 
@@ -54,7 +55,10 @@ pub enum ClientError {
     /// A request was accepted but not finalized within the client's total wait. It may still be
     /// finalized: send it again with the same id (`create_*_with_id`), which applies it at most
     /// once and answers its results.
-    #[error("request {request_id} was not final after {waited_ms} ms; retry with the same id, it applies at most once")]
+    #[error(
+        "request {request_id} was not final after {waited_ms} ms; retry with the same id within ten minutes, it \
+         applies at most once"
+    )]
     NotFinal { request_id: u128, waited_ms: u64 },
 
     /// The request id was already used by this client for a request with other events (the

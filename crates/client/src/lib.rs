@@ -29,7 +29,8 @@
 //!
 //! A write is a request: a batch of accounts or transfers, signed with the client's ed25519 key
 //! for one chain (`tally_chain::Request`). Each request has a 128-bit id, random unless given
-//! (`create_*_with_id`); the chain applies a (client, id) pair at most once, and a validator asked
+//! (`create_*_with_id`); the chain applies a (client, id) pair at most once while it holds the name
+//! (see the expiry below), and a validator asked
 //! again answers the recorded results. So the client retries a request, on the same or another
 //! validator, after a refused connection, a timeout, a 5xx, `busy` (429, honouring
 //! `Retry-After` up to a bound) or a 202 (accepted, not final yet: then it asks

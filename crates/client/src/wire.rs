@@ -381,7 +381,7 @@ mod tests {
         let object = value.as_object().unwrap();
         let mut names: Vec<_> = object.keys().map(String::as_str).collect();
         names.sort_unstable();
-        assert_eq!(names, ["client", "events", "id", "kind", "signature"]);
+        assert_eq!(names, ["client", "events", "expires_ns", "id", "kind", "signature"]);
         assert_eq!(value["kind"], "create_transfers");
         assert_eq!(value["id"], u128::MAX.to_string());
         assert_eq!(value["client"].as_str().unwrap().len(), 64);

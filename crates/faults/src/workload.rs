@@ -44,6 +44,10 @@ pub fn accounts() -> Vec<Account> {
     accounts
 }
 
+/// How long after an acknowledgement the workload still retries the request or reuses its id:
+/// well inside the twelve minutes the chain holds the name of a request the SDK signed.
+const RETRY_WINDOW: std::time::Duration = std::time::Duration::from_secs(8 * 60);
+
 /// What a request was meant to do, to judge its acknowledged results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Intent {
@@ -158,8 +162,13 @@ pub async fn run_client(
         (u128::from(number) << 64) | transfer_next
     };
     let mut pending: Vec<Transfer> = Vec::new();
-    let mut acknowledged: Vec<Record> = Vec::new();
+    // Acknowledged requests with when they were acknowledged, for retries and reused ids. The
+    // SDK signs each call with a fresh expiry (two minutes ahead) and the chain holds a request's
+    // name ten minutes past its expiry: only within that window is a retry a repeat and a reused
+    // id a conflict, so older ones are let go (`docs/API.md`, "Expiry").
+    let mut acknowledged: Vec<(std::time::Instant, Record)> = Vec::new();
     while !*stop.borrow() {
+        acknowledged.retain(|(at, _)| at.elapsed() < RETRY_WINDOW);
         let client = &clients[draw.index(clients.len())];
         let ledger_index = draw.index(LEDGERS.len());
         let ledger = LEDGERS[ledger_index];
@@ -188,7 +197,7 @@ pub async fn run_client(
             0..35 => {
                 let transfer = plain(new_transfer_id(), pick_two(&mut draw), u128::from(draw.between(1, 100)));
                 let record = send(client, request_id, vec![transfer], Intent::Succeed, &journal).await;
-                acknowledged.extend(is_acknowledged(record));
+                acknowledged.extend(is_acknowledged(record).map(|record| (std::time::Instant::now(), record)));
             }
             // A linked chain; a third of them credit a missing account and must fail whole.
             35..55 => {
@@ -207,7 +216,7 @@ pub async fn run_client(
                     Intent::Succeed
                 };
                 let record = send(client, request_id, chain, intent, &journal).await;
-                acknowledged.extend(is_acknowledged(record));
+                acknowledged.extend(is_acknowledged(record).map(|record| (std::time::Instant::now(), record)));
             }
             // A pending transfer, resolved by a later operation.
             55..70 => {
@@ -217,7 +226,7 @@ pub async fn run_client(
                 if matches!(record.answer, Answer::Acknowledged { .. }) {
                     pending.push(transfer);
                 }
-                acknowledged.extend(is_acknowledged(record));
+                acknowledged.extend(is_acknowledged(record).map(|record| (std::time::Instant::now(), record)));
             }
             // Post or void a pending transfer.
             70..80 if !pending.is_empty() => {
@@ -235,7 +244,7 @@ pub async fn run_client(
                     ..Transfer::default()
                 };
                 let record = send(client, request_id, vec![resolve], Intent::Succeed, &journal).await;
-                acknowledged.extend(is_acknowledged(record));
+                acknowledged.extend(is_acknowledged(record).map(|record| (std::time::Instant::now(), record)));
             }
             // A transfer that must fail: the guarded account has no credits to spend.
             80..88 => {
@@ -244,7 +253,7 @@ pub async fn run_client(
             }
             // A retry of an acknowledged request through another validator: the same answer.
             88..96 if !acknowledged.is_empty() => {
-                let first = acknowledged[draw.index(acknowledged.len())].clone();
+                let first = acknowledged[draw.index(acknowledged.len())].1.clone();
                 let other = &clients[draw.index(clients.len())];
                 match other.create_transfers_with_id(first.request_id, &first.transfers).await {
                     Ok(outcome) => {
@@ -270,7 +279,7 @@ pub async fn run_client(
             }
             // The id of an acknowledged request reused for other events: refused, never applied.
             96..100 if !acknowledged.is_empty() => {
-                let first = acknowledged[draw.index(acknowledged.len())].clone();
+                let first = acknowledged[draw.index(acknowledged.len())].1.clone();
                 let mut other = first.transfers.clone();
                 for transfer in &mut other {
                     transfer.id = new_transfer_id();

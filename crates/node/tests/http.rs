@@ -701,11 +701,14 @@ async fn the_signed_json_of_the_api_docs_is_accepted() {
         message.extend_from_slice(&cluster.chain_id.to_be_bytes());
         message.push(RequestKind::CreateAccounts as u8);
         message.extend_from_slice(&6_000u128.to_be_bytes());
+        let expires_ns = tally_chain::default_expiry();
+        message.extend_from_slice(&expires_ns.to_be_bytes());
         message.extend_from_slice(&tally_ledger::encode_accounts(&accounts));
         let signature = tally_chain::keys::sign(&cluster.client, b"tally/request", &message);
         let request = json!({
             "kind": "create_accounts",
             "id": "6000",
+            "expires_ns": expires_ns.to_string(),
             "client": hex::encode(public_key(&cluster.client).as_ref()),
             "events": [{ "id": "6001", "ledger": 7, "code": 10 }],
             "signature": hex::encode(signature.as_ref()),
@@ -877,11 +880,11 @@ async fn a_malformed_binary_request_is_refused_with_its_code() {
             ),
             ("truncated", good[..good.len() - 1].to_vec(), StatusCode::BAD_REQUEST, "malformed_request"),
             ("a byte left over", [good.as_slice(), &[7]].concat(), StatusCode::BAD_REQUEST, "malformed_request"),
-            ("a partial event", edited(49, &100u32.to_be_bytes()), StatusCode::BAD_REQUEST, "malformed_request"),
+            ("a partial event", edited(57, &100u32.to_be_bytes()), StatusCode::BAD_REQUEST, "malformed_request"),
             ("an unknown kind", edited(0, &[9]), StatusCode::BAD_REQUEST, "unknown_kind"),
-            ("no events", edited(49, &0u32.to_be_bytes()), StatusCode::BAD_REQUEST, "empty_batch"),
-            ("too many events", edited(49, &(8_191u32 * 128).to_be_bytes()), StatusCode::BAD_REQUEST, "batch_too_long"),
-            ("a weak client key", edited(17, &identity), StatusCode::FORBIDDEN, "unknown_client"),
+            ("no events", edited(57, &0u32.to_be_bytes()), StatusCode::BAD_REQUEST, "empty_batch"),
+            ("too many events", edited(57, &(8_191u32 * 128).to_be_bytes()), StatusCode::BAD_REQUEST, "batch_too_long"),
+            ("a weak client key", edited(25, &identity), StatusCode::FORBIDDEN, "unknown_client"),
         ];
         for (what, bytes, status, code) in cases {
             let (answered, body) = post_binary(url, "/v1/requests", bytes).await;
@@ -889,8 +892,8 @@ async fn a_malformed_binary_request_is_refused_with_its_code() {
             assert!(body["error"]["message"].as_str().is_some_and(|message| !message.is_empty()), "{what}: {body}");
         }
         // A full batch's worth of bytes that claims more events than a request holds.
-        let mut long = edited(49, &(8_191u32 * 128).to_be_bytes());
-        long.splice(53..53, vec![0; 8_190 * 128]);
+        let mut long = edited(57, &(8_191u32 * 128).to_be_bytes());
+        long.splice(61..61, vec![0; 8_190 * 128]);
         let (status, body) = post_binary(url, "/v1/requests", long).await;
         assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "batch_too_long"), "{body}");
     })
@@ -939,7 +942,7 @@ async fn a_forged_binary_request_is_refused() {
         *flipped.last_mut().unwrap() ^= 1;
         let mut amount = good.clone();
         // The event's amount (bytes 48..64 of a transfer's encoding) changed after signing.
-        amount[53 + 48] ^= 1;
+        amount[61 + 48] ^= 1;
         let other_chain = Request::create_transfers(
             cluster.chain_id + 1,
             9_120,
@@ -956,7 +959,7 @@ async fn a_forged_binary_request_is_refused() {
                 .unwrap()
                 .encode()
                 .to_vec();
-        forged[17..49].copy_from_slice(public_key(&cluster.client).as_ref());
+        forged[25..57].copy_from_slice(public_key(&cluster.client).as_ref());
         for (what, bytes) in
             [("flipped", flipped), ("amount", amount), ("other chain", other_chain), ("forged", forged)]
         {
@@ -972,6 +975,23 @@ async fn a_forged_binary_request_is_refused() {
                 .to_vec();
         let (status, body) = post_binary(url, "/v1/requests", bytes).await;
         assert_eq!((status, error_code(&body)), (StatusCode::FORBIDDEN, "unknown_client"), "{body}");
+        // Expiries: more than ten minutes ahead of the validator's clock; passed (the chain's
+        // blocks are past it, so no block will ever include it); passed so long ago that the
+        // chain no longer holds whether it was included.
+        let expiring = |ttl_ns: i128| {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i128;
+            let expires_ns = u64::try_from(now + ttl_ns).unwrap();
+            Request::create_transfers(cluster.chain_id, 9_123, expires_ns, &cluster.client, &events)
+                .unwrap()
+                .encode()
+                .to_vec()
+        };
+        let (status, body) = post_binary(url, "/v1/requests", expiring(660_000_000_000)).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "expiry_too_far"), "{body}");
+        let (status, body) = post_binary(url, "/v1/requests", expiring(-60_000_000_000)).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::GONE, "request_expired"), "{body}");
+        let (status, body) = post_binary(url, "/v1/requests", expiring(-3_600_000_000_000)).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "outcome_not_held"), "{body}");
         // None of them applied.
         let (status, body) = get(url, "/v1/transfers/9121").await;
         assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "transfer_not_found"));

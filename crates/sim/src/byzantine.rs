@@ -182,6 +182,7 @@ mod tests {
                         .unwrap()
                         .verify(9)
                         .unwrap(),
+                    0,
                 )
                 .unwrap();
             let context = BlockContext::following(proposer.genesis_digest(), 1, public_key(&leader));
@@ -228,7 +229,10 @@ mod tests {
                 ..Transfer::default()
             };
             proposer
-                .submit(Request::create_transfers(9, id, EXPIRES_NS, &client, &[transfer]).unwrap().verify(9).unwrap())
+                .submit(
+                    Request::create_transfers(9, id, EXPIRES_NS, &client, &[transfer]).unwrap().verify(9).unwrap(),
+                    0,
+                )
                 .unwrap();
         }
         let context = BlockContext::following(proposer.genesis_digest(), 1, public_key(&leader));

@@ -343,7 +343,8 @@ where
             Some(request) = self.checked_gossip.recv() else break => {
                 // Checked already (`gossip.rs`): a duplicate or a full mempool is normal.
                 let id = request.id();
-                if let Err(error) = self.state.submit(request) {
+                let now_ns = self.now_ns();
+                if let Err(error) = self.state.submit(request, now_ns) {
                     debug!(id, %error, "a gossiped request was not taken in");
                 }
             },
@@ -615,7 +616,8 @@ where
             }
             Message::Submit { request, response } => {
                 let encoded = request.encode();
-                let result = self.state.submit(request);
+                let now_ns = self.now_ns();
+                let result = self.state.submit(request, now_ns);
                 if result.is_ok() {
                     // Make the request reach whoever proposes next.
                     let peers = self.requests.send(Recipients::All, encoded, false).len();
@@ -736,7 +738,8 @@ where
         let parent = waiting.context.parent.1;
         let waited = self.context.current().duration_since(waiting.asked).unwrap_or_default();
         if waited < self.heartbeat {
-            match self.state.should_propose_now(parent) {
+            let now_ns = self.now_ns();
+            match self.state.should_propose_now(parent, now_ns) {
                 // A proposal sent before enough peers are connected (the first moments after
                 // the validators start) reaches too few to be voted on, and its view is lost to
                 // the leader timeout, which is long with quiet timings: hold it until they are.
@@ -902,7 +905,8 @@ where
             let snapshots = self.snapshots.as_mut().expect("opened before the loop");
             let latest = snapshots.latest().map_or(0, |latest| latest.height);
             let state = self.state.finalized_state();
-            // Empty blocks leave the state digest as it was: an idle chain writes no snapshot,
+            // Empty blocks leave the state digest as it was (but for one that forgets expired
+            // request names, ten minutes or so after the last requests): an idle chain writes no snapshot,
             // and the newest one stays where the last request left it (a restart executes the
             // empty blocks above it from the log).
             if height >= latest + self.snapshot_interval && state.state_digest() != self.snapshot_state_digest {

@@ -25,6 +25,7 @@ use crate::block::{Block, BlockContext, BlockDigest, Commitment, Header, StateDi
 use crate::consensus::Finalization;
 use crate::constants::{
     BLOCK_HEADER_SIZE, BLOCK_REQUESTS_MAX, BLOCK_SIZE_MAX, BLOCK_TIMESTAMP_DRIFT_NS_MAX, PENDING_BLOCKS_MAX,
+    REQUEST_TTL_MAX_NS,
 };
 use crate::error::ChainError;
 use crate::evidence::{Admitted, Evidence, EvidenceKept};
@@ -427,16 +428,29 @@ impl ApplicationState {
         Some(FinalizedBlock { height, digest: entry.block, block: block.clone(), state_digest: entry.state_digest })
     }
 
-    /// Accepts a client request (from the client or a peer's gossip), its signature already
-    /// checked: the client must be listed, and the request not already finalized or held.
-    pub fn submit(&mut self, request: VerifiedRequest) -> Result<(), ChainError> {
+    /// Accepts a client request (from the client or a peer's gossip) at local time `now_ns`, its
+    /// signature already checked: the client must be listed, and the request not already
+    /// finalized or held, nor expired, nor expiring too far ahead.
+    pub fn submit(&mut self, request: VerifiedRequest, now_ns: u64) -> Result<(), ChainError> {
         if !self.genesis.allows_client(request.client()) {
             return Err(ChainError::UnknownClient);
         }
         if self.finalized.includes(&request.key()) {
             return Err(ChainError::DuplicateRequest { id: request.id() });
         }
-        self.finalized.check_unincluded(&request)?;
+        // A copy held here (perhaps signed with another expiry) may still be included: the
+        // mempool judges it as a retry. Otherwise the chain says whether this one can be.
+        if !self.mempool.contains(&request.key()) {
+            self.finalized.check_unincluded(&request)?;
+            // Far ahead (gossip skips the API's check), it would hold a place in the mempool
+            // for a long while before any block may include it.
+            let latest_ns = now_ns
+                .max(self.finalized.timestamp_ns())
+                .saturating_add(REQUEST_TTL_MAX_NS + BLOCK_TIMESTAMP_DRIFT_NS_MAX);
+            if request.expires_ns() > latest_ns {
+                return Err(ChainError::ExpiryTooFar { id: request.id(), expires_ns: request.expires_ns(), latest_ns });
+            }
+        }
         self.mempool.insert(request)
     }
 
@@ -595,21 +609,25 @@ impl ApplicationState {
         Ok(block)
     }
 
-    /// Whether a block on `parent` should be proposed now rather than held for the heartbeat:
-    /// the mempool holds a request the parent's chain has not included, or the parent carries
-    /// requests (the next header commits to their results, which a client's receipt needs, so
-    /// it follows at once).
-    pub fn should_propose_now(&mut self, parent: BlockDigest) -> Result<bool, Lookup> {
+    /// Whether a block on `parent` should be proposed at local time `now_ns` rather than held
+    /// for the heartbeat: the mempool holds a request the parent's chain has not included and
+    /// the block may include, or the parent changed the state (it carried requests, or forgot
+    /// expired request names): the next header commits to the new state and to the parent's
+    /// results, which receipts and proven reads wait for, so it follows at once.
+    pub fn should_propose_now(&mut self, parent: BlockDigest, now_ns: u64) -> Result<bool, Lookup> {
         match self.execute_to(parent) {
             Lookup::Ready => {}
             other => return Err(other),
         }
-        if self.block(&parent).is_some_and(|block| !block.requests.is_empty()) {
+        let state = self.tip.as_ref().expect("execute_to leaves a tip");
+        if let Some(block) = self.block(&parent)
+            && (!block.requests.is_empty() || block.header.state_digest != state.state_digest())
+        {
             return Ok(true);
         }
-        let state = self.tip.as_ref().expect("execute_to leaves a tip");
-        // The earliest timestamp a child can have: a request expired by then never will be.
-        Ok(!self.mempool.select(state.timestamp_ns() + 1, |key| state.includes(key), 1, usize::MAX).is_empty())
+        // The timestamp `propose` would give the block.
+        let timestamp_ns = now_ns.max(state.timestamp_ns() + 1);
+        Ok(!self.mempool.select(timestamp_ns, |key| state.includes(key), 1, usize::MAX).is_empty())
     }
 
     /// Judges block `digest` proposed in `view` on `parent`, at local time `now_ns`.
@@ -857,7 +875,7 @@ mod tests {
         let certify = |header: &Header, state: &ApplicationState| {
             crate::certified::sign_finalization(header, &signers, state.genesis())
         };
-        proposer.submit(accounts(&client, 1).verify(CHAIN).unwrap()).unwrap();
+        proposer.submit(accounts(&client, 1).verify(CHAIN).unwrap(), 0).unwrap();
         let first = proposer.propose(BlockContext::following(genesis_digest, 1, test_leader()), 5_000).unwrap();
         let second = proposer.propose(BlockContext::following(first.digest(), 2, test_leader()), 6_000).unwrap();
         let third = proposer.propose(BlockContext::following(second.digest(), 3, test_leader()), 7_000).unwrap();
@@ -897,14 +915,14 @@ mod tests {
     fn proposes_verifies_and_finalizes_a_chain() {
         let (mut proposer, client) = setup();
         let (mut follower, _) = setup();
-        proposer.submit(accounts(&client, 1).verify(CHAIN).unwrap()).unwrap();
+        proposer.submit(accounts(&client, 1).verify(CHAIN).unwrap(), 0).unwrap();
         let genesis = proposer.genesis_digest();
         let first = proposer.propose(BlockContext::following(genesis, 1, test_leader()), 5_000).unwrap();
         assert_eq!(first.requests.len(), 1);
 
         // The second block builds on the first before it is finalized, and does not repeat
         // the request the first included.
-        proposer.submit(transfer(&client, 2).verify(CHAIN).unwrap()).unwrap();
+        proposer.submit(transfer(&client, 2).verify(CHAIN).unwrap(), 0).unwrap();
         let second = proposer.propose(BlockContext::following(first.digest(), 2, test_leader()), 6_000).unwrap();
         assert_eq!(second.requests.iter().map(Request::id).collect::<Vec<_>>(), [2]);
 
@@ -935,7 +953,7 @@ mod tests {
         assert_eq!(outcome.height, 2);
         // A retry of a finalized request is refused with its id.
         assert_eq!(
-            proposer.submit(transfer(&client, 2).verify(CHAIN).unwrap()),
+            proposer.submit(transfer(&client, 2).verify(CHAIN).unwrap(), 0),
             Err(ChainError::DuplicateRequest { id: 2 })
         );
     }
@@ -1053,7 +1071,7 @@ mod tests {
     fn honest_validators_refuse_forged_requests_and_wrong_state_digests() {
         let (mut proposer, client) = setup();
         let (mut honest, _) = setup();
-        proposer.submit(transfer(&client, 1).verify(CHAIN).unwrap()).unwrap();
+        proposer.submit(transfer(&client, 1).verify(CHAIN).unwrap(), 0).unwrap();
         let genesis = proposer.genesis_digest();
         let context = BlockContext::following(genesis, 1, test_leader());
         let block = proposer.propose(context.clone(), 5_000).unwrap();
@@ -1113,10 +1131,10 @@ mod tests {
     #[test]
     fn restoring_the_finalized_blocks_rebuilds_the_same_state() {
         let (mut original, client) = setup();
-        original.submit(accounts(&client, 1).verify(CHAIN).unwrap()).unwrap();
+        original.submit(accounts(&client, 1).verify(CHAIN).unwrap(), 0).unwrap();
         let genesis = original.genesis_digest();
         let first = original.propose(BlockContext::following(genesis, 1, test_leader()), 2_000).unwrap();
-        original.submit(transfer(&client, 2).verify(CHAIN).unwrap()).unwrap();
+        original.submit(transfer(&client, 2).verify(CHAIN).unwrap(), 0).unwrap();
         let second = original.propose(BlockContext::following(first.digest(), 2, test_leader()), 3_000).unwrap();
         original.finalize(second.digest()).unwrap();
 
@@ -1160,12 +1178,12 @@ mod tests {
         let (mut follower, _) = setup();
         let (mut witness, _) = setup();
         let genesis = proposer.genesis_digest();
-        proposer.submit(accounts(&client, 1).verify(CHAIN).unwrap()).unwrap();
-        rival.submit(accounts(&client, 1).verify(CHAIN).unwrap()).unwrap();
+        proposer.submit(accounts(&client, 1).verify(CHAIN).unwrap(), 0).unwrap();
+        rival.submit(accounts(&client, 1).verify(CHAIN).unwrap(), 0).unwrap();
         // Two branches from genesis with different requests and timestamps.
         let a1 = rival.propose(BlockContext::following(genesis, 1, test_leader()), 2_000).unwrap();
         let b1 = proposer.propose(BlockContext::following(genesis, 2, test_leader()), 2_500).unwrap();
-        proposer.submit(transfer(&client, 3).verify(CHAIN).unwrap()).unwrap();
+        proposer.submit(transfer(&client, 3).verify(CHAIN).unwrap(), 0).unwrap();
         let b2 = proposer.propose(BlockContext::following(b1.digest(), 3, test_leader()), 3_000).unwrap();
         for block in [&a1, &b1, &b2] {
             follower.insert_block(block.clone()).unwrap();

@@ -40,7 +40,12 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("bad_signature", 401, "the request's signature does not verify for this chain, kind, id and events"),
     ("unauthorized", 401, "gateway mode: no gateway here, or a missing or wrong bearer token"),
     ("unknown_client", 403, "the client key is not listed in the genesis"),
-    ("request_not_found", 404, "no finalized request with this client and id"),
+    (
+        "request_not_found",
+        404,
+        "no finalized request with this client and id (not final yet, or included so long ago that the chain forgot its \
+         name: ten minutes past its expiry)",
+    ),
     (
         "outcome_not_held",
         404,

@@ -175,7 +175,12 @@ pub async fn request_receipt(State(api): State<ApiState>, Path((client, id)): Pa
         }
         (Ok(None), None) => Failure::not_found(
             "request_not_found",
-            format!("no finalized request {} from client {}", key.id, crate::hex::encode(key.client.as_ref())),
+            format!(
+                "no finalized request {} from client {} (not final yet, or its name was forgotten ten minutes past its \
+                 expiry)",
+                key.id,
+                crate::hex::encode(key.client.as_ref())
+            ),
         )
         .into_response(),
         (Err(error @ ChainError::OutcomeNotHeld { .. }), _) => {
@@ -202,7 +207,12 @@ pub async fn request_outcome(
         Err(_) | Ok(None) if api.health.is_halted() => Err(Failure::halted()),
         Ok(None) => Err(Failure::not_found(
             "request_not_found",
-            format!("no finalized request {} from client {}", key.id, crate::hex::encode(key.client.as_ref())),
+            format!(
+                "no finalized request {} from client {} (not final yet, or its name was forgotten ten minutes past its \
+                 expiry)",
+                key.id,
+                crate::hex::encode(key.client.as_ref())
+            ),
         )),
         Err(error @ ChainError::OutcomeNotHeld { .. }) => {
             Err(Failure::not_found("outcome_not_held", error.to_string()))
